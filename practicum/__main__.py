@@ -1,0 +1,3 @@
+from practicum.cli import main
+
+main()

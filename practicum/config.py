@@ -1,0 +1,58 @@
+"""Settings for every command: pydantic models, YAML in, resolved YAML out.
+
+Each command defines a subclass of `Settings`. A run writes `config.yaml` with every field
+resolved (defaults included), so the folder alone says how it was produced, and
+`Settings.from_yaml` reads it back for `--resume` or `--config`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from practicum.errors import ConfigError
+
+S = TypeVar("S", bound="Settings")
+
+
+class Settings(BaseModel):
+    """Base for command settings: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+    @classmethod
+    def build(cls: type[S], values: dict[str, Any] | None = None, **overrides: Any) -> S:
+        """Validate `values` updated with the non-None `overrides` (CLI flags left unset are None)."""
+        merged = dict(values or {})
+        merged.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls.model_validate(merged)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, cls.__name__), "fix the setting named above") from None
+
+    @classmethod
+    def from_yaml(cls: type[S], path: str | Path, **overrides: Any) -> S:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist", "give the path of a YAML file")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}".splitlines()[0], "fix the YAML syntax") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path} must hold a mapping of settings, not {type(values).__name__}")
+        return cls.build(values, **overrides)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _describe(exc: ValidationError, model: str) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or model
+        parts.append(f"{where}: {err['msg']}")
+    return f"invalid settings for {model}: " + "; ".join(parts)

@@ -1,0 +1,286 @@
+"""The run directory: one folder per run, written atomically, locked against a second writer.
+
+```
+runs/<name>/
+  config.yaml      resolved settings          run.json   versions, commit, seed, status, wall time
+  metrics.jsonl    one JSON object per event  pool/ checkpoints/ figures/ report.html
+```
+
+Every file is written to a temporary name, fsynced and renamed, so a crash leaves either the
+old file or the new one. `metrics.jsonl` is appended line by line; a torn last line (a crash
+mid-write) is dropped when the run is reopened.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from practicum.errors import RunError
+
+
+# ---------------------------------------------------------------- atomic writes
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n")
+
+
+def atomic_write_with(path: str | Path, writer) -> None:
+    """Atomic write for libraries that want a file name (parquet, safetensors, PNG).
+
+    `writer(tmp_path)` must write the whole file at `tmp_path`; it is then renamed over `path`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        writer(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def to_jsonable(obj: Any) -> Any:
+    """numpy / torch scalars and arrays, paths and tuples → plain JSON values; non-finite → None."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return to_jsonable(obj.item())
+    if hasattr(obj, "detach") and hasattr(obj, "tolist"):  # torch tensor, without importing torch
+        return to_jsonable(obj.detach().cpu().tolist())
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+# ---------------------------------------------------------------- the run directory
+
+class RunDir:
+    """A run folder. Use as a context manager to hold its lock while writing.
+
+    >>> with RunDir.create("runs/demo", config_yaml, seed=0) as run:
+    ...     run.log_metric({"event": "eval", "acc": 0.9})
+    ...     run.finish()
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock_handle = None
+        self._started = time.time()
+
+    # -- opening
+    @classmethod
+    def create(cls, path: str | Path, config_yaml: str, *, seed: int | None = None,
+               command: str | None = None, resume: bool = False, overwrite: bool = False) -> "RunDir":
+        """Start a run at `path`, or reopen it with `resume=True`.
+
+        A folder that already holds a run is refused unless `resume` (continue it; the
+        settings must match) or `overwrite` (start again) is given.
+        """
+        run = cls(path)
+        existing = run.config_path.exists()
+        if existing and not (resume or overwrite):
+            raise RunError(f"{run.path} already holds a run",
+                           "pass --resume to continue it, --overwrite to start again, or choose another --out")
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.acquire()
+        if existing and resume:
+            if run.config_path.read_text() != config_yaml:
+                run.release()
+                raise RunError(f"the settings differ from those {run.path} was started with",
+                               "resume with the same settings (see its config.yaml) or use --overwrite")
+            run._repair_metrics()
+            info = run.read_json("run.json", default={})
+            info.update(status="running", resumed=info.get("resumed", 0) + 1)
+            run.write_json("run.json", info)
+        else:
+            if existing and overwrite:
+                run.metrics_path.unlink(missing_ok=True)
+            atomic_write_text(run.config_path, config_yaml)
+            run.write_json("run.json", run_info(seed=seed, command=command, status="running"))
+        return run
+
+    def acquire(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path / ".lock", "a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise RunError(f"{self.path} is being written by another process",
+                           "wait for it to finish or write to another --out") from None
+        self._lock_handle = handle
+
+    def release(self) -> None:
+        if self._lock_handle is not None:
+            fcntl.flock(self._lock_handle.fileno(), fcntl.LOCK_UN)
+            self._lock_handle.close()
+            self._lock_handle = None
+
+    def __enter__(self) -> "RunDir":
+        if self._lock_handle is None:
+            self.acquire()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and self.config_path.exists():
+            status = "interrupted" if exc_type is KeyboardInterrupt else "failed"
+            self._set_status(status, error=None if exc is None else str(exc)[:500])
+        self.release()
+
+    # -- paths
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    def sub(self, name: str) -> Path:
+        """A subfolder (pool, checkpoints, figures, ...), created on demand."""
+        folder = self.path / name
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    # -- files
+    def write_json(self, name: str, obj: Any) -> Path:
+        target = self.path / name
+        atomic_write_json(target, obj)
+        return target
+
+    def read_json(self, name: str, default: Any = None) -> Any:
+        target = self.path / name
+        if not target.exists():
+            return default
+        try:
+            return json.loads(target.read_text())
+        except json.JSONDecodeError as exc:
+            raise RunError(f"{target} is not valid JSON ({exc.msg})", "delete it or rerun with --overwrite") from None
+
+    def log_metric(self, record: dict[str, Any]) -> None:
+        """Append one event to metrics.jsonl (flushed and fsynced, so a crash loses at most this line)."""
+        line = json.dumps(to_jsonable({"time": round(time.time(), 3), **record}))
+        with open(self.metrics_path, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def metrics(self, event: str | None = None) -> list[dict[str, Any]]:
+        if not self.metrics_path.exists():
+            return []
+        rows = []
+        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line from a crash
+            if event is None or row.get("event") == event:
+                rows.append(row)
+        return rows
+
+    def _repair_metrics(self) -> None:
+        if not self.metrics_path.exists():
+            return
+        text = self.metrics_path.read_text(encoding="utf-8")
+        if text and not text.endswith("\n"):
+            keep = text[: text.rfind("\n") + 1]
+            atomic_write_text(self.metrics_path, keep)
+
+    # -- status
+    def finish(self, **extra: Any) -> None:
+        self._set_status("finished", **extra)
+
+    def _set_status(self, status: str, **extra: Any) -> None:
+        info = self.read_json("run.json", default={})
+        info["status"] = status
+        info["wall_seconds"] = round(info.get("wall_seconds", 0.0) + time.time() - self._started, 3)
+        self._started = time.time()
+        info.update({k: v for k, v in extra.items() if v is not None})
+        self.write_json("run.json", info)
+
+
+def run_info(seed: int | None = None, command: str | None = None, status: str = "running") -> dict[str, Any]:
+    """Versions, git commit and the command line: what is needed to say how a run was made."""
+    from practicum import __version__
+
+    versions = {"practicum": __version__, "python": platform.python_version()}
+    for name in ("torch", "diffusers", "numpy", "scipy", "sklearn"):
+        module = sys.modules.get(name)
+        if module is not None:
+            versions[name] = getattr(module, "__version__", "?")
+    return {
+        "status": status,
+        "seed": seed,
+        "command": command if command is not None else " ".join(["practicum", *sys.argv[1:]]),
+        "versions": versions,
+        "git_commit": _git_commit(),
+        "host": platform.node(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "wall_seconds": 0.0,
+    }
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None

@@ -1,0 +1,224 @@
+"""Data sources: the built-in digits, an image folder, an npz file.
+
+Every source yields a `Dataset`: images as float32 tensors (N, C, H, W) in [-1, 1], int64
+labels, and stable string ids (the same example keeps its id across runs and machines).
+
+Splits. `train` is the only data any model may train on (the built-in generator included);
+`val` is for patience, early stopping and tuning; `test` is for reported numbers only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from practicum.errors import DataError
+
+SPLITS = ("train", "val", "test")
+
+# Fixed split of scikit-learn's 1,797 digits (8x8, 16 grey levels): stratified by class with
+# seed 0, 30 % test (540), then 15 % of the whole for validation (270), the rest train (987).
+DIGITS_TEST_FRACTION = 0.30
+DIGITS_VAL_FRACTION = 0.15
+SPLIT_SEED = 0
+
+
+@dataclass(frozen=True)
+class Dataset:
+    images: torch.Tensor  # float32 (N, C, H, W), values in [-1, 1]
+    labels: torch.Tensor  # int64 (N,)
+    ids: np.ndarray  # str (N,), unique
+    class_names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.labels)
+        if self.images.ndim != 4 or len(self.images) != n or len(self.ids) != n:
+            raise DataError(f"inconsistent dataset: {tuple(self.images.shape)} images, {n} labels, "
+                            f"{len(self.ids)} ids", "images must be (N, C, H, W) with one label and id each")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    def subset(self, index) -> "Dataset":
+        index = torch.as_tensor(np.asarray(index), dtype=torch.long)
+        return Dataset(self.images[index], self.labels[index], self.ids[index.numpy()], self.class_names)
+
+    def class_counts(self) -> np.ndarray:
+        return np.bincount(self.labels.numpy(), minlength=self.num_classes)
+
+
+# ---------------------------------------------------------------- splitting
+
+def split_indices(labels: np.ndarray, test_fraction: float = DIGITS_TEST_FRACTION,
+                  val_fraction: float = DIGITS_VAL_FRACTION, seed: int = SPLIT_SEED) -> dict[str, np.ndarray]:
+    """Stratified train/val/test indices, each sorted; deterministic for a seed."""
+    from sklearn.model_selection import train_test_split
+
+    index = np.arange(len(labels))
+    rest, test = train_test_split(index, test_size=test_fraction, stratify=labels, random_state=seed)
+    val_of_rest = val_fraction / (1.0 - test_fraction)
+    train, val = train_test_split(rest, test_size=val_of_rest, stratify=labels[rest], random_state=seed)
+    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}", f"use one of {', '.join(SPLITS)}")
+
+
+# ---------------------------------------------------------------- sources
+
+def load_digits(split: str = "train") -> Dataset:
+    """scikit-learn's bundled handwritten digits (shipped with the package, no download)."""
+    from sklearn.datasets import load_digits as sk_digits
+
+    _check_split(split)
+    bunch = sk_digits()
+    labels = bunch.target.astype(np.int64)
+    index = split_indices(labels)[split]
+    pixels = bunch.images[index].astype(np.float32)  # 0..16
+    images = torch.from_numpy(pixels / 8.0 - 1.0).unsqueeze(1)
+    ids = np.array([f"digits-{i:04d}" for i in index])
+    return Dataset(images, torch.from_numpy(labels[index]), ids, tuple(str(c) for c in range(10)))
+
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def load_image_folder(root: str | Path, split: str = "train", size: int | None = None,
+                      channels: int | None = None) -> Dataset:
+    """`root/<class>/<image>` or `root/{train,val,test}/<class>/<image>`.
+
+    Without split subfolders the folder is split like the digits (stratified, seed 0).
+    Images are resized to `size`×`size` when given (else all must share one size) and
+    converted to `channels` (1 or 3; default: 1 if every image is greyscale, else 3).
+    Ids are the paths relative to `root`.
+    """
+    from PIL import Image
+
+    _check_split(split)
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"image folder {root} does not exist", "give a folder with one subfolder per class")
+    has_splits = all((root / s).is_dir() for s in SPLITS)
+    base = root / split if has_splits else root
+    class_dirs = sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not class_dirs:
+        raise DataError(f"{base} has no class subfolders", "put the images of each class in root/<class>/")
+    files, labels = [], []
+    for label, folder in enumerate(class_dirs):
+        for path in sorted(folder.rglob("*")):
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                files.append(path)
+                labels.append(label)
+    if not files:
+        raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {base}")
+    labels_np = np.asarray(labels, dtype=np.int64)
+    if not has_splits:
+        keep = split_indices(labels_np)[split]
+        files = [files[i] for i in keep]
+        labels_np = labels_np[keep]
+    if channels is None:
+        channels = 1 if all(Image.open(f).mode in ("L", "1", "I;16") for f in files[:256]) else 3
+    if channels not in (1, 3):
+        raise DataError(f"channels must be 1 or 3, not {channels}")
+    arrays = []
+    for path in files:
+        try:
+            img = Image.open(path).convert("L" if channels == 1 else "RGB")
+        except OSError as exc:
+            raise DataError(f"cannot read image {path}: {exc}", "remove or replace the file") from None
+        if size is not None:
+            img = img.resize((size, size), Image.BILINEAR)
+        arrays.append(np.asarray(img, dtype=np.uint8))
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise DataError(f"images under {base} have different sizes {sorted(shapes)[:3]}...",
+                        "pass size=... (CLI: --image-size) to resize them")
+    stack = np.stack(arrays)
+    if stack.ndim == 3:
+        stack = stack[:, None]
+    else:
+        stack = stack.transpose(0, 3, 1, 2)
+    images = torch.from_numpy(stack.astype(np.float32) / 127.5 - 1.0)
+    ids = np.array([str(p.relative_to(root)) for p in files])
+    return Dataset(images, torch.from_numpy(labels_np), ids, tuple(p.name for p in class_dirs))
+
+
+def load_npz(path: str | Path, split: str = "train") -> Dataset:
+    """An .npz with `x` (N,H,W | N,C,H,W | N,H,W,C; uint8 0..255 or float in [-1, 1]) and `y`.
+
+    Optional keys: `ids` (unique strings), `class_names`, and `split` (strings train/val/test per
+    row); without `split` the rows are split like the digits. Never unpickles (allow_pickle=False).
+    """
+    _check_split(split)
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"npz file {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (ValueError, OSError) as exc:
+        raise DataError(f"cannot read {path} as npz without pickles: {exc}",
+                        "save string arrays as fixed-width unicode (np.str_), not objects") from None
+    for key in ("x", "y"):
+        if key not in arrays:
+            raise DataError(f"{path} has no array {key!r} (found {sorted(arrays)})", "save images as x and labels as y")
+    x, y = arrays["x"], arrays["y"]
+    if len(x) != len(y):
+        raise DataError(f"{path}: {len(x)} images but {len(y)} labels")
+    if not np.issubdtype(y.dtype, np.integer) or (y < 0).any():
+        raise DataError(f"{path}: labels y must be non-negative integers")
+    if x.ndim == 3:
+        x = x[:, None]
+    elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+        x = x.transpose(0, 3, 1, 2)
+    if x.ndim != 4:
+        raise DataError(f"{path}: x has shape {x.shape}", "use (N,H,W), (N,C,H,W) or (N,H,W,C)")
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) / 127.5 - 1.0
+    else:
+        x = x.astype(np.float32)
+        if not np.isfinite(x).all() or x.min() < -1.0001 or x.max() > 1.0001:
+            raise DataError(f"{path}: float images must be finite and in [-1, 1]", "or save them as uint8 0..255")
+    ids = arrays.get("ids")
+    ids = np.array([f"{path.stem}-{i:06d}" for i in range(len(y))]) if ids is None else ids.astype(str)
+    if len(set(ids.tolist())) != len(ids):
+        raise DataError(f"{path}: ids are not unique")
+    n_classes = int(y.max()) + 1 if len(y) else 0
+    names = arrays.get("class_names")
+    class_names = tuple(str(c) for c in names) if names is not None else tuple(str(c) for c in range(n_classes))
+    if "split" in arrays:
+        keep = np.flatnonzero(arrays["split"].astype(str) == split)
+    else:
+        keep = split_indices(y.astype(np.int64))[split]
+    return Dataset(torch.from_numpy(np.ascontiguousarray(x[keep])), torch.from_numpy(y[keep].astype(np.int64)),
+                   ids[keep], class_names)
+
+
+def load_source(spec: str, split: str = "train", **options) -> Dataset:
+    """`digits` (built-in), `folder:PATH`, `npz:PATH`, or a bare path (folder or .npz)."""
+    if spec in ("digits", "builtin", "builtin:digits"):
+        return load_digits(split)
+    kind, _, rest = spec.partition(":")
+    if kind == "folder" and rest:
+        return load_image_folder(rest, split, **options)
+    if kind == "npz" and rest:
+        return load_npz(rest, split)
+    path = Path(spec)
+    if path.is_dir():
+        return load_image_folder(path, split, **options)
+    if path.suffix == ".npz":
+        return load_npz(path, split)
+    raise DataError(f"unknown data source {spec!r}", "use 'digits', 'folder:PATH' or 'npz:PATH'")
