@@ -1,0 +1,305 @@
+"""Guidance terms: gradients on the predicted clean sample that steer the sampler.
+
+A term looks at one step's state (x_t, t, ᾱ_t, ε, x̂0, ...) and returns a `Correction`:
+- `x`:      a nudge added to x_t before the step (the normalised latent step of DP);
+- `eps`:    a correction added to ε (classifier-guidance / score form);
+- `x_prev`: a shift added to x_{t-1} after the step (MGD³'s DDPM mean shift).
+Terms compose by addition and each decides when it is active (`active(state)`), so "hard and
+diverse" is simply `guidance=(EntropyGuidance(...), ModeGuidance(...))`.
+
+The interface is open: subclass `GuidanceTerm`, implement `correction(state)` (and optionally
+`active` and `final_stats`) — e.g. a cross-entropy loss toward a target class — and pass it to
+`sample(..., guidance=[...])`; the loop does not change.
+
+Step indices. `state.index` counts loop steps 0..S-1 from the noisiest; `state.step` is the
+respaced index of the MGD³ paper, running S-1..0 (so `step = S-1-index`).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from practicum.errors import ConfigError
+
+if TYPE_CHECKING:
+    from practicum.diffusion.denoisers import Denoiser
+
+
+@dataclass
+class StepState:
+    """Everything a guidance term may look at in one step (tensors are detached)."""
+
+    denoiser: "Denoiser"
+    index: int  # 0..S-1, noisiest first
+    num_steps: int
+    t: int  # the training timestep of this step
+    alpha_bar: float  # ᾱ_t
+    alpha_bar_prev: float  # ᾱ of the next (less noisy) step; 1 after the last
+    sigma: torch.Tensor  # (B, 1, 1, 1) std of the noise the step adds (0 for DDIM η=0)
+    x_t: torch.Tensor
+    eps: torch.Tensor  # the (CFG-combined) noise prediction at x_t
+    x0: torch.Tensor  # x̂0 = (x_t − √(1−ᾱ_t) ε) / √ᾱ_t, unclipped
+    cond: torch.Tensor | None  # the conditional branch's condition (no CFG)
+    labels: torch.Tensor  # class ids of the batch
+    rows: torch.Tensor  # which rows of the caller's batch these are (retries redraw a subset)
+    scheduler: str  # "ddim" | "ddpm"
+
+    @property
+    def step(self) -> int:
+        """MGD³'s respaced index i: S-1 at the first (noisiest) step, 0 at the last."""
+        return self.num_steps - 1 - self.index
+
+
+@dataclass
+class Correction:
+    x: torch.Tensor | None = None
+    eps: torch.Tensor | None = None
+    x_prev: torch.Tensor | None = None
+
+
+class GuidanceTerm(ABC):
+    """Base class of a guidance term. Subclasses implement `correction`."""
+
+    name = "guidance"
+
+    def active(self, state: StepState) -> bool:
+        return True
+
+    @abstractmethod
+    def correction(self, state: StepState) -> Correction:
+        """The term's contribution at this step (called only when `active(state)`)."""
+
+    def final_stats(self, denoiser: "Denoiser", images: torch.Tensor, z0: torch.Tensor,
+                    rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-sample statistics of the finished samples (reported in SampleOutput.stats)."""
+        return {}
+
+    def settings(self) -> dict[str, Any]:
+        """Plain values describing the term (stored with generated data)."""
+        return {"name": self.name}
+
+
+# ---------------------------------------------------------------- entropy guidance (Deliberate Practice)
+
+def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """H(softmax(logits)) per row, in nats."""
+    logp = F.log_softmax(logits.float(), dim=-1)
+    return -(logp.exp() * logp).sum(dim=-1)
+
+
+def prepare_for_classifier(images: torch.Tensor, size: tuple[int, int] | None, clamp: bool = True) -> torch.Tensor:
+    """Decoded images → the classifier's input: clamped to [-1, 1], resized (antialiased) if needed."""
+    if clamp:
+        images = images.clamp(-1, 1)
+    if size is not None and tuple(images.shape[-2:]) != tuple(size):
+        downsizing = images.shape[-2] > size[0] or images.shape[-1] > size[1]
+        images = F.interpolate(images, size=tuple(size), mode="bilinear", align_corners=False,
+                               antialias=downsizing)
+    return images
+
+
+class _frozen_eval:
+    """Context: the classifier in eval mode with frozen parameters; restored afterwards."""
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+
+    def __enter__(self):
+        self.training = self.module.training
+        self.grads = [p.requires_grad for p in self.module.parameters()]
+        self.module.eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        return self.module
+
+    def __exit__(self, *exc):
+        self.module.train(self.training)
+        for p, g in zip(self.module.parameters(), self.grads):
+            p.requires_grad_(g)
+
+
+class EntropyGuidance(GuidanceTerm):
+    """Raise (ω > 0) or lower (ω < 0) the classifier's predictive entropy of x̂0 (DP, spec §2).
+
+    Parameters
+    ----------
+    classifier : nn.Module mapping images in [-1, 1] (decoded space) to logits. Pass the model
+        whose accuracy is validated (the learner's eval/EMA copy); it is put in eval mode with
+        frozen parameters during guidance and restored afterwards.
+    omega : guidance strength ω.
+    every : guide at loop steps i with i mod every == 0 (DP default 5; 1 = every step).
+    form : "latent" (default) — z_t ← z_t + ω ‖z_t‖ g/(‖g‖+1e-8) per sample, then the step
+        with the unguided ε; or "score" — ε̃ = ε − ω √(1−ᾱ_t) g (Dhariwal–Nichol convention;
+        ω is on a different scale). g = ∇_{z_t} H, per sample (the sum of entropies is
+        differentiated, so rows do not interact).
+    through : "full" — the gradient flows through the learner, the decoder and a fresh
+        conditional denoiser pass (no CFG), as in the paper; "learner" — ε is held fixed, so
+        only the decoder and learner are differentiated (cheaper: no extra denoiser pass).
+    normalize : per-sample gradient normalisation; None = the form's default (latent: on,
+        score: off).
+    x0_blend : feed √(1−ᾱ)·x̂0 + (1−√(1−ᾱ))·z_t to the decoder instead of x̂0; None = the form's
+        default (latent: on, score: off).
+    input_size : (H, W) the classifier expects; decoded images are resized when they differ.
+    start, stop : only guide loop steps start <= i < stop (None = no bound).
+    """
+
+    name = "entropy"
+
+    def __init__(self, classifier: nn.Module, omega: float = 0.05, *, every: int = 5,
+                 form: Literal["latent", "score"] = "latent", through: Literal["full", "learner"] = "full",
+                 normalize: bool | None = None, x0_blend: bool | None = None,
+                 input_size: tuple[int, int] | None = None, clamp: bool = True,
+                 start: int | None = None, stop: int | None = None):
+        if form not in ("latent", "score"):
+            raise ConfigError(f"unknown entropy guidance form {form!r}", "use 'latent' or 'score'")
+        if through not in ("full", "learner"):
+            raise ConfigError(f"unknown gradient path {through!r}", "use 'full' or 'learner'")
+        if int(every) < 1:
+            raise ConfigError(f"guidance every={every} must be at least 1")
+        if not math.isfinite(float(omega)):
+            raise ConfigError(f"omega={omega} is not a finite number")
+        self.classifier = classifier
+        self.omega = float(omega)
+        self.every = int(every)
+        self.form = form
+        self.through = through
+        self.normalize = (form == "latent") if normalize is None else bool(normalize)
+        self.x0_blend = (form == "latent") if x0_blend is None else bool(x0_blend)
+        self.input_size = None if input_size is None else tuple(int(s) for s in input_size)
+        self.clamp = clamp
+        self.start, self.stop = start, stop
+
+    def active(self, state: StepState) -> bool:
+        if self.omega == 0.0 or state.index % self.every != 0:
+            return False
+        if self.start is not None and state.index < self.start:
+            return False
+        return self.stop is None or state.index < self.stop
+
+    def entropy(self, images: torch.Tensor) -> torch.Tensor:
+        """The classifier's entropy per image (images in [-1, 1], decoded space)."""
+        return entropy_from_logits(self.classifier(prepare_for_classifier(images, self.input_size, self.clamp)))
+
+    def gradient(self, state: StepState) -> torch.Tensor:
+        """g = ∇_{x_t} Σ_b H_b (row b is the gradient of sample b's entropy)."""
+        den = state.denoiser
+        ab = state.alpha_bar
+        with torch.enable_grad(), _frozen_eval(self.classifier):
+            z = state.x_t.detach().clone().requires_grad_(True)
+            if self.through == "full":
+                eps = den(z, state.t, state.cond)
+            else:
+                eps = state.eps.detach()
+            x0 = (z - math.sqrt(1 - ab) * eps) / math.sqrt(ab)
+            if self.x0_blend:
+                c = math.sqrt(1 - ab)
+                x0 = c * x0 + (1 - c) * z
+            h = self.entropy(den.decode(x0)).sum()
+            (grad,) = torch.autograd.grad(h, z)
+        return grad.detach()
+
+    def correction(self, state: StepState) -> Correction:
+        g = self.gradient(state)
+        if self.normalize:
+            g = g / (_row_norm(g) + 1e-8)
+        if self.form == "latent":
+            scale = _row_norm(state.x_t) if self.normalize else 1.0
+            return Correction(x=self.omega * scale * g)
+        return Correction(eps=-self.omega * math.sqrt(1 - state.alpha_bar) * g)
+
+    def final_stats(self, denoiser, images, z0, rows):
+        with torch.no_grad(), _frozen_eval(self.classifier):
+            return {"entropy": self.entropy(images).float()}
+
+    def settings(self) -> dict[str, Any]:
+        return {"name": self.name, "omega": self.omega, "every": self.every, "form": self.form,
+                "through": self.through, "normalize": self.normalize, "x0_blend": self.x0_blend}
+
+
+def _row_norm(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(1).norm(dim=1).view(-1, *[1] * (x.ndim - 1))
+
+
+# ---------------------------------------------------------------- mode guidance (MGD³)
+
+class ModeGuidance(GuidanceTerm):
+    """Pull x̂0 toward an assigned mode m, only while the respaced index i > t_stop (MGD³ §3–4).
+
+    Parameters
+    ----------
+    modes : (B, *sample_shape), one mode per sample, in the denoiser's `encode` space.
+    lam : strength λ (the direction is toward the mode: the paper's Eq. 6 sign is corrected).
+    t_stop : guide while `state.step > t_stop` (step runs S-1..0); with S = 50 and t_stop = 25
+        that is 24 steps. t_stop = S-1 (or more) never guides; t_stop = -1 guides every step.
+    form : "mean" — x_{t-1} += λ σ_t (m − x̂0), the DDPM form of the official DiT code, σ_t the
+        step's std; "eps" — ε̂ = ε − √(1−ᾱ_t) λ (m − x̂0), the DDIM form (Algorithm 1);
+        "prev" — x_{t-1} += λ √ᾱ_t (m − x̂0) (the reference code's DDIM variant);
+        "auto" (default) — "mean" under the DDPM sampler, "eps" under DDIM.
+    """
+
+    name = "mode"
+
+    def __init__(self, modes: torch.Tensor, lam: float = 0.1, t_stop: int = 25,
+                 form: Literal["auto", "mean", "eps", "prev"] = "auto"):
+        if form not in ("auto", "mean", "eps", "prev"):
+            raise ConfigError(f"unknown mode guidance form {form!r}", "use 'auto', 'mean', 'eps' or 'prev'")
+        self.modes = torch.as_tensor(modes).detach()
+        self.lam = float(lam)
+        self.t_stop = int(t_stop)
+        self.form = form
+
+    def active(self, state: StepState) -> bool:
+        return self.lam != 0.0 and state.step > self.t_stop
+
+    def _direction(self, state: StepState) -> torch.Tensor:
+        if self.modes.shape[1:] != state.x0.shape[1:]:
+            raise ConfigError(f"modes have shape {tuple(self.modes.shape[1:])} but samples {tuple(state.x0.shape[1:])}",
+                              "give modes in the denoiser's encode() space")
+        modes = self.modes.to(state.x0.device, state.x0.dtype)[state.rows.to(self.modes.device)]
+        return modes - state.x0
+
+    def correction(self, state: StepState) -> Correction:
+        g = self._direction(state)
+        form = self.form if self.form != "auto" else ("mean" if state.scheduler == "ddpm" else "eps")
+        if form == "mean":
+            return Correction(x_prev=self.lam * state.sigma * g)
+        if form == "eps":
+            return Correction(eps=-math.sqrt(1 - state.alpha_bar) * self.lam * g)
+        return Correction(x_prev=self.lam * math.sqrt(state.alpha_bar) * g)
+
+    def final_stats(self, denoiser, images, z0, rows):
+        modes = self.modes.to(z0.device, z0.dtype)[rows.to(self.modes.device)]
+        return {"mode_distance": (z0 - modes).flatten(1).norm(dim=1).float()}
+
+    def settings(self) -> dict[str, Any]:
+        return {"name": self.name, "lam": self.lam, "t_stop": self.t_stop, "form": self.form}
+
+
+@dataclass
+class ClassGuidance(GuidanceTerm):
+    """Example of a user term: push x̂0 toward `target` classes of a classifier (cross-entropy).
+
+    Shown as the open-interface example; uses the learner-only gradient and the score form.
+    """
+
+    classifier: nn.Module
+    target: torch.Tensor
+    scale: float = 1.0
+    name: str = field(default="class", init=False)
+
+    def correction(self, state: StepState) -> Correction:
+        with torch.enable_grad(), _frozen_eval(self.classifier):
+            z = state.x_t.detach().clone().requires_grad_(True)
+            x0 = (z - math.sqrt(1 - state.alpha_bar) * state.eps) / math.sqrt(state.alpha_bar)
+            logits = self.classifier(state.denoiser.decode(x0).clamp(-1, 1))
+            target = torch.as_tensor(self.target, device=logits.device)[state.rows.to(logits.device)]
+            logp = F.log_softmax(logits, dim=-1).gather(1, target.view(-1, 1)).sum()
+            (grad,) = torch.autograd.grad(logp, z)
+        return Correction(eps=-self.scale * math.sqrt(1 - state.alpha_bar) * grad)
