@@ -1,0 +1,128 @@
+"""Built-in learner networks for small images, and the registry that names them.
+
+`build_model("cnn", num_classes, image_shape)` gives a small conv net suited to 8x8-32x32
+images; `"mlp"` a two-hidden-layer perceptron. Anything that is an `nn.Module` mapping
+(N, C, H, W) images in [-1, 1] to (N, num_classes) logits can be used as a learner instead.
+
+Another module can add an architecture with `register_arch(name)`; the model returned by
+`build_model` remembers how it was built (`model.practicum_spec`), so a saved learner can be
+rebuilt without the caller naming its architecture again.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from practicum.errors import ConfigError
+
+# name -> builder(num_classes, image_shape, width) -> nn.Module
+ARCHS: dict[str, Callable[..., nn.Module]] = {}
+
+# Architectures that live in their own (optional) module and register on import.
+_LAZY_ARCH_MODULES = ("practicum.learn.resnet",)
+
+
+def register_arch(name: str):
+    """Decorator: `@register_arch("resnet18") def build(num_classes, image_shape, width=None)`."""
+
+    def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        ARCHS[name] = builder
+        return builder
+
+    return wrap
+
+
+class MLP(nn.Module):
+    def __init__(self, num_classes: int, image_shape: tuple[int, int, int], width: int = 256):
+        super().__init__()
+        c, h, w = image_shape
+        self.net = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(c * h * w, width), nn.ReLU(),
+            nn.Linear(width, width), nn.ReLU(),
+            nn.Linear(width, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def _conv_block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+
+class SmallCNN(nn.Module):
+    """conv-conv (pool) conv-conv, global average pool, linear.
+
+    Extra stride-2 pooling stages are added until the feature map is at most 8x8, so the same
+    builder serves 8x8 digits and 32x32 images at similar cost per output pixel.
+    """
+
+    def __init__(self, num_classes: int, image_shape: tuple[int, int, int], width: int = 32):
+        super().__init__()
+        c, h, w = image_shape
+        layers: list[nn.Module] = [_conv_block(c, width)]
+        size = max(h, w)
+        while size > 8:  # downsample big inputs early
+            layers += [_conv_block(width, width), nn.MaxPool2d(2)]
+            size //= 2
+        layers += [_conv_block(width, width), nn.MaxPool2d(2) if size >= 4 else nn.Identity(),
+                   _conv_block(width, 2 * width), _conv_block(2 * width, 2 * width),
+                   nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(2 * width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+@register_arch("mlp")
+def _build_mlp(num_classes: int, image_shape: tuple[int, int, int], width: int | None = None) -> nn.Module:
+    return MLP(num_classes, image_shape, width or 256)
+
+
+@register_arch("cnn")
+def _build_cnn(num_classes: int, image_shape: tuple[int, int, int], width: int | None = None) -> nn.Module:
+    return SmallCNN(num_classes, image_shape, width or 32)
+
+
+def _load_lazy_archs() -> None:
+    for name in _LAZY_ARCH_MODULES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:
+            found = False
+        if found:
+            importlib.import_module(name)
+
+
+def build_model(arch: str = "cnn", num_classes: int = 10, image_shape: tuple[int, int, int] = (1, 8, 8),
+                width: int | None = None, seed: int | None = None) -> nn.Module:
+    """A fresh learner network; with `seed`, its initial weights depend only on the seed."""
+    if arch not in ARCHS:
+        _load_lazy_archs()
+    if arch not in ARCHS:
+        raise ConfigError(f"unknown learner architecture {arch!r}", f"use one of {', '.join(sorted(ARCHS))}")
+    if num_classes < 2:
+        raise ConfigError(f"a classifier needs at least 2 classes, not {num_classes}")
+    image_shape = tuple(int(v) for v in image_shape)
+    if len(image_shape) != 3 or min(image_shape) < 1:
+        raise ConfigError(f"image_shape must be (channels, height, width), not {image_shape}")
+    if seed is None:
+        model = ARCHS[arch](num_classes, image_shape, width)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = ARCHS[arch](num_classes, image_shape, width)
+    model.practicum_spec = {"arch": arch, "num_classes": num_classes, "image_shape": list(image_shape),
+                            "width": width}
+    return model
+
+
+def model_from_spec(spec: dict) -> nn.Module:
+    return build_model(spec["arch"], spec["num_classes"], tuple(spec["image_shape"]), spec.get("width"))
