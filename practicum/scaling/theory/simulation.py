@@ -1,0 +1,223 @@
+"""Monte-Carlo of teacher–student pruning: the DP ridge setting and Sorscher et al.'s max-margin one.
+
+x ~ N(0, I_d), y = sign(w0·x). By rotation invariance we put the teacher on the first axis and
+the selection direction in the first two, w_s = ρ·e1 + √(1−ρ²)·e2, which changes nothing in
+distribution and saves a d×d rotation per trial. A trial draws a pool of n examples, keeps some
+along t = x·w_s, trains a learner on the kept ones and returns the exact test error
+arccos(cos∠(ŵ, w0))/π.
+
+Selection (`selection=`):
+* `"threshold"` (default, the DP theorem's setting): keep each example with probability q(t)
+  of the rule at its population threshold, so the kept count is random with mean p·n;
+* `"rank"` (Sorscher et al.): keep exactly round(p·n) examples, those with the smallest
+  margins |t| (keep-hard), the largest (keep-easy) or a uniform subset (random).
+
+Learners: `ridge` (DP: ŵ = (XᵀDX/n + λI)⁻¹XᵀDY/n, normalised by the *pool* size n),
+`max-margin` (Sorscher: hard-margin SVM through the origin, approximated by liblinear's
+hinge-loss dual with a large C), `perceptron` (the classic online rule through the origin) and
+`logistic` (weakly L2-regularised logistic regression, Sorscher's stand-in for max-margin).
+
+Ridge trials stream the pool in chunks and accumulate XᵀDX, so memory stays O(d²) whatever n.
+Each trial has its own seed (from `shard_seed`), so results do not depend on the executor.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from practicum.engine import get_executor, shard_seed
+from practicum.errors import ConfigError
+from practicum.scaling.theory.closed_form import Rule
+
+LEARNERS = ("ridge", "max-margin", "perceptron", "logistic")
+SELECTIONS = ("threshold", "rank")
+_CHUNK = 4096  # rows generated at a time by the streaming ridge trial
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One Monte-Carlo trial: everything needed to reproduce it, including its seed."""
+
+    rule: str
+    p: float
+    rho: float
+    d: int
+    n: int
+    learner: str = "ridge"
+    lam: float = 1e-2
+    selection: str = "threshold"
+    sharpness: float = 4.0
+    seed: int = 0
+
+
+@dataclass
+class MonteCarlo:
+    """Test errors over seeds with a Student-t confidence interval of the mean."""
+
+    errors: np.ndarray
+    kept: np.ndarray
+    confidence: float = 0.95
+    mean: float = field(init=False)
+    std: float = field(init=False)
+    ci_low: float = field(init=False)
+    ci_high: float = field(init=False)
+
+    def __post_init__(self):
+        e = np.asarray(self.errors, dtype=float)
+        self.mean = float(e.mean())
+        self.std = float(e.std(ddof=1)) if e.size > 1 else 0.0
+        if e.size > 1:
+            half = stats.t.ppf(0.5 + self.confidence / 2, e.size - 1) * self.std / math.sqrt(e.size)
+        else:
+            half = float("nan")
+        self.ci_low, self.ci_high = self.mean - half, self.mean + half
+
+    def as_dict(self) -> dict:
+        return {"mean": self.mean, "std": self.std, "ci_low": self.ci_low, "ci_high": self.ci_high,
+                "seeds": int(len(self.errors)), "mean_kept": float(np.mean(self.kept))}
+
+
+def _validate(trial: Trial) -> None:
+    if trial.learner not in LEARNERS:
+        raise ConfigError(f"unknown learner {trial.learner!r}", f"use one of {', '.join(LEARNERS)}")
+    if trial.selection not in SELECTIONS:
+        raise ConfigError(f"unknown selection {trial.selection!r}", f"use one of {', '.join(SELECTIONS)}")
+    if not -1.0 <= trial.rho <= 1.0:
+        raise ConfigError(f"correlation ρ = {trial.rho} must lie in [−1, 1]", "e.g. 0.9, or cos(θ) for a probe angle θ")
+    if trial.d < 2 or trial.n < 1:
+        raise ConfigError(f"need d ≥ 2 and n ≥ 1 (got d = {trial.d}, n = {trial.n})", "give a larger d or n")
+    if trial.learner == "ridge" and trial.lam <= 0:
+        raise ConfigError(f"ridge λ = {trial.lam} must be > 0", "use e.g. 1e-2")
+
+
+def _draw(rng: np.random.Generator, rows: int, d: int, rho: float):
+    x = rng.standard_normal((rows, d))
+    t = rho * x[:, 0] + math.sqrt(max(0.0, 1.0 - rho * rho)) * x[:, 1]
+    y = np.where(x[:, 0] >= 0, 1.0, -1.0)
+    return x, t, y
+
+
+def _keep_mask(rng: np.random.Generator, rule: Rule, t: np.ndarray, selection: str) -> np.ndarray:
+    if selection == "threshold" or rule.name == "none":
+        q = rule.keep_probability(t)
+        if rule.name in ("keep-hard", "keep-easy", "none"):
+            return q > 0.5  # deterministic rules: q ∈ {0, 1}
+        return rng.random(t.shape[0]) < q
+    k = int(round(rule.p * t.shape[0]))
+    order = {"keep-hard": lambda: np.argsort(np.abs(t), kind="stable"),
+             "keep-easy": lambda: np.argsort(-np.abs(t), kind="stable"),
+             "soft": lambda: np.argsort(rng.random(t.shape[0]) / np.maximum(rule.keep_probability(t), 1e-300)),
+             "random": lambda: rng.permutation(t.shape[0])}[rule.name]()
+    mask = np.zeros(t.shape[0], dtype=bool)
+    mask[order[:k]] = True
+    return mask
+
+
+def angle_error(w: np.ndarray) -> float:
+    """arccos(cos∠(w, e1))/π: the exact test error of a linear classifier sign(w·x) for teacher e1."""
+    norm = float(np.linalg.norm(w))
+    if norm == 0.0 or not np.isfinite(norm):
+        return 0.5
+    return math.acos(float(np.clip(w[0] / norm, -1.0, 1.0))) / math.pi
+
+
+def _ridge_streaming(trial: Trial, rule: Rule, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    d = trial.d
+    gram = np.zeros((d, d))
+    xty = np.zeros(d)
+    kept = 0
+    if trial.selection == "rank":  # exact ranks need the whole pool at once
+        x, t, y = _draw(rng, trial.n, d, trial.rho)
+        mask = _keep_mask(rng, rule, t, "rank")
+        xk, yk = x[mask], y[mask]
+        gram, xty, kept = xk.T @ xk, xk.T @ yk, int(mask.sum())
+    else:
+        for start in range(0, trial.n, _CHUNK):
+            x, t, y = _draw(rng, min(_CHUNK, trial.n - start), d, trial.rho)
+            mask = _keep_mask(rng, rule, t, "threshold")
+            xk = x[mask]
+            gram += xk.T @ xk
+            xty += xk.T @ y[mask]
+            kept += int(mask.sum())
+    a = gram / trial.n + trial.lam * np.eye(d)
+    return np.linalg.solve(a, xty / trial.n), kept
+
+
+def _fit_classifier(learner: str, x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
+    if len(np.unique(y)) < 2:  # one class: no margin to maximise; use the Hebbian direction
+        return (y[:, None] * x).sum(axis=0) if len(y) else np.zeros(x.shape[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # liblinear's "did not converge" at huge C is expected
+        if learner == "max-margin":
+            from sklearn.svm import LinearSVC
+
+            model = LinearSVC(C=1e4, loss="hinge", dual=True, fit_intercept=False, tol=1e-6, max_iter=50_000,
+                              random_state=seed % (2 ** 31))
+        elif learner == "logistic":
+            from sklearn.linear_model import LogisticRegression
+
+            model = LogisticRegression(C=1e3, fit_intercept=False, max_iter=5_000, tol=1e-8)
+        else:
+            from sklearn.linear_model import Perceptron
+
+            model = Perceptron(fit_intercept=False, max_iter=1_000, tol=None, shuffle=True,
+                               random_state=seed % (2 ** 31))
+        model.fit(x, y)
+    return np.asarray(model.coef_, dtype=float).ravel()
+
+
+def run_trial(trial: Trial) -> tuple[float, int]:
+    """(test error, kept count) of one trial. Top-level, so executors can ship it to workers."""
+    _validate(trial)
+    rule = Rule(trial.rule, trial.p, trial.sharpness)
+    rng = np.random.default_rng(trial.seed)
+    if trial.learner == "ridge":
+        w, kept = _ridge_streaming(trial, rule, rng)
+        return angle_error(w), kept
+    x, t, y = _draw(rng, trial.n, trial.d, trial.rho)
+    mask = _keep_mask(rng, rule, t, trial.selection)
+    w = _fit_classifier(trial.learner, x[mask], y[mask], trial.seed)
+    return angle_error(w), int(mask.sum())
+
+
+def trials_for(point: dict, seeds: int, seed: int, point_index: int) -> list[Trial]:
+    """The seeded trials of one (rule, p, ρ, d, n, ...) point; seeds from (seed, point, repetition)."""
+    return [Trial(**point, seed=shard_seed(seed, point_index, k)) for k in range(seeds)]
+
+
+def simulate_points(points: list[dict], *, seeds: int = 5, seed: int = 0, engine: str = "local",
+                    description: str = "Monte-Carlo", confidence: float = 0.95) -> list[MonteCarlo]:
+    """Monte-Carlo for many points at once: every (point, repetition) is one executor item."""
+    if seeds < 1:
+        raise ConfigError(f"seeds = {seeds} must be ≥ 1", "use e.g. 5")
+    items = [trial for i, point in enumerate(points) for trial in trials_for(point, seeds, seed, i)]
+    for trial in items[:: max(1, seeds)]:
+        _validate(trial)
+    results = get_executor(engine).map(run_trial, items, description=description)
+    out = []
+    for i in range(len(points)):
+        chunk = results[i * seeds:(i + 1) * seeds]
+        out.append(MonteCarlo(np.array([e for e, _ in chunk]), np.array([k for _, k in chunk]), confidence))
+    return out
+
+
+def simulate(rule: str, p: float, rho: float, d: int, n: int, *, learner: str = "ridge", lam: float = 1e-2,
+             selection: str = "threshold", sharpness: float = 4.0, seeds: int = 5, seed: int = 0,
+             engine: str = "local") -> MonteCarlo:
+    """Monte-Carlo test error of one setting over `seeds` independent pools."""
+    point = dict(rule=rule, p=p, rho=rho, d=d, n=n, learner=learner, lam=lam, selection=selection,
+                 sharpness=sharpness)
+    return simulate_points([point], seeds=seeds, seed=seed, engine=engine)[0]
+
+
+def sorscher_point(alpha_tot: float, f: float, rule: str, *, N: int = 100, theta: float = 0.0,
+                   learner: str = "max-margin") -> dict:
+    """Sorscher et al.'s setting as a point: P = α_tot·N examples, keep the fraction f by margin
+    rank along a probe at angle θ (radians) from the teacher, train a max-margin student."""
+    return dict(rule=rule, p=f, rho=math.cos(theta), d=N, n=int(round(alpha_tot * N)), learner=learner,
+                lam=1e-2, selection="rank")
