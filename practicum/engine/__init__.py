@@ -5,29 +5,81 @@ written as `executor.map(fn, items)` where `fn` is a top-level (picklable) funct
 item and each item carries its own seed from `shard_seed(seed, round, shard)`. The result
 depends only on the items, never on which worker ran them or in what order, so the local and
 the Ray executor give the same bytes.
+
+Two kinds of work:
+
+- independent runs: `executor.map(fn, items)` calls `fn(item)` (Ray: one task per item);
+- model-holding work: `executor.map(fn, items, setup=load_model)` calls `state = setup()` once
+  per worker and then `fn(state, item)` (Ray: Ray Data `map_batches` over an actor pool, so a
+  model is loaded once per actor, not once per shard). `state` must be read-only.
+
+`executor.imap(...)` takes the same arguments and yields `(position, result)` as items finish,
+which is what `run_shards` uses to write each shard the moment it exists.
+
+Identical bytes need identical process state, so every item runs with the same torch thread
+count (`threads`: the driver's `torch.get_num_threads()` unless given, or `PRACTICUM_THREADS`)
+and with the global generators seeded from its position (see `practicum.engine.worker`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
+from practicum.engine.worker import GlobalStateGuard, driver_threads, run_item, run_setup
 from practicum.errors import ConfigError
-from practicum.log import progress
+from practicum.log import progress_bar
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 ENGINES = ("local", "ray")
+THREADS_ENV = "PRACTICUM_THREADS"
 
 
 class Executor(Protocol):
     name: str
 
-    def map(self, fn: Callable[[T], R], items: Sequence[T], *, description: str = "work") -> list[R]:
-        """`[fn(item) for item in items]`, in the order of `items`."""
+    def map(self, fn: Callable[..., R], items: Sequence[Any], *, setup: Callable[[], Any] | None = None,
+            description: str = "work") -> list[R]:
+        """`[fn(item) for item in items]` (or `fn(state, item)` with `setup`), in the order of `items`."""
         ...
+
+    def imap(self, fn: Callable[..., R], items: Sequence[Any], *, setup: Callable[[], Any] | None = None,
+             description: str = "work", positions: Sequence[int] | None = None) -> Iterator[tuple[int, R]]:
+        """`(position, result)` pairs as items finish (any order)."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+def resolve_threads(threads: int | None) -> int:
+    """Torch threads per item: the argument, else `PRACTICUM_THREADS`, else the driver's count."""
+    if threads is None:
+        text = os.environ.get(THREADS_ENV)
+        if text:
+            try:
+                threads = int(text)
+            except ValueError:
+                raise ConfigError(f"{THREADS_ENV}={text!r} is not a whole number",
+                                  f"set {THREADS_ENV} to a positive integer such as 1") from None
+        else:
+            threads = driver_threads()
+    if threads < 1:
+        raise ConfigError(f"threads per item must be at least 1, got {threads}", f"use 1 or more ({THREADS_ENV})")
+    return threads
+
+
+def check_positions(items: Sequence[Any], positions: Sequence[int] | None) -> list[int]:
+    if positions is None:
+        return list(range(len(items)))
+    positions = [int(p) for p in positions]
+    if len(positions) != len(items):
+        raise ConfigError(f"got {len(positions)} positions for {len(items)} items", "give one position per item")
+    return positions
 
 
 class LocalExecutor:
@@ -35,14 +87,49 @@ class LocalExecutor:
 
     name = "local"
 
-    def map(self, fn: Callable[[T], R], items: Sequence[T], *, description: str = "work") -> list[R]:
-        return [fn(item) for item in progress(items, description)]
+    def __init__(self, threads: int | None = None):
+        self.threads = threads
+
+    def map(self, fn: Callable[..., R], items: Sequence[Any], *, setup: Callable[[], Any] | None = None,
+            description: str = "work") -> list[R]:
+        return [result for _, result in self.imap(fn, items, setup=setup, description=description)]
+
+    def imap(self, fn: Callable[..., R], items: Sequence[Any], *, setup: Callable[[], Any] | None = None,
+             description: str = "work", positions: Sequence[int] | None = None) -> Iterator[tuple[int, R]]:
+        positions = check_positions(items, positions)
+        threads = resolve_threads(self.threads)
+        if not items:
+            return
+        with GlobalStateGuard(), progress_bar(description, len(items)) as advance:
+            state = run_setup(setup, threads) if setup is not None else None
+            for position, item in zip(positions, items):
+                outcome = run_item(fn, item, position, threads, state=state, with_state=setup is not None)
+                advance()
+                yield position, outcome.unwrap()
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "LocalExecutor":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
 
 def get_executor(name: str = "local", **options: Any) -> Executor:
-    """`local` (default) or `ray` (needs the `practicum[ray]` extra; `RAY_ADDRESS` picks a cluster)."""
+    """`local` (default) or `ray` (needs the `practicum[ray]` extra; `RAY_ADDRESS` picks a cluster).
+
+    Options: `threads` for both; the Ray executor also takes `address`, `num_cpus`, `num_gpus`,
+    `cpus_per_task`, `gpus_per_task`, `cpus_per_actor`, `gpus_per_actor`, `actors`, `max_retries`
+    (see `RayExecutor`), each also settable as a `PRACTICUM_RAY_<NAME>` environment variable.
+    """
     if name == "local":
-        return LocalExecutor()
+        unknown = set(options) - {"threads"}
+        if unknown:
+            raise ConfigError(f"the local engine takes no option {', '.join(sorted(unknown))}",
+                              "only `threads` applies to --engine local")
+        return LocalExecutor(**options)
     if name == "ray":
         from practicum.engine.ray_executor import RayExecutor
 
@@ -56,4 +143,9 @@ def shard_seed(seed: int, round_index: int = 0, shard: int = 0) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-__all__ = ["ENGINES", "Executor", "LocalExecutor", "get_executor", "shard_seed"]
+from practicum.engine.shards import read_shards, run_shards, shard_paths  # noqa: E402  (uses Executor)
+
+__all__ = [
+    "ENGINES", "Executor", "LocalExecutor", "THREADS_ENV", "get_executor", "read_shards", "resolve_threads",
+    "run_shards", "shard_paths", "shard_seed",
+]

@@ -1,0 +1,262 @@
+"""The Ray executor: the same `map` as the local one, spread over the cores, GPUs and nodes of a Ray cluster.
+
+- `map(fn, items)`: one Ray task per item, retried if its worker dies (`max_retries`).
+- `map(fn, items, setup=load_model)`: Ray Data `map_batches` over a pool of actors, each of
+  which calls `setup()` once and then `fn(state, item)` for the items it is given, so a model
+  is loaded once per actor. Killed actors are restarted and their items run again.
+
+Where Ray runs: `address` (or `RAY_ADDRESS`) connects to a running cluster (`ray start
+--head` on one machine, `ray start --address=HEAD:6379` on the others); without one a private
+local instance is started (never someone else's) and shut down on `close()` or at exit.
+
+Resources: a task asks for `cpus_per_task` CPUs and `gpus_per_task` GPUs, an actor for
+`cpus_per_actor` and `gpus_per_actor`; fractions are allowed (0.5 CPU packs two per core, which
+is what keeps a 2-core machine from deadlocking when work is nested). CPUs default to the
+torch threads each item runs with (see `practicum.engine`), capped at the largest node, so
+threads are not oversubscribed. Every option can also be set as `PRACTICUM_RAY_<OPTION>`
+(e.g. `PRACTICUM_RAY_GPUS_PER_ACTOR=1`), which is how `--engine ray` on any command is tuned.
+
+Items and results travel between processes pickled by Ray, so `fn`, `setup`, the items and
+the results must be picklable, and `fn`/`setup` importable on the workers (practicum installed
+on every node; on a local instance the driver's `sys.path` is passed to the workers).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from practicum.engine import check_positions, resolve_threads
+from practicum.engine.worker import Outcome, run_item, run_setup
+from practicum.errors import ConfigError, RunError
+from practicum.log import logger, progress_bar
+
+ENV_PREFIX = "PRACTICUM_RAY_"
+_FLOAT_OPTIONS = ("cpus_per_task", "gpus_per_task", "cpus_per_actor", "gpus_per_actor")
+_INT_OPTIONS = ("num_cpus", "num_gpus", "actors", "max_retries", "object_store_memory")
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--engine ray needs Ray, which is not installed",
+                          "pip install 'practicum[ray]' (or pip install 'ray[data]')") from None
+    return ray
+
+
+def _option(name: str, value: Any, kind: type) -> Any:
+    """The argument, else `PRACTICUM_RAY_<NAME>` from the environment, else None."""
+    if value is None:
+        text = os.environ.get(ENV_PREFIX + name.upper())
+        if not text:
+            return None
+        try:
+            value = kind(text)
+        except ValueError:
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()}={text!r} is not a {kind.__name__}",
+                              f"set it to a number such as {'0.5' if kind is float else '2'}") from None
+    if value < 0:
+        raise ConfigError(f"Ray option {name} must not be negative, got {value}", "use 0 or more")
+    return kind(value)
+
+
+class RayExecutor:
+    """Runs items as Ray tasks (independent runs) or on a Ray Data actor pool (with `setup`)."""
+
+    name = "ray"
+
+    def __init__(self, *, address: str | None = None, threads: int | None = None,
+                 num_cpus: int | None = None, num_gpus: int | None = None,
+                 cpus_per_task: float | None = None, gpus_per_task: float | None = None,
+                 cpus_per_actor: float | None = None, gpus_per_actor: float | None = None,
+                 actors: int | None = None, max_retries: int | None = None,
+                 object_store_memory: int | None = None):
+        self.address = address or os.environ.get("RAY_ADDRESS") or None
+        self.threads = threads
+        values = dict(num_cpus=num_cpus, num_gpus=num_gpus, cpus_per_task=cpus_per_task,
+                      gpus_per_task=gpus_per_task, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor,
+                      actors=actors, max_retries=max_retries, object_store_memory=object_store_memory)
+        for key, value in values.items():
+            setattr(self, key, _option(key, value, float if key in _FLOAT_OPTIONS else int))
+        if self.actors == 0:
+            raise ConfigError("Ray option actors must be at least 1", "use 1 or more, or leave it unset")
+        self.max_retries = 3 if self.max_retries is None else self.max_retries
+        self._started_ray = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self):
+        """Connect to the cluster (or start a private local instance) unless Ray is already up."""
+        ray = _import_ray()
+        if ray.is_initialized():
+            return ray
+        common = dict(include_dashboard=False, logging_level=logging.WARNING, configure_logging=True)
+        if self.address:
+            logger.info("connecting to the Ray cluster at %s", self.address)
+            ray.init(address=self.address, **common)
+        else:
+            # address="local" never attaches to another user's instance on a shared machine.
+            paths = [p for p in sys.path if p and os.path.isdir(p)]
+            ray.init(address="local", num_cpus=self.num_cpus, num_gpus=self.num_gpus,
+                     object_store_memory=self.object_store_memory,
+                     runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}, **common)
+        self._started_ray = True
+        atexit.register(self.close)
+        return ray
+
+    def close(self) -> None:
+        """Shut down the Ray instance this executor started (a connection made elsewhere is left alone)."""
+        if not self._started_ray:
+            return
+        ray = _import_ray()
+        if ray.is_initialized():
+            ray.shutdown()
+        self._started_ray = False
+
+    def __enter__(self) -> "RayExecutor":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ map
+    def map(self, fn: Callable[..., Any], items: Sequence[Any], *, setup: Callable[[], Any] | None = None,
+            description: str = "work") -> list[Any]:
+        results: list[Any] = [None] * len(items)
+        for position, value in self.imap(fn, items, setup=setup, description=description):
+            results[position] = value
+        return results
+
+    def imap(self, fn: Callable[..., Any], items: Sequence[Any], *, setup: Callable[[], Any] | None = None,
+             description: str = "work", positions: Sequence[int] | None = None) -> Iterator[tuple[int, Any]]:
+        positions = check_positions(items, positions)
+        threads = resolve_threads(self.threads)
+        if not items:
+            return
+        ray = self.start()
+        if setup is None:
+            outcomes = self._run_tasks(ray, fn, items, positions, threads)
+        else:
+            outcomes = self._run_actors(ray, fn, setup, items, positions, threads)
+        with progress_bar(description, len(items)) as advance:
+            for outcome in outcomes:
+                advance()
+                yield outcome.position, outcome.unwrap()
+
+    # ------------------------------------------------------------------ resources
+    def _largest_node(self, ray, resource: str) -> float:
+        return max((node["Resources"].get(resource, 0.0) for node in ray.nodes() if node.get("Alive")), default=0.0)
+
+    def _cpus(self, ray, requested: float | None, threads: int, gpus: float) -> float:
+        if requested is not None:
+            return requested
+        if gpus > 0:
+            return 1.0  # a GPU worker's CPU mostly feeds the GPU
+        return float(max(1.0, min(threads, self._largest_node(ray, "CPU"))))
+
+    def _check_gpus(self, ray, gpus: float, what: str) -> None:
+        if gpus > 0 and self._largest_node(ray, "GPU") < min(gpus, 1.0):
+            raise ConfigError(f"{what} asks for {gpus:g} GPU but the Ray cluster has none",
+                              f"start Ray on GPU machines or set {ENV_PREFIX}{what.upper()}=0")
+
+    # ------------------------------------------------------------------ tasks: independent runs
+    def _run_tasks(self, ray, fn, items, positions, threads) -> Iterator[Outcome]:
+        gpus = self.gpus_per_task or 0.0
+        self._check_gpus(ray, gpus, "gpus_per_task")
+        cpus = self._cpus(ray, self.cpus_per_task, threads, gpus)
+        remote = ray.remote(_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=self.max_retries)
+        fn_ref = ray.put(fn)  # pickled once, not once per item
+        pending = {remote.remote(fn_ref, item, position, threads): position for item, position in zip(items, positions)}
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    position = pending.pop(ref)
+                    try:
+                        outcome = ray.get(ref)
+                    except ray.exceptions.RayTaskError as exc:  # raised outside run_item (e.g. unpickling)
+                        raise RunError(f"item {position} failed in a Ray worker: {exc}",
+                                       "check that the function and its items can be imported and pickled") from None
+                    except ray.exceptions.RayError as exc:
+                        raise RunError(f"item {position} was lost after {self.max_retries} retries ({type(exc).__name__})",
+                                       "rerun with --resume: finished shards are kept") from None
+                    if outcome.error is not None:
+                        for other in pending:
+                            ray.cancel(other)
+                        pending.clear()
+                    yield outcome
+        finally:
+            for ref in pending:  # the caller stopped early: do not leave work running
+                ray.cancel(ref)
+
+    # ------------------------------------------------------------------ actors: model-holding work
+    def _run_actors(self, ray, fn, setup, items, positions, threads) -> Iterator[Outcome]:
+        import ray.data
+        from ray import cloudpickle
+
+        gpus = self.gpus_per_actor or 0.0
+        self._check_gpus(ray, gpus, "gpus_per_actor")
+        cpus = self._cpus(ray, self.cpus_per_actor, threads, gpus)
+        actors = self.actors or self._default_actors(ray, cpus, gpus)
+        actors = max(1, min(actors, len(items)))
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False  # practicum draws its own bar
+        context.print_on_execution_start = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        # Items travel as pickled bytes so Ray Data's Arrow conversion cannot reshape them.
+        rows = [{"position": position, "item": cloudpickle.dumps(item)} for item, position in zip(items, positions)]
+        dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+            _ActorWorker,
+            fn_constructor_args=(fn, setup, threads),
+            batch_size=1,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=cpus,
+            num_gpus=gpus,
+        )
+        try:
+            for row in dataset.iter_rows():
+                outcome = cloudpickle.loads(row["outcome"])  # made by _ActorWorker from our own worker
+                yield outcome
+                if outcome.error is not None:
+                    return
+        except ray.exceptions.RayError as exc:
+            raise RunError(f"the Ray actor pool failed ({type(exc).__name__}: {str(exc)[:300]})",
+                           "rerun with --resume: finished shards are kept") from None
+
+    def _default_actors(self, ray, cpus: float, gpus: float) -> int:
+        total = ray.cluster_resources()
+        if gpus > 0:
+            return max(1, int(total.get("GPU", 0.0) // gpus))
+        return max(1, int(total.get("CPU", 1.0) // max(cpus, 1e-6)))
+
+
+def _task(fn: Callable, item: Any, position: int, threads: int) -> Outcome:
+    return run_item(fn, item, position, threads)
+
+
+class _ActorWorker:
+    """One actor of the pool: builds the state once, then runs `fn(state, item)` per row."""
+
+    def __init__(self, fn: Callable, setup: Callable[[], Any], threads: int):
+        self.fn = fn
+        self.threads = threads
+        self.state = run_setup(setup, threads)
+
+    def __call__(self, batch: dict) -> dict:
+        import numpy as np
+        from ray import cloudpickle
+
+        blobs = []
+        for position, payload in zip(batch["position"], batch["item"]):
+            item = cloudpickle.loads(payload)
+            outcome = run_item(self.fn, item, int(position), self.threads, state=self.state, with_state=True)
+            blobs.append(cloudpickle.dumps(outcome))
+        out = np.empty(len(blobs), dtype=object)
+        out[:] = blobs
+        return {"position": np.asarray(batch["position"]), "outcome": out}

@@ -1,0 +1,120 @@
+"""What runs around every item on every engine, so the result cannot depend on where it ran.
+
+Two pieces of process state silently change results between engines:
+
+- the torch thread count: CPU kernels split their sums differently with 1 or 2 threads, so a
+  model trained with 2 threads differs in the last bits from one trained with 1. Every item
+  therefore runs with the same `threads` on every engine (the executors choose it once, in the
+  driver);
+- the global random generators (`random`, numpy's legacy one, torch's default generator): a Ray
+  worker is reused for many items, so anything an item draws from them would depend on which
+  items that worker ran before. Every item therefore starts with them seeded from its position
+  in the job. Shard functions should still use explicit generators seeded from `shard_seed`;
+  this only makes a forgotten one harmless (e.g. `nn.Linear`'s default initialisation).
+
+Errors are carried back as values (`Outcome`) rather than raised inside the worker, so the
+driver re-raises the user's own exception (a `PracticumError` stays a one-line CLI error)
+whatever the engine wraps it in.
+"""
+
+from __future__ import annotations
+
+import pickle
+import random
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# Salt for the per-position global seeds, kept apart from the seeds `shard_seed` hands to items.
+GLOBAL_SEED_SALT = 0x9E3779B1
+
+
+def driver_threads() -> int:
+    """The torch intra-op thread count of this process (what items run with by default)."""
+    import torch
+
+    return torch.get_num_threads()
+
+
+def prepare_item(position: int, threads: int) -> None:
+    """Pin torch threads and seed the global generators for the item at `position`."""
+    import torch
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    seed = (GLOBAL_SEED_SALT * (position + 1)) % (2**32)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class Outcome:
+    """The result of one item, or the error it raised (pickled, with the remote traceback)."""
+
+    position: int
+    value: Any = None
+    error: bytes | None = None
+    remote_traceback: str | None = None
+
+    def unwrap(self) -> Any:
+        if self.error is None:
+            return self.value
+        raise _rebuild_error(self.error, self.remote_traceback)
+
+
+def run_item(fn: Callable, item: Any, position: int, threads: int, state: Any = None,
+             with_state: bool = False) -> Outcome:
+    """Run `fn(item)` (or `fn(state, item)`) under `prepare_item`, catching its error."""
+    prepare_item(position, threads)
+    try:
+        value = fn(state, item) if with_state else fn(item)
+    except Exception as exc:  # noqa: BLE001 - carried back to the driver and re-raised there
+        return Outcome(position, error=_pickle_error(exc), remote_traceback=traceback.format_exc())
+    return Outcome(position, value=value)
+
+
+def run_setup(setup: Callable[[], Any], threads: int) -> Any:
+    """Build a worker's read-only state (a model) under the same pinned state on every engine."""
+    prepare_item(-1, threads)
+    return setup()
+
+
+class GlobalStateGuard:
+    """Save and restore the driver's thread count and global generators around an in-process run."""
+
+    def __enter__(self) -> "GlobalStateGuard":
+        import torch
+
+        self._threads = torch.get_num_threads()
+        self._torch = torch.get_rng_state()
+        self._numpy = np.random.get_state()
+        self._random = random.getstate()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        import torch
+
+        torch.set_num_threads(self._threads)
+        torch.set_rng_state(self._torch)
+        np.random.set_state(self._numpy)
+        random.setstate(self._random)
+
+
+def _pickle_error(exc: Exception) -> bytes:
+    try:
+        blob = pickle.dumps(exc)
+        pickle.loads(blob)  # some exceptions pickle but cannot be rebuilt; check here, not in the driver
+        return blob
+    except Exception:  # noqa: BLE001
+        return pickle.dumps(RuntimeError(f"{type(exc).__name__}: {exc}"))
+
+
+def _rebuild_error(blob: bytes, remote_traceback: str | None) -> BaseException:
+    exc = pickle.loads(blob)  # produced by `_pickle_error` in our own worker, never read from a file
+    if remote_traceback:
+        exc.add_note(f"raised in a worker:\n{remote_traceback}")
+    return exc
