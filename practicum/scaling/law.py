@@ -1,0 +1,404 @@
+"""A fitted learning curve: `ScalingLaw` (scikit-learn style) and `fit(x, y, family="auto")`.
+
+Metric handling (spec §2): the user's `metric` is "error" (in [0, 1], lower is better),
+"accuracy" (in [0, 1], higher is better) or "loss" (positive, lower is better). Decreasing
+families are fitted on the error/loss (error = 1 − accuracy); increasing (LCDB) families on a
+rising score (accuracy, 1 − error, or −loss). Predictions always come back in the user's metric.
+
+`family="auto"` chooses by extrapolation, not by training error (spec §7): each candidate is
+fitted on prefixes of the curve and scored by RMSLE on the points after the prefix; the
+candidate with the lowest mean wins and is refitted on the whole curve. Short curves fall back
+sensibly (fewer candidates; below three distinct x, a two-parameter power law or last1).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+from scipy.optimize import brentq
+
+from practicum.errors import DataError, FitError
+from practicum.scaling.families import DEFAULT_FAMILIES, Family, get_family
+from practicum.scaling.fitting import FITTERS, FitOutcome
+
+METRICS = ("error", "accuracy", "loss")
+
+
+class IdentifiabilityWarning(UserWarning):
+    """The data do not pin down a law's parameters (too few points, or a flat direction)."""
+
+
+def seed_for(*key: Any) -> int:
+    """A stable seed for a fit: SHA-256 of the key string (spec §4.1)."""
+    digest = hashlib.sha256(":".join(str(k) for k in key).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+# ---------------------------------------------------------------- input checks
+
+def check_curve(x, y, *, metric: str = "error", weights=None, seeds=None):
+    """Validate and convert a curve; returns float arrays (x, y, w, seeds-or-None)."""
+    if metric not in METRICS:
+        raise DataError(f"unknown metric {metric!r}", f"use one of {', '.join(METRICS)}")
+    try:
+        x = np.asarray(x, dtype=float).ravel()
+        y = np.asarray(y, dtype=float).ravel()
+    except (TypeError, ValueError):
+        raise DataError("x and y must be numbers", "remove non-numeric values") from None
+    if x.shape != y.shape:
+        raise DataError(f"x has {x.size} values but y has {y.size}", "pass one y per x")
+    if x.size == 0:
+        raise DataError("the curve is empty", "pass at least one (x, y) point")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise DataError("the curve has NaN or infinite values", "drop or fix those points")
+    if np.any(x <= 0):
+        raise DataError(f"x must be positive (got {x.min():g})", "x is a data size: use counts > 0")
+    if metric in ("error", "accuracy") and (np.any(y < 0) or np.any(y > 1)):
+        raise DataError(f"{metric} values must lie in [0, 1] (got {y.min():g}..{y.max():g})",
+                        "use --metric loss for unbounded values, or divide percentages by 100")
+    if metric == "loss" and np.any(y <= 0):
+        raise DataError("loss values must be positive", "shift the loss or use --metric error/accuracy")
+    if weights is None:
+        w = np.ones_like(x)
+    else:
+        w = np.asarray(weights, dtype=float).ravel()
+        if w.shape != x.shape or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+            raise DataError("weights must be one finite non-negative number per point, not all zero",
+                            "fix the weights")
+    if seeds is not None:
+        seeds = np.asarray(seeds).ravel()
+        if seeds.shape != x.shape:
+            raise DataError("seeds must be one label per point", "pass one seed per (x, y)")
+        pairs = set()
+        for xi, si in zip(x.tolist(), seeds.tolist()):
+            if (xi, si) in pairs:
+                raise DataError(f"duplicate point x={xi:g} seed={si}", "each (x, seed) may appear once")
+            pairs.add((xi, si))
+    order = np.argsort(x, kind="stable")
+    return x[order], y[order], w[order], (None if seeds is None else seeds[order])
+
+
+def _to_family_space(y, metric: str, direction: str):
+    if direction == "decreasing":
+        return 1.0 - y if metric == "accuracy" else y
+    return y if metric == "accuracy" else (1.0 - y if metric == "error" else -y)
+
+
+_from_family_space = _to_family_space  # each mapping is its own inverse
+
+
+def loss_space(y, metric: str):
+    """The lower-is-better value RMSLE is computed on (error = 1 − accuracy)."""
+    y = np.asarray(y, dtype=float)
+    return 1.0 - y if metric == "accuracy" else y
+
+
+def rmsle(pred, truth) -> float:
+    """sqrt(mean((log ŷ − log y)²)); inf when a prediction is not positive and finite."""
+    pred, truth = np.asarray(pred, dtype=float), np.asarray(truth, dtype=float)
+    with np.errstate(all="ignore"):
+        r = np.log(pred) - np.log(truth)
+    return float(np.sqrt(np.mean(r ** 2))) if np.all(np.isfinite(r)) else math.inf
+
+
+# ---------------------------------------------------------------- the estimator
+
+class ScalingLaw:
+    """A learning-curve law. `ScalingLaw(family, metric=...).fit(x, y)`, then `predict`,
+    `invert`, `bootstrap`, `to_dict`.
+
+    Options: `x_scale` (None = the family's default, "max", or a number), `n_restarts` (LCDB
+    successes to keep), `seed` (None = SHA-256 of the family and data), `candidates` and
+    `prefixes` for auto, and family-specific ones (`eps_0` for M4, `grid_size` for BNSL).
+    """
+
+    def __init__(self, family: str = "auto", *, metric: str = "error", x_scale=None, n_restarts: int = 6,
+                 seed: int | None = None, candidates: Sequence[str] | None = None, prefixes: int = 3,
+                 warn: bool = True, **opts):
+        if metric not in METRICS:
+            raise DataError(f"unknown metric {metric!r}", f"use one of {', '.join(METRICS)}")
+        self.family = family
+        self.metric = metric
+        self.x_scale = x_scale
+        self.n_restarts = n_restarts
+        self.seed = seed
+        self.candidates = candidates
+        self.prefixes = prefixes
+        self.warn = warn
+        self.opts = opts
+        if family != "auto":
+            get_family(family)  # unknown names fail here, before any data is touched
+        if candidates is not None:
+            for name in candidates:
+                get_family(name)
+
+    # -------------------------------------------------------- fitting
+    def fit(self, x, y, weights=None, seeds=None, *, u_check=None) -> "ScalingLaw":
+        x, y, w, seeds = check_curve(x, y, metric=self.metric, weights=weights, seeds=seeds)
+        self.x_, self.y_, self.w_, self.seeds_ = x, y, w, seeds
+        self.warnings_: list[str] = []
+        self.auto_scores_: dict[str, float] | None = None
+        name = self.family
+        if name == "auto":
+            name = self._choose(x, y, w)
+        fam = get_family(name)
+        if fam.kind != "curve":
+            raise FitError(f"{fam.name} is a law of several inputs, not of one curve",
+                           "use fit_chinchilla / fit_muennighoff / fit_pool for it")
+        self._fit_family(fam, x, y, w, u_check=u_check)
+        self._diagnose()
+        return self
+
+    def _fit_family(self, fam: Family, x, y, w, *, init=None, u_check=None) -> None:
+        n_distinct = np.unique(x).size
+        if n_distinct < fam.min_points:
+            raise FitError(f"{fam.name} has {fam.n_params} parameters but the curve has {n_distinct} distinct x",
+                           f"give at least {fam.min_points} data sizes or choose a smaller family")
+        scale = self._scale_for(fam, x)
+        u = x / scale
+        t = _to_family_space(y, self.metric, fam.direction)
+        check = np.concatenate([u.max() * np.array([2.0, 10.0, 100.0]),
+                                [] if u_check is None else np.asarray(u_check, dtype=float) / scale])
+        seed = self.seed if self.seed is not None else seed_for(fam.name, x.tolist(), y.tolist())
+        rng = np.random.default_rng(seed)
+        opts = dict(self.opts)
+        opts.setdefault("n_restarts", self.n_restarts)
+        extra = []
+        if fam.name == "pow4" and init is None:
+            # LCDB: pow4 is started from the best pow3 solution (d = 0)
+            try:
+                p3 = FITTERS["lsq"](get_family("pow3"), u, _to_family_space(y, self.metric, "increasing"), w,
+                                    np.random.default_rng(seed), u_check=check, n_restarts=opts["n_restarts"])
+                extra.append(np.append(p3.theta, 0.0))
+            except FitError:
+                pass
+        outcome: FitOutcome = FITTERS[fam.fitter](fam, u, t, w, rng, u_check=check, init=init,
+                                                  extra_starts=extra, **opts)
+        self.family_ = fam.name
+        self._fam = fam
+        self.x_scale_ = float(scale)
+        self.theta_ = np.asarray(outcome.theta, dtype=float)
+        self.objective_ = float(outcome.loss)
+        self.fit_info_ = outcome.info
+
+    def _scale_for(self, fam: Family, x) -> float:
+        mode = fam.x_scale if self.x_scale is None else self.x_scale
+        if mode == "lcdb":
+            # the smallest x becomes 16, LCDB's first anchor: curves already in LCDB units keep
+            # raw x (scale 1), curves in the millions stay in the range the recipe was built for
+            return max(float(x.min()) / 16.0, 1.0) if float(x.min()) >= 16 else 1.0
+        if mode == "max":
+            return float(x.max())
+        if mode == "one":
+            return 1.0
+        try:
+            return float(mode)
+        except (TypeError, ValueError):
+            raise FitError(f"unknown x_scale {mode!r}", "use None, 'lcdb', 'max', 'one' or a number") from None
+
+    # -------------------------------------------------------- auto
+    def _choose(self, x, y, w) -> str:
+        names = list(self.candidates or DEFAULT_FAMILIES)
+        if "last1" not in names:
+            names.append("last1")
+        xs = np.unique(x)
+        n = xs.size
+        if n < 3:
+            # Nothing to validate on: a falling power law through the points, or carry forward.
+            fallback = "M1" if np.all(loss_space(y, self.metric) > 0) else "last1"
+            self._note(f"auto: only {n} distinct x; no prefix to validate on, using {fallback}")
+            return fallback
+        # Prefixes of the distinct x: the last `prefixes` ones that leave at least one point out,
+        # never shorter than half the curve (or 2 points).
+        sizes = list(range(max(2, math.ceil(n / 2)), n))[-self.prefixes:]
+        truth_all = loss_space(y, self.metric)
+        scores: dict[str, list[float]] = {}
+        for name in names:
+            fam = get_family(name)
+            need = 1 if fam.name == "last1" else fam.n_params + 1  # one point of slack
+            for k in sizes:
+                if k < need:
+                    continue
+                inside = x <= xs[k - 1]
+                probe = ScalingLaw(name, metric=self.metric, x_scale=self.x_scale, n_restarts=self.n_restarts,
+                                   seed=self.seed, warn=False, **self.opts)
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        probe._fit_family(fam, x[inside], y[inside], w[inside], u_check=x[~inside])
+                    score = rmsle(loss_space(probe.predict(x[~inside]), self.metric), truth_all[~inside])
+                except FitError:
+                    score = math.inf
+                scores.setdefault(name, []).append(score)
+        # A family must be scored on the longest prefix to be compared fairly.
+        longest = {name: s for name, s in scores.items() if len(s) == len(sizes) or name == "last1"}
+        mean = {name: float(np.mean(s)) if np.all(np.isfinite(s)) else math.inf for name, s in longest.items()}
+        self.auto_scores_ = mean
+        finite = {k: v for k, v in mean.items() if np.isfinite(v)}
+        if not finite:
+            self._note("auto: no candidate extrapolated finitely on the prefixes; using last1")
+            return "last1"
+        # lowest mean RMSLE; ties go to the family with fewer parameters
+        return min(finite, key=lambda k: (round(finite[k], 12), get_family(k).n_params))
+
+    def _note(self, message: str, category=UserWarning) -> None:
+        self.warnings_.append(message)
+        if self.warn:
+            warnings.warn(message, category, stacklevel=3)
+
+    # -------------------------------------------------------- diagnostics
+    def _diagnose(self) -> None:
+        pred = self.predict(self.x_)
+        self.residuals_ = pred - self.y_
+        ss_res = float(np.sum(self.w_ * self.residuals_ ** 2))
+        ss_tot = float(np.sum(self.w_ * (self.y_ - np.average(self.y_, weights=self.w_)) ** 2))
+        self.r2_ = 1.0 - ss_res / ss_tot if ss_tot > 0 else (1.0 if ss_res == 0 else -math.inf)
+        self.rmsle_ = rmsle(loss_space(pred, self.metric), loss_space(self.y_, self.metric))
+        self.identifiable_ = self._identifiable()
+        if not self.identifiable_:
+            self._note(f"{self.family_}: parameters are not identifiable from these data "
+                       f"({np.unique(self.x_).size} distinct x for {self._fam.n_params} parameters, or a flat "
+                       "direction); predictions may still be usable, CIs will be wide — collect a wider range",
+                       IdentifiabilityWarning)
+
+    def _identifiable(self) -> bool:
+        k = self._fam.n_params
+        if self._fam.fitter == "last1":
+            return True
+        if np.unique(self.x_).size < k:
+            return False
+        # Jacobian of the predictions w.r.t. relative parameter changes, by central differences.
+        theta = self.theta_
+        u = self.x_ / self.x_scale_
+        cols = []
+        for i in range(k):
+            h = 1e-6 * max(abs(theta[i]), 1e-8)
+            up, dn = theta.copy(), theta.copy()
+            up[i] += h
+            dn[i] -= h
+            with np.errstate(all="ignore"):
+                col = (self._fam.func(u, *up) - self._fam.func(u, *dn)) / (2 * h) * max(abs(theta[i]), 1e-8)
+            cols.append(col)
+        jac = np.column_stack(cols)
+        if not np.all(np.isfinite(jac)):
+            return False
+        sv = np.linalg.svd(jac, compute_uv=False)
+        return bool(sv[0] > 0 and sv[-1] / sv[0] > 1e-7)
+
+    # -------------------------------------------------------- use
+    @property
+    def params_(self) -> dict[str, float]:
+        return {p: float(v) for p, v in zip(self._fam.params, self.theta_)}
+
+    @property
+    def direction(self) -> str:
+        return self._fam.direction
+
+    def _check_fitted(self):
+        if not hasattr(self, "theta_"):
+            raise FitError("this law is not fitted yet", "call .fit(x, y) first")
+
+    def predict(self, x) -> np.ndarray:
+        """Predicted metric (in the user's metric) at data sizes x."""
+        self._check_fitted()
+        x = np.asarray(x, dtype=float)
+        with np.errstate(all="ignore"):
+            t = self._fam.func(x / self.x_scale_, *self.theta_)
+        t = np.broadcast_to(t, x.shape).astype(float)
+        return _from_family_space(t, self.metric, self._fam.direction)
+
+    def invert(self, target: float, *, x_max: float | None = None) -> float:
+        """Data needed to reach `target` (in the user's metric): the first x where the law gets
+        there, by a bracketing root finder on log x. FitError when the law never gets there."""
+        self._check_fitted()
+        goal = float(loss_space(target, self.metric))
+        x_lo = float(self.x_.min()) / 1e3
+        x_hi = float(x_max) if x_max is not None else float(self.x_.max()) * 1e12
+        grid = np.geomspace(x_lo, x_hi, 1201)
+        gap = loss_space(self.predict(grid), self.metric) - goal  # > 0: not there yet
+        gap = np.where(np.isfinite(gap), gap, np.inf)
+        reached = np.flatnonzero(gap <= 0)
+        if reached.size == 0:
+            best = float(np.nanmin(np.where(np.isfinite(gap), gap, np.nan)) + goal) if np.any(np.isfinite(gap)) \
+                else math.nan
+            raise FitError(f"the {self.family_} law never reaches {target:g} up to x={x_hi:.3g} "
+                           f"(its best is {best:.4g} in loss terms)",
+                           "choose a less ambitious target")
+        i = int(reached[0])
+        if i == 0:
+            if np.all(np.abs(gap[np.isfinite(gap)]) == np.abs(gap[0])):
+                return float(self.x_.min())  # a flat law (last1): reached wherever it is defined
+            return x_lo
+        f = lambda lx: float(loss_space(self.predict(np.exp(lx)), self.metric) - goal)  # noqa: E731
+        return float(np.exp(brentq(f, np.log(grid[i - 1]), np.log(grid[i]), xtol=1e-12)))
+
+    def clone_with(self, theta) -> "ScalingLaw":
+        """A copy of this law with other parameters (used by the bootstrap)."""
+        other = copy.copy(self)
+        other.theta_ = np.asarray(theta, dtype=float)
+        return other
+
+    def bootstrap(self, n: int = 1000, seed: int = 0, *, by: str = "auto"):
+        """Refit on `n` resamples; returns a `Bootstrap` with CIs on parameters, predictions,
+        inversions and derived quantities. `by`: "points", "seeds" or "auto" (seeds when the
+        curve has repeated measurements labelled by seed)."""
+        from practicum.scaling.bootstrap import run_bootstrap
+
+        self._check_fitted()
+        return run_bootstrap(self, n=n, seed=seed, by=by)
+
+    def to_dict(self) -> dict[str, Any]:
+        self._check_fitted()
+        return {
+            "family": self.family_,
+            "requested_family": self.family,
+            "formula": self._fam.formula,
+            "direction": self._fam.direction,
+            "metric": self.metric,
+            "params": self.params_,
+            "x_scale": self.x_scale_,
+            "n_points": int(self.x_.size),
+            "n_distinct_x": int(np.unique(self.x_).size),
+            "diagnostics": {"r2": self.r2_, "rmsle": self.rmsle_, "objective": self.objective_,
+                            "identifiable": self.identifiable_,
+                            "residuals": [float(r) for r in self.residuals_]},
+            "auto_scores": self.auto_scores_,
+            "fit_info": self.fit_info_,
+            "warnings": list(self.warnings_),
+        }
+
+    def __repr__(self) -> str:
+        if not hasattr(self, "theta_"):
+            return f"ScalingLaw(family={self.family!r}, metric={self.metric!r})"
+        params = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
+        return f"ScalingLaw({self.family_}: {params}; metric={self.metric})"
+
+
+def fit(x, y, family: str = "auto", *, metric: str = "error", weights=None, seeds=None, **opts):
+    """Fit a learning-curve law. `x` = data sizes, `y` = metric values.
+
+    `family`: "auto" (chosen by extrapolation on the curve's own prefixes), any name from
+    `families()`, or "chinchilla" with `x` of shape (n, 2) holding (N, D).
+    """
+    if family == "chinchilla":
+        from practicum.scaling.chinchilla import fit_chinchilla
+
+        xy = np.asarray(x, dtype=float)
+        if xy.ndim != 2 or xy.shape[1] != 2:
+            raise DataError("chinchilla needs x of shape (n, 2): parameters N and data D",
+                            "pass np.column_stack([N, D])")
+        return fit_chinchilla(xy[:, 0], xy[:, 1], y, weights=weights, **opts)
+    if family == "muennighoff":
+        from practicum.scaling.repetition import fit_muennighoff
+
+        xy = np.asarray(x, dtype=float)
+        if xy.ndim != 2 or xy.shape[1] != 3:
+            raise DataError("muennighoff needs x of shape (n, 3): N, D and unique data U_D",
+                            "pass np.column_stack([N, D, U])")
+        return fit_muennighoff(xy[:, 0], xy[:, 1], xy[:, 2], y, **opts)
+    return ScalingLaw(family, metric=metric, **opts).fit(x, y, weights=weights, seeds=seeds)
