@@ -1,0 +1,1 @@
+"""MGD³ dataset distillation: mode discovery, mode-guided generation, the evaluation protocol, metrics."""

@@ -1,0 +1,339 @@
+"""`practicum distill`: discover modes, make every method's distilled set, evaluate, report.
+
+The run directory:
+
+```
+runs/<name>/
+  config.yaml  run.json  metrics.jsonl
+  modes/modes.safetensors, modes.json   the per-class modes (k-means seed 0: the same for every seed)
+  pool/                                  every distilled set: shard "<method>-seed<k>" + index.parquet
+  results/<method>-seed<k>.json          one finished unit (set made, metrics, student trained)
+  figures/*.png  summary.json  report.html
+```
+
+Each (method, seed) unit is saved atomically when it finishes; a rerun with `--resume` skips
+finished units and reuses a distilled set already in the pool, so an interrupted run ends in the
+same state as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field, field_validator
+
+from practicum.config import Settings
+from practicum.data import Dataset, RunDir, load_source
+from practicum.distill.generate import (
+    GENERATED_METHODS,
+    METHODS,
+    ShardJob,
+    cached_denoiser,
+    generate_class_shard,
+    real_selection,
+)
+from practicum.distill.metrics import METRIC_SPACES, distillation_scores
+from practicum.distill.modes import MODE_METHODS, class_modes
+from practicum.distill.protocol import StudentSettings, summarise, train_student, train_teacher
+from practicum.errors import DataError, ModelError
+from practicum.log import echo, logger, progress
+
+DIGITS = ("digits", "builtin", "builtin:digits")
+
+
+class DistillSettings(Settings):
+    data: str = "digits"
+    image_size: int | None = Field(default=None, ge=4, description="resize the user's images")
+    model: str = "builtin"
+    ipc: int = Field(default=10, ge=1)
+    methods: list[str] = Field(default_factory=lambda: list(METHODS))
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    # mode discovery (spec §2)
+    mode_method: Literal["kmeans", "gmm", "random"] = "kmeans"
+    closest_point: bool = False
+    pca: int | None = Field(default=None, ge=1)
+    hflip: bool | None = Field(default=None, description="random flips (modes, student); None: off for digits")
+    # generation (spec §3–§5)
+    lam: float = Field(default=0.1, ge=0)
+    t_stop: int | None = Field(default=None, ge=-1, description="None: steps // 2")
+    steps: int = Field(default=50, ge=1)
+    scheduler: Literal["ddpm", "ddim"] = "ddpm"
+    form: Literal["auto", "mean", "eps"] = "auto"
+    timestep_spacing: str | None = "linspace"
+    cfg_scale: float | None = Field(default=None, ge=1, description="None: the model's recommended scale")
+    loop: Literal["engine", "reference"] = "engine"
+    # evaluation (spec §7)
+    student: StudentSettings = Field(default_factory=lambda: StudentSettings(width=32))
+    eval_split: Literal["test", "val"] = "test"
+    metric_spaces: list[str] = Field(default_factory=lambda: list(METRIC_SPACES))
+    metric_features: Literal["encoder", "classifier"] = "encoder"
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, value: list[str]) -> list[str]:
+        unknown = [m for m in value if m not in METHODS]
+        if unknown or not value:
+            raise ValueError(f"unknown or no methods {unknown}; use some of {', '.join(METHODS)}")
+        return list(dict.fromkeys(value))
+
+    @field_validator("seeds")
+    @classmethod
+    def _some_seeds(cls, value: list[int]) -> list[int]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError("give one or more distinct seeds")
+        return value
+
+    @field_validator("metric_spaces")
+    @classmethod
+    def _known_spaces(cls, value: list[str]) -> list[str]:
+        if any(v not in METRIC_SPACES for v in value):
+            raise ValueError(f"metric spaces must be among {', '.join(METRIC_SPACES)}")
+        return value
+
+    def resolved(self) -> "DistillSettings":
+        """Fill the automatic values so config.yaml records what actually ran."""
+        hflip = self.hflip if self.hflip is not None else self.data not in DIGITS
+        student = self.student.model_copy(update={"hflip": hflip and self.student.hflip})
+        t_stop = self.t_stop if self.t_stop is not None else self.steps // 2
+        return self.model_copy(update={"hflip": hflip, "student": student, "t_stop": t_stop})
+
+
+# ---------------------------------------------------------------- pieces
+
+def load_splits(settings: DistillSettings) -> tuple[Dataset, Dataset]:
+    options = {} if settings.image_size is None or settings.data in DIGITS else {"size": settings.image_size}
+    train = load_source(settings.data, "train", **options)
+    evaluation = load_source(settings.data, settings.eval_split, **options)
+    if len(evaluation) == 0:
+        raise DataError(f"the {settings.eval_split} split of {settings.data} is empty",
+                        "give data with a test split (or enough images to split)")
+    short = [c for c, n in enumerate(train.class_counts()) if n < settings.ipc]
+    if short:
+        raise DataError(f"classes {short} have fewer than ipc={settings.ipc} training images",
+                        "lower --ipc or add images")
+    return train, evaluation
+
+
+def open_model(settings: DistillSettings, train: Dataset):
+    try:
+        den = cached_denoiser(settings.model)
+    except FileNotFoundError as exc:
+        raise ModelError(f"model {settings.model!r} not found ({exc})", "give 'builtin' or a local diffusers folder")
+    if den.num_classes is not None and den.num_classes != train.num_classes:
+        raise ModelError(f"the model has {den.num_classes} classes but the data has {train.num_classes}",
+                         "use a model trained on the same classes")
+    if tuple(den.image_shape) != tuple(train.image_shape):
+        raise DataError(f"the model makes {tuple(den.image_shape)} images but the data is {train.image_shape}",
+                        "pass --image-size to resize the data to the model's size")
+    return den
+
+
+@torch.no_grad()
+def encode(den, images: torch.Tensor, batch: int = 256, description: str | None = None) -> torch.Tensor:
+    parts = []
+    chunks = range(0, len(images), batch)
+    for start in (progress(chunks, description) if description else chunks):
+        parts.append(den.encode(images[start:start + batch].to(den.device, den.dtype)).float().cpu())
+    return torch.cat(parts) if parts else torch.empty(0)
+
+
+def discover(settings: DistillSettings, den, train: Dataset, run: RunDir):
+    """Per-class modes in encode() space, saved in the run (modes/); loaded again on resume."""
+    from safetensors.torch import load_file, save_file
+
+    from practicum.data import atomic_write_with
+
+    folder = run.sub("modes")
+    path, meta_path = folder / "modes.safetensors", "modes/modes.json"
+    meta = run.read_json(meta_path)
+    if path.exists() and meta is not None:
+        stored = load_file(path)
+        return stored["centres"], np.asarray(meta["nearest"]), float(meta["seconds"])
+    start = time.perf_counter()
+    images = train.images
+    if settings.hflip:  # spec §2: a random horizontal flip before encoding (seed 0)
+        flip = torch.rand(len(images), generator=torch.Generator().manual_seed(0)) < 0.5
+        images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+    features = encode(den, images, description="encoding the train split")
+    modes = class_modes(features.reshape(len(features), -1).numpy(), train.labels.numpy(), settings.ipc,
+                        train.num_classes, method=settings.mode_method, closest_point=settings.closest_point,
+                        pca=settings.pca, random_state=0)
+    centres = torch.from_numpy(np.stack([m.centres for m in modes])).reshape(
+        train.num_classes, settings.ipc, *features.shape[1:])
+    nearest = np.stack([m.nearest for m in modes])
+    seconds = time.perf_counter() - start
+    atomic_write_with(path, lambda tmp: save_file({"centres": centres.contiguous()}, tmp))
+    run.write_json(meta_path, {"method": settings.mode_method, "nearest": nearest, "seconds": seconds,
+                               "nearest_ids": train.ids[nearest]})
+    return centres, nearest, seconds
+
+
+def make_set(settings: DistillSettings, method: str, seed: int, train: Dataset, centres: torch.Tensor,
+             nearest: np.ndarray, executor) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """One method's distilled set for one seed: images (K·IPC, C, H, W), labels, info."""
+    from practicum.engine import shard_seed
+
+    labels = train.labels.numpy()
+    start = time.perf_counter()
+    if method not in GENERATED_METHODS:
+        rows = np.concatenate([
+            real_selection(method, np.flatnonzero(labels == c), settings.ipc, nearest[c], shard_seed(seed, 1, c))
+            for c in range(train.num_classes)])
+        subset = train.subset(rows)
+        return subset.images, subset.labels, {"seconds": time.perf_counter() - start,
+                                              "source_ids": subset.ids.tolist()}
+    den = cached_denoiser(settings.model)
+    cfg = settings.cfg_scale
+    if cfg is None:
+        from practicum.diffusion.builtin import sampling_defaults
+
+        cfg = float(sampling_defaults(den).get("cfg_scale", 1.0)) if den.supports_cfg else 1.0
+    jobs = [ShardJob(model=settings.model, method=method, label=c, seed=shard_seed(seed, 0, c),
+                     modes=centres[c].numpy(), ipc=settings.ipc, lam=settings.lam, t_stop=int(settings.t_stop),
+                     steps=settings.steps, scheduler=settings.scheduler, form=settings.form, cfg_scale=cfg,
+                     timestep_spacing=settings.timestep_spacing, loop=settings.loop)
+            for c in range(train.num_classes)]
+    results = executor.map(generate_class_shard, jobs, description=f"{method} seed {seed}: generating")
+    images = torch.from_numpy(np.concatenate([r["images"] for r in results])).clamp(-1, 1)
+    out_labels = torch.cat([torch.full((settings.ipc,), r["label"], dtype=torch.long) for r in results])
+    info = {"seconds": float(sum(r["seconds"] for r in results)), "wall_seconds": time.perf_counter() - start,
+            "guided_steps": results[0]["guided_steps"], "retries": int(sum(r["retries"] for r in results)),
+            "cfg_scale": cfg}
+    return images, out_labels, info
+
+
+def _feature_fn(settings: DistillSettings, den, train: Dataset):
+    if settings.metric_features == "encoder":
+        return lambda images: encode(den, images).reshape(len(images), -1).numpy()
+    teacher = train_teacher(train, settings.student, seed=0)  # classifier features of a real-data network
+    return lambda images: teacher.features(images).detach().numpy() if hasattr(teacher, "features") else \
+        teacher(images).detach().numpy()
+
+
+# ---------------------------------------------------------------- the whole run
+
+def run_distill(settings: DistillSettings, out: str | Path, *, resume: bool = False, overwrite: bool = False,
+                engine: str = "local") -> dict:
+    from practicum.data.pool import Pool
+    from practicum.engine import get_executor
+
+    settings = settings.resolved()
+    executor = get_executor(engine)
+    train, evaluation = load_splits(settings)
+    den = open_model(settings, train)
+    with RunDir.create(out, settings.to_yaml(), seed=settings.seeds[0], resume=resume, overwrite=overwrite) as run:
+        if overwrite and not resume:  # start again: drop what an earlier run made
+            import shutil
+
+            for folder in ("results", "pool", "modes", "figures"):
+                shutil.rmtree(run.path / folder, ignore_errors=True)
+        results_dir = run.sub("results")
+        centres, nearest, mode_seconds = discover(settings, den, train, run)
+        pool = Pool(run.path / "pool")
+        features = _feature_fn(settings, den, train)
+        real_features = features(train.images)
+        teacher = train_teacher(train, settings.student, seed=0) if settings.student.labels == "soft" else None
+        for method in settings.methods:
+            for seed in settings.seeds:
+                name = f"{method}-seed{seed}"
+                if (results_dir / f"{name}.json").exists():
+                    continue
+                shard = f"{method}-seed{seed}"
+                if pool.has_shard(shard):  # made before an interruption: reuse it
+                    images = pool.images([shard])
+                    index = pool.index()
+                    labels = torch.as_tensor(index[index["shard"] == shard]["label"].to_numpy().copy())
+                    info = run.read_json(f"results/{name}.set.json", default={"seconds": float("nan")})
+                else:
+                    images, labels, info = make_set(settings, method, seed, train, centres, nearest, executor)
+                    run.write_json(f"results/{name}.set.json", info)
+                    ids = [f"{method}-s{seed}-c{int(c)}-{k % settings.ipc}" for k, c in enumerate(labels.tolist())]
+                    pool.append(shard, images, labels, seeds=seed, ids=ids, class_names=train.class_names,
+                                settings={"method": method, "lam": settings.lam, "t_stop": settings.t_stop})
+                    images = pool.images([shard])  # evaluate exactly what was stored (uint8)
+                distilled = Dataset(images, labels.long(), np.array([f"{shard}-{i}" for i in range(len(labels))]),
+                                    train.class_names)
+                scores = distillation_scores(real_features, train.labels.numpy(), features(images),
+                                             labels.numpy(), spaces=tuple(settings.metric_spaces), seed=0)
+                if seed == settings.seeds[0] and "tsne" in scores:
+                    from practicum.distill.figures import tsne_figure
+
+                    tsne_figure(scores["tsne"]["embeddings"], method, run.sub("figures") / f"tsne-{method}.png")
+                start = time.perf_counter()
+                student = train_student(distilled, evaluation, settings.student, seed, ipc=settings.ipc,
+                                        teacher=teacher)
+                record = {"method": method, "seed": seed, **student.to_dict(),
+                          "train_seconds": time.perf_counter() - start,
+                          "seconds": info.get("seconds", float("nan")) +
+                          (mode_seconds if method in ("kmeans-nearest-real", "mode-no-stop", "mgd3") else 0.0),
+                          "generation": info}
+                for space, values in scores.items():
+                    suffix = "" if space == "tsne" else f"_{space}"
+                    record[f"diversity{suffix}"] = values["diversity"]
+                    record[f"representativeness{suffix}"] = values["representativeness"]
+                run.write_json(f"results/{name}.json", record)
+                run.log_metric({"event": "unit", "method": method, "seed": seed,
+                                "best_accuracy": student.best_accuracy, "last_accuracy": student.last_accuracy})
+                logger.info("%s seed %d: best %.3f last %.3f", method, seed, student.best_accuracy,
+                            student.last_accuracy)
+        summary = summarise_run(settings, run, mode_seconds)
+        run.write_json("summary.json", summary)
+        from practicum.distill.figures import write_figures_and_report
+
+        write_figures_and_report(settings, run, pool, summary)
+        run.finish()
+    return summary
+
+
+def summarise_run(settings: DistillSettings, run: RunDir, mode_seconds: float) -> dict:
+    methods = {}
+    for method in settings.methods:
+        records = [run.read_json(f"results/{method}-seed{s}.json") for s in settings.seeds]
+        records = [r for r in records if r is not None]
+        if not records:
+            continue
+        entry: dict = {}
+        entry["accuracy_mean"], entry["accuracy_std"] = summarise([r["best_accuracy"] for r in records])
+        entry["last_accuracy_mean"], entry["last_accuracy_std"] = summarise([r["last_accuracy"] for r in records])
+        for key in ("diversity", "representativeness", "diversity_cosine", "representativeness_cosine"):
+            values = [r.get(key) for r in records if r.get(key) is not None]
+            entry[key] = float(np.mean(values)) if values else None
+        entry["seconds"] = float(np.mean([r["seconds"] for r in records]))
+        entry["train_seconds"] = float(np.mean([r["train_seconds"] for r in records]))
+        entry["seeds"] = [r["seed"] for r in records]
+        entry["per_seed"] = [{"seed": r["seed"], "best_accuracy": r["best_accuracy"],
+                              "last_accuracy": r["last_accuracy"]} for r in records]
+        methods[method] = entry
+    return {
+        "ipc": settings.ipc,
+        "data": settings.data,
+        "model": settings.model,
+        "evaluated_on": settings.eval_split,
+        "accuracy_is": "best test accuracy over training (the protocol's number; last_accuracy_* beside it)",
+        "student": settings.student.arch,
+        "lam": settings.lam,
+        "t_stop": settings.t_stop,
+        "steps": settings.steps,
+        "mode_seconds": mode_seconds,
+        "methods": methods,
+    }
+
+
+def print_summary(summary: dict) -> None:
+    echo(f"IPC {summary['ipc']} on {summary['data']} ({summary['evaluated_on']} split; best / last accuracy "
+         f"over training, mean ± std over seeds)")
+    echo(f"{'method':<22}{'best acc':>16}{'last acc':>16}{'diversity':>11}{'repr.':>8}{'seconds':>9}")
+    for name, m in summary["methods"].items():
+        div = "-" if m["diversity"] is None else f"{m['diversity']:.3f}"
+        rep = "-" if m["representativeness"] is None else f"{m['representativeness']:.3f}"
+        echo(f"{name:<22}{100 * m['accuracy_mean']:>9.1f} ± {100 * m['accuracy_std']:<4.1f}"
+             f"{100 * m['last_accuracy_mean']:>9.1f} ± {100 * m['last_accuracy_std']:<4.1f}"
+             f"{div:>11}{rep:>8}{m['seconds']:>9.2f}")
+
+
+__all__ = ["DistillSettings", "MODE_METHODS", "discover", "encode", "load_splits", "make_set", "open_model",
+           "print_summary", "run_distill", "summarise_run"]
