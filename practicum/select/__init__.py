@@ -1,0 +1,9 @@
+"""Data selection: per-example scorers, selectors for a budget, and the Alchemist meta-learned rater.
+
+- `practicum.select.scorers`: one float per example from arrays, higher = harder / more informative.
+- `practicum.select.dynamics`: training records (per-epoch logits, correctness) for forgetting, AUM, EL2N.
+- `practicum.select.selectors`: top-k, bottom-k, block, band, Gsample, Shift-Gsample, CCS, class-balanced.
+- `practicum.select.rater`: the rater (instance + group heads) trained with a proxy on a clean split.
+- `practicum.select.adaptive`: compute-adaptive keep fraction from fitted scaling laws.
+- `practicum.select.defects`: seeded web-like defects for demos and benchmarks.
+"""

@@ -1,0 +1,127 @@
+"""`practicum rate | score | select`: train the Alchemist rater, score a pool, pick a budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("rate")(rate)
+    app.command("score")(score)
+    app.command("select")(select)
+
+
+def _base(cls, config: Optional[Path], out: Path, resume: bool):
+    """Settings from --config, else the run's own config.yaml when resuming, else the defaults."""
+    if config is not None:
+        return cls.from_yaml(config).model_dump()
+    if resume and (out / "config.yaml").exists():
+        return cls.from_yaml(out / "config.yaml").model_dump()
+    return {}
+
+
+def _source(values: dict, **flags) -> dict:
+    source = dict(values.get("source") or {})
+    source.update({k: v for k, v in flags.items() if v is not None})
+    return source
+
+
+def rate(
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory for the rater."),
+    data: Optional[str] = typer.Option(None, "--data", help="digits (default), folder:PATH or npz:PATH."),
+    embeddings: Optional[str] = typer.Option(None, "--embeddings", help="Pool embeddings parquet (id, label, embedding)."),
+    val_embeddings: Optional[str] = typer.Option(None, "--val-embeddings", help="Clean validation embeddings parquet."),
+    defects: Optional[bool] = typer.Option(None, "--defects/--no-defects",
+                                           help="Inject seeded web-like defects into the train split (demo)."),
+    update_rule: Optional[str] = typer.Option(None, "--update-rule", help="first_order (default), unrolled, two_model."),
+    proxy: Optional[str] = typer.Option(None, "--proxy", help="classifier (default) or diffusion."),
+    heads: Optional[str] = typer.Option(None, "--heads", help="multi (instance + group, default) or single."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (γ falls by 0.03 per epoch)."),
+    iterations: Optional[int] = typer.Option(None, "--iterations-per-epoch",
+                                             help="Iterations per epoch (default: one pass over validation)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Train and validation batch size (64)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Rater learning rate."),
+    proxy_lr: Optional[float] = typer.Option(None, "--proxy-lr", help="Proxy learning rate."),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML settings (flags override it)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start the run in --out again."),
+) -> None:
+    """Train the meta-learned rater with a proxy on the clean validation split."""
+    from practicum.select.pipeline import RateConfig, print_summary, run_rate
+
+    values = _base(RateConfig, config, out, resume)
+    values["source"] = _source(values, data=data, embeddings=embeddings, val_embeddings=val_embeddings,
+                               defects=defects)
+    rater = dict(values.get("rater") or {})
+    rater.update({k: v for k, v in dict(update_rule=update_rule, proxy=proxy, heads=heads, epochs=epochs,
+                                        iterations_per_epoch=iterations, batch_size=batch_size, lr=lr,
+                                        proxy_lr=proxy_lr, seed=seed).items() if v is not None})
+    values["rater"] = rater
+    print_summary(run_rate(RateConfig.build(values), out, resume=resume, overwrite=overwrite))
+    typer.echo(f"rater: {out / 'rater.safetensors'}")
+
+
+def score(
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory for the scores."),
+    rater: Optional[str] = typer.Option(None, "--rater", help="A `practicum rate` run folder or rater.safetensors."),
+    scorer: Optional[str] = typer.Option(None, "--scorer",
+                                         help="rater (default), entropy, margin, loss, el2n, grand, forgetting, aum, "
+                                              "prototypicality, rho_loss, random."),
+    epoch: Optional[int] = typer.Option(None, "--epoch", help="Use this epoch's rater checkpoint."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="group (p·g, default) or instance (a)."),
+    data: Optional[str] = typer.Option(None, "--data", help="digits (default), folder:PATH or npz:PATH."),
+    embeddings: Optional[str] = typer.Option(None, "--embeddings", help="Pool embeddings parquet to stream."),
+    defects: Optional[bool] = typer.Option(None, "--defects/--no-defects", help="Score the defect-injected pool."),
+    split: Optional[str] = typer.Option(None, "--split", help="train (default), val or test."),
+    shard_size: Optional[int] = typer.Option(None, "--shard-size", help="Examples per shard (4096)."),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    engine: str = typer.Option("local", "--engine", help="local or ray: where shards are scored."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML settings (flags override it)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out (finished shards are kept)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start the run in --out again."),
+) -> None:
+    """Score every example of a pool → scores.parquet keyed by example id."""
+    from practicum.select.pipeline import ScoreConfig, print_summary, run_score
+
+    values = _base(ScoreConfig, config, out, resume)
+    values["source"] = _source(values, data=data, embeddings=embeddings, defects=defects)
+    settings = ScoreConfig.build(values, rater=rater, scorer=scorer, epoch=epoch, mode=mode, split=split,
+                                 shard_size=shard_size, seed=seed)
+    print_summary(run_score(settings, out, engine=engine, resume=resume, overwrite=overwrite))
+
+
+def select(
+    scores: Optional[str] = typer.Option(None, "--scores", help="scores.parquet (or the `practicum score` run)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory for the manifest."),
+    strategy: Optional[str] = typer.Option(None, "--strategy",
+                                           help="shift-gsample (default), gsample, top-k, bottom-k, random, block, "
+                                                "band, ccs."),
+    keep: Optional[float] = typer.Option(None, "--keep", help="Fraction (0.5) or count (1000) to keep."),
+    balance: Optional[bool] = typer.Option(None, "--balance/--no-balance", help="Select within each class."),
+    prune_top: Optional[float] = typer.Option(None, "--prune-top", help="Shift-Gsample δ (default: preset for keep)."),
+    shape: Optional[str] = typer.Option(None, "--shape", help="Gaussian preset: m2_std3 (default), m3_std6, figure."),
+    mu: Optional[float] = typer.Option(None, "--mu", help="Gaussian centre as a fraction of the kept ranking."),
+    sigma: Optional[float] = typer.Option(None, "--sigma", help="Gaussian width as a fraction of the kept ranking."),
+    start: Optional[float] = typer.Option(None, "--start", help="Block: first percentile (0.3)."),
+    prune_hard: Optional[float] = typer.Option(None, "--prune-hard", help="CCS: hardest fraction dropped (0.1)."),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML settings (flags override it)."),
+    resume: bool = typer.Option(False, "--resume", help="Reuse a finished selection in --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Select again into --out."),
+) -> None:
+    """Pick a budget from scores → manifest.parquet of ids + summary.json."""
+    from practicum.errors import ConfigError
+    from practicum.select.pipeline import SelectConfig, print_summary, run_select
+
+    values = _base(SelectConfig, config, out, resume)
+    if scores is None and "scores" not in values:
+        raise ConfigError("no scores to select from", "pass --scores PATH (the output of `practicum score`)")
+    settings = SelectConfig.build(values, scores=scores, strategy=strategy, keep=keep, balance=balance,
+                                  prune_top=prune_top, shape=shape, mu=mu, sigma=sigma, start=start,
+                                  prune_hard=prune_hard, seed=seed)
+    print_summary(run_select(settings, out, resume=resume, overwrite=overwrite))
+    typer.echo(f"manifest: {out / 'manifest.parquet'}")

@@ -1,0 +1,438 @@
+"""The three runs behind `practicum rate | score | select`, each in its own run directory.
+
+rate   → RUN/rater.safetensors + rater.json (and checkpoints/ per epoch, state-*.safetensors for --resume)
+score  → RUN/scores.parquet (id, label, score[, kind]) streamed from RUN/parts/*.parquet, one per shard
+select → RUN/manifest.parquet (id, rank, score, label) + RUN/summary.json
+
+Every run writes config.yaml, run.json and metrics.jsonl, resumes where it stopped (`resume=True`)
+and refuses to overwrite a finished run unless told to (`overwrite=True`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from practicum.config import Settings
+from practicum.data import RunDir, atomic_write_with, load_source
+from practicum.errors import ConfigError, DataError, RunError
+from practicum.log import echo, logger
+from practicum.select.rater import RaterSettings
+
+SCORERS = ("rater", "entropy", "margin", "loss", "el2n", "grand", "forgetting", "aum", "prototypicality",
+           "rho_loss", "random")
+
+
+class DataSettings(Settings):
+    """Where the pool comes from: an image source (`digits`, `folder:PATH`, `npz:PATH`) or embeddings."""
+
+    data: str = "digits"
+    embeddings: str | None = None  # parquet of the pool (id, label, embedding); overrides `data`
+    val_embeddings: str | None = None  # parquet of the clean validation split (for `rate`)
+    defects: bool = False  # inject the seeded web-like defects into the train split (demos)
+    defect_seed: int = 0
+
+
+class RateConfig(Settings):
+    source: DataSettings = DataSettings()
+    rater: RaterSettings = RaterSettings()
+
+
+class ScoreConfig(Settings):
+    source: DataSettings = DataSettings()
+    scorer: str = "rater"
+    rater: str | None = None  # rater run folder or .safetensors (scorer = rater)
+    epoch: int | None = None  # a rater epoch checkpoint instead of the last one
+    mode: Literal["group", "instance"] = "group"
+    split: Literal["train", "val", "test"] = "train"
+    shard_size: int = 4096
+    batch_size: int = 256
+    seed: int = 0
+    steps: int = 600  # heuristic scorers: training steps of the learner they record
+    observations: int = 10
+
+
+class SelectConfig(Settings):
+    scores: str
+    strategy: str = "shift-gsample"
+    keep: float = 0.5  # fraction in (0, 1], or a count when > 1
+    balance: bool = False
+    prune_top: float | None = None
+    shape: str = "m2_std3"
+    mu: float | None = None
+    sigma: float | None = None
+    start: float = 0.3
+    prune_hard: float = 0.1
+    strata: int = 50
+    seed: int = 0
+
+
+# ---------------------------------------------------------------- pools
+
+def load_split(source: DataSettings, split: str):
+    """A Dataset for `split`; the train split gets the seeded defects when asked."""
+    dataset = load_source(source.data, split)
+    kinds = None
+    if source.defects and split == "train":
+        from practicum.select.defects import inject_defects
+
+        dataset, kinds = inject_defects(dataset, seed=source.defect_seed)
+    return dataset, kinds
+
+
+def open_pools(source: DataSettings):
+    """(train pool, val pool) for rating: in-memory images or streamed embeddings."""
+    from practicum.select.pool import MemoryPool, ParquetPool
+
+    if source.embeddings is not None:
+        if source.val_embeddings is None:
+            raise ConfigError("rating from embeddings needs the clean validation split's embeddings too",
+                              "pass --val-embeddings PATH (same columns: id, label, embedding)")
+        train, val = ParquetPool(source.embeddings), ParquetPool(source.val_embeddings)
+        if train.dim != val.dim:
+            raise DataError(f"train embeddings have {train.dim} dimensions but validation ones {val.dim}")
+        classes = max(train.num_classes, val.num_classes)
+        train.num_classes = val.num_classes = classes
+        return train, val
+    train, _ = load_split(source, "train")
+    val, _ = load_split(source, "val")
+    if len(val) == 0:
+        raise DataError("the validation split is empty", "the rater needs a clean validation split to train against")
+    return MemoryPool.from_dataset(train), MemoryPool.from_dataset(val)
+
+
+# ---------------------------------------------------------------- rate
+
+def _latest_state(checkpoints: Path) -> tuple[int, Path] | None:
+    states = sorted(checkpoints.glob("state-epoch*.safetensors"))
+    if not states:
+        return None
+    path = states[-1]
+    return int(path.stem.removeprefix("state-epoch")), path
+
+
+def run_rate(config: RateConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False) -> dict:
+    """Train the rater; save a rater checkpoint every epoch and the full training state for --resume."""
+    from safetensors.torch import load_file, save_file
+
+    from practicum.select.rater import RaterTrainer, rater_meta, save_rater, train_rater
+
+    train_pool, val_pool = open_pools(config.source)
+    with RunDir.create(out, config.to_yaml(), seed=config.rater.seed, resume=resume, overwrite=overwrite) as run:
+        checkpoints = run.sub("checkpoints")
+        if overwrite:
+            for stale in checkpoints.glob("*"):
+                stale.unlink()
+        trainer = RaterTrainer(config.rater, train_pool.input_shape,
+                               max(train_pool.num_classes, val_pool.num_classes))
+        start = 0
+        latest = _latest_state(checkpoints) if resume else None
+        if latest is not None:
+            epoch, path = latest
+            trainer.load_state_tensors(load_file(str(path)), json.loads(path.with_suffix(".json").read_text()))
+            start = epoch + 1
+            logger.info("resuming the rater after epoch %d", epoch)
+
+        def checkpoint(trainer: RaterTrainer, record: dict) -> None:
+            epoch = record["epoch"]
+            run.log_metric({"event": "epoch", **record})
+            meta = rater_meta(trainer, epoch, record)
+            save_rater(checkpoints / f"rater-epoch{epoch:03d}.safetensors", trainer.rater, meta)
+            tensors, state = trainer.state_tensors()
+            atomic_write_with(checkpoints / f"state-epoch{epoch:03d}.safetensors",
+                              lambda tmp: save_file(tensors, tmp))
+            from practicum.data import atomic_write_json
+
+            atomic_write_json(checkpoints / f"state-epoch{epoch:03d}.json", state)
+            previous = checkpoints / f"state-epoch{epoch - 1:03d}.safetensors"
+            previous.unlink(missing_ok=True)  # the rater checkpoints stay; one training state is enough
+            previous.with_suffix(".json").unlink(missing_ok=True)
+
+        if start < config.rater.epochs:
+            train_rater(config.rater, train_pool, val_pool, start_epoch=start, trainer=trainer, on_epoch=checkpoint)
+        last = config.rater.epochs - 1
+        final = checkpoints / f"rater-epoch{last:03d}.safetensors"
+        for suffix in (".safetensors", ".json"):
+            atomic_write_with(run.path / f"rater{suffix}",
+                              lambda tmp, s=suffix: Path(tmp).write_bytes(final.with_suffix(s).read_bytes()))
+        epochs = run.metrics("epoch")
+        summary = {"epochs": config.rater.epochs, "update_rule": config.rater.update_rule,
+                   "proxy": config.rater.proxy, "train_size": len(train_pool), "val_size": len(val_pool),
+                   "last_epoch": epochs[-1] if epochs else None}
+        run.write_json("summary.json", summary)
+        run.finish()
+    return summary
+
+
+# ---------------------------------------------------------------- score
+
+@functools.lru_cache(maxsize=4)
+def _cached_rater(path: str):
+    from practicum.select.rater import load_rater
+
+    return load_rater(path)[0]
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_split(source_json: str, split: str):
+    return load_split(DataSettings.model_validate_json(source_json), split)
+
+
+def score_shard(item: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Rate one shard (a row range of an image split, or row groups of an embeddings parquet).
+
+    Top-level and self-contained, so the Ray engine can ship it; batch composition comes from a
+    seeded shuffle within the shard, so the ratings do not depend on the engine.
+    """
+    import torch
+
+    from practicum.engine import shard_seed
+    from practicum.select.pool import ParquetPool
+    from practicum.select.rater import rate_batch
+
+    rater = _cached_rater(item["rater"])
+    if item["kind"] == "parquet":
+        parts = list(ParquetPool(item["path"]).groups(item["groups"]))
+        x = torch.cat([p.x for p in parts])
+        y = torch.cat([p.y for p in parts])
+        ids = np.concatenate([p.ids for p in parts])
+        kinds = None
+    else:
+        dataset, all_kinds = _cached_split(item["source"], item["split"])
+        rows = slice(item["start"], item["stop"])
+        x, y, ids = dataset.images[rows], dataset.labels[rows], dataset.ids[rows]
+        kinds = None if all_kinds is None else all_kinds[rows]
+    order = np.random.default_rng(shard_seed(item["seed"], 0, item["shard"])).permutation(len(y))
+    scores = np.empty(len(y))
+    for start in range(0, len(order), item["batch_size"]):
+        idx = order[start:start + item["batch_size"]]
+        scores[idx] = rate_batch(rater, x[idx], y[idx], item["mode"])
+    out = {"id": np.asarray(ids).astype(str), "label": y.numpy().astype(np.int64), "score": scores}
+    if kinds is not None:
+        out["kind"] = np.asarray(kinds).astype(str)
+    return out
+
+
+def _write_part(path: Path, value: dict[str, np.ndarray]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({k: pa.array(v) for k, v in value.items()})
+    atomic_write_with(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def _part_codec():
+    from practicum.engine.shards import Codec
+
+    return Codec(".parquet", _write_part, lambda path: path)  # read back lazily: only the path
+
+
+def _resolve_rater(config: ScoreConfig) -> Path:
+    if config.rater is None:
+        raise ConfigError("scoring with the rater needs a trained rater", "pass --rater RUN (a `practicum rate` run)")
+    path = Path(config.rater)
+    if config.epoch is not None:
+        folder = path if path.is_dir() else path.parent
+        path = folder / "checkpoints" / f"rater-epoch{config.epoch:03d}.safetensors"
+        if not path.is_file():
+            raise ConfigError(f"no checkpoint for epoch {config.epoch} at {path}", "see the run's checkpoints/ folder")
+    elif path.is_dir():
+        path = path / "rater.safetensors"
+    from practicum.select.rater import load_rater
+
+    load_rater(path)  # fail early with a clear error
+    return path
+
+
+def run_score(config: ScoreConfig, out: str | Path, *, engine: str = "local", resume: bool = False,
+              overwrite: bool = False) -> dict:
+    """Score a pool; the rater streams over shards, the heuristic scorers train what they need."""
+    if config.scorer not in SCORERS:
+        raise ConfigError(f"unknown scorer {config.scorer!r}", f"use one of {', '.join(SCORERS)}")
+    if config.shard_size < 1 or config.batch_size < 1:
+        raise ConfigError("shard_size and batch_size must be >= 1")
+    started = time.time()
+    with RunDir.create(out, config.to_yaml(), seed=config.seed, resume=resume, overwrite=overwrite) as run:
+        parts = run.sub("parts")
+        if overwrite:
+            for stale in parts.glob("*"):
+                stale.unlink()
+        if config.scorer == "rater":
+            rows = _score_with_rater(config, parts, engine)
+        else:
+            rows = _score_with_heuristic(config, parts)
+        scores_path = run.path / "scores.parquet"
+        _concat_parts(sorted(parts.glob("part-*.parquet")), scores_path)
+        seconds = time.time() - started
+        summary = {"scorer": config.scorer, "examples": rows, "seconds": round(seconds, 3),
+                   "examples_per_second": round(rows / max(seconds, 1e-9), 1), "scores": str(scores_path),
+                   "direction": "higher = the rater wants it more (easiest at the top)" if config.scorer == "rater"
+                   else "higher = harder / more informative"}
+        run.log_metric({"event": "scored", **summary})
+        run.write_json("summary.json", summary)
+        run.finish()
+    return summary
+
+
+def _score_with_rater(config: ScoreConfig, parts: Path, engine: str) -> int:
+    from practicum.engine import get_executor
+    from practicum.engine.shards import run_shards
+    from practicum.select.pool import ParquetPool
+
+    rater_path = str(_resolve_rater(config).resolve())
+    common = {"rater": rater_path, "mode": config.mode, "seed": config.seed, "batch_size": config.batch_size}
+    items: list[dict[str, Any]] = []
+    if config.source.embeddings is not None:
+        pool = ParquetPool(config.source.embeddings)
+        groups, group, filled = [], [], 0
+        for g, n in enumerate(pool.row_group_rows()):
+            group.append(g)
+            filled += n
+            if filled >= config.shard_size:
+                groups.append(group)
+                group, filled = [], 0
+        if group:
+            groups.append(group)
+        items = [{**common, "kind": "parquet", "path": str(Path(config.source.embeddings).resolve()), "groups": gs,
+                  "shard": i} for i, gs in enumerate(groups)]
+        total = len(pool)
+    else:
+        dataset, _ = load_split(config.source, config.split)
+        total = len(dataset)
+        if total == 0:
+            raise DataError(f"the {config.split} split of {config.source.data} is empty")
+        source_json = config.source.model_dump_json()
+        items = [{**common, "kind": "images", "source": source_json, "split": config.split, "start": s,
+                  "stop": min(s + config.shard_size, total), "shard": i}
+                 for i, s in enumerate(range(0, total, config.shard_size))]
+    executor = get_executor(engine)
+    try:
+        run_shards(executor, score_shard, items, parts, codec=_part_codec(),
+                   name_of=lambda item: f"part-{item['shard']:06d}", description="scoring shards")
+    finally:
+        executor.close()
+    return total
+
+
+def _score_with_heuristic(config: ScoreConfig, parts: Path) -> int:
+    from practicum.select.dynamics import heuristic_scores
+
+    if config.source.embeddings is not None:
+        raise ConfigError(f"the {config.scorer} scorer trains a classifier on images",
+                          "use --data, or score embeddings with --scorer rater")
+    dataset, kinds = load_split(config.source, config.split)
+    holdout = load_split(config.source, "val")[0] if config.scorer == "rho_loss" else None
+    scores = heuristic_scores(config.scorer, dataset, holdout=holdout, steps=config.steps,
+                              observations=config.observations, seed=config.seed)
+    value = {"id": dataset.ids.astype(str), "label": dataset.labels.numpy(), "score": scores}
+    if kinds is not None:
+        value["kind"] = kinds
+    _write_part(parts / "part-000000.parquet", value)
+    return len(dataset)
+
+
+def _concat_parts(paths: list[Path], target: Path) -> None:
+    """Stream the shard files into one parquet (one part in memory at a time)."""
+    import pyarrow.parquet as pq
+
+    if not paths:
+        raise RunError("no scored shards to combine", "rerun with --overwrite")
+
+    def write(tmp: str) -> None:
+        schema = pq.read_schema(paths[0])
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for path in paths:
+                writer.write_table(pq.read_table(path, schema=schema))
+
+    atomic_write_with(target, write)
+
+
+# ---------------------------------------------------------------- select
+
+def read_scores(path: str | Path) -> dict[str, np.ndarray]:
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "scores.parquet"
+    if not path.is_file():
+        raise DataError(f"no scores at {path}", "give the scores.parquet of `practicum score` (or its run folder)")
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise DataError(f"cannot read {path} as parquet: {exc}".splitlines()[0]) from None
+    for column in ("id", "score"):
+        if column not in table.column_names:
+            raise DataError(f"{path} has no {column!r} column (has {', '.join(table.column_names)})",
+                            "scores need columns id and score (label optional)")
+    columns = {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+    columns["id"] = columns["id"].astype(str)
+    try:
+        columns["score"] = columns["score"].astype(np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: the score column is not numeric") from None
+    if len(set(columns["id"].tolist())) != len(columns["id"]):
+        raise DataError(f"{path}: ids are not unique", "score each example once")
+    return columns
+
+
+def run_select(config: SelectConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False) -> dict:
+    """Pick the budget from a scores file; write manifest.parquet and summary.json."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from practicum.select.selectors import rank_descending, select
+
+    columns = read_scores(config.scores)
+    scores = columns["score"]
+    keep: float | int = int(config.keep) if config.keep > 1 else float(config.keep)
+    if config.keep > 1 and config.keep != int(config.keep):
+        raise ConfigError(f"keep {config.keep} is neither a fraction in (0, 1] nor a whole count")
+    with RunDir.create(out, config.to_yaml(), seed=config.seed, resume=resume, overwrite=overwrite) as run:
+        existing = run.read_json("summary.json") if resume else None
+        if existing is not None and (run.path / "manifest.parquet").exists():
+            run.finish()
+            return existing
+        chosen = select(config.strategy, scores, keep, labels=columns.get("label"), balance=config.balance,
+                        seed=config.seed, prune_top=config.prune_top, shape=config.shape, mu=config.mu,
+                        sigma=config.sigma, start=config.start, prune_hard=config.prune_hard, strata=config.strata)
+        rank = np.empty(len(scores), dtype=np.int64)
+        rank[rank_descending(scores)] = np.arange(len(scores))
+        manifest = {"id": columns["id"][chosen], "rank": rank[chosen], "score": scores[chosen]}
+        for extra in ("label", "kind"):
+            if extra in columns:
+                manifest[extra] = columns[extra][chosen]
+        table = pa.table({k: pa.array(v) for k, v in manifest.items()})
+        atomic_write_with(run.path / "manifest.parquet", lambda tmp: pq.write_table(table, tmp))
+        percentile = rank[chosen] / max(1, len(scores) - 1)
+        summary: dict[str, Any] = {
+            "strategy": config.strategy, "keep": config.keep, "pool": len(scores), "selected": len(chosen),
+            "balance": config.balance, "rank_percentile": {q: float(np.quantile(percentile, q / 100))
+                                                           for q in (5, 25, 50, 75, 95)} if len(chosen) else {},
+            "score_mean": {"pool": float(scores.mean()), "selected": float(scores[chosen].mean())},
+        }
+        if "label" in columns:
+            labels = columns["label"].astype(np.int64)
+            summary["class_counts"] = np.bincount(labels[chosen], minlength=labels.max() + 1).tolist()
+        if "kind" in columns:
+            kinds = columns["kind"].astype(str)
+            summary["kind_counts"] = {k: {"pool": int((kinds == k).sum()), "selected": int((kinds[chosen] == k).sum())}
+                                      for k in sorted(set(kinds.tolist()))}
+        run.write_json("summary.json", summary)
+        run.log_metric({"event": "selected", "selected": len(chosen)})
+        run.finish()
+    return summary
+
+
+def print_summary(summary: dict) -> None:
+    for key, value in summary.items():
+        echo(f"{key}: {json.dumps(value) if isinstance(value, (dict, list)) else value}")
+
+
+__all__ = ["DataSettings", "RateConfig", "SCORERS", "ScoreConfig", "SelectConfig", "load_split", "open_pools",
+           "print_summary", "read_scores", "run_rate", "run_score", "run_select", "score_shard"]

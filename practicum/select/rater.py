@@ -1,0 +1,349 @@
+"""The Alchemist rater: train φ jointly with a proxy θ on a clean validation split, then rate a pool.
+
+Per iteration (one train batch B_tr and one validation batch B_val of B examples each):
+
+    ℓ_i = ℓ_i(θ_t), i ∈ B_tr;  L_val = mean_j ℓ_j(θ_t), j ∈ B_val
+    (1) proxy:  w = softmax_B(score_φ(B_tr)) (no grad);  L_w = red(w · ℓ)
+                θ ← AdamW step on γ·L_val + (1 − γ)·L_w
+    (2) rater:  one of three rules (option `update_rule`), all using θ_t from before step (1):
+        first_order  R(φ) = red(w' · sg(ℓ(θ_t)))                 (the released code; default)
+        unrolled     θ̂ = θ_t − η Σ w'_i ∇ℓ_i(θ_t) (functional call, create_graph); R(φ) = L_val(θ̂)
+        two_model    R(φ) = red(w' · sg(ℓ(θ_t) − ℓ(z_t))), z trained only on Σ w_i ℓ_i(z)
+                (an excess-loss, RHO-LOSS-like signal that removes the easiness bias)
+        φ ← AdamW step on R (− λ·H(w') if `entropy_reg` = λ > 0)
+
+`red` is `weighted_loss_reduction`: "code" = (1/B) Σ w_i ℓ_i (Σw = 1, then ÷B again, as released)
+or "sum" = Σ w_i ℓ_i. γ(epoch e, counted from 0) = max(γ_floor, γ_start − 0.03·e). One epoch is
+one pass over the validation split unless `iterations_per_epoch` says otherwise.
+
+Rating (§4): eval mode, batches of 256 after a seeded shuffle; the rating is p_i·g (no second
+softmax), or a_i alone with `mode="instance"`. Higher rating = the rater wants it more; the
+easiest examples sit at the top, which is why Shift-Gsample drops the top slice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from practicum.config import Settings
+from practicum.data import atomic_write_json, atomic_write_with
+from practicum.engine import shard_seed
+from practicum.errors import ModelError
+from practicum.select.nets import ClassifierProxy, DiffusionProxy, RaterNet
+from practicum.select.pool import Batch, diffusion_draws
+
+UPDATE_RULES = ("first_order", "unrolled", "two_model")
+RATING_STREAM = 7  # shard index of the rating shuffle's seed, apart from the training streams (0, 1, 2)
+
+
+class RaterSettings(Settings):
+    """How to train the rater (every field is written to the run's config.yaml)."""
+
+    update_rule: Literal["first_order", "unrolled", "two_model"] = "first_order"
+    proxy: Literal["classifier", "diffusion"] = "classifier"
+    heads: Literal["multi", "single"] = "multi"
+    feature_dim: int = 64
+    width: int = 16
+    head_hidden: int = 64
+    batch_size: int = 64
+    epochs: int = 10
+    iterations_per_epoch: int | None = None  # None: one pass over the validation split
+    lr: float = 1e-3
+    proxy_lr: float = 1e-3
+    schedule: Literal["lin0", "constant"] = "lin0"
+    weight_decay: float = 0.05
+    grad_clip: float = 2.0
+    gamma_start: float = 1.0
+    gamma_step: float = 0.03
+    gamma_floor: float = 0.0
+    weighted_loss_reduction: Literal["code", "sum"] = "code"
+    entropy_reg: float = 0.0
+    lookahead_lr: float = 0.1
+    diffusion_draws: int = 4
+    seed: int = 0
+
+
+# ---------------------------------------------------------------- schedules and optimisers
+
+def gamma_at(settings: RaterSettings, epoch: int) -> float:
+    return max(settings.gamma_floor, settings.gamma_start - settings.gamma_step * epoch)
+
+
+def lin0(step: int, total: int) -> float:
+    """The "lin0" multiplier: warm up over total/50 steps from 0.005x, flat for 5 %, linear decay to 0.01x."""
+    warm = max(1, round(total / 50))
+    flat = round(0.05 * total)
+    if step < warm:
+        return 0.005 + (1.0 - 0.005) * step / warm
+    if step < warm + flat:
+        return 1.0
+    decay = max(1, total - warm - flat)
+    return 1.0 + (0.01 - 1.0) * min(1.0, (step - warm - flat) / decay)
+
+
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW(β = 0.9, 0.95); no decay on 1-D parameters (biases, norms) or embeddings."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        (no_decay if param.ndim < 2 or "embedding" in name else decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95))
+
+
+def _reduce(weights: torch.Tensor, values: torch.Tensor, how: str) -> torch.Tensor:
+    total = (weights * values).sum()
+    return total / len(values) if how == "code" else total
+
+
+# ---------------------------------------------------------------- the trainer
+
+def build_proxy(kind: str, input_shape: tuple[int, ...], num_classes: int, width: int) -> nn.Module:
+    if kind == "classifier":
+        return ClassifierProxy(input_shape, num_classes, width)
+    return DiffusionProxy(input_shape, num_classes)
+
+
+class RaterTrainer:
+    """Holds φ, θ (and z for `two_model`) with their optimisers; `run_epoch(e)` does one epoch."""
+
+    def __init__(self, settings: RaterSettings, input_shape: tuple[int, ...], num_classes: int):
+        self.settings = settings
+        self.input_shape = tuple(input_shape)
+        self.num_classes = num_classes
+        torch.manual_seed(shard_seed(settings.seed, 0, 0) % 2**31)
+        self.rater = RaterNet(self.input_shape, num_classes, settings.feature_dim, settings.width,
+                              settings.head_hidden, settings.heads)
+        self.proxy = build_proxy(settings.proxy, self.input_shape, num_classes, settings.width)
+        self.second = build_proxy(settings.proxy, self.input_shape, num_classes, settings.width) \
+            if settings.update_rule == "two_model" else None
+        self.opt_rater = make_optimizer(self.rater, settings.lr, settings.weight_decay)
+        self.opt_proxy = make_optimizer(self.proxy, settings.proxy_lr, settings.weight_decay)
+        self.opt_second = make_optimizer(self.second, settings.proxy_lr, settings.weight_decay) \
+            if self.second is not None else None
+        self.step = 0
+        self.total_steps = 1
+
+    # -- one iteration
+    def _draws(self, batch: Batch):
+        if self.settings.proxy != "diffusion":
+            return None
+        return diffusion_draws(batch.ids, int(math.prod(self.input_shape)), self.settings.diffusion_draws,
+                               len(self.proxy.alphas_cumprod), self.settings.seed)
+
+    def _set_lr(self) -> None:
+        factor = lin0(self.step, self.total_steps) if self.settings.schedule == "lin0" else 1.0
+        for opt, base in ((self.opt_rater, self.settings.lr), (self.opt_proxy, self.settings.proxy_lr),
+                          (self.opt_second, self.settings.proxy_lr)):
+            if opt is not None:
+                for group in opt.param_groups:
+                    group["lr"] = base * factor
+
+    def _clip_step(self, model: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), self.settings.grad_clip)
+        opt.step()
+
+    def iteration(self, train: Batch, val: Batch, gamma: float) -> dict[str, float]:
+        s = self.settings
+        self._set_lr()
+        self.rater.train()
+        draws_tr, draws_val = self._draws(train), self._draws(val)
+
+        # (1) proxy step with the rater frozen; keep the pre-update train losses for the rater.
+        losses_tr = self.proxy(train.x, train.y, draws_tr)
+        loss_val = self.proxy(val.x, val.y, draws_val).mean()
+        with torch.no_grad():
+            w = torch.softmax(self.rater(train.x, train.y)["score"], dim=0)
+        pre_losses = losses_tr.detach()
+        if self.settings.update_rule == "unrolled":
+            theta_t = {k: v.detach().clone() for k, v in self.proxy.named_parameters()}
+        proxy_objective = gamma * loss_val + (1 - gamma) * _reduce(w, losses_tr, s.weighted_loss_reduction)
+        self._clip_step(self.proxy, self.opt_proxy, proxy_objective)
+
+        # (2) rater step from θ_t.
+        w_grad = torch.softmax(self.rater(train.x, train.y)["score"], dim=0)
+        record: dict[str, float] = {"loss_val": float(loss_val.detach()), "loss_train": float(pre_losses.mean())}
+        if s.update_rule == "first_order":
+            objective = _reduce(w_grad, pre_losses, s.weighted_loss_reduction)
+        elif s.update_rule == "two_model":
+            second_losses = self.second(train.x, train.y, draws_tr)
+            excess = pre_losses - second_losses.detach()
+            objective = _reduce(w_grad, excess, s.weighted_loss_reduction)
+            self._clip_step(self.second, self.opt_second, (w * second_losses).sum())
+            record["excess_mean"] = float(excess.mean())
+        else:
+            objective = self._lookahead_objective(theta_t, train, val, w_grad, draws_tr, draws_val)
+            record["loss_val_lookahead"] = float(objective)
+        if s.entropy_reg > 0:
+            objective = objective + s.entropy_reg * (w_grad * torch.log(w_grad + 1e-12)).sum()
+        self._clip_step(self.rater, self.opt_rater, objective)
+        self.step += 1
+        record["weight_ratio"] = float(w.max() / w.min())
+        return record
+
+    def _lookahead_objective(self, theta_t, train: Batch, val: Batch, weights, draws_tr, draws_val) -> torch.Tensor:
+        """L_val(θ_t − η Σ w_i(φ) ∇ℓ_i(θ_t)): one differentiable SGD step through `torch.func`."""
+        from torch.func import functional_call
+
+        params = {k: v.requires_grad_(True) for k, v in theta_t.items()}
+        inner = (weights * functional_call(self.proxy, params, (train.x, train.y, draws_tr))).sum()
+        grads = torch.autograd.grad(inner, list(params.values()), create_graph=True)
+        stepped = {k: p - self.settings.lookahead_lr * g for (k, p), g in zip(params.items(), grads)}
+        return functional_call(self.proxy, stepped, (val.x, val.y, draws_val)).mean()
+
+    # -- epochs
+    def run_epoch(self, epoch: int, train_pool, val_pool, iterations: int) -> dict[str, float]:
+        """Fresh seeded streams per epoch, so a resumed run draws exactly the same batches."""
+        s = self.settings
+        gamma = gamma_at(s, epoch)
+        train_batches = train_pool.shuffled_batches(s.batch_size, shard_seed(s.seed, epoch, 0))
+        val_batches = val_pool.shuffled_batches(s.batch_size, shard_seed(s.seed, epoch, 1))
+        torch.manual_seed(shard_seed(s.seed, epoch, 2) % 2**31)
+        records = [self.iteration(next(train_batches), next(val_batches), gamma) for _ in range(iterations)]
+        summary = {k: float(np.mean([r[k] for r in records])) for k in records[0]}
+        return {"epoch": epoch, "gamma": gamma, **summary}
+
+    # -- state for --resume
+    def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors: dict[str, torch.Tensor] = {}
+        meta: dict[str, Any] = {"step": self.step}
+        models = {"rater": self.rater, "proxy": self.proxy, "second": self.second}
+        opts = {"rater": self.opt_rater, "proxy": self.opt_proxy, "second": self.opt_second}
+        for name, model in models.items():
+            if model is not None:
+                tensors.update({f"{name}.{k}": v.detach().clone().contiguous() for k, v in model.state_dict().items()})
+        for name, opt in opts.items():
+            if opt is not None:
+                flat, info = _flatten_optimizer(opt.state_dict(), f"opt_{name}")
+                tensors.update(flat)
+                meta[f"opt_{name}"] = info
+        return tensors, meta
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        self.step = int(meta["step"])
+        models = {"rater": self.rater, "proxy": self.proxy, "second": self.second}
+        opts = {"rater": self.opt_rater, "proxy": self.opt_proxy, "second": self.opt_second}
+        for name, model in models.items():
+            if model is not None:
+                prefix = f"{name}."
+                model.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+        for name, opt in opts.items():
+            if opt is not None:
+                opt.load_state_dict(_unflatten_optimizer(tensors, meta[f"opt_{name}"], f"opt_{name}"))
+
+
+def _flatten_optimizer(state: dict, prefix: str) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, scalars = {}, {}
+    for pid, values in state["state"].items():
+        for key, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f"{prefix}.{pid}.{key}"] = value.detach().clone().contiguous()
+            else:
+                scalars[f"{pid}.{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], info: dict, prefix: str) -> dict:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if name.startswith(prefix + "."):
+            pid, key = name[len(prefix) + 1:].split(".", 1)
+            state.setdefault(int(pid), {})[key] = value
+    for name, value in info["scalars"].items():
+        pid, key = name.split(".", 1)
+        state.setdefault(int(pid), {})[key] = value
+    return {"state": state, "param_groups": info["param_groups"]}
+
+
+def train_rater(settings: RaterSettings, train_pool, val_pool, *, start_epoch: int = 0,
+                trainer: RaterTrainer | None = None, on_epoch=None) -> RaterTrainer:
+    """Train for `settings.epochs` epochs; `on_epoch(trainer, record)` runs after each (checkpointing)."""
+    from practicum.log import progress
+
+    if trainer is None:
+        trainer = RaterTrainer(settings, train_pool.input_shape, max(train_pool.num_classes, val_pool.num_classes))
+    iterations = settings.iterations_per_epoch or max(1, math.ceil(len(val_pool) / settings.batch_size))
+    trainer.total_steps = settings.epochs * iterations
+    for epoch in progress(range(start_epoch, settings.epochs), "rater epochs", total=settings.epochs - start_epoch):
+        record = trainer.run_epoch(epoch, train_pool, val_pool, iterations)
+        if on_epoch is not None:
+            on_epoch(trainer, record)
+    return trainer
+
+
+# ---------------------------------------------------------------- rating
+
+@torch.no_grad()
+def rate_batch(rater: RaterNet, x: torch.Tensor, y: torch.Tensor, mode: str = "group") -> np.ndarray:
+    """Ratings of one batch: p·g (the paper's stored rating) or a (`mode="instance"`)."""
+    rater.eval()
+    out = rater(x, y)
+    return (out["score"] if mode == "group" else out["a"]).double().numpy()
+
+
+def rate(rater: RaterNet, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 256, seed: int = 0,
+         mode: str = "group") -> np.ndarray:
+    """Rate in-memory examples: seeded shuffle, batches of `batch_size`, ratings back in input order."""
+    if mode not in ("group", "instance"):
+        raise ValueError(f"mode must be 'group' or 'instance', not {mode!r}")
+    order = np.random.default_rng(shard_seed(seed, 0, RATING_STREAM)).permutation(len(y))
+    scores = np.empty(len(y))
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        scores[idx] = rate_batch(rater, x[idx], y[idx], mode)
+    return scores
+
+
+# ---------------------------------------------------------------- checkpoints
+
+def save_rater(path: str | Path, rater: RaterNet, meta: dict[str, Any]) -> None:
+    """`path` (.safetensors) with the weights and `path` with .json beside it (architecture + provenance)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    weights = {k: v.detach().clone().contiguous() for k, v in rater.state_dict().items()}
+    atomic_write_with(path, lambda tmp: save_file(weights, tmp))
+    atomic_write_json(path.with_suffix(".json"), meta)
+
+
+def rater_meta(trainer: RaterTrainer, epoch: int, record: dict | None = None) -> dict[str, Any]:
+    s = trainer.settings
+    return {"format": "practicum-rater/1", "epoch": epoch, "input_shape": list(trainer.input_shape),
+            "num_classes": trainer.num_classes, "feature_dim": s.feature_dim, "width": s.width,
+            "head_hidden": s.head_hidden, "heads": s.heads, "settings": s.model_dump(mode="json"),
+            "last_epoch": record}
+
+
+def load_rater(path: str | Path) -> tuple[RaterNet, dict[str, Any]]:
+    """A rater checkpoint: a .safetensors file (with its .json) or a `practicum rate` run folder."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "rater.safetensors"
+    meta_path = path.with_suffix(".json")
+    if not path.is_file() or not meta_path.is_file():
+        raise ModelError(f"no rater checkpoint at {path} (with {meta_path.name})",
+                         "give a `practicum rate` run folder or its rater.safetensors")
+    try:
+        meta = json.loads(meta_path.read_text())
+        rater = RaterNet(tuple(meta["input_shape"]), meta["num_classes"], meta["feature_dim"], meta["width"],
+                         meta["head_hidden"], meta["heads"])
+        rater.load_state_dict(load_file(str(path)))
+    except (KeyError, ValueError, RuntimeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path} is not a readable rater checkpoint: {str(exc).splitlines()[0]}",
+                         "retrain it with `practicum rate`") from None
+    rater.eval()
+    return rater, meta
+
+
+__all__ = ["RaterSettings", "RaterTrainer", "UPDATE_RULES", "gamma_at", "lin0", "load_rater", "make_optimizer",
+           "rate", "rate_batch", "rater_meta", "save_rater", "train_rater"]

@@ -1,0 +1,309 @@
+"""Selectors: scores (or a ranking) and a budget in, sorted example indices out.
+
+Rankings are descending: rank 0 is the highest score (for the rater, the highest rating; for
+the scorers of `practicum.select.scorers`, the hardest example). Ties are broken by index, so
+a selection depends only on the scores, the budget and the seed.
+
+| selector | keeps |
+|---|---|
+| `top_k` / `bottom_k` | the k highest / lowest scores |
+| `block` | a contiguous slice of the ranking starting at a percentile (the paper's Block sNN) |
+| `band` | keep-hard: every example with a signed score |t| <= ξ (or the k smallest |t|) |
+| `gsample` | k ranks drawn without replacement with Gaussian weights over rank position |
+| `shift_gsample` | drop the top δ of the ranking, then `gsample` over the rest (Alchemist) |
+| `ccs` | coverage-centric stratified sampling over the score range (Zheng et al. 2023) |
+| `class_balanced` | any of the above run within each class, budget split by class size |
+| `random_subset` | k indices uniformly at random |
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+
+from practicum.errors import ConfigError, DataError
+
+STRATEGIES = ("top-k", "bottom-k", "random", "block", "band", "gsample", "shift-gsample", "ccs")
+
+# Shift-Gsample prune-top fractions from the Alchemist repository's subset names (retention → δ).
+SHIFT_PRESETS = ((0.2, 0.25), (0.5, 0.25), (0.8, 0.15), (0.9, 0.05))
+
+# Gaussian shape presets over the kept ranking of length n: (μ/n, σ/n); "figure" is special.
+SHAPE_PRESETS = {"m2_std3": (1 / 2, 1 / 3), "m3_std6": (1 / 3, 1 / 6)}
+
+
+class SelectionWarning(UserWarning):
+    """A selection that ran but did not do quite what its settings describe."""
+
+
+# ---------------------------------------------------------------- helpers
+
+def _scores(scores) -> np.ndarray:
+    array = np.asarray(scores, dtype=np.float64)
+    if array.ndim != 1:
+        raise DataError(f"scores must be one number per example, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise DataError("scores contain NaN or infinite values", "rescore the pool or drop those examples")
+    return array
+
+
+def budget(n: int, keep: float | int) -> int:
+    """How many examples to keep: a fraction in (0, 1] of n, or a count (an int >= 1)."""
+    if isinstance(keep, (int, np.integer)) and not isinstance(keep, bool) and keep >= 1:
+        k = int(keep)
+    elif isinstance(keep, (float, np.floating)) and 0.0 < keep <= 1.0:
+        k = int(round(float(keep) * n))
+    else:
+        raise ConfigError(f"keep must be a fraction in (0, 1] or a count >= 1, not {keep!r}",
+                          "e.g. --keep 0.5 or --keep 1000")
+    if k > n:
+        raise ConfigError(f"cannot keep {k} of {n} examples", "lower --keep")
+    return k
+
+
+def rank_descending(scores) -> np.ndarray:
+    """Indices sorted by score, highest first; ties by index."""
+    s = _scores(scores)
+    return np.lexsort((np.arange(len(s)), -s))
+
+
+# ---------------------------------------------------------------- deterministic rules
+
+def top_k(scores, keep) -> np.ndarray:
+    s = _scores(scores)
+    return np.sort(rank_descending(s)[: budget(len(s), keep)])
+
+
+def bottom_k(scores, keep) -> np.ndarray:
+    s = _scores(scores)
+    k = budget(len(s), keep)
+    return np.sort(np.lexsort((np.arange(len(s)), s))[:k])
+
+
+def block(scores, keep, start: float) -> np.ndarray:
+    """A contiguous slice of the descending ranking starting at percentile `start` in [0, 1).
+
+    Block s30 at 20 % keeps ranks 30 %..50 %. The slice is moved back if it would run off the end.
+    """
+    s = _scores(scores)
+    if not 0.0 <= start < 1.0:
+        raise ConfigError(f"block start must be a fraction in [0, 1), not {start}")
+    k = budget(len(s), keep)
+    first = min(int(math.floor(start * len(s))), len(s) - k)
+    return np.sort(rank_descending(s)[first:first + k])
+
+
+def band(values, xi: float | None = None, keep=None) -> np.ndarray:
+    """Keep-hard band: examples whose signed value t satisfies |t| <= ξ.
+
+    `t` is a signed margin-like number (0 = on the decision boundary), as in the keep-hard rule
+    q(t) = 1[|t| <= ξ] of the pruning theory. Give `xi`, or `keep` to take the k smallest |t|
+    (ties by index), i.e. the ξ that yields the budget.
+    """
+    t = np.abs(_scores(values))
+    if (xi is None) == (keep is None):
+        raise ConfigError("band needs exactly one of xi (the half-width) or keep (a budget)")
+    if xi is not None:
+        if xi < 0:
+            raise ConfigError(f"band half-width xi must be >= 0, not {xi}")
+        return np.flatnonzero(t <= xi)
+    k = budget(len(t), keep)
+    return np.sort(np.lexsort((np.arange(len(t)), t))[:k])
+
+
+# ---------------------------------------------------------------- sampling rules
+
+def gumbel_top_k(log_weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k positions drawn without replacement with probability ∝ exp(log_weights), sequentially.
+
+    Adding Gumbel noise and taking the k largest is exactly sequential weighted sampling
+    without replacement (the Gumbel-top-k trick).
+    """
+    keys = log_weights + rng.gumbel(size=len(log_weights))
+    return np.argsort(-keys, kind="stable")[:k]
+
+
+def default_prune_top(keep_fraction: float) -> float:
+    """δ for a retention q from the repository's presets (0.2, 0.5 → 0.25; 0.8 → 0.15; 0.9 → 0.05).
+
+    Between presets δ is interpolated linearly; below 0.2 it stays 0.25; it is always capped at
+    (1 − q)/2 so the kept ranking still holds the budget with room to sample.
+    """
+    qs, deltas = zip(*SHIFT_PRESETS)
+    delta = float(np.interp(keep_fraction, qs, deltas))
+    return min(delta, (1.0 - keep_fraction) / 2.0)
+
+
+def gaussian_log_weights(n: int, mu: float, sigma: float) -> np.ndarray:
+    if sigma <= 0:
+        raise ConfigError(f"sigma must be > 0, not {sigma}")
+    j = np.arange(n, dtype=np.float64)
+    return -((j - mu) ** 2) / (2.0 * sigma ** 2)
+
+
+def shape_params(n: int, n_total: int, prune_top: float, shape: str = "m2_std3",
+                 mu: float | None = None, sigma: float | None = None) -> tuple[float, float]:
+    """(μ, σ) over positions 0..n−1 of the kept ranking.
+
+    Presets: `m2_std3` μ = n/2, σ = n/3 (default); `m3_std6` μ = n/3, σ = n/6; `figure` centres
+    at 0.55·N of the full ranking (μ = 0.55N − δN) with σ = 0.11N, as read from the paper's
+    Figure 2(b). Explicit `mu`/`sigma` are fractions of n and override the preset.
+    """
+    if shape == "figure":
+        mu_pos, sigma_pos = 0.55 * n_total - prune_top * n_total, 0.11 * n_total
+    elif shape in SHAPE_PRESETS:
+        mu_frac, sigma_frac = SHAPE_PRESETS[shape]
+        mu_pos, sigma_pos = mu_frac * n, sigma_frac * n
+    else:
+        raise ConfigError(f"unknown Gaussian shape {shape!r}", f"use one of {', '.join([*SHAPE_PRESETS, 'figure'])}")
+    if mu is not None:
+        mu_pos = mu * n
+    if sigma is not None:
+        sigma_pos = sigma * n
+    return mu_pos, sigma_pos
+
+
+def shift_gsample(scores, keep, *, prune_top: float | None = None, shape: str = "m2_std3",
+                  mu: float | None = None, sigma: float | None = None, seed: int = 0) -> np.ndarray:
+    """Alchemist's Shift-Gsample: drop the top δ of the ranking, Gaussian-sample the budget from the rest.
+
+    R = ranking[floor(δN):]; w_j ∝ exp(−(j − μ)²/(2σ²)) over positions j of R; draw K of R
+    without replacement ∝ w. δ defaults to the preset for the retention (`default_prune_top`).
+    Warns (SelectionWarning) when K exceeds the positions with non-negligible weight, because
+    sampling then spills into the tails.
+    """
+    s = _scores(scores)
+    n_total = len(s)
+    k = budget(n_total, keep)
+    delta = default_prune_top(k / n_total) if prune_top is None else float(prune_top)
+    if not 0.0 <= delta < 1.0:
+        raise ConfigError(f"prune_top must be a fraction in [0, 1), not {delta}")
+    ranking = rank_descending(s)
+    rest = ranking[int(math.floor(delta * n_total)):]
+    if k > len(rest):
+        raise ConfigError(f"cannot keep {k} examples after pruning the top {delta:.0%} ({len(rest)} left)",
+                          "lower prune_top or keep")
+    mu_pos, sigma_pos = shape_params(len(rest), n_total, delta, shape, mu, sigma)
+    log_w = gaussian_log_weights(len(rest), mu_pos, sigma_pos)
+    significant = int((log_w >= math.log(1e-3)).sum())
+    if k > significant:
+        warnings.warn(f"Shift-Gsample keeps {k} examples but only {significant} ranks have weight >= 1e-3 of the "
+                      "peak; the sample reaches into the tails (widen sigma or lower keep)", SelectionWarning,
+                      stacklevel=2)
+    chosen = gumbel_top_k(log_w, k, np.random.default_rng(seed))
+    return np.sort(rest[chosen])
+
+
+def gsample(scores, keep, *, shape: str = "m2_std3", mu: float | None = None, sigma: float | None = None,
+            seed: int = 0) -> np.ndarray:
+    """Gaussian sampling over the whole ranking (Shift-Gsample with δ = 0)."""
+    return shift_gsample(scores, keep, prune_top=0.0, shape=shape, mu=mu, sigma=sigma, seed=seed)
+
+
+def random_subset(n: int, keep, seed: int = 0) -> np.ndarray:
+    k = budget(n, keep)
+    return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
+
+
+def ccs(scores, keep, *, prune_hard: float = 0.1, strata: int = 50, seed: int = 0) -> np.ndarray:
+    """Coverage-centric coreset selection (Zheng et al., ICLR 2023).
+
+    1. Drop the hardest `prune_hard` fraction (highest scores: likely mislabelled).
+    2. Split the remaining score range into `strata` equal-width bins.
+    3. Repeatedly take the non-empty bin with the fewest examples, give it
+       min(its size, floor(budget left / bins left)) and sample that many at random from it.
+    """
+    s = _scores(scores)
+    k = budget(len(s), keep)
+    if not 0.0 <= prune_hard < 1.0:
+        raise ConfigError(f"prune_hard must be a fraction in [0, 1), not {prune_hard}")
+    if strata < 1:
+        raise ConfigError(f"strata must be >= 1, not {strata}")
+    ranking = rank_descending(s)
+    pool = ranking[int(math.floor(prune_hard * len(s))):]
+    if k > len(pool):
+        raise ConfigError(f"cannot keep {k} examples after pruning the hardest {prune_hard:.0%} ({len(pool)} left)",
+                          "lower prune_hard or keep")
+    rng = np.random.default_rng(seed)
+    values = s[pool]
+    low, high = values.min(), values.max()
+    width = (high - low) / strata if high > low else 1.0
+    bins = np.minimum(((values - low) / width).astype(np.int64), strata - 1)
+    members = [pool[bins == b] for b in range(strata)]
+    members = [m for m in members if len(m)]
+    chosen, left = [], k
+    while members and left > 0:
+        members.sort(key=len)  # smallest stratum first (stable: ties keep score order)
+        stratum = members.pop(0)
+        take = min(len(stratum), left // (len(members) + 1))
+        if take:
+            chosen.append(rng.choice(stratum, size=take, replace=False))
+        left -= take
+    return np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.int64)
+
+
+# ---------------------------------------------------------------- wrappers and the dispatcher
+
+def class_balanced(select: Callable[..., np.ndarray], scores, labels, keep, **options) -> np.ndarray:
+    """Run `select(scores_c, keep_c, **options)` within each class; budgets ∝ class size.
+
+    Per-class budgets use the largest-remainder rule, so they sum to the total exactly. A `seed`
+    option is offset by the class index so classes do not share random draws.
+    """
+    s = _scores(scores)
+    y = np.asarray(labels)
+    if y.shape != s.shape:
+        raise DataError(f"labels {y.shape} and scores {s.shape} differ in length")
+    k = budget(len(s), keep)
+    classes = np.unique(y)
+    sizes = np.array([(y == c).sum() for c in classes])
+    exact = k * sizes / sizes.sum()
+    quotas = np.floor(exact).astype(np.int64)
+    for i in np.argsort(-(exact - quotas), kind="stable")[: k - quotas.sum()]:
+        quotas[i] += 1
+    chosen = []
+    for offset, (c, quota) in enumerate(zip(classes, quotas)):
+        if quota == 0:
+            continue
+        members = np.flatnonzero(y == c)
+        opts = dict(options)
+        if "seed" in opts:
+            opts["seed"] = int(opts["seed"]) + offset
+        chosen.append(members[select(s[members], int(quota), **opts)])
+    return np.sort(np.concatenate(chosen))
+
+
+def select(strategy: str, scores, keep, *, labels=None, balance: bool = False, seed: int = 0,
+           prune_top: float | None = None, shape: str = "m2_std3", mu: float | None = None,
+           sigma: float | None = None, start: float = 0.3, prune_hard: float = 0.1, strata: int = 50) -> np.ndarray:
+    """One entry point for every strategy in `STRATEGIES` (what `practicum select` calls).
+
+    `band` treats the scores as signed values t and keeps the `keep` smallest |t|.
+    """
+    rules: dict[str, tuple[Callable[..., np.ndarray], dict]] = {
+        "top-k": (top_k, {}),
+        "bottom-k": (bottom_k, {}),
+        "random": (lambda s, k, seed: random_subset(len(s), k, seed), {"seed": seed}),
+        "block": (block, {"start": start}),
+        "band": (lambda s, k: band(s, keep=k), {}),
+        "gsample": (gsample, {"shape": shape, "mu": mu, "sigma": sigma, "seed": seed}),
+        "shift-gsample": (shift_gsample, {"prune_top": prune_top, "shape": shape, "mu": mu, "sigma": sigma,
+                                          "seed": seed}),
+        "ccs": (ccs, {"prune_hard": prune_hard, "strata": strata, "seed": seed}),
+    }
+    if strategy not in rules:
+        raise ConfigError(f"unknown selection strategy {strategy!r}", f"use one of {', '.join(STRATEGIES)}")
+    rule, options = rules[strategy]
+    if balance:
+        if labels is None:
+            raise ConfigError("class-balanced selection needs labels", "the scores file must have a label column")
+        return class_balanced(rule, scores, labels, keep, **options)
+    return rule(_scores(scores), keep, **options)
+
+
+__all__ = ["SHAPE_PRESETS", "SHIFT_PRESETS", "STRATEGIES", "SelectionWarning", "band", "block", "bottom_k", "budget",
+           "ccs", "class_balanced", "default_prune_top", "gaussian_log_weights", "gsample", "gumbel_top_k",
+           "random_subset", "rank_descending", "select", "shape_params", "shift_gsample", "top_k"]
