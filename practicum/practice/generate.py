@@ -1,0 +1,159 @@
+"""What the DP loop asks a generator for, and the generators that answer.
+
+The loop only needs one call: "give me these labels, guided by this learner with strength ω".
+
+    generator(Request(labels, omega, guide, seed, start)) -> Generation(images, seconds, ...)
+
+- `DiffusionGenerator`: the real thing — a `practicum.diffusion` denoiser (the built-in digits
+  model, a local diffusers/SD folder) sampled with entropy guidance from the learner. A
+  request is split into shards, each with its own seed from `shard_seed`, and the shards go
+  through `executor.map`, so local and Ray give the same bytes.
+- `BankGenerator`: vanilla (ω = 0) samples drawn once up front and handed out by position
+  (`start`), with their measured per-image cost. The study uses it so that static sets of
+  several sizes, DP's initial set, dynamic-vanilla rounds and generate-then-prune candidates
+  are all prefixes/slices of one vanilla stream, generated once. It refuses guided requests.
+
+Labels are class-balanced by position: example number i of the stream has class i mod K, so a
+request of n examples starting at `start` has labels (start + arange(n)) mod K.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from practicum.errors import ConfigError, DataError
+
+
+def balanced_labels(start: int, count: int, num_classes: int) -> torch.Tensor:
+    """Class ids for examples start..start+count-1 of a class-balanced stream."""
+    return (torch.arange(count, dtype=torch.long) + int(start)) % int(num_classes)
+
+
+@dataclass
+class Request:
+    labels: torch.Tensor  # (n,) class ids
+    omega: float = 0.0  # entropy guidance strength; 0 = vanilla
+    guide: nn.Module | None = None  # frozen learner copy (eval mode) for entropy guidance
+    seed: int = 0
+    start: int = 0  # how many examples the pool held before this request
+
+
+@dataclass
+class Generation:
+    images: torch.Tensor  # (n, C, H, W) in [-1, 1]
+    seconds: float  # the cost of producing them (measured, or the bank's per-image cost × n)
+    retries: int = 0
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+Generator = Callable[[Request], Generation]
+
+
+# ---------------------------------------------------------------- the real generator
+
+_DENOISERS: dict[str, Any] = {}  # one loaded model per process (Ray workers load their own)
+
+
+def _denoiser(spec: str):
+    if spec not in _DENOISERS:
+        from practicum.diffusion import load_denoiser
+
+        _DENOISERS[spec] = load_denoiser(spec)
+    return _DENOISERS[spec]
+
+
+def _sample_shard(item: dict[str, Any]) -> tuple[torch.Tensor, int]:
+    """One shard of a request (a top-level function, so it pickles for Ray)."""
+    from practicum.diffusion import EntropyGuidance, sample
+
+    den = item["denoiser"] if item["denoiser"] is not None else _denoiser(item["spec"])
+    guidance = []
+    if item["omega"] != 0.0:
+        if item["guide"] is None:
+            raise ConfigError("entropy guidance (omega != 0) needs the learner", "pass guide=learner.guide_model()")
+        guidance.append(EntropyGuidance(item["guide"], item["omega"], **item["guidance"]))
+    out = sample(den, item["labels"], seed=item["seed"], guidance=guidance, **item["sampling"])
+    return out.images, out.retries
+
+
+class DiffusionGenerator:
+    """Sample a request from a diffusion model, entropy-guided by the learner when ω != 0.
+
+    `model` is anything `practicum.diffusion.load_denoiser` opens ("builtin", a local folder)
+    or a loaded Denoiser. `sampling` goes to `sample` (steps, cfg_scale, eta, scheduler);
+    `guidance` to `EntropyGuidance` (every, form, through, ...).
+    """
+
+    def __init__(self, model: Any = "builtin", *, sampling: dict[str, Any] | None = None,
+                 guidance: dict[str, Any] | None = None, shard_size: int = 100, engine: str = "local"):
+        from practicum.diffusion.builtin import sampling_defaults
+
+        self.spec = model if isinstance(model, str) else None
+        self.denoiser = None if isinstance(model, str) else model
+        den = self.denoiser if self.denoiser is not None else _denoiser(model)
+        self.sampling = {**sampling_defaults(den), **(sampling or {})}
+        self.guidance = dict(guidance or {})
+        self.shard_size = int(shard_size)
+        self.engine = engine
+        self.image_shape = tuple(den.image_shape)
+        self.num_classes = den.num_classes
+
+    def __call__(self, request: Request) -> Generation:
+        from practicum.engine import get_executor, shard_seed
+
+        started = time.perf_counter()
+        labels = torch.as_tensor(request.labels, dtype=torch.long)
+        items = [{"spec": self.spec, "denoiser": self.denoiser if self.engine == "local" else None,
+                  "labels": labels[i:i + self.shard_size], "omega": float(request.omega),
+                  "guide": request.guide if request.omega != 0.0 else None, "guidance": self.guidance,
+                  "sampling": self.sampling, "seed": shard_seed(request.seed, 0, shard)}
+                 for shard, i in enumerate(range(0, len(labels), self.shard_size))]
+        if self.denoiser is not None and self.engine != "local":
+            raise ConfigError("a Denoiser object cannot be shipped to Ray workers", "give the model as a path")
+        results = get_executor(self.engine).map(_sample_shard, items, description="generating")
+        images = torch.cat([r[0] for r in results]) if results else torch.empty(0, *self.image_shape)
+        return Generation(images, time.perf_counter() - started, sum(r[1] for r in results),
+                          {"omega": float(request.omega), **self.sampling,
+                           **({"guidance": self.guidance} if request.omega else {})})
+
+
+# ---------------------------------------------------------------- the vanilla bank
+
+class BankGenerator:
+    """Vanilla samples generated once and served by stream position (ω = 0 only)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, seconds_per_image: float):
+        self.images, self.labels = images, torch.as_tensor(labels, dtype=torch.long)
+        self.seconds_per_image = float(seconds_per_image)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __call__(self, request: Request) -> Generation:
+        if request.omega != 0.0:
+            raise ConfigError("the vanilla bank only serves omega = 0", "use a DiffusionGenerator for guided data")
+        n = len(request.labels)
+        stop = request.start + n
+        if stop > len(self):
+            raise DataError(f"the vanilla bank holds {len(self)} samples; the run asked for up to {stop}",
+                            "generate a larger bank (raise the study's sizes consistently)")
+        if not torch.equal(self.labels[request.start:stop], torch.as_tensor(request.labels)):
+            raise DataError("the requested labels do not match the bank's class-balanced order")
+        return Generation(self.images[request.start:stop].clone(), n * self.seconds_per_image,
+                          settings={"omega": 0.0, "source": "bank"})
+
+
+class FallbackGenerator:
+    """Vanilla requests from the bank, guided ones from the diffusion model."""
+
+    def __init__(self, bank: BankGenerator, guided: Generator):
+        self.bank, self.guided = bank, guided
+
+    def __call__(self, request: Request) -> Generation:
+        return self.bank(request) if request.omega == 0.0 else self.guided(request)

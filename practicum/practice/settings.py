@@ -1,0 +1,84 @@
+"""Settings of a Deliberate Practice run (`practicum practice`) and its generator.
+
+Defaults are the small-scale ones tuned for the built-in 8x8 digits on the validation split
+(see docs/benchmarks.md); the paper's ImageNet values are given in the field descriptions.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from practicum.config import Settings
+from practicum.learn import TrainSettings
+from practicum.learn.patience import PATIENCE_RULES
+
+
+class GeneratorSettings(Settings):
+    """The diffusion model and how it samples (None = the model's own recommended value)."""
+
+    model: str = Field("builtin", description="'builtin' or a local diffusers folder (SD-1.5, DiT, UNet)")
+    steps: int | None = Field(None, ge=1, description="sampler steps [paper: 50]")
+    cfg_scale: float | None = Field(None, description="diffusers convention s = 1 + λ [paper: λ = 3 → s = 4]")
+    eta: float | None = Field(None, ge=0)
+    every: int = Field(5, ge=1, description="guide at steps i with i mod every == 0")
+    form: Literal["latent", "score"] = "latent"
+    through: Literal["full", "learner"] = Field("full", description="gradient path of the entropy guidance")
+    shard_size: int = Field(100, ge=1, description="samples per parallel generation shard")
+
+    def sampling(self) -> dict:
+        values = {"steps": self.steps, "cfg_scale": self.cfg_scale, "eta": self.eta}
+        return {k: v for k, v in values.items() if v is not None}
+
+    def guidance(self) -> dict:
+        return {"every": self.every, "form": self.form, "through": self.through}
+
+
+class PracticeSettings(Settings):
+    """One DP run (also static and dynamic-vanilla runs: `max_rounds=0` / `omega=0`)."""
+
+    data: str = Field("digits", description="real data: val drives patience, test is reported")
+    seed: int = 0
+    arch: str = Field("cnn", description="learner architecture (practicum.learn.ARCHS)")
+    width: int | None = None
+    train: TrainSettings = Field(default_factory=lambda: TrainSettings(steps=1500),
+                                 description="train.steps is the iteration budget I")
+    initial_size: int = Field(100, ge=1, description="N: vanilla samples to start with")
+    add_size: int = Field(100, ge=1, description="P: samples added per round")
+    omega: float = Field(0.05, description="entropy guidance strength ω (0 = dynamic-vanilla control)")
+    t_init: int = Field(2, ge=1, description="initial patience T_init (evaluations without improvement)")
+    patience_rule: str = Field("proportional", description=f"one of {PATIENCE_RULES}")
+    reset_best: bool = Field(False, description="forget the best accuracy after each round")
+    eval_every: int | None = Field(None, ge=1, description="τ in samples seen; None = N (one pass over the start set)")
+    max_rounds: int | None = Field(None, ge=0, description="stop adding after this many rounds (0 = static run)")
+    add_during_warmup: bool = Field(False, description="allow rounds during the LR warm-up (an untrained "
+                                    "learner's entropy is uninformative; the paper's patience rarely fires there)")
+    branch_out: bool = Field(True, description="branch out before rounds (accuracy vs data size)")
+    branch_out_at: list[int] | None = Field(None, description="only before these rounds (1-based); "
+                                            "None = chosen by branch_growth")
+    branch_growth: float = Field(1.0, ge=1.0, description="branch out only when the pool has grown by this "
+                                 "factor since the last branch (1 = before every round; 1.5 = geometric sizes)")
+    checkpoint_every: int | None = Field(None, ge=1, description="steps between checkpoints; None = I/20")
+    generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
+
+    @model_validator(mode="after")
+    def _check(self) -> "PracticeSettings":
+        if self.patience_rule not in PATIENCE_RULES:
+            raise ValueError(f"patience_rule must be one of {PATIENCE_RULES}")
+        return self
+
+    @property
+    def iterations(self) -> int:
+        return self.train.steps
+
+    @property
+    def tau(self) -> int:
+        return self.eval_every or self.initial_size
+
+    def wants_branch(self, round_index: int, pool_size: int, last_branch_size: int | None) -> bool:
+        if not self.branch_out:
+            return False
+        if self.branch_out_at is not None:
+            return round_index in self.branch_out_at
+        return last_branch_size is None or pool_size >= self.branch_growth * last_branch_size - 1e-9
