@@ -18,23 +18,24 @@ def _to_display(images: torch.Tensor) -> np.ndarray:
 
 def sample_grid(images: torch.Tensor, labels: torch.Tensor, class_names, path: str | Path, title: str,
                 max_per_class: int = 10) -> Path:
-    """Rows are classes, columns the first `max_per_class` images of each class."""
+    """One mosaic: rows are classes, columns the first `max_per_class` images of each class."""
     labels = labels.numpy()
     classes = sorted(set(labels.tolist()))
     cols = max(1, min(max_per_class, max(int((labels == c).sum()) for c in classes)))
-    fig, axes = new_figure(width=0.8 * cols + 0.8, height=0.8 * len(classes) + 0.6, ncols=cols, nrows=len(classes))
-    axes = np.asarray(axes).reshape(len(classes), cols)
     shown = _to_display(images)
+    h, w = shown.shape[1:3]
+    pad = max(1, h // 8)
+    mosaic = np.ones((len(classes) * (h + pad) + pad, cols * (w + pad) + pad, *shown.shape[3:]))
     for r, c in enumerate(classes):
-        rows = np.flatnonzero(labels == c)[:cols]
-        for k in range(cols):
-            ax = axes[r, k]
-            ax.set_xticks([]), ax.set_yticks([]), ax.grid(False)
-            if k < len(rows):
-                ax.imshow(shown[rows[k]], cmap="gray" if shown.ndim == 3 else None, vmin=0, vmax=1)
-            if k == 0:
-                ax.set_ylabel(str(class_names[c]), rotation=0, labelpad=12)
-    fig.suptitle(title)
+        for k, row in enumerate(np.flatnonzero(labels == c)[:cols]):
+            top, left = pad + r * (h + pad), pad + k * (w + pad)
+            mosaic[top:top + h, left:left + w] = shown[row]
+    fig, ax = new_figure(width=min(12.0, 0.5 * cols + 1.5), height=min(12.0, 0.5 * len(classes) + 0.8))
+    ax.imshow(mosaic, cmap="gray" if mosaic.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+    ax.grid(False)
+    ax.set_xticks([])
+    ax.set_yticks([pad + r * (h + pad) + h / 2 for r in range(len(classes))], [str(class_names[c]) for c in classes])
+    ax.set_title(title)
     return save_figure(fig, path)
 
 
