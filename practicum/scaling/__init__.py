@@ -7,10 +7,23 @@
     >>> data_multiplier(sizes_a, err_a, sizes_b, err_b).multiplier   # how much less data B needs
 """
 
+from practicum.scaling.chinchilla import ChinchillaLaw, fit_chinchilla
+from practicum.scaling.compare import MultiplierResult, crossover, data_multiplier
 from practicum.scaling.families import DEFAULT_FAMILIES, Family, families, get_family
 from practicum.scaling.law import METRICS, IdentifiabilityWarning, ScalingLaw, fit, rmsle
+from practicum.scaling.pools import PoolLaw, best_pool, fit_pool, pool_error, union_error
+from practicum.scaling.repetition import (
+    R_D_STAR,
+    R_N_STAR,
+    MuennighoffLaw,
+    effective_data,
+    effective_epochs,
+    fit_muennighoff,
+)
 
 __all__ = [
-    "DEFAULT_FAMILIES", "METRICS", "Family", "IdentifiabilityWarning", "ScalingLaw", "families", "fit",
-    "get_family", "rmsle",
+    "DEFAULT_FAMILIES", "METRICS", "R_D_STAR", "R_N_STAR", "ChinchillaLaw", "Family", "IdentifiabilityWarning",
+    "MultiplierResult", "MuennighoffLaw", "PoolLaw", "ScalingLaw", "best_pool", "crossover", "data_multiplier",
+    "effective_data", "effective_epochs", "families", "fit", "fit_chinchilla", "fit_muennighoff", "fit_pool",
+    "get_family", "pool_error", "rmsle", "union_error",
 ]

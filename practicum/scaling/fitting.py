@@ -265,13 +265,23 @@ def fit_m4(fam, u, t, w, rng, *, init=None, eps_0=None, **_) -> FitOutcome:
         grid = list(itertools.product(np.linspace(-6, 6, 7), np.linspace(-5, 4, 7)))
         scored = sorted(((objective(np.array(p))[0], p) for p in grid), key=lambda s: s[0])
         p_starts = [np.array(scored[0][1])]
+    def resid(p):
+        eps_inf, e0 = unpack(p)
+        with np.errstate(all="ignore"):
+            beta, c, alpha = _m4_inner(logu, t, w, eps_inf, e0)
+            r = np.sqrt(w) * (np.log(m4_solve(u, eps_inf, e0, alpha, beta, c)) - np.log(t))
+        return np.where(np.isfinite(r), r, 1e3)
+
     best_loss, best_theta = np.inf, None
     for p0 in p_starts:
         res = minimize(lambda p: objective(p)[0], p0, method="Nelder-Mead",
-                       options={"xatol": 1e-5, "fatol": 1e-13, "maxiter": 250})
-        loss, theta = objective(res.x)
-        if theta is not None and loss < best_loss:
-            best_loss, best_theta = loss, theta
+                       options={"xatol": 1e-4, "fatol": 1e-14, "maxiter": 120})
+        # then a Gauss–Newton polish of the two outer parameters
+        p_fin = least_squares(resid, res.x, method="trf", max_nfev=60, x_scale=1.0).x
+        for p in (res.x, p_fin):
+            loss, theta = objective(p)
+            if theta is not None and loss < best_loss:
+                best_loss, best_theta = loss, theta
     if best_theta is None or not np.isfinite(best_loss):
         raise FitError("M4: no finite fit", "check the curve is positive and falling, or use M2")
     return FitOutcome(best_theta, best_loss)

@@ -23,6 +23,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from practicum.errors import DataError, FitError
+from practicum.scaling._threads import blas_single, single_thread_blas
 from practicum.scaling.families import DEFAULT_FAMILIES, Family, get_family
 from practicum.scaling.fitting import FITTERS, FitOutcome
 
@@ -138,6 +139,7 @@ class ScalingLaw:
                 get_family(name)
 
     # -------------------------------------------------------- fitting
+    @blas_single
     def fit(self, x, y, weights=None, seeds=None, *, u_check=None) -> "ScalingLaw":
         x, y, w, seeds = check_curve(x, y, metric=self.metric, weights=weights, seeds=seeds)
         self.x_, self.y_, self.w_, self.seeds_ = x, y, w, seeds
@@ -220,7 +222,7 @@ class ScalingLaw:
         scores: dict[str, list[float]] = {}
         for name in names:
             fam = get_family(name)
-            need = 1 if fam.name == "last1" else fam.n_params + 1  # one point of slack
+            need = fam.min_points
             for k in sizes:
                 if k < need:
                     continue
@@ -317,24 +319,30 @@ class ScalingLaw:
         there, by a bracketing root finder on log x. FitError when the law never gets there."""
         self._check_fitted()
         goal = float(loss_space(target, self.metric))
-        x_lo = float(self.x_.min()) / 1e3
+        x_lo = float(self.x_.min()) / 10.0
         x_hi = float(x_max) if x_max is not None else float(self.x_.max()) * 1e12
         grid = np.geomspace(x_lo, x_hi, 1201)
         gap = loss_space(self.predict(grid), self.metric) - goal  # > 0: not there yet
         gap = np.where(np.isfinite(gap), gap, np.inf)
+        if self._fam.fitter == "last1":
+            if gap[0] <= 0:
+                return float(self.x_.min())  # a flat law meets an easier target wherever it is defined
+            raise FitError(f"last1 stays at {self.predict(self.x_[:1])[0]:.4g} and never reaches {target:g}",
+                           "choose a less ambitious target or another family")
+        if gap[0] <= 0:
+            raise FitError(f"the {self.family_} law is already at {target:g} below x={x_lo:.3g}, a tenth of the "
+                           "smallest size measured", "choose a harder target")
         reached = np.flatnonzero(gap <= 0)
         if reached.size == 0:
-            best = float(np.nanmin(np.where(np.isfinite(gap), gap, np.nan)) + goal) if np.any(np.isfinite(gap)) \
-                else math.nan
+            finite = gap[np.isfinite(gap)]
+            best = float(finite.min() + goal) if finite.size else math.nan
             raise FitError(f"the {self.family_} law never reaches {target:g} up to x={x_hi:.3g} "
                            f"(its best is {best:.4g} in loss terms)",
                            "choose a less ambitious target")
         i = int(reached[0])
-        if i == 0:
-            if np.all(np.abs(gap[np.isfinite(gap)]) == np.abs(gap[0])):
-                return float(self.x_.min())  # a flat law (last1): reached wherever it is defined
-            return x_lo
         f = lambda lx: float(loss_space(self.predict(np.exp(lx)), self.metric) - goal)  # noqa: E731
+        if not (np.isfinite(f(np.log(grid[i - 1]))) and np.isfinite(f(np.log(grid[i])))):
+            return float(grid[i])
         return float(np.exp(brentq(f, np.log(grid[i - 1]), np.log(grid[i]), xtol=1e-12)))
 
     def clone_with(self, theta) -> "ScalingLaw":
@@ -350,7 +358,8 @@ class ScalingLaw:
         from practicum.scaling.bootstrap import run_bootstrap
 
         self._check_fitted()
-        return run_bootstrap(self, n=n, seed=seed, by=by)
+        with single_thread_blas():
+            return run_bootstrap(self, n=n, seed=seed, by=by)
 
     def to_dict(self) -> dict[str, Any]:
         self._check_fitted()

@@ -150,6 +150,8 @@ def rule_scalars(rule: Rule, rho: float) -> Scalars:
     """(p, γ, β, β̃) in closed form (DP Lemmas 1–2) for hard/easy/random/none; quadrature for soft."""
     tau = _tau(rho)
     s = math.sqrt(1.0 - rho * rho)
+    if rule.name == "keep-hard" and rule.p >= 1.0:
+        rule = Rule("none")  # ξ = ∞ keeps everything
     if rule.name in ("none", "random"):
         p = rule.p  # q ≡ p is independent of t, so every expectation scales by p
         return Scalars(p, p, p * 2 * _PDF0 * s, p * 2 * rho * _PDF0)

@@ -13,8 +13,8 @@ Selection (`selection=`):
   margins |t| (keep-hard), the largest (keep-easy) or a uniform subset (random).
 
 Learners: `ridge` (DP: ŵ = (XᵀDX/n + λI)⁻¹XᵀDY/n, normalised by the *pool* size n),
-`max-margin` (Sorscher: hard-margin SVM through the origin, approximated by liblinear's
-hinge-loss dual with a large C), `perceptron` (the classic online rule through the origin) and
+`max-margin` (Sorscher: the hard-margin SVM through the origin, solved exactly as a
+min-norm point by NNLS), `perceptron` (the classic online rule through the origin) and
 `logistic` (weakly L2-regularised logistic regression, Sorscher's stand-in for max-margin).
 
 Ridge trials stream the pool in chunks and accumulate XᵀDX, so memory stays O(d²) whatever n.
@@ -148,17 +148,32 @@ def _ridge_streaming(trial: Trial, rule: Rule, rng: np.random.Generator) -> tupl
     return np.linalg.solve(a, xty / trial.n), kept
 
 
+def max_margin_direction(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The hard-margin SVM direction through the origin, exactly.
+
+    By duality, max_{|w|=1} min_i y_i w·x_i = min over the convex hull of z_i = y_i x_i of |u|,
+    attained at w ∝ u. The min-norm point is a non-negative least-squares problem: minimise
+    |Zα|² + (Σα − 1)² over α ≥ 0 (the scale of the second term does not change the direction),
+    which Lawson–Hanson NNLS solves exactly and ~20× faster than liblinear at a huge C.
+    """
+    from scipy.optimize import nnls
+
+    z = (y[:, None] * x).T
+    a = np.vstack([z, np.ones((1, z.shape[1]))])
+    b = np.zeros(a.shape[0])
+    b[-1] = 1.0
+    alpha, _ = nnls(a, b, maxiter=50 * a.shape[1])
+    return z @ alpha
+
+
 def _fit_classifier(learner: str, x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
     if len(np.unique(y)) < 2:  # one class: no margin to maximise; use the Hebbian direction
         return (y[:, None] * x).sum(axis=0) if len(y) else np.zeros(x.shape[1])
+    if learner == "max-margin":
+        return max_margin_direction(x, y)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # liblinear's "did not converge" at huge C is expected
-        if learner == "max-margin":
-            from sklearn.svm import LinearSVC
-
-            model = LinearSVC(C=1e4, loss="hinge", dual=True, fit_intercept=False, tol=1e-6, max_iter=50_000,
-                              random_state=seed % (2 ** 31))
-        elif learner == "logistic":
+        warnings.simplefilter("ignore")  # convergence chatter at tiny regularisation is expected
+        if learner == "logistic":
             from sklearn.linear_model import LogisticRegression
 
             model = LogisticRegression(C=1e3, fit_intercept=False, max_iter=5_000, tol=1e-8)
@@ -190,18 +205,25 @@ def trials_for(point: dict, seeds: int, seed: int, point_index: int) -> list[Tri
     return [Trial(**point, seed=shard_seed(seed, point_index, k)) for k in range(seeds)]
 
 
-def simulate_points(points: list[dict], *, seeds: int = 5, seed: int = 0, engine: str = "local",
+def simulate_points(points: list[dict], *, seeds: int | list[int] = 5, seed: int = 0, engine: str = "local",
                     description: str = "Monte-Carlo", confidence: float = 0.95) -> list[MonteCarlo]:
-    """Monte-Carlo for many points at once: every (point, repetition) is one executor item."""
-    if seeds < 1:
-        raise ConfigError(f"seeds = {seeds} must be ≥ 1", "use e.g. 5")
-    items = [trial for i, point in enumerate(points) for trial in trials_for(point, seeds, seed, i)]
-    for trial in items[:: max(1, seeds)]:
-        _validate(trial)
+    """Monte-Carlo for many points at once: every (point, repetition) is one executor item.
+
+    `seeds` is the number of independent pools per point, or one number per point.
+    """
+    counts = list(seeds) if isinstance(seeds, (list, tuple)) else [seeds] * len(points)
+    if len(counts) != len(points) or min(counts, default=1) < 1:
+        raise ConfigError(f"seeds must be ≥ 1 (one count, or one per point); got {seeds}", "use e.g. 5")
+    items = []
+    for i, (point, count) in enumerate(zip(points, counts)):
+        trials = trials_for(point, count, seed, i)
+        _validate(trials[0])
+        items.extend(trials)
     results = get_executor(engine).map(run_trial, items, description=description)
-    out = []
-    for i in range(len(points)):
-        chunk = results[i * seeds:(i + 1) * seeds]
+    out, start = [], 0
+    for count in counts:
+        chunk = results[start:start + count]
+        start += count
         out.append(MonteCarlo(np.array([e for e, _ in chunk]), np.array([k for _, k in chunk]), confidence))
     return out
 
