@@ -8,7 +8,8 @@
 
 The three generated methods of one (seed, class) use the same seed, hence the same initial and
 per-step noise, so they differ only by the guidance. Generation runs as one shard per class
-through `practicum.engine` (`generate_class_shard` is the top-level, picklable shard function).
+through `practicum.engine` (`generate_class_shard(denoiser, job)` is the top-level, picklable shard
+function; the executor's `setup` loads the denoiser once per worker).
 
 Two loops are available: `engine` (default) is practicum.diffusion's guided sampler with its
 `ModeGuidance` term; `reference` is this package's own respaced DDPM/DDIM loop
@@ -73,10 +74,12 @@ def method_guidance(method: str, lam: float, t_stop: int) -> tuple[float, int]:
     raise ConfigError(f"{method!r} is not a generated method", f"use one of {', '.join(GENERATED_METHODS)}")
 
 
-def generate_class_shard(job: ShardJob) -> dict[str, Any]:
-    """Sample `job.ipc` images of class `job.label`; returns images (ipc, C, H, W) float32 and timing."""
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    den = cached_denoiser(job.model)
+def generate_class_shard(den, job: ShardJob) -> dict[str, Any]:
+    """Sample `job.ipc` images of class `job.label` with the denoiser `den`.
+
+    Used as `executor.map(generate_class_shard, jobs, setup=partial(cached_denoiser, model))`, so a
+    worker loads the model once. Returns images (ipc, C, H, W) float32, latents and timing.
+    """
     lam, t_stop = method_guidance(job.method, job.lam, job.t_stop)
     labels = torch.full((job.ipc,), job.label, dtype=torch.long)
     start = time.perf_counter()

@@ -197,7 +197,10 @@ def make_set(settings: DistillSettings, method: str, seed: int, train: Dataset, 
                      steps=settings.steps, scheduler=settings.scheduler, form=settings.form, cfg_scale=cfg,
                      timestep_spacing=settings.timestep_spacing, loop=settings.loop)
             for c in range(train.num_classes)]
-    results = executor.map(generate_class_shard, jobs, description=f"{method} seed {seed}: generating")
+    from functools import partial
+
+    results = executor.map(generate_class_shard, jobs, setup=partial(cached_denoiser, settings.model),
+                           description=f"{method} seed {seed}: generating")
     images = torch.from_numpy(np.concatenate([r["images"] for r in results])).clamp(-1, 1)
     out_labels = torch.cat([torch.full((settings.ipc,), r["label"], dtype=torch.long) for r in results])
     info = {"seconds": float(sum(r["seconds"] for r in results)), "wall_seconds": time.perf_counter() - start,
@@ -323,16 +326,20 @@ def summarise_run(settings: DistillSettings, run: RunDir, mode_seconds: float) -
     }
 
 
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def print_summary(summary: dict) -> None:
     echo(f"IPC {summary['ipc']} on {summary['data']} ({summary['evaluated_on']} split; best / last accuracy "
-         f"over training, mean ± std over seeds)")
-    echo(f"{'method':<22}{'best acc':>16}{'last acc':>16}{'diversity':>11}{'repr.':>8}{'seconds':>9}")
+         f"over training, mean ± std over seeds; diversity ↑ and representativeness ↓ in t-SNE | cosine)")
+    echo(f"{'method':<21}{'best acc %':>13}{'last acc %':>13}{'div':>7}{'repr':>7}{'div cos':>9}{'repr cos':>9}"
+         f"{'seconds':>9}")
     for name, m in summary["methods"].items():
-        div = "-" if m["diversity"] is None else f"{m['diversity']:.3f}"
-        rep = "-" if m["representativeness"] is None else f"{m['representativeness']:.3f}"
-        echo(f"{name:<22}{100 * m['accuracy_mean']:>9.1f} ± {100 * m['accuracy_std']:<4.1f}"
-             f"{100 * m['last_accuracy_mean']:>9.1f} ± {100 * m['last_accuracy_std']:<4.1f}"
-             f"{div:>11}{rep:>8}{m['seconds']:>9.2f}")
+        echo(f"{name:<21}{100 * m['accuracy_mean']:>7.1f} ± {100 * m['accuracy_std']:<3.1f}"
+             f"{100 * m['last_accuracy_mean']:>7.1f} ± {100 * m['last_accuracy_std']:<3.1f}"
+             f"{_fmt(m['diversity']):>7}{_fmt(m['representativeness']):>7}{_fmt(m['diversity_cosine']):>9}"
+             f"{_fmt(m['representativeness_cosine']):>9}{m['seconds']:>9.2f}")
 
 
 __all__ = ["DistillSettings", "MODE_METHODS", "discover", "encode", "load_splits", "make_set", "open_model",
