@@ -143,10 +143,13 @@ class RayExecutor:
             outcomes = self._run_tasks(ray, fn, items, positions, threads)
         else:
             outcomes = self._run_actors(ray, fn, setup, items, positions, threads)
-        with progress_bar(description, len(items)) as advance:
-            for outcome in outcomes:
-                advance()
-                yield outcome.position, outcome.unwrap()
+        try:
+            with progress_bar(description, len(items)) as advance:
+                for outcome in outcomes:
+                    advance()
+                    yield outcome.position, outcome.unwrap()
+        finally:
+            outcomes.close()  # stop outstanding work now; a traceback may keep this frame alive
 
     # ------------------------------------------------------------------ resources
     def _largest_node(self, ray, resource: str) -> float:
@@ -219,8 +222,9 @@ class RayExecutor:
             num_cpus=cpus,
             num_gpus=gpus,
         )
+        rows_out = iter(dataset.iter_rows())
         try:
-            for row in dataset.iter_rows():
+            for row in rows_out:
                 outcome = cloudpickle.loads(row["outcome"])  # made by _ActorWorker from our own worker
                 yield outcome
                 if outcome.error is not None:
@@ -228,6 +232,12 @@ class RayExecutor:
         except ray.exceptions.RayError as exc:
             raise RunError(f"the Ray actor pool failed ({type(exc).__name__}: {str(exc)[:300]})",
                            "rerun with --resume: finished shards are kept") from None
+        finally:
+            # Stopping early (an error, or the caller breaking off) must stop the pool now, not at
+            # garbage collection, when Ray may already be shut down.
+            close = getattr(rows_out, "close", None)
+            if close is not None:
+                close()
 
     def _default_actors(self, ray, cpus: float, gpus: float) -> int:
         total = ray.cluster_resources()
