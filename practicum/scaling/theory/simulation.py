@@ -187,7 +187,19 @@ def _fit_classifier(learner: str, x: np.ndarray, y: np.ndarray, seed: int) -> np
 
 
 def run_trial(trial: Trial) -> tuple[float, int]:
-    """(test error, kept count) of one trial. Top-level, so executors can ship it to workers."""
+    """(test error, kept count) of one trial. Top-level, so executors can ship it to workers.
+
+    BLAS runs single-threaded inside a trial: trials are the unit of parallelism (the executor
+    spreads them), and a multi-threaded OpenBLAS on a busy machine can be 100× slower on the
+    small solves here.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _run_trial(trial)
+
+
+def _run_trial(trial: Trial) -> tuple[float, int]:
     _validate(trial)
     rule = Rule(trial.rule, trial.p, trial.sharpness)
     rng = np.random.default_rng(trial.seed)

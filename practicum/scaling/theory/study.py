@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import Field, field_validator
+from threadpoolctl import threadpool_limits
 
 from practicum.config import Settings
 from practicum.engine import ENGINES
@@ -327,7 +328,8 @@ def run_stages(settings: TheorySettings, run) -> dict[str, dict]:
             results[name] = saved
             continue
         started = time.perf_counter()
-        data = STAGE_FUNCTIONS[name](settings, plan)
+        with threadpool_limits(limits=1):  # see simulation.run_trial: one BLAS thread per worker
+            data = STAGE_FUNCTIONS[name](settings, plan)
         data["seconds"] = round(time.perf_counter() - started, 3)
         run.sub("stages")
         run.write_json(path, data)
