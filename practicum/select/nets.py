@@ -78,13 +78,14 @@ class RaterNet(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         f = self.features(x, y)
-        a = torch.sigmoid(self.instance_head(f).squeeze(-1))
+        logit = self.instance_head(f).squeeze(-1)
+        a = torch.sigmoid(logit)
         if self.group_head is None:
-            return {"a": a, "score": a}
+            return {"a": a, "logit": logit, "score": a}
         p = torch.softmax(a, dim=0)
         u = torch.cat([f.mean(dim=0), f.var(dim=0, unbiased=False)])
         g = torch.sigmoid(self.group_head(u).squeeze(-1))
-        return {"a": a, "p": p, "g": g, "score": p * g}
+        return {"a": a, "logit": logit, "p": p, "g": g, "score": p * g}
 
 
 # ---------------------------------------------------------------- proxies

@@ -193,7 +193,7 @@ def score_shard(item: dict[str, Any]) -> dict[str, np.ndarray]:
 
     from practicum.engine import shard_seed
     from practicum.select.pool import ParquetPool
-    from practicum.select.rater import rate_batch
+    from practicum.select.rater import even_batches, rate_batch
 
     rater = _cached_rater(item["rater"])
     if item["kind"] == "parquet":
@@ -209,8 +209,7 @@ def score_shard(item: dict[str, Any]) -> dict[str, np.ndarray]:
         kinds = None if all_kinds is None else all_kinds[rows]
     order = np.random.default_rng(shard_seed(item["seed"], 0, item["shard"])).permutation(len(y))
     scores = np.empty(len(y))
-    for start in range(0, len(order), item["batch_size"]):
-        idx = order[start:start + item["batch_size"]]
+    for idx in even_batches(order, item["batch_size"]):
         scores[idx] = rate_batch(rater, x[idx], y[idx], item["mode"])
     out = {"id": np.asarray(ids).astype(str), "label": y.numpy().astype(np.int64), "score": scores}
     if kinds is not None:

@@ -142,7 +142,7 @@ def _to_batch(table, path: Path) -> Batch:
         raise DataError(f"{path}: labels must be non-negative integers")
     column = table.column("embedding").combine_chunks()
     try:
-        flat = np.asarray(column.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
+        flat = np.array(column.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)  # a writable copy
         x = flat.reshape(len(ids), -1)
     except ValueError:
         raise DataError(f"{path}: embeddings have different lengths", "write one length for every row") from None

@@ -17,7 +17,8 @@ or "sum" = Σ w_i ℓ_i. γ(epoch e, counted from 0) = max(γ_floor, γ_start �
 one pass over the validation split unless `iterations_per_epoch` says otherwise.
 
 Rating (§4): eval mode, batches of 256 after a seeded shuffle; the rating is p_i·g (no second
-softmax), or a_i alone with `mode="instance"`. Higher rating = the rater wants it more; the
+softmax), or a_i alone with `mode="instance"`
+(as its logit, which keeps the order without saturation ties). Higher rating = the rater wants it more; the
 easiest examples sit at the top, which is why Shift-Gsample drops the top slice.
 """
 
@@ -283,10 +284,14 @@ def train_rater(settings: RaterSettings, train_pool, val_pool, *, start_epoch: i
 
 @torch.no_grad()
 def rate_batch(rater: RaterNet, x: torch.Tensor, y: torch.Tensor, mode: str = "group") -> np.ndarray:
-    """Ratings of one batch: p·g (the paper's stored rating) or a (`mode="instance"`)."""
+    """Ratings of one batch: p·g (the paper's stored rating) or the instance head alone (`mode="instance"`).
+
+    The instance rating is the pre-sigmoid logit of a: the same order as a, without the ties a
+    saturated float32 sigmoid leaves at 0 and 1.
+    """
     rater.eval()
     out = rater(x, y)
-    return (out["score"] if mode == "group" else out["a"]).double().numpy()
+    return (out["score"] if mode == "group" else out["logit"]).double().numpy()
 
 
 def rate(rater: RaterNet, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 256, seed: int = 0,
@@ -296,10 +301,20 @@ def rate(rater: RaterNet, x: torch.Tensor, y: torch.Tensor, *, batch_size: int =
         raise ValueError(f"mode must be 'group' or 'instance', not {mode!r}")
     order = np.random.default_rng(shard_seed(seed, 0, RATING_STREAM)).permutation(len(y))
     scores = np.empty(len(y))
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+    for idx in even_batches(order, batch_size):
         scores[idx] = rate_batch(rater, x[idx], y[idx], mode)
     return scores
+
+
+def even_batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """ceil(N / batch_size) batches of nearly equal size (differing by at most one).
+
+    p_i is a softmax over the batch, so p ≈ 1/|batch|: a ragged last batch of 10 would rate
+    every member ~25x higher than a full batch of 256. Equal sizes keep batches comparable.
+    """
+    if len(order) == 0:
+        return []
+    return np.array_split(order, math.ceil(len(order) / batch_size))
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -345,5 +360,5 @@ def load_rater(path: str | Path) -> tuple[RaterNet, dict[str, Any]]:
     return rater, meta
 
 
-__all__ = ["RaterSettings", "RaterTrainer", "UPDATE_RULES", "gamma_at", "lin0", "load_rater", "make_optimizer",
+__all__ = ["RaterSettings", "RaterTrainer", "UPDATE_RULES", "even_batches", "gamma_at", "lin0", "load_rater", "make_optimizer",
            "rate", "rate_batch", "rater_meta", "save_rater", "train_rater"]
