@@ -25,6 +25,7 @@ the formulas stay accurate down to very small λ; Corollary 1 gives the λ → 0
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 
@@ -112,6 +113,7 @@ def _gauss_expectation(fn) -> float:
     return value
 
 
+@functools.lru_cache(maxsize=64)
 def soft_max_fraction(sharpness: float) -> float:
     """The largest p the soft rule can keep (its constant c = 1, so q(0) = 1)."""
     return _gauss_expectation(lambda g: float(_soft_shape(g, sharpness)))
@@ -240,9 +242,18 @@ def _check_sizes(d: float, n: float, lam: float | None = None) -> None:
         raise ConfigError(f"ridge λ = {lam} must be > 0", "use corollary_error for the λ → 0 limit")
 
 
-def theorem_terms(rule: Rule, rho: float, d: float, n: float, lam: float) -> dict[str, float]:
-    """m₀, ν₀ and the error of Theorem 1, with the intermediate scalars (for reports and tests)."""
+R_FORMS = ("proof", "main-text")
+
+
+def theorem_terms(rule: Rule, rho: float, d: float, n: float, lam: float, r_form: str = "proof") -> dict[str, float]:
+    """m₀, ν₀ and the error of Theorem 1, with the intermediate scalars (for reports and tests).
+
+    `r_form="proof"` (default, correct) uses r = β²m + β̃²m̃; `"main-text"` reproduces the
+    printed typo r = ω²m + ω̃²m̃, kept only to show that it sends the error to 0 at large n.
+    """
     _check_sizes(d, n, lam)
+    if r_form not in R_FORMS:
+        raise ConfigError(f"unknown r(z) form {r_form!r}", f"use one of {', '.join(R_FORMS)}")
     s = rule_scalars(rule, rho)
     phi = d / n
     z = -lam
@@ -250,8 +261,9 @@ def theorem_terms(rule: Rule, rho: float, d: float, n: float, lam: float) -> dic
     omega = math.sqrt(1.0 - rho * rho) * s.beta
     omega_tilde = rho * s.beta_tilde
     m0 = omega * sp.m + omega_tilde * sp.m_tilde
-    r = s.beta ** 2 * sp.m + s.beta_tilde ** 2 * sp.m_tilde
-    r_prime = s.beta ** 2 * sp.m_prime + s.beta_tilde ** 2 * sp.m_tilde_prime
+    b2, bt2 = (s.beta ** 2, s.beta_tilde ** 2) if r_form == "proof" else (omega ** 2, omega_tilde ** 2)
+    r = b2 * sp.m + bt2 * sp.m_tilde
+    r_prime = b2 * sp.m_prime + bt2 * sp.m_tilde_prime
     nu0 = s.p * phi * sp.m_prime + r_prime - 2.0 * phi * sp.m_prime * r / (1.0 + phi * sp.m)
     cos = min(1.0, abs(m0) / math.sqrt(nu0)) if nu0 > 0 else 0.0
     return {"phi": phi, "m0": m0, "nu0": nu0, "cos": cos, "error": math.acos(cos) / math.pi, **s.as_dict()}
