@@ -87,7 +87,7 @@ def practice(run: RunDir, settings: PracticeSettings, generator: Generator, val,
         state = LoopState()
         _truncate_metrics(run, 0)
         state.seconds["generate"] += _add_round(pool, generator, 0, s.initial_size, num_classes, 0.0, None,
-                                                shard_seed(s.seed, 0), start=0)
+                                                shard_seed(s.seed, 0), start=0, scorer=learner)
         state.pool_size = len(pool)
         state.patience = asdict(Patience(s.t_init, s.initial_size, s.patience_rule, s.reset_best))
         _checkpoint(run, checkpoints, learner, state)
@@ -131,9 +131,9 @@ def practice(run: RunDir, settings: PracticeSettings, generator: Generator, val,
                         state.last_branch_size = state.pool_size
                     guide = learner.guide_model() if s.omega != 0.0 else None
                     gen_seconds = _add_round(pool, generator, k, s.add_size, num_classes, s.omega, guide,
-                                             shard_seed(s.seed, k), start=state.pool_size)
+                                             shard_seed(s.seed, k), start=state.pool_size, scorer=learner)
                     state.seconds["generate"] += gen_seconds
-                    new_entropy = learner.entropy(_round_images(pool, k)).numpy()
+                    new_entropy = _round_entropy(pool, k)
                     old_entropy = learner.entropy(images).numpy()
                     state.rounds, state.pool_size = k, len(pool)
                     patience.new_round(state.pool_size)
@@ -167,8 +167,11 @@ def practice(run: RunDir, settings: PracticeSettings, generator: Generator, val,
 # ---------------------------------------------------------------- data rounds
 
 def _add_round(pool: Pool, generator: Generator, k: int, count: int, num_classes: int, omega: float,
-               guide, seed: int, start: int) -> float:
-    """Generate round k into the pool (or find it there already); returns its generation seconds."""
+               guide, seed: int, start: int, scorer: Learner | None = None) -> float:
+    """Generate round k into the pool (or find it there already); returns its generation seconds.
+
+    With a `scorer`, each new example's entropy under that learner is stored in the pool index
+    (for round k >= 1 this is the learner that asked for the round)."""
     name = f"round-{k:03d}"
     if pool.has_shard(name):  # generated before a kill: never generate twice
         index = pool.index()
@@ -178,7 +181,8 @@ def _add_round(pool: Pool, generator: Generator, k: int, count: int, num_classes
     if len(out.images) != count or out.images.ndim != 4:
         raise RunError(f"the generator returned images of shape {tuple(out.images.shape)} for {count} labels",
                        "a generator must return one (C, H, W) image per requested label")
-    pool.append(name, out.images, labels, round_index=k, seeds=seed,
+    values = {} if scorer is None else {"entropy": scorer.entropy(out.images).numpy()}
+    pool.append(name, out.images, labels, round_index=k, seeds=seed, values=values,
                 settings={"omega": omega, "gen_seconds": float(out.seconds), "retries": int(out.retries)})
     return float(out.seconds)
 
@@ -189,8 +193,9 @@ def _pool_tensors(pool: Pool, rounds: int) -> tuple[torch.Tensor, torch.Tensor]:
     return data.images, data.labels
 
 
-def _round_images(pool: Pool, k: int) -> torch.Tensor:
-    return pool.images([f"round-{k:03d}"])
+def _round_entropy(pool: Pool, k: int) -> np.ndarray:
+    index = pool.index()
+    return index.loc[index["round"] == k, "entropy"].to_numpy(dtype=np.float64)
 
 
 def _entropy_stats(prefix: str, values: np.ndarray) -> dict[str, float]:

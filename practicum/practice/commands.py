@@ -1,0 +1,110 @@
+"""`practicum study` (DP vs static generation, the README's main job) and `practicum practice`
+(one Deliberate Practice run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("study")(study)
+    app.command("practice")(practice_command)
+
+
+def study(
+    out: Path = typer.Option(Path("runs/study"), "--out", help="Run folder to write."),
+    quick: bool = typer.Option(False, "--quick", help="2 seeds, small sizes and budget: a few minutes on a laptop CPU."),
+    seeds: Optional[int] = typer.Option(None, "--seeds", help="Runs per strategy."),
+    omega: Optional[float] = typer.Option(None, "--omega", help="Entropy guidance strength of DP."),
+    model: Optional[str] = typer.Option(None, "--model", help="Generator: 'builtin' or a local diffusers folder."),
+    data: Optional[str] = typer.Option(None, "--data", help="Real val/test data: digits, folder:PATH, npz:PATH."),
+    engine: str = typer.Option("local", "--engine", help="local (default) or ray: where the independent runs go."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML settings (flags override it)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the study in --out (finished runs are kept)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start the study in --out again."),
+) -> None:
+    """Deliberate Practice vs static generation on real held-out data: static at several sizes,
+    DP with branch-outs, dynamic-vanilla and generate-then-prune over several seeds; scaling
+    laws, the data multiplier with its CI, figures and report.html."""
+    import yaml
+
+    from practicum.practice.study import print_summary, run_study, study_settings
+
+    values = {}
+    if config is not None:
+        from practicum.errors import ConfigError
+
+        if not config.is_file():
+            raise ConfigError(f"config file {config} does not exist", "give the path of a YAML file")
+        values = yaml.safe_load(config.read_text()) or {}
+    practice_overrides = {k: v for k, v in {"omega": omega, "data": data}.items() if v is not None}
+    if model is not None:
+        practice_overrides["generator"] = {"model": model}
+    if practice_overrides:
+        values = {**values, "practice": {**values.get("practice", {}), **practice_overrides}}
+    settings = study_settings(values, quick=quick, seeds=seeds, data=data)
+    summary = run_study(out, settings, engine=engine, resume=resume, overwrite=overwrite)
+    print_summary(summary, out)
+
+
+def practice_command(
+    out: Path = typer.Option(Path("runs/practice"), "--out", help="Run folder to write."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder (its own settings)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start the run in --out again."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML settings (flags override it)."),
+    omega: Optional[float] = typer.Option(None, "--omega", help="Entropy guidance strength (0 = dynamic-vanilla)."),
+    initial_size: Optional[int] = typer.Option(None, "--initial-size", help="N: vanilla samples to start with."),
+    add_size: Optional[int] = typer.Option(None, "--add-size", help="P: samples added per round."),
+    iterations: Optional[int] = typer.Option(None, "--iterations", help="Training iterations (the budget)."),
+    t_init: Optional[int] = typer.Option(None, "--t-init", help="Initial patience."),
+    max_rounds: Optional[int] = typer.Option(None, "--max-rounds", help="Stop adding after this many rounds."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="Learner architecture (cnn, mlp, resnet18, ...)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Generator: 'builtin' or a local diffusers folder."),
+    data: Optional[str] = typer.Option(None, "--data", help="Real val/test data: digits, folder:PATH, npz:PATH."),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    engine: str = typer.Option("local", "--engine", help="local or ray (generation shards, branch-outs)."),
+) -> None:
+    """One Deliberate Practice run: start from N vanilla samples, add P entropy-guided samples
+    whenever validation accuracy stops improving, report test accuracy at every branch-out."""
+    from practicum.data import RunDir, load_source
+    from practicum.errors import ConfigError
+    from practicum.log import echo
+    from practicum.practice.generate import DiffusionGenerator
+    from practicum.practice.loop import practice
+    from practicum.practice.settings import PracticeSettings
+
+    if resume is not None:
+        if not (resume / "config.yaml").is_file():
+            raise ConfigError(f"{resume} holds no run to resume", "give the folder of an earlier `practicum practice`")
+        out = resume
+        settings = PracticeSettings.from_yaml(resume / "config.yaml")
+    else:
+        values = {}
+        if config is not None:
+            values = PracticeSettings.from_yaml(config).model_dump(mode="json")
+        train = dict(values.get("train", {}))
+        if iterations is not None:
+            train["steps"] = iterations
+        generator = dict(values.get("generator", {}))
+        if model is not None:
+            generator["model"] = model
+        values.update({"train": train} if train else {})
+        values.update({"generator": generator} if generator else {})
+        settings = PracticeSettings.build(values, omega=omega, initial_size=initial_size, add_size=add_size,
+                                          t_init=t_init, max_rounds=max_rounds, arch=arch, data=data, seed=seed)
+    g = settings.generator
+    generator = DiffusionGenerator(g.model, sampling=g.sampling(), guidance=g.guidance(), shard_size=g.shard_size,
+                                   engine=engine)
+    val, test = load_source(settings.data, "val"), load_source(settings.data, "test")
+    with RunDir.create(out, settings.to_yaml(), seed=settings.seed, resume=resume is not None,
+                       overwrite=overwrite) as run:
+        result = practice(run, settings, generator, val, test, engine=engine)
+        run.finish(rounds=result["rounds"], pool_size=result["pool_size"])
+    echo(f"{'size':>7} {'kind':>7} {'val':>7} {'test':>7}")
+    for p in result["points"]:
+        echo(f"{p['size']:>7} {p['kind']:>7} {100 * p['val_accuracy']:>6.1f}% {100 * p.get('test_accuracy', 0):>6.1f}%")
+    echo(f"{result['rounds']} rounds, pool {result['pool_size']}; generation {result['seconds']['generate']:.0f} s, "
+         f"training {result['seconds']['train']:.0f} s; run folder {out}")

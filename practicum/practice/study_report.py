@@ -1,0 +1,243 @@
+"""Figures and report.html of a study: accuracy vs data with fits and bands, training curves with
+injection markers, generated samples per round, and entropy per round."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from practicum.data.pool import Pool
+from practicum.practice import analysis
+
+COLORS = {"static": "#1f77b4", "dp": "#d62728", "vanilla": "#7f7f7f", "prune": "#2ca02c"}
+
+
+def write_study_report(out: Path, settings, summary: dict[str, Any], results: list[dict[str, Any]]) -> Path:
+    from practicum.practice.study import LABELS
+    from practicum.report import Section, write_report
+
+    figures = out / "figures"
+    made = {
+        "accuracy": accuracy_vs_data(figures / "accuracy_vs_data.png", summary, LABELS),
+        "curves": training_curves(figures / "training_curves.png", results),
+        "samples": sample_grid(figures / "samples_per_round.png", results),
+        "entropy": entropy_per_round(figures / "entropy_per_round.png", results),
+    }
+    headline = _headline_rows(summary)
+    table = _accuracy_rows(summary, LABELS)
+    sections = [
+        Section("Result", [
+            "Every learner was trained only on generated digits and is scored on the real test split "
+            "(never used for tuning or patience). Static sets are all generated up front; Deliberate "
+            "Practice starts small and, when validation accuracy stops improving, adds samples generated "
+            "with entropy guidance from the current learner. All runs share one iteration budget."],
+            tables=[headline, table]),
+        Section("Accuracy vs data", ["Mean over seeds with min-max band; dashed: fitted scaling law "
+                                     "(practicum.scaling, test error vs size). DP and dynamic-vanilla points "
+                                     "are branch-outs: copies of the run before a round, trained to the "
+                                     "same budget with no more data."], figures=[made["accuracy"]]),
+        Section("Training curves", ["Seed 0. Vertical lines: rounds of new data (injections). New hard "
+                                    "samples make the training loss jump; validation accuracy rises after."],
+                figures=[made["curves"]]),
+        Section("Generated samples", ["Seed 0, DP pool: one row per round, one column per class "
+                                      "(round 0 is the vanilla start set)."], figures=[made["samples"]]),
+        Section("Entropy of new samples", ["Predictive entropy of each round's new samples under the "
+                                           "learner that asked for them (DP vs dynamic-vanilla, seed 0)."],
+                figures=[made["entropy"]]),
+        Section("Compute", ["Generation seconds charge every vanilla sample at the bank's measured cost "
+                            "per image; guided rounds are timed as they run."],
+                tables=[[{"strategy": LABELS.get(k, k), **{f"{p} s": round(v, 1) for p, v in sec.items()}}
+                         for k, sec in summary["seconds"].items() if k != "phases"],
+                        [{"phase": k, "seconds": round(v, 1)} for k, v in summary["seconds"].get("phases", {}).items()]]),
+        Section("Settings", ["The resolved settings (also in config.yaml)."],
+                tables=[[{"setting": k, "value": json.dumps(v)} for k, v in settings.model_dump(mode="json").items()]]),
+    ]
+    return write_report(out / "report.html", "practicum study: Deliberate Practice vs static generation", sections,
+                        subtitle=f"data: {settings.data}; seeds: {settings.seeds}; "
+                                 f"iterations: {settings.practice.iterations}")
+
+
+def _headline_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    if "data_multiplier" in summary:
+        d = summary["data_multiplier_detail"]
+        ci = summary.get("data_multiplier_ci")
+        rows.append({"quantity": "data multiplier (static best / DP size reaching it)",
+                     "value": "not reached" if summary["data_multiplier"] is None else f"{summary['data_multiplier']:.2f}x",
+                     "95% CI over seeds": "" if ci is None else f"{ci[0]:.2f} - {ci[1]:.2f}",
+                     "detail": f"target {100 * d['target']:.1f}% at n={d['static_size']}" if d["target"] else ""})
+        fit = summary.get("data_multiplier_fit", {})
+        if fit.get("multiplier") is not None:
+            rows.append({"quantity": "data multiplier from fitted laws", "value": f"{fit['multiplier']:.2f}x",
+                         "95% CI over seeds": f"{fit['ci'][0]:.2f} - {fit['ci'][1]:.2f}",
+                         "detail": f"{fit['family_a']} vs {fit['family_b']}"})
+        for key, label in (("dp_gain_equal_size", "DP − static"), ("dp_vs_vanilla_equal_size", "DP − dynamic-vanilla")):
+            for n, g in summary.get(key, {}).items():
+                rows.append({"quantity": f"{label} at n={n} (points)", "value": f"{100 * g['mean']:+.1f}",
+                             "95% CI over seeds": "" if g["ci"] is None else
+                             f"{100 * g['ci'][0]:+.1f} - {100 * g['ci'][1]:+.1f}", "detail": f"{g['n_seeds']} seeds"})
+        pr = summary.get("dp_vs_prune")
+        if pr and pr.get("prune_accuracy") is not None and pr.get("dp_accuracy") is not None:
+            rows.append({"quantity": f"DP vs generate-then-prune at n={pr['size']}",
+                         "value": f"{100 * pr['dp_accuracy']:.1f}% vs {100 * pr['prune_accuracy']:.1f}%",
+                         "95% CI over seeds": "",
+                         "detail": "" if pr.get("prune_over_dp_cost") is None else
+                         f"prune generation costs {pr['prune_over_dp_cost']:.2f}x DP's"})
+    return rows
+
+
+def _accuracy_rows(summary: dict[str, Any], labels: dict[str, str]) -> list[dict[str, Any]]:
+    strategies = summary["strategies"]
+    sizes = sorted({int(n) for s in strategies.values() for n in s["mean"]})
+    rows = []
+    for n in sizes:
+        row: dict[str, Any] = {"size": n}
+        for name, s in strategies.items():
+            acc = s["mean"].get(str(n))
+            row[labels.get(name, name)] = "" if acc is None else f"{100 * acc:.1f}%"
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------- figures
+
+def accuracy_vs_data(path: Path, summary: dict[str, Any], labels: dict[str, str]) -> Path:
+    from practicum.report import new_figure, save_figure
+
+    fig, ax = new_figure(7, 4.5)
+    points = summary["points"]
+    for name in summary["strategies"]:
+        by_seed = analysis.per_seed(points, name)
+        sizes = sorted({n for v in by_seed.values() for n in v})
+        if not sizes:
+            continue
+        values = [[v[n] for v in by_seed.values() if n in v] for n in sizes]
+        mean = np.array([np.mean(v) for v in values])
+        color = COLORS.get(name)
+        ax.fill_between(sizes, [min(v) for v in values], [max(v) for v in values], color=color, alpha=0.15)
+        ax.plot(sizes, mean, "o-", color=color, label=labels.get(name, name), markersize=4)
+        law, _ = analysis.fit_law(points, name)
+        if law is not None:
+            grid = np.geomspace(min(sizes), max(sizes) * 2, 100)
+            with np.errstate(all="ignore"):
+                ax.plot(grid, 1 - np.asarray(law.predict(grid)), "--", color=color, alpha=0.7, linewidth=1)
+    d = summary.get("data_multiplier_detail")
+    if d and d.get("target") is not None:
+        ax.axhline(d["target"], color="k", linewidth=0.8, alpha=0.5, linestyle=":")
+    ax.set_xscale("log")
+    ax.set_xlabel("generated training images")
+    ax.set_ylabel("test accuracy (real digits)")
+    ax.legend(loc="lower right", fontsize=8)
+    return save_figure(fig, path)
+
+
+def _run(results: list[dict[str, Any]], strategy: str, seed: int = 0) -> dict[str, Any] | None:
+    return next((r for r in results if r["strategy"] == strategy and r["seed"] == seed), None)
+
+
+def _metrics(run_path: str | Path) -> list[dict[str, Any]]:
+    path = Path(run_path) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def training_curves(path: Path, results: list[dict[str, Any]]) -> Path:
+    from practicum.report import new_figure, save_figure
+
+    fig, axes = new_figure(7, 5.5, nrows=2)
+    axes = np.asarray(axes).ravel()
+    for name in ("dp", "vanilla", "static"):
+        run = _run(results, name)
+        if name == "static":  # the largest static set, for reference
+            runs = [r for r in results if r["strategy"] == "static" and r["seed"] == 0]
+            run = max(runs, key=lambda r: r["pool_size"]) if runs else None
+        if run is None:
+            continue
+        rows = _metrics(run["path"])
+        evals = [r for r in rows if r.get("event") == "eval"]
+        color = COLORS.get(name)
+        label = {"dp": "DP", "vanilla": "dynamic-vanilla", "static": f"static n={run['pool_size']}"}[name]
+        axes[0].plot([e["step"] for e in evals], [e["val_accuracy"] for e in evals], color=color, label=label,
+                     linewidth=1)
+        axes[1].plot([e["step"] for e in evals], [e["train_loss"] for e in evals], color=color, linewidth=1)
+        if name == "dp":
+            for inj in (r for r in rows if r.get("event") == "injection"):
+                for ax in axes:
+                    ax.axvline(inj["step"], color=color, alpha=0.25, linewidth=0.8)
+    axes[0].set_ylabel("val accuracy (real)")
+    axes[1].set_ylabel("train loss")
+    axes[1].set_xlabel("iteration")
+    axes[0].legend(fontsize=8, loc="lower right")
+    return save_figure(fig, path)
+
+
+def sample_grid(path: Path, results: list[dict[str, Any]], max_rows: int = 8) -> Path:
+    from practicum.report import new_figure, save_figure
+
+    run = _run(results, "dp")
+    pool = Pool(Path(run["path"]) / "pool") if run else None
+    if pool is None or len(pool) == 0:
+        fig, ax = new_figure(4, 1)
+        ax.text(0.5, 0.5, "no DP run", ha="center")
+        return save_figure(fig, path)
+    index = pool.index()
+    images = pool.images()
+    rounds = sorted(index["round"].unique())
+    if len(rounds) > max_rows:
+        rounds = [rounds[i] for i in np.linspace(0, len(rounds) - 1, max_rows).round().astype(int)]
+    classes = sorted(index["label"].unique())
+    fig, axes = new_figure(0.6 * len(classes) + 0.8, 0.6 * len(rounds) + 0.4, ncols=len(classes), nrows=len(rounds))
+    axes = np.asarray(axes).reshape(len(rounds), len(classes))
+    for r_i, rnd in enumerate(rounds):
+        for c_i, cls in enumerate(classes):
+            ax = axes[r_i, c_i]
+            ax.set_xticks([]), ax.set_yticks([]), ax.grid(False)
+            rows = np.flatnonzero((index["round"].to_numpy() == rnd) & (index["label"].to_numpy() == cls))
+            if len(rows):
+                ax.imshow(images[rows[0]].permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray", vmin=-1, vmax=1)
+            if c_i == 0:
+                ax.set_ylabel(f"r{rnd}", fontsize=7)
+    return save_figure(fig, path)
+
+
+def entropy_per_round(path: Path, results: list[dict[str, Any]], max_rounds: int = 6) -> Path:
+    from practicum.report import new_figure, save_figure
+
+    fig, axes = new_figure(9, 3.5, ncols=2)
+    axes = np.asarray(axes).ravel()
+    for name in ("dp", "vanilla"):
+        run = _run(results, name)
+        if run is None:
+            continue
+        index = Pool(Path(run["path"]) / "pool").index()
+        if "entropy" not in index:
+            continue
+        rounds = sorted(r for r in index["round"].unique() if r >= 1)
+        means = [float(index.loc[index["round"] == r, "entropy"].mean()) for r in rounds]
+        axes[1].plot(rounds, means, "o-", color=COLORS[name], label={"dp": "DP", "vanilla": "dynamic-vanilla"}[name])
+        if name == "dp":
+            shown = rounds if len(rounds) <= max_rounds else [rounds[i] for i in
+                                                              np.linspace(0, len(rounds) - 1, max_rounds).round().astype(int)]
+            cmap = __import__("matplotlib").colormaps["viridis"]
+            for i, r in enumerate(shown):
+                values = index.loc[index["round"] == r, "entropy"].to_numpy()
+                axes[0].hist(values, bins=20, histtype="step", color=cmap(i / max(1, len(shown) - 1)), label=f"round {r}")
+    axes[0].set_xlabel("entropy of new samples (nats), DP")
+    axes[0].set_ylabel("count")
+    if axes[0].has_data():
+        axes[0].legend(fontsize=7)
+    axes[1].set_xlabel("round")
+    axes[1].set_ylabel("mean entropy of the round's samples")
+    if axes[1].has_data():
+        axes[1].legend(fontsize=8)
+    return save_figure(fig, path)
