@@ -13,9 +13,10 @@ COLORS = {"keep-hard": "tab:red", "keep-easy": "tab:blue", "random": "tab:gray",
 
 
 def _errorbars(ax, xs, rows, color, label=None, marker="o"):
-    mean = np.array([r["mc_mean"] for r in rows])
-    lo = np.array([r["mc_ci_low"] for r in rows])
-    hi = np.array([r["mc_ci_high"] for r in rows])
+    # a single seed has no interval (None in the JSON): draw the point without a bar
+    mean = np.array([r["mc_mean"] for r in rows], dtype=float)
+    lo = np.array([r["mc_ci_low"] for r in rows], dtype=float)
+    hi = np.array([r["mc_ci_high"] for r in rows], dtype=float)
     yerr = np.vstack([np.nan_to_num(mean - lo), np.nan_to_num(hi - mean)])
     ax.errorbar(xs, mean, yerr=yerr, fmt=marker, color=color, ms=4, capsize=2, label=label)
 
