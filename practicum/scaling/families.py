@@ -317,6 +317,12 @@ DEFAULT_FAMILIES = ("last1", "pow2", "pow3", "exp3", "log2", "ilog2", "vap3", "m
                     "M2", "M4", "bnsl1")
 
 
+#: The candidates of `family="auto"`: the defaults that level off (a finite asymptote), so a choice
+#: made on a short validation horizon cannot run away further out (log2, ilog2, pow2 and vap3 keep
+#: falling or rising without bound), without bnsl1 (its grid makes auto several times slower).
+AUTO_FAMILIES = ("last1", "pow3", "exp3", "mmf4", "wbl4", "exp4", "pow4", "M2", "M3", "M4")
+
+
 def families(kind: str | None = None) -> list[str]:
     """Names of every registered family (or those of one `kind`: "curve", "joint", "pool")."""
     return [name for name, fam in _FAMILIES.items() if kind is None or fam.kind == kind]

@@ -24,7 +24,7 @@ from scipy.optimize import brentq
 
 from practicum.errors import DataError, FitError
 from practicum.scaling._threads import blas_single, single_thread_blas
-from practicum.scaling.families import DEFAULT_FAMILIES, Family, get_family
+from practicum.scaling.families import AUTO_FAMILIES, Family, get_family
 from practicum.scaling.fitting import FITTERS, FitOutcome
 
 METRICS = ("error", "accuracy", "loss")
@@ -119,7 +119,8 @@ class ScalingLaw:
     """
 
     def __init__(self, family: str = "auto", *, metric: str = "error", x_scale=None, n_restarts: int = 6,
-                 seed: int | None = None, candidates: Sequence[str] | None = None, prefixes: int = 3,
+                 seed: int | None = None, candidates: Sequence[str] | None = None,
+                 prefixes: Sequence[float] = (0.5, 0.65, 0.8),
                  warn: bool = True, **opts):
         if metric not in METRICS:
             raise DataError(f"unknown metric {metric!r}", f"use one of {', '.join(METRICS)}")
@@ -205,7 +206,7 @@ class ScalingLaw:
 
     # -------------------------------------------------------- auto
     def _choose(self, x, y, w) -> str:
-        names = list(self.candidates or DEFAULT_FAMILIES)
+        names = list(self.candidates or AUTO_FAMILIES)
         if "last1" not in names:
             names.append("last1")
         xs = np.unique(x)
@@ -215,16 +216,17 @@ class ScalingLaw:
             fallback = "M1" if np.all(loss_space(y, self.metric) > 0) else "last1"
             self._note(f"auto: only {n} distinct x; no prefix to validate on, using {fallback}")
             return fallback
-        # Prefixes of the distinct x: the last `prefixes` ones that leave at least one point out,
-        # never shorter than half the curve (or 2 points).
-        sizes = list(range(max(2, math.ceil(n / 2)), n))[-self.prefixes:]
+        # Prefixes of the distinct x at fractions of the curve, so the validation horizon is long
+        # (like the extrapolation asked for) rather than one step ahead.
+        sizes = sorted({min(max(2, int(round(f * n))), n - 1) for f in self.prefixes})
         truth_all = loss_space(y, self.metric)
         scores: dict[str, list[float]] = {}
-        for name in names:
+        for name in ["last1"] + [m for m in names if m != "last1"]:
             fam = get_family(name)
-            need = fam.min_points
-            for k in sizes:
-                if k < need:
+            for j, k in enumerate(sizes):
+                if k < fam.min_points:
+                    # too few points for this family: it would fall back to carrying forward
+                    scores.setdefault(name, []).append(scores["last1"][j])
                     continue
                 inside = x <= xs[k - 1]
                 probe = ScalingLaw(name, metric=self.metric, x_scale=self.x_scale, n_restarts=self.n_restarts,
@@ -237,9 +239,9 @@ class ScalingLaw:
                 except FitError:
                     score = math.inf
                 scores.setdefault(name, []).append(score)
-        # A family must be scored on the longest prefix to be compared fairly.
-        longest = {name: s for name, s in scores.items() if len(s) == len(sizes) or name == "last1"}
-        mean = {name: float(np.mean(s)) if np.all(np.isfinite(s)) else math.inf for name, s in longest.items()}
+        # a family that cannot fit the longest prefix cannot be chosen for the whole curve
+        eligible = {name: s for name, s in scores.items() if n >= get_family(name).min_points}
+        mean = {name: float(np.mean(s)) if np.all(np.isfinite(s)) else math.inf for name, s in eligible.items()}
         self.auto_scores_ = mean
         finite = {k: v for k, v in mean.items() if np.isfinite(v)}
         if not finite:
