@@ -149,3 +149,21 @@ def test_select_rejects_bad_budgets_and_strategies(tmp_path, capsys):
 def test_score_config_validation():
     with pytest.raises(Exception):
         pipeline.ScoreConfig.build({"shard_size": "many"})
+
+
+def test_adaptive_strategy_through_the_cli(tmp_path, capsys):
+    import pyarrow as pa
+
+    scores = tmp_path / "scores.parquet"
+    pq.write_table(pa.table({"id": [f"x{i}" for i in range(40)], "score": np.arange(40.0)}), scores)
+    laws = tmp_path / "laws.json"
+    laws.write_text(json.dumps({"a": 0.025 * 12.8e6 / 10, "buckets": [
+        {"b": -0.16, "tau": 6.73}, {"b": -0.125, "tau": 8.55}, {"b": -0.10, "tau": 5.27}, {"b": -0.085, "tau": 2.27}]}))
+    assert run_cli("select", "--scores", str(scores), "--out", str(tmp_path / "a"), "--strategy", "adaptive",
+                   "--budget-samples", str(640e6 / (12.8e6 / 10)), "--pool-laws", str(laws)) == 0
+    manifest = pq.read_table(tmp_path / "a" / "manifest.parquet")
+    assert sorted(manifest.column("rank").to_pylist()) == list(range(20))  # the top two buckets of ten
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["adaptive"]["best_k"] == 2
+    assert run_cli("select", "--scores", str(scores), "--out", str(tmp_path / "b"), "--strategy", "adaptive") == 2
+    assert "--budget-samples" in capsys.readouterr().err

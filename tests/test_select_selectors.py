@@ -122,3 +122,26 @@ def test_select_dispatch_and_errors():
         sel.select("top-k", np.array([0.1, np.nan]), 1)
     with pytest.raises(ConfigError):
         sel.shift_gsample(scores, 0.9, prune_top=0.5)
+
+
+def test_adaptive_selection_grows_the_pool_with_the_budget(tmp_path):
+    from practicum.select.adaptive import BucketLaw, adaptive_select, bucket_indices, read_laws
+
+    # Goyal et al.'s shipped T-MARS bucket laws: the top bucket alone wins at small budgets,
+    # the union of the top two once the top bucket would be repeated too often.
+    laws = [BucketLaw(-0.16, 6.73), BucketLaw(-0.125, 8.55), BucketLaw(-0.10, 5.27), BucketLaw(-0.085, 2.27)]
+    scores = np.linspace(1, 0, 400)  # index order = ranking
+    assert [len(b) for b in bucket_indices(scores, 4)] == [100] * 4
+    # 100 examples stand for the 12.8M-sample buckets: budgets and the sample scale a shrink alike
+    shrink = 12.8e6 / 100
+    small, info_small = adaptive_select(scores, 32e6 / shrink, laws, a=0.025 * shrink)
+    large, info_large = adaptive_select(scores, 640e6 / shrink, laws, a=0.025 * shrink)
+    assert info_small["best_k"] == 1 and small.tolist() == list(range(100))
+    assert info_large["best_k"] == 2 and large.tolist() == list(range(200))
+    path = tmp_path / "laws.json"
+    path.write_text('{"a": 0.025, "buckets": [{"b": -0.16, "tau": 6.73}, {"b": -0.1, "tau": 5}]}')
+    parsed, extra = read_laws(path)
+    assert parsed[1] == BucketLaw(-0.1, 5.0) and extra == {"a": 0.025}
+    path.write_text('{"buckets": [{"b": 0.2, "tau": 1}]}')
+    with pytest.raises(DataError):
+        read_laws(path)

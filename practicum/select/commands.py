@@ -99,7 +99,7 @@ def select(
     out: Path = typer.Option(..., "--out", "-o", help="Run directory for the manifest."),
     strategy: Optional[str] = typer.Option(None, "--strategy",
                                            help="shift-gsample (default), gsample, top-k, bottom-k, random, block, "
-                                                "band, ccs."),
+                                                "band, ccs, adaptive."),
     keep: Optional[float] = typer.Option(None, "--keep", help="Fraction (0.5) or count (1000) to keep."),
     balance: Optional[bool] = typer.Option(None, "--balance/--no-balance", help="Select within each class."),
     prune_top: Optional[float] = typer.Option(None, "--prune-top", help="Shift-Gsample δ (default: preset for keep)."),
@@ -108,6 +108,10 @@ def select(
     sigma: Optional[float] = typer.Option(None, "--sigma", help="Gaussian width as a fraction of the kept ranking."),
     start: Optional[float] = typer.Option(None, "--start", help="Block: first percentile (0.3)."),
     prune_hard: Optional[float] = typer.Option(None, "--prune-hard", help="CCS: hardest fraction dropped (0.1)."),
+    budget_samples: Optional[float] = typer.Option(None, "--budget-samples",
+                                                   help="adaptive: samples the training run will see."),
+    pool_laws: Optional[str] = typer.Option(None, "--pool-laws",
+                                            help="adaptive: JSON {buckets: [{b, tau}, ...]} from scaling fits."),
     seed: Optional[int] = typer.Option(None, "--seed"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML settings (flags override it)."),
     resume: bool = typer.Option(False, "--resume", help="Reuse a finished selection in --out."),
@@ -122,6 +126,7 @@ def select(
         raise ConfigError("no scores to select from", "pass --scores PATH (the output of `practicum score`)")
     settings = SelectConfig.build(values, scores=scores, strategy=strategy, keep=keep, balance=balance,
                                   prune_top=prune_top, shape=shape, mu=mu, sigma=sigma, start=start,
-                                  prune_hard=prune_hard, seed=seed)
+                                  prune_hard=prune_hard, seed=seed, budget_samples=budget_samples,
+                                  pool_laws=pool_laws)
     print_summary(run_select(settings, out, resume=resume, overwrite=overwrite))
     typer.echo(f"manifest: {out / 'manifest.parquet'}")

@@ -70,6 +70,8 @@ class SelectConfig(Settings):
     prune_hard: float = 0.1
     strata: int = 50
     seed: int = 0
+    budget_samples: float | None = None  # strategy "adaptive": samples the training run will see
+    pool_laws: str | None = None  # strategy "adaptive": JSON of fitted laws per quality bucket
 
 
 # ---------------------------------------------------------------- pools
@@ -397,9 +399,14 @@ def run_select(config: SelectConfig, out: str | Path, *, resume: bool = False, o
         if existing is not None and (run.path / "manifest.parquet").exists():
             run.finish()
             return existing
-        chosen = select(config.strategy, scores, keep, labels=columns.get("label"), balance=config.balance,
-                        seed=config.seed, prune_top=config.prune_top, shape=config.shape, mu=config.mu,
-                        sigma=config.sigma, start=config.start, prune_hard=config.prune_hard, strata=config.strata)
+        adaptive_info = None
+        if config.strategy == "adaptive":
+            chosen, adaptive_info = _adaptive(config, scores)
+        else:
+            chosen = select(config.strategy, scores, keep, labels=columns.get("label"), balance=config.balance,
+                            seed=config.seed, prune_top=config.prune_top, shape=config.shape, mu=config.mu,
+                            sigma=config.sigma, start=config.start, prune_hard=config.prune_hard,
+                            strata=config.strata)
         rank = np.empty(len(scores), dtype=np.int64)
         rank[rank_descending(scores)] = np.arange(len(scores))
         manifest = {"id": columns["id"][chosen], "rank": rank[chosen], "score": scores[chosen]}
@@ -415,6 +422,8 @@ def run_select(config: SelectConfig, out: str | Path, *, resume: bool = False, o
                                                            for q in (5, 25, 50, 75, 95)} if len(chosen) else {},
             "score_mean": {"pool": float(scores.mean()), "selected": float(scores[chosen].mean())},
         }
+        if adaptive_info is not None:
+            summary["adaptive"] = adaptive_info
         if "label" in columns:
             labels = columns["label"].astype(np.int64)
             summary["class_counts"] = np.bincount(labels[chosen], minlength=labels.max() + 1).tolist()
@@ -426,6 +435,17 @@ def run_select(config: SelectConfig, out: str | Path, *, resume: bool = False, o
         run.log_metric({"event": "selected", "selected": len(chosen)})
         run.finish()
     return summary
+
+
+def _adaptive(config: SelectConfig, scores: np.ndarray) -> tuple[np.ndarray, dict]:
+    """The compute-adaptive choice: `practicum.select.adaptive` over the bucket laws in `pool_laws`."""
+    from practicum.select.adaptive import adaptive_select, read_laws
+
+    if config.budget_samples is None or config.pool_laws is None:
+        raise ConfigError("the adaptive strategy needs a training budget and fitted bucket laws",
+                          "pass --budget-samples N (steps x batch) and --pool-laws laws.json")
+    laws, extra = read_laws(config.pool_laws)
+    return adaptive_select(scores, config.budget_samples, laws, **extra)
 
 
 def print_summary(summary: dict) -> None:

@@ -182,7 +182,7 @@ class RaterTrainer:
             record["excess_mean"] = float(excess.mean())
         else:
             objective = self._lookahead_objective(theta_t, train, val, w_grad, draws_tr, draws_val)
-            record["loss_val_lookahead"] = float(objective)
+            record["loss_val_lookahead"] = float(objective.detach())
         if s.entropy_reg > 0:
             objective = objective + s.entropy_reg * (w_grad * torch.log(w_grad + 1e-12)).sum()
         self._clip_step(self.rater, self.opt_rater, objective)
