@@ -217,12 +217,17 @@ def _m4_inner(logu, t, w, eps_inf, eps_0):
     α ≥ 0, solved exactly over the four active sets of the two sign constraints."""
     z = np.log(t - eps_inf)
     v = np.log(eps_0 - t)
+    if not (_finite(z) and _finite(v)):
+        return np.nan, np.nan, np.nan
     sw = np.sqrt(w)
     best = None
     for use_c, use_a in ((True, True), (True, False), (False, True), (False, False)):
         cols = [np.ones_like(logu)] + ([logu] if use_c else []) + ([v] if use_a else [])
         design = np.column_stack(cols) * sw[:, None]
-        coef, *_ = np.linalg.lstsq(design, z * sw, rcond=None)
+        try:
+            coef, *_ = np.linalg.lstsq(design, z * sw, rcond=None)
+        except np.linalg.LinAlgError:
+            continue
         c = coef[1] if use_c else 0.0
         a = coef[-1] if use_a else 0.0
         if c > 0 or a < 0:
@@ -230,6 +235,8 @@ def _m4_inner(logu, t, w, eps_inf, eps_0):
         sse = float(np.sum((design @ coef - z * sw) ** 2))
         if best is None or sse < best[0]:
             best = (sse, np.exp(coef[0]), c, a)
+    if best is None:
+        return np.nan, np.nan, np.nan
     _, beta, c, alpha = best
     return beta, c, alpha
 
@@ -255,6 +262,8 @@ def fit_m4(fam, u, t, w, rng, *, init=None, eps_0=None, **_) -> FitOutcome:
         with np.errstate(all="ignore"):
             beta, c, alpha = _m4_inner(logu, t, w, eps_inf, e0)
         theta = np.array([eps_inf, e0, alpha, beta, c])
+        if not _finite(theta):
+            return np.inf, None
         return _log_sse(m4_solve(u, *theta), t, w), theta
 
     if init is not None:
@@ -277,7 +286,10 @@ def fit_m4(fam, u, t, w, rng, *, init=None, eps_0=None, **_) -> FitOutcome:
         res = minimize(lambda p: objective(p)[0], p0, method="Nelder-Mead",
                        options={"xatol": 1e-4, "fatol": 1e-14, "maxiter": 120})
         # then a Gauss–Newton polish of the two outer parameters
-        p_fin = least_squares(resid, res.x, method="trf", max_nfev=60, x_scale=1.0).x
+        try:
+            p_fin = least_squares(resid, res.x, method="trf", max_nfev=60, x_scale=1.0).x
+        except (ValueError, np.linalg.LinAlgError):
+            p_fin = res.x
         for p in (res.x, p_fin):
             loss, theta = objective(p)
             if theta is not None and loss < best_loss:

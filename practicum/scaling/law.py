@@ -180,8 +180,13 @@ class ScalingLaw:
                 extra.append(np.append(p3.theta, 0.0))
             except FitError:
                 pass
-        outcome: FitOutcome = FITTERS[fam.fitter](fam, u, t, w, rng, u_check=check, init=init,
-                                                  extra_starts=extra, **opts)
+        try:
+            outcome: FitOutcome = FITTERS[fam.fitter](fam, u, t, w, rng, u_check=check, init=init,
+                                                      extra_starts=extra, **opts)
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+            # numerical breakdown inside an optimiser: report it as a failed fit, not a crash
+            raise FitError(f"{fam.name}: the optimiser broke down ({type(exc).__name__})",
+                           "try another family or more data points") from None
         self.family_ = fam.name
         self._fam = fam
         self.x_scale_ = float(scale)

@@ -75,7 +75,8 @@ def headline(summary: dict) -> list[str]:
                      f"{summary['regime']['winner_agreement']:.0%} of spot checks")
     if "dimension" in summary:
         d = summary["dimension"]["digits"]
-        lines.append(f"digits: D ≈ {d['dimension']:.2f}, 1-NN exponent α = {d['alpha']:.3f}, α·D = {d['implied_c']:.2f}")
+        lines.append(f"digits: D ≈ {d['dimension']:.2f}, 1-NN exponent α = {d['alpha']:.3f}, "
+                     f"α·D = {d['implied_c']:.2f}")
     if "binning" in summary:
         lines.append("binning slopes: " + ", ".join(
             f"d={r['d']} {r['measured_slope']:.3f} (rate {r['documented_slope']:.3f})"
@@ -93,8 +94,8 @@ def write_theory_report(path: Path, summary: dict, figures: dict) -> None:
         ref = summary["reference"]
         sections.append(Section(
             "Theorem 1 vs Monte-Carlo at the reference points",
-            paragraphs=["DP Theorem 1 (ICML form, r(z) = β²m + β̃²m̃) for the ridge learner, against a Monte-Carlo "
-                        "of the pruned ridge with 95 % Student-t intervals; 'spec_value' is the spec's table."],
+            paragraphs=["DP Theorem 1 (ICML form, r(z) = β²m + β̃²m̃) for the ridge learner, against a "
+                        "Monte-Carlo of the pruned ridge with 95 % Student-t intervals; 'spec_value' is the spec's table."],
             tables=[[{k: r[k] for k in ("rule", "threshold", "n", "spec_value", "theorem", "mc_mean", "mc_ci_low",
                                         "mc_ci_high", "mc_seeds")} for r in ref["rows"]]],
             figures=[figures.get("reference")] if "reference" in figures else []))

@@ -122,8 +122,10 @@ def plot_dimension(data: dict, path: Path) -> Path:
     dig = data["digits"]
     sizes = np.array(dig["sizes"], dtype=float)
     ax.plot(sizes, dig["errors"], "o", color="tab:purple", label="1-NN test error (digits)")
-    anchor = dig["errors"][0] * (sizes / sizes[0]) ** (-dig["alpha"])
-    ax.plot(sizes, anchor, "-", color="tab:purple", label=f"fitted α = {dig['alpha']:.2f}")
+    scale = dig.get("scale")
+    fitted = (scale * sizes ** (-dig["alpha"]) if scale is not None and np.isfinite(scale)
+              else dig["errors"][0] * (sizes / sizes[0]) ** (-dig["alpha"]))
+    ax.plot(sizes, fitted, "-", color="tab:purple", label=f"fitted (M1) α = {dig['alpha']:.2f}")
     for name, alpha in data["references"].items():
         ax.plot(sizes, dig["errors"][0] * (sizes / sizes[0]) ** (-alpha), "--", lw=1, label=f"{name}: α = {alpha:.2f}")
     ax.set_xscale("log")
@@ -144,7 +146,8 @@ def plot_binning(data: dict, path: Path) -> Path:
         ax.plot(n, mse, "o", color=color, ms=4)
         ref = mse[0] * (n / n[0]) ** rate["documented_slope"]
         ax.plot(n, ref, "-", color=color,
-                label=f"d={rate['d']}: slope {rate['measured_slope']:.3f} vs −2/(2+d) = {rate['documented_slope']:.3f}")
+                label=f"d={rate['d']}: slope {rate['measured_slope']:.3f} "
+                      f"vs −2/(2+d) = {rate['documented_slope']:.3f}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("samples n")

@@ -55,6 +55,7 @@ class ExponentCheck:
     sizes: list[int]
     errors: list[float]
     alpha: float
+    scale: float = float("nan")  # β of the fitted law error = β·n^(−α)
 
     @property
     def dimension(self) -> float:
@@ -68,7 +69,7 @@ class ExponentCheck:
     def as_dict(self) -> dict:
         return {"view": self.view, "ambient": self.ambient, "dim_twonn": self.dim_twonn, "dim_mle": self.dim_mle,
                 "dimension": self.dimension, "alpha": self.alpha, "implied_c": self.implied_c,
-                "sizes": self.sizes, "errors": self.errors}
+                        "scale": self.scale, "sizes": self.sizes, "errors": self.errors}
 
 
 def nn_learning_curve(x_train, y_train, x_test, y_test, sizes, repeats: int, seed: int) -> np.ndarray:
@@ -112,9 +113,10 @@ def dimension_exponent_check(components: tuple[int, ...] = (2, 4, 8), sizes=None
     for view, proj in _views(x_tr, components):
         a, b = (x_tr, x_te) if proj is None else ((x_tr - proj[0]) @ proj[1], (x_te - proj[0]) @ proj[1])
         errors = nn_learning_curve(a, y_tr, b, y_te, sizes, repeats, seed)
-        alpha = power_law_exponent(sizes, errors, family)["alpha"]
+        law = power_law_exponent(sizes, errors, family)
         results.append(ExponentCheck(view, a.shape[1], twonn(a), levina_bickel(a), [int(s) for s in sizes],
-                                     [float(e) for e in errors], alpha))
+                                     [float(e) for e in errors], law["alpha"],
+                                     float(law["params"].get("beta", float("nan")))))
         if progress is not None:
             progress()
     return results

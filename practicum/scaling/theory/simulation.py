@@ -88,7 +88,8 @@ def _validate(trial: Trial) -> None:
     if trial.selection not in SELECTIONS:
         raise ConfigError(f"unknown selection {trial.selection!r}", f"use one of {', '.join(SELECTIONS)}")
     if not -1.0 <= trial.rho <= 1.0:
-        raise ConfigError(f"correlation ρ = {trial.rho} must lie in [−1, 1]", "e.g. 0.9, or cos(θ) for a probe angle θ")
+        raise ConfigError(f"correlation ρ = {trial.rho} must lie in [−1, 1]",
+                          "e.g. 0.9, or cos(θ) for a probe at angle θ")
     if trial.d < 2 or trial.n < 1:
         raise ConfigError(f"need d ≥ 2 and n ≥ 1 (got d = {trial.d}, n = {trial.n})", "give a larger d or n")
     if trial.learner == "ridge" and trial.lam <= 0:

@@ -41,7 +41,6 @@ from practicum.scaling.theory.simulation import simulate_points, sorscher_point
 
 STAGES = ("reference", "rules", "regime", "descent", "corollary", "sorscher", "dimension", "binning", "composition")
 COMPARE_RULES = ("keep-hard", "keep-easy", "random")
-COLORS = {"keep-hard": "tab:red", "keep-easy": "tab:blue", "random": "tab:gray", "none": "black"}
 
 # Spec §8.2 reference table (Theorem 1, d = 200, λ = 1e-2, ρ = 0.8) and §8.1 (Sorscher, N = 100).
 REFERENCE_TABLE = {
