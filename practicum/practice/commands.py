@@ -69,10 +69,9 @@ def practice_command(
 ) -> None:
     """One Deliberate Practice run: start from N vanilla samples, add P entropy-guided samples
     whenever validation accuracy stops improving, report test accuracy at every branch-out."""
-    from practicum.data import RunDir, load_source
+    from practicum.data import RunDir
     from practicum.errors import ConfigError
     from practicum.log import echo
-    from practicum.practice.generate import DiffusionGenerator
     from practicum.practice.loop import practice
     from practicum.practice.settings import PracticeSettings
 
@@ -95,10 +94,8 @@ def practice_command(
         values.update({"generator": generator} if generator else {})
         settings = PracticeSettings.build(values, omega=omega, initial_size=initial_size, add_size=add_size,
                                           t_init=t_init, max_rounds=max_rounds, arch=arch, data=data, seed=seed)
-    g = settings.generator
-    generator = DiffusionGenerator(g.model, sampling=g.sampling(), guidance=g.guidance(), shard_size=g.shard_size,
-                                   engine=engine)
-    val, test = load_source(settings.data, "val"), load_source(settings.data, "test")
+    val, test = settings.load_data("val"), settings.load_data("test")
+    generator = settings.make_generator(val, engine=engine)
     with RunDir.create(out, settings.to_yaml(), seed=settings.seed, resume=resume is not None,
                        overwrite=overwrite) as run:
         result = practice(run, settings, generator, val, test, engine=engine)

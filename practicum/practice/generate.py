@@ -57,29 +57,69 @@ Generator = Callable[[Request], Generation]
 
 # ---------------------------------------------------------------- the real generator
 
-_DENOISERS: dict[str, Any] = {}  # one loaded model per process (Ray workers load their own)
+_DENOISERS: dict[Any, Any] = {}  # one loaded model per process (Ray workers load their own)
 
 
-def _denoiser(spec: str):
-    if spec not in _DENOISERS:
+def _denoiser(spec: str, class_names: tuple[str, ...] | None = None, device: str = "cpu"):
+    key = (spec, class_names, device)
+    if spec in _DENOISERS:  # registered in-process (tests, notebooks)
+        return _DENOISERS[spec]
+    if key not in _DENOISERS:
         from practicum.diffusion import load_denoiser
 
-        _DENOISERS[spec] = load_denoiser(spec)
-    return _DENOISERS[spec]
+        options = {} if (spec == "builtin" or class_names is None) else {"class_names": list(class_names)}
+        _DENOISERS[key] = load_denoiser(spec, **options).to(device)
+    return _DENOISERS[key]
+
+
+def fit_images(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+    """Generated images → the real data's (C, H, W): antialiased resize, RGB↔grey. Differentiable."""
+    import torch.nn.functional as F
+
+    c, h, w = shape
+    if images.shape[1] != c:
+        if c == 1:
+            images = images.mean(1, keepdim=True)
+        elif images.shape[1] == 1:
+            images = images.expand(-1, c, -1, -1)
+        else:
+            images = images[:, :c]
+    if tuple(images.shape[-2:]) != (h, w):
+        images = F.interpolate(images, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+    return images.clamp(-1, 1)
+
+
+class _Fitted(nn.Module):
+    """The learner seen from the generator: decoded images are fitted to the learner's input."""
+
+    def __init__(self, learner: nn.Module, shape: tuple[int, int, int]):
+        super().__init__()
+        self.learner, self.shape = learner, tuple(shape)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.learner(fit_images(images, self.shape))
 
 
 def _sample_shard(item: dict[str, Any]) -> tuple[torch.Tensor, int]:
     """One shard of a request (a top-level function, so it pickles for Ray)."""
     from practicum.diffusion import EntropyGuidance, sample
 
-    den = item["denoiser"] if item["denoiser"] is not None else _denoiser(item["spec"])
+    den = item["denoiser"] if item["denoiser"] is not None else _denoiser(item["spec"], item["class_names"],
+                                                                          item["device"])
     guidance = []
+    target = item["image_shape"]
     if item["omega"] != 0.0:
         if item["guide"] is None:
             raise ConfigError("entropy guidance (omega != 0) needs the learner", "pass guide=learner.guide_model()")
-        guidance.append(EntropyGuidance(item["guide"], item["omega"], **item["guidance"]))
+        guide = item["guide"].to(den.device)
+        if target is not None and tuple(den.image_shape) != tuple(target):
+            guide = _Fitted(guide, target)
+        guidance.append(EntropyGuidance(guide, item["omega"], **item["guidance"]))
     out = sample(den, item["labels"], seed=item["seed"], guidance=guidance, **item["sampling"])
-    return out.images, out.retries
+    images = out.images.float().cpu()
+    if target is not None and tuple(images.shape[1:]) != tuple(target):
+        images = fit_images(images, target)
+    return images, out.retries
 
 
 class DiffusionGenerator:
@@ -87,35 +127,43 @@ class DiffusionGenerator:
 
     `model` is anything `practicum.diffusion.load_denoiser` opens ("builtin", a local folder)
     or a loaded Denoiser. `sampling` goes to `sample` (steps, cfg_scale, eta, scheduler);
-    `guidance` to `EntropyGuidance` (every, form, through, ...).
+    `guidance` to `EntropyGuidance` (every, form, through, ...). `class_names` build the prompts
+    of text-conditioned models; `image_shape` (C, H, W) is the real data's: generated images
+    are resized to it, and the learner sees them that way inside the guidance too.
     """
 
     def __init__(self, model: Any = "builtin", *, sampling: dict[str, Any] | None = None,
-                 guidance: dict[str, Any] | None = None, shard_size: int = 100, engine: str = "local"):
+                 guidance: dict[str, Any] | None = None, shard_size: int = 100, engine: str = "local",
+                 class_names: tuple[str, ...] | None = None, image_shape: tuple[int, int, int] | None = None,
+                 device: str = "cpu"):
         from practicum.diffusion.builtin import sampling_defaults
 
         self.spec = model if isinstance(model, str) else None
         self.denoiser = None if isinstance(model, str) else model
-        den = self.denoiser if self.denoiser is not None else _denoiser(model)
+        self.class_names = None if class_names is None else tuple(class_names)
+        self.device = device
+        den = self.denoiser if self.denoiser is not None else _denoiser(model, self.class_names, device)
         self.sampling = {**sampling_defaults(den), **(sampling or {})}
         self.guidance = dict(guidance or {})
         self.shard_size = int(shard_size)
         self.engine = engine
-        self.image_shape = tuple(den.image_shape)
+        self.image_shape = tuple(image_shape) if image_shape is not None else tuple(den.image_shape)
         self.num_classes = den.num_classes
 
     def __call__(self, request: Request) -> Generation:
         from practicum.engine import get_executor, shard_seed
 
+        if self.denoiser is not None and self.engine != "local":
+            raise ConfigError("a Denoiser object cannot be shipped to Ray workers", "give the model as a path")
         started = time.perf_counter()
         labels = torch.as_tensor(request.labels, dtype=torch.long)
-        items = [{"spec": self.spec, "denoiser": self.denoiser if self.engine == "local" else None,
+        local = self.engine == "local"
+        items = [{"spec": self.spec, "denoiser": self.denoiser if local else None,
+                  "class_names": self.class_names, "device": self.device, "image_shape": self.image_shape,
                   "labels": labels[i:i + self.shard_size], "omega": float(request.omega),
                   "guide": request.guide if request.omega != 0.0 else None, "guidance": self.guidance,
                   "sampling": self.sampling, "seed": shard_seed(request.seed, 0, shard)}
                  for shard, i in enumerate(range(0, len(labels), self.shard_size))]
-        if self.denoiser is not None and self.engine != "local":
-            raise ConfigError("a Denoiser object cannot be shipped to Ray workers", "give the model as a path")
         results = get_executor(self.engine).map(_sample_shard, items, description="generating")
         images = torch.cat([r[0] for r in results]) if results else torch.empty(0, *self.image_shape)
         return Generation(images, time.perf_counter() - started, sum(r[1] for r in results),

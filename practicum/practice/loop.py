@@ -80,10 +80,10 @@ def practice(run: RunDir, settings: PracticeSettings, generator: Generator, val,
     num_classes, image_shape = val.num_classes, val.image_shape
 
     # ---- start, or pick up where a killed run stopped
-    learner, state = _restore(run, checkpoints, s, model)
+    learner, state = _restore(run, checkpoints, s.device, model)
     if learner is None:
         fresh = model if model is not None else build_model(s.arch, num_classes, image_shape, s.width, seed=s.seed)
-        learner = Learner(fresh, s.train, seed=s.seed)
+        learner = Learner(fresh, s.train, seed=s.seed, device=s.device)
         state = LoopState()
         _truncate_metrics(run, 0)
         state.seconds["generate"] += _add_round(pool, generator, 0, s.initial_size, num_classes, 0.0, None,
@@ -154,7 +154,7 @@ def practice(run: RunDir, settings: PracticeSettings, generator: Generator, val,
     state.patience = asdict(patience)
     _checkpoint(run, checkpoints, learner, state)
     points = [_final_point(run, learner, state, val, test)]
-    points += _branch_outs(run, checkpoints, pool, state, val, test, engine)
+    points += _branch_outs(run, checkpoints, pool, state, val, test, engine, str(learner.device))
     points.sort(key=lambda p: p["size"])
     summary = {"settings": s.model_dump(mode="json"), "points": points, "rounds": state.rounds,
                "pool_size": state.pool_size, "steps": state.step, "evals": state.evals,
@@ -215,7 +215,7 @@ def _final_point(run: RunDir, learner: Learner, state: LoopState, val, test) -> 
 
 
 def _branch_outs(run: RunDir, checkpoints: Path, pool: Pool, state: LoopState, val, test,
-                 engine: str) -> list[dict[str, Any]]:
+                 engine: str, device: str) -> list[dict[str, Any]]:
     """Train every branch-out snapshot to the budget on the data it had; in parallel when asked."""
     done = run.sub("branches")
     todo, points = [], []
@@ -224,9 +224,10 @@ def _branch_outs(run: RunDir, checkpoints: Path, pool: Pool, state: LoopState, v
         if target.exists():  # finished before a kill
             points.append(json.loads(target.read_text()))
             continue
-        learner = Learner.load(checkpoints / f"branch-{k:03d}")
+        learner = Learner.load(checkpoints / f"branch-{k:03d}", device="cpu")
         data = pool.to_dataset(rounds=list(range(k)))
         todo.append({"round": k, "state": learner.state(), "model": learner.model, "settings": learner.settings,
+                     "device": device,
                      "images": data.images, "labels": data.labels, "val": val, "test": test})
     if todo:
         results = get_executor(engine).map(_train_branch, todo, description="branch-outs")
@@ -243,7 +244,8 @@ def _train_branch(item: dict[str, Any]) -> dict[str, Any]:
     """A branch-out: the snapshot trains to the end of the budget with no data added."""
     import copy
 
-    learner = Learner(copy.deepcopy(item["model"]), item["settings"]).load_state(*item["state"])
+    learner = Learner(copy.deepcopy(item["model"]), item["settings"], device=item["device"])
+    learner.load_state(*item["state"])
     started = time.perf_counter()
     step = learner.step
     while learner.step < learner.settings.steps:
@@ -279,12 +281,12 @@ def _checkpoint(run: RunDir, checkpoints: Path, learner: Learner, state: LoopSta
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _restore(run: RunDir, checkpoints: Path, settings: PracticeSettings, model):
+def _restore(run: RunDir, checkpoints: Path, device: str, model):
     pointer = checkpoints / "latest.json"
     if not pointer.exists():
         return None, None
     target = checkpoints / json.loads(pointer.read_text())["checkpoint"]
-    learner = Learner.load(target, model=model)
+    learner = Learner.load(target, model=model, device=device)
     state = LoopState(**json.loads((target / "loop.json").read_text()))
     _truncate_metrics(run, state.metric_lines)
     return learner, state

@@ -39,6 +39,8 @@ class PracticeSettings(Settings):
     """One DP run (also static and dynamic-vanilla runs: `max_rounds=0` / `omega=0`)."""
 
     data: str = Field("digits", description="real data: val drives patience, test is reported")
+    image_size: int | None = Field(None, ge=1, description="resize an image-folder data source to this size")
+    device: str = Field("cpu", description="learner and generator device: cpu, cuda, auto")
     seed: int = 0
     arch: str = Field("cnn", description="learner architecture (practicum.learn.ARCHS)")
     width: int | None = None
@@ -67,6 +69,26 @@ class PracticeSettings(Settings):
         if self.patience_rule not in PATIENCE_RULES:
             raise ValueError(f"patience_rule must be one of {PATIENCE_RULES}")
         return self
+
+    def load_data(self, split: str):
+        from practicum.data import load_source
+
+        options = {"size": self.image_size} if self.image_size is not None else {}
+        return load_source(self.data, split, **options)
+
+    def make_generator(self, data, engine: str = "local"):
+        """The diffusion generator for this run, fitted to the real data's classes and image shape."""
+        from practicum.practice.generate import DiffusionGenerator
+
+        g = self.generator
+        device = self.device
+        if device == "auto":
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        return DiffusionGenerator(g.model, sampling=g.sampling(), guidance=g.guidance(), shard_size=g.shard_size,
+                                  engine=engine, class_names=data.class_names, image_shape=data.image_shape,
+                                  device=device)
 
     @property
     def iterations(self) -> int:

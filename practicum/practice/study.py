@@ -27,7 +27,7 @@ import torch
 from pydantic import Field
 
 from practicum.config import Settings
-from practicum.data import RunDir, load_source
+from practicum.data import RunDir
 from practicum.data.pool import Pool
 from practicum.engine import get_executor, shard_seed
 from practicum.errors import ConfigError
@@ -130,18 +130,17 @@ def plan_runs(s: StudySettings, out: Path) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------- phase 1: vanilla banks
 
-def build_bank(s: StudySettings, out: Path, seed: int, num_classes: int, engine: str) -> Pool:
+def build_bank(s: StudySettings, out: Path, seed: int, data, engine: str) -> Pool:
     """The seed's vanilla stream (generated once; a resumed study finds it on disk)."""
     pool = Pool(out / "banks" / f"seed-{seed}")
+    num_classes = data.num_classes
     size = bank_size(s, num_classes)
     if pool.has_shard("bank") and len(pool) >= size:
         return pool
     if pool.has_shard("bank"):
         raise ConfigError(f"{pool.path} holds {len(pool)} samples but this study needs {size}",
                           "use --overwrite (the sizes changed)")
-    g = s.practice.generator
-    generator = DiffusionGenerator(g.model, sampling=g.sampling(), guidance=g.guidance(), shard_size=g.shard_size,
-                                   engine=engine)
+    generator = s.practice.make_generator(data, engine=engine)
     labels = balanced_labels(0, size, num_classes)
     out_gen = generator(Request(labels=labels, omega=0.0, seed=shard_seed(seed, 0), start=0))
     pool.append("bank", out_gen.images, labels, seeds=seed,
@@ -157,15 +156,13 @@ _GUIDED: dict[str, DiffusionGenerator] = {}
 class _LazyDiffusion:
     """Loads the diffusion model only when a run first asks for guided samples."""
 
-    def __init__(self, settings: GeneratorSettings):
-        self.settings = settings
+    def __init__(self, settings: PracticeSettings, data):
+        self.settings, self.data = settings, data
 
     def __call__(self, request: Request) -> Generation:
-        key = self.settings.model_dump_json()
+        key = self.settings.generator.model_dump_json() + self.settings.device
         if key not in _GUIDED:
-            g = self.settings
-            _GUIDED[key] = DiffusionGenerator(g.model, sampling=g.sampling(), guidance=g.guidance(),
-                                              shard_size=g.shard_size, engine="local")
+            _GUIDED[key] = self.settings.make_generator(self.data, engine="local")
         return _GUIDED[key](request)
 
 
@@ -185,14 +182,14 @@ def run_one(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _execute(item: dict[str, Any], path: Path) -> dict[str, Any]:
-    val, test = load_source(item["data"], "val"), load_source(item["data"], "test")
     bank = Pool(item["bank"])
     index = bank.index()
     per_image = float(index["seconds_per_image"].iloc[0])
     vanilla = BankGenerator(bank.images(["bank"]), torch.from_numpy(index["label"].to_numpy().copy()), per_image)
     settings_cls = PruneSettings if item["strategy"] == "prune" else PracticeSettings
     settings = settings_cls.build(item["settings"])
-    generator = FallbackGenerator(vanilla, _LazyDiffusion(settings.generator))
+    val, test = settings.load_data("val"), settings.load_data("test")
+    generator = FallbackGenerator(vanilla, _LazyDiffusion(settings, val))
     resume = (path / "config.yaml").exists()
     with RunDir.create(path, settings.to_yaml(), seed=settings.seed, resume=resume,
                        command=f"practicum study ({item['strategy']}, seed {item['seed']})") as run:
@@ -221,9 +218,9 @@ def run_study(out: str | Path, settings: StudySettings, *, engine: str = "local"
             for sub in ("banks", "runs", "figures"):
                 shutil.rmtree(out / sub, ignore_errors=True)
         started = time.perf_counter()
-        val = load_source(settings.data, "val")
+        val = settings.practice.load_data("val")
         for seed in range(settings.seeds):
-            build_bank(settings, out, seed, val.num_classes, engine)
+            build_bank(settings, out, seed, val, engine)
         seconds["bank"] = time.perf_counter() - started
         run.log_metric({"event": "phase", "phase": "bank", "seconds": seconds["bank"]})
 
