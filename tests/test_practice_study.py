@@ -2,12 +2,14 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from practicum.data import RunDir, load_digits
+from practicum.data.pool import Pool
 from practicum.errors import ConfigError, DataError
 from practicum.practice import BankGenerator, Generation, Request, analysis, balanced_labels
 from practicum.practice import generate as generate_module
@@ -169,3 +171,59 @@ def test_practice_cli_runs_and_resumes(tmp_path, tiny_model, capsys):
     assert capsys.readouterr().out.splitlines()[:-1] == first.splitlines()[:-1]  # same points
     assert _cli("practice", "--resume", str(tmp_path / "missing")) == 2
     assert _cli("study", "--help") == 0
+
+
+def _tiny_sd_folder(path, num_classes=3):
+    """A randomly initialised SD-layout pipeline folder (UNet2DConditionModel + AutoencoderKL)."""
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from safetensors.torch import save_file
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        unet = UNet2DConditionModel(sample_size=4, in_channels=4, out_channels=4, layers_per_block=1,
+                                    block_out_channels=(8, 16), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), norm_num_groups=4,
+                                    cross_attention_dim=8, attention_head_dim=2)
+        vae = AutoencoderKL(in_channels=3, out_channels=3, block_out_channels=(8, 8),
+                            down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                            latent_channels=4, norm_num_groups=4, sample_size=8)
+        embeds = {"prompt_embeds": torch.randn(num_classes, 5, 8), "null_embeds": torch.randn(1, 5, 8)}
+    unet.save_pretrained(path / "unet")
+    vae.save_pretrained(path / "vae")
+    DDIMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear").save_pretrained(path / "scheduler")
+    save_file(embeds, str(path / "prompt_embeds.safetensors"))
+    (path / "model_index.json").write_text(json.dumps({
+        "_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"], "scheduler": ["diffusers", "DDIMScheduler"]}))
+
+
+def test_paper_scale_config_runs_on_a_tiny_sd_model(tmp_path):
+    """The shipped SD-1.5 config, pointed at a tiny random SD-layout model and an image folder."""
+    import yaml
+    from PIL import Image
+
+    from practicum.practice.settings import PracticeSettings
+
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(["cat", "dog", "fish"]):
+        folder = tmp_path / "images" / name
+        folder.mkdir(parents=True)
+        for i in range(20):
+            pixels = np.clip(rng.normal(60 + 70 * c, 30, (12, 12, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i}.png")
+    _tiny_sd_folder(tmp_path / "sd")
+    config_path = Path(__file__).resolve().parent.parent / "practicum" / "practice" / "configs" / "sd15_imagenet100.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    PracticeSettings.build(config)  # the shipped config validates as it is
+    config.update(data=f"folder:{tmp_path / 'images'}", image_size=8, device="cpu", arch="cnn", initial_size=6,
+                  add_size=3, t_init=1, max_rounds=2, branch_growth=1.0)
+    config["train"].update(steps=30, batch_size=8)
+    config["generator"].update(model=str(tmp_path / "sd"), steps=3, every=1, shard_size=4)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    out = tmp_path / "run"
+    assert _cli("practice", "--config", str(tmp_path / "tiny.yaml"), "--out", str(out)) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["rounds"] >= 1 and result["pool_size"] == 6 + 3 * result["rounds"]
+    pool = Pool(out / "pool")
+    assert tuple(pool.meta()["image_shape"]) == (3, 8, 8)
+    assert set(pool.index()["round"]) == set(range(result["rounds"] + 1))
