@@ -21,16 +21,17 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 BUILTIN_WEIGHTS = ASSETS / "digits_unet.safetensors"
 BUILTIN_SIDECAR = ASSETS / "digits_unet.json"
 
-# Works directly at 8×8: two down-samplings (8 → 4 → 2), attention at 4×4.
+# Works directly at 8×8: one down-sampling (8 → 4) with self-attention at 4×4; ~0.7 M parameters,
+# small enough to train in minutes on a shared 2-core CPU.
 BUILTIN_UNET_CONFIG: dict[str, Any] = {
     "sample_size": 8,
     "in_channels": 1,
     "out_channels": 1,
     "layers_per_block": 1,
-    "block_out_channels": [64, 128, 128],
-    "down_block_types": ["DownBlock2D", "AttnDownBlock2D", "DownBlock2D"],
-    "up_block_types": ["UpBlock2D", "AttnUpBlock2D", "UpBlock2D"],
-    "norm_num_groups": 16,
+    "block_out_channels": [32, 64],
+    "down_block_types": ["DownBlock2D", "AttnDownBlock2D"],
+    "up_block_types": ["AttnUpBlock2D", "UpBlock2D"],
+    "norm_num_groups": 8,
     "attention_head_dim": 32,
     "num_class_embeds": 11,
 }

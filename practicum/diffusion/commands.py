@@ -1,0 +1,84 @@
+"""CLI: `practicum generate` and `practicum diffusion train`.
+
+Heavy imports (torch, diffusers) happen inside the command bodies so `practicum --help` is fast.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def _command_line() -> str:
+    return " ".join(["practicum", *(shlex.quote(a) for a in sys.argv[1:])])
+
+
+def register(app: typer.Typer) -> None:
+    diffusion = typer.Typer(help="Train and inspect diffusion models (the built-in digits generator).",
+                            no_args_is_help=True)
+
+    @diffusion.command("train")
+    def train(
+        out: Path = typer.Option(..., "--out", help="Run directory; the weights land in OUT/digits_unet.safetensors."),
+        data: Optional[str] = typer.Option(None, help="Training data (its train split only): digits (default), "
+                                                       "folder:PATH or npz:PATH."),
+        steps: Optional[int] = typer.Option(None, help="Optimiser steps (default 3000)."),
+        batch_size: Optional[int] = typer.Option(None, help="Batch size (default 64)."),
+        lr: Optional[float] = typer.Option(None, help="Peak learning rate (default 1e-3)."),
+        seed: Optional[int] = typer.Option(None, help="Seed of the weights, batches and noise (default 0)."),
+        threads: Optional[int] = typer.Option(None, help="torch CPU threads for this run."),
+        config: Optional[Path] = typer.Option(None, help="YAML settings (flags override it)."),
+        resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT from its last checkpoint."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Start OUT again from scratch."),
+    ) -> None:
+        """Train the small class-conditional diffusion model on the train split (never val/test)."""
+        import torch
+
+        from practicum.diffusion.train import DiffusionTrainSettings, train_diffusion
+        from practicum.log import echo
+
+        if threads:
+            torch.set_num_threads(threads)
+        overrides = dict(data=data, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+        settings = (DiffusionTrainSettings.from_yaml(config, **overrides) if config
+                    else DiffusionTrainSettings.build(**overrides))
+        weights = train_diffusion(settings, out, resume=resume, overwrite=overwrite, command=_command_line())
+        echo(f"weights: {weights}")
+        echo(f"sidecar: {weights.with_suffix('.json')}")
+
+    app.add_typer(diffusion, name="diffusion")
+
+    @app.command("generate")
+    def generate(
+        n: Optional[int] = typer.Option(None, "--n", help="Examples to generate, class-balanced (default 1000)."),
+        out: Path = typer.Option(..., "--out", help="Run directory: OUT/pool (shards + index.parquet), OUT/summary.json."),
+        omega: Optional[float] = typer.Option(None, help="Entropy guidance strength ω (default 0.05; 0 = vanilla)."),
+        guidance_every: Optional[int] = typer.Option(None, "--guidance-every", help="Guide every K-th step (default 5)."),
+        learner: Optional[str] = typer.Option(None, help="Saved learner folder to guide with (default: train a "
+                                                         "small classifier on the train split, cached in OUT/guide)."),
+        model: Optional[str] = typer.Option(None, help="'builtin' (default) or a local diffusers folder."),
+        form: Optional[str] = typer.Option(None, help="Guidance form: latent (default) or score."),
+        through: Optional[str] = typer.Option(None, help="Gradient path: full (default) or learner."),
+        steps: Optional[int] = typer.Option(None, help="Sampling steps (default: the model's, 50)."),
+        cfg_scale: Optional[float] = typer.Option(None, help="CFG scale s (diffusers convention; paper λ = s - 1)."),
+        shard_size: Optional[int] = typer.Option(None, help="Examples per shard (default 100)."),
+        seed: Optional[int] = typer.Option(None, help="Seed (default 0); shard seeds derive from it."),
+        round_index: Optional[int] = typer.Option(None, "--round", help="Round number stored in the index."),
+        engine: str = typer.Option("local", help="local or ray."),
+        config: Optional[Path] = typer.Option(None, help="YAML settings (flags override it)."),
+        resume: bool = typer.Option(False, "--resume", help="Continue OUT: shards already in the pool are kept."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Start OUT again from scratch."),
+    ) -> None:
+        """Generate entropy-guided examples (Deliberate Practice's sampler) into a pool."""
+        from practicum.diffusion.generate import GenerateSettings, run_generate
+
+        overrides = dict(n=n, omega=omega, guidance_every=guidance_every, learner=learner, model=model, form=form,
+                         through=through, steps=steps, cfg_scale=cfg_scale, shard_size=shard_size, seed=seed,
+                         round=round_index)
+        settings = (GenerateSettings.from_yaml(config, **overrides) if config
+                    else GenerateSettings.build(**overrides))
+        run_generate(settings, out, engine=engine, resume=resume, overwrite=overwrite, command=_command_line())

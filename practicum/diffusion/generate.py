@@ -1,0 +1,211 @@
+"""`practicum generate`: entropy-guided samples into a run directory's pool.
+
+The n requested examples are class-balanced (label i = i mod classes) and cut into shards of
+`shard_size`. Each shard carries its own seed `shard_seed(seed, round, shard)` and is produced
+by the top-level function `generate_shard` through `get_executor(engine).map`, so the bytes do
+not depend on the engine or on which shards were already done. Shards are appended to
+`OUT/pool` after every group, so an interrupted run resumes (`--resume`) at the first missing
+shard. Without `--learner` the guide is a small classifier trained on the train split of
+`--data` (default: the built-in digits), cached in `OUT/guide/`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from practicum.config import Settings
+from practicum.data import RunDir, load_source
+from practicum.data.pool import Pool
+from practicum.engine import get_executor, shard_seed
+from practicum.errors import ConfigError, ModelError
+from practicum.log import echo, logger
+
+SHARDS_PER_GROUP = 4  # shards computed between two appends to the pool (resume granularity)
+
+
+class GenerateSettings(Settings):
+    n: int = Field(1000, ge=1, description="examples to generate")
+    model: str = Field("builtin", description="'builtin' or a local diffusers folder")
+    omega: float = Field(0.05, description="entropy guidance strength ω (0 = vanilla samples)")
+    guidance_every: int = Field(5, ge=1, description="guide every k-th step")
+    form: Literal["latent", "score"] = "latent"
+    through: Literal["full", "learner"] = "full"
+    learner: str | None = Field(None, description="a saved learner folder (Learner.save); default: train one")
+    data: str = Field("digits", description="data whose train split trains the default guide")
+    guide_steps: int = Field(600, ge=1, description="training steps of the default guide classifier")
+    guide_arch: str = "cnn"
+    steps: int | None = Field(None, ge=1, description="sampling steps (default: the model's)")
+    cfg_scale: float | None = Field(None, description="CFG scale s, diffusers convention (λ = s - 1)")
+    scheduler: Literal["ddim", "ddpm"] | None = None
+    eta: float | None = Field(None, ge=0)
+    seed: int = 0
+    round: int = Field(0, ge=0)
+    shard_size: int = Field(100, ge=1)
+    dtype: Literal["uint8", "float16"] = "uint8"
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """One shard's work: everything a (possibly remote) worker needs, picklable."""
+
+    name: str
+    shard: int
+    seed: int
+    labels: tuple[int, ...]
+    model: str
+    learner_dir: str
+    omega: float
+    every: int
+    form: str
+    through: str
+    sampling: tuple[tuple[str, Any], ...]
+
+
+_CACHE: dict[tuple[str, str], Any] = {}
+
+
+def _cached(kind: str, key: str, build):
+    if (kind, key) not in _CACHE:
+        _CACHE[(kind, key)] = build()
+    return _CACHE[(kind, key)]
+
+
+def load_guide(learner_dir: str | Path) -> torch.nn.Module:
+    """A saved learner's EMA network in eval mode, frozen (the guide of entropy guidance)."""
+    from practicum.learn import Learner
+
+    return Learner.load(learner_dir).guide_model()
+
+
+def guide_input_size(classifier: torch.nn.Module) -> tuple[int, int] | None:
+    spec = getattr(classifier, "practicum_spec", None)
+    return None if spec is None else tuple(spec["image_shape"][1:])
+
+
+def generate_shard(job: ShardJob) -> dict[str, Any]:
+    """Sample one shard (top-level so executors can ship it): images as uint8-ready floats + stats."""
+    from practicum.diffusion.builtin import sampling_defaults
+    from practicum.diffusion.denoisers import load_denoiser
+    from practicum.diffusion.guidance import EntropyGuidance
+    from practicum.diffusion.sampler import sample
+
+    den = _cached("model", job.model, lambda: load_denoiser(job.model))
+    guide = _cached("guide", job.learner_dir, lambda: load_guide(job.learner_dir))
+    term = EntropyGuidance(guide, job.omega, every=job.every, form=job.form, through=job.through,
+                           input_size=guide_input_size(guide))
+    options = dict(sampling_defaults(den), **dict(job.sampling))
+    start = time.perf_counter()
+    out = sample(den, torch.tensor(job.labels), guidance=[term], seed=job.seed, **options)
+    seconds = time.perf_counter() - start
+    entropy = out.stats["entropy"] if "entropy" in out.stats else term.final_stats(den, out.images, out.latents,
+                                                                                   torch.arange(len(job.labels)))["entropy"]
+    return {"name": job.name, "images": out.images, "labels": out.labels, "entropy": entropy,
+            "attempts": out.stats["attempts"], "retries": out.retries, "seconds": seconds,
+            "guided_steps": out.guided_steps.get("entropy", 0), "sampling": options}
+
+
+def _default_guide(run: RunDir, settings: GenerateSettings) -> Path:
+    from practicum.learn import Learner, train_classifier
+
+    folder = run.path / "guide"
+    if (folder / "learner.json").exists():
+        Learner.load(folder)  # validates the cache
+        return folder
+    train = load_source(settings.data, "train")
+    logger.info("training the default guide classifier on the %s train split (%d steps)",
+                settings.data, settings.guide_steps)
+    learner = train_classifier(train, steps=settings.guide_steps, arch=settings.guide_arch, seed=settings.seed)
+    val = load_source(settings.data, "val")
+    run.log_metric({"event": "guide", "steps": settings.guide_steps, **learner.evaluate(val)})
+    learner.save(folder)
+    return folder
+
+
+def run_generate(settings: GenerateSettings, out: str | Path, *, engine: str = "local", resume: bool = False,
+                 overwrite: bool = False, command: str | None = None) -> dict[str, Any]:
+    """Generate `settings.n` examples into `out/pool`; write `out/summary.json` and return it."""
+    from practicum.diffusion.denoisers import load_denoiser
+
+    den = load_denoiser(settings.model)  # fail early on a bad model
+    if not den.num_classes:
+        raise ModelError("generate needs a class-conditional model", "use the built-in model or a conditional one")
+    executor = get_executor(engine)
+    sampling = {k: v for k, v in dict(steps=settings.steps, cfg_scale=settings.cfg_scale,
+                                       scheduler=settings.scheduler, eta=settings.eta).items() if v is not None}
+    with RunDir.create(out, settings.to_yaml(), seed=settings.seed, command=command,
+                       resume=resume, overwrite=overwrite) as run:
+        if overwrite:  # start again: drop what an earlier run left (we hold the lock now)
+            for stale in ("pool", "guide"):
+                shutil.rmtree(run.path / stale, ignore_errors=True)
+            (run.path / "summary.json").unlink(missing_ok=True)
+        if settings.learner is not None:
+            learner_dir = Path(settings.learner)
+            if not (learner_dir / "learner.json").exists():
+                raise ConfigError(f"--learner {learner_dir} holds no saved learner",
+                                  "give a folder written by Learner.save (learner.json + learner.safetensors)")
+        else:
+            learner_dir = _default_guide(run, settings)
+        pool = Pool(run.sub("pool"), dtype=settings.dtype)
+        labels = np.arange(settings.n) % den.num_classes
+        jobs = []
+        for shard, start in enumerate(range(0, settings.n, settings.shard_size)):
+            name = f"r{settings.round:04d}-s{shard:05d}"
+            jobs.append(ShardJob(name=name, shard=shard, seed=shard_seed(settings.seed, settings.round, shard),
+                                 labels=tuple(int(v) for v in labels[start:start + settings.shard_size]),
+                                 model=settings.model, learner_dir=str(learner_dir.resolve()),
+                                 omega=settings.omega, every=settings.guidance_every, form=settings.form,
+                                 through=settings.through, sampling=tuple(sorted(sampling.items()))))
+        pending = [job for job in jobs if not pool.has_shard(job.name)]
+        if len(pending) < len(jobs):
+            logger.info("resuming: %d of %d shards already in the pool", len(jobs) - len(pending), len(jobs))
+        shard_settings = {"omega": settings.omega, "guidance_every": settings.guidance_every,
+                          "form": settings.form, "through": settings.through, "model": settings.model}
+        for g in range(0, len(pending), SHARDS_PER_GROUP):
+            group = pending[g:g + SHARDS_PER_GROUP]
+            first = jobs.index(group[0]) + 1
+            results = executor.map(generate_shard, group,
+                                   description=f"generating shards {first}-{first + len(group) - 1} of {len(jobs)}")
+            for job, res in zip(group, results):
+                sampling_used = res["sampling"]
+                pool.append(job.name, res["images"], res["labels"], round_index=settings.round, seeds=job.seed,
+                            settings={**shard_settings, "cfg_scale": float(sampling_used["cfg_scale"]),
+                                      "steps": int(sampling_used["steps"])},
+                            values={"entropy": res["entropy"].numpy().astype(np.float32),
+                                    "attempts": res["attempts"].numpy().astype(np.int64)},
+                            class_names=den.class_names)
+                run.log_metric({"event": "shard", "shard": job.name, "n": len(job.labels),
+                                "seconds": res["seconds"], "retries": res["retries"],
+                                "guided_steps": res["guided_steps"],
+                                "mean_entropy": float(res["entropy"].mean())})
+        index = pool.index()
+        shard_rows = {row["shard"]: row for row in run.metrics("shard")}
+        seconds = sum(row["seconds"] for row in shard_rows.values())
+        generated = sum(row["n"] for row in shard_rows.values())
+        summary = {
+            "n": int(len(index)),
+            "seconds_per_image": seconds / max(1, generated),
+            "mean_entropy": float(index["entropy"].mean()),
+            "mean_entropy_per_class": {str(c): float(v) for c, v in index.groupby("label")["entropy"].mean().items()},
+            "retries": int(sum(row["retries"] for row in shard_rows.values())),
+            "shards": len(jobs),
+            "engine": engine,
+            "model": settings.model,
+            "guide": str(learner_dir),
+            "omega": settings.omega,
+            "guidance_every": settings.guidance_every,
+            "form": settings.form,
+            "through": settings.through,
+        }
+        run.write_json("summary.json", summary)
+        run.finish(n=summary["n"])
+    echo(f"{summary['n']} examples in {Path(out) / 'pool'}: mean entropy {summary['mean_entropy']:.4f} nats, "
+         f"{summary['seconds_per_image'] * 1000:.1f} ms per image")
+    return summary

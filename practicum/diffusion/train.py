@@ -1,0 +1,190 @@
+"""Training a small class-conditional pixel diffusion model (the built-in digits generator).
+
+The loop, top to bottom: draw a batch from the **train split** (never val/test), drop labels
+to the null class with probability `label_dropout` (for classifier-free guidance), draw t and
+noise, regress ε with MSE, AdamW with linear warm-up then cosine decay, keep an EMA copy.
+All randomness comes from one generator seeded by `seed`; a checkpoint (weights, EMA, optimiser
+moments, generator state) is written every `checkpoint_every` steps as safetensors, so
+`--resume` continues where it stopped and ends in the same bytes as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import Field
+
+from practicum.config import Settings
+from practicum.data import RunDir, atomic_write_json, atomic_write_with, load_source
+from practicum.diffusion.builtin import (
+    BUILTIN_SAMPLING,
+    BUILTIN_SCHEDULER_CONFIG,
+    BUILTIN_UNET_CONFIG,
+    builtin_denoiser,
+    unet_state_for_saving,
+)
+from practicum.errors import DataError, RunError
+from practicum.log import logger, progress_bar
+
+WEIGHTS_NAME = "digits_unet.safetensors"
+SIDECAR_NAME = "digits_unet.json"
+
+
+class DiffusionTrainSettings(Settings):
+    data: str = "digits"
+    steps: int = Field(3000, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    warmup: int = Field(100, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    label_dropout: float = Field(0.1, ge=0, lt=1)
+    ema_decay: float = Field(0.995, ge=0, lt=1)
+    seed: int = 0
+    checkpoint_every: int = Field(500, ge=1)
+    unet: dict[str, Any] = Field(default_factory=lambda: dict(BUILTIN_UNET_CONFIG))
+    scheduler: dict[str, Any] = Field(default_factory=lambda: dict(BUILTIN_SCHEDULER_CONFIG))
+    sampling: dict[str, Any] = Field(default_factory=lambda: dict(BUILTIN_SAMPLING))
+
+
+def learning_rate(step: int, settings: DiffusionTrainSettings) -> float:
+    """Linear warm-up to `lr`, then cosine decay to 0 at `steps`."""
+    if step < settings.warmup:
+        return settings.lr * (step + 1) / settings.warmup
+    progress = (step - settings.warmup) / max(1, settings.steps - settings.warmup)
+    return settings.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _unet_config_for(settings: DiffusionTrainSettings, image_shape, num_classes: int) -> dict[str, Any]:
+    config = dict(settings.unet)
+    c, h, w = image_shape
+    if h != w:
+        raise DataError(f"the built-in trainer needs square images, got {h}x{w}", "resize the data")
+    config.update(sample_size=h, in_channels=c, out_channels=c, num_class_embeds=num_classes + 1)
+    return config
+
+
+def train_diffusion(settings: DiffusionTrainSettings, out: str | Path, *, resume: bool = False,
+                    overwrite: bool = False, command: str | None = None) -> Path:
+    """Train, write `out/digits_unet.safetensors` (EMA weights) + `out/digits_unet.json`; return the weights path."""
+    from safetensors.torch import load_file, save_file
+
+    data = load_source(settings.data, "train")
+    if len(data) == 0:
+        raise DataError(f"{settings.data} has no training examples")
+    unet_config = _unet_config_for(settings, data.image_shape, data.num_classes)
+    torch.manual_seed(settings.seed)  # the initial weights
+    den = builtin_denoiser(unet_config, settings.scheduler)
+    den.num_classes, den.null_class = data.num_classes, data.num_classes
+    unet = den.unet.train()
+    ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
+    params = [p for p in unet.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    gen = torch.Generator().manual_seed(settings.seed)
+    alphas = den.alphas_cumprod.float()
+    images, labels = data.images, data.labels
+    null = data.num_classes
+
+    with RunDir.create(out, settings.to_yaml(), seed=settings.seed, command=command,
+                       resume=resume, overwrite=overwrite) as run:
+        ckpt = run.path / "checkpoints" / "train_state.safetensors"
+        start = 0
+        if resume and ckpt.exists():
+            state = load_file(ckpt)
+            start = _restore(state, unet, ema, opt, params, gen)
+            logger.info("resumed diffusion training at step %d", start)
+        elif resume:
+            logger.info("no checkpoint in %s; training from the start", run.path)
+        losses: list[float] = []
+        with progress_bar("training the diffusion model", settings.steps) as advance:
+            advance(start)
+            for step in range(start, settings.steps):
+                for group in opt.param_groups:
+                    group["lr"] = learning_rate(step, settings)
+                idx = torch.randint(0, len(images), (settings.batch_size,), generator=gen)
+                x0, y = images[idx], labels[idx].clone()
+                drop = torch.rand(settings.batch_size, generator=gen) < settings.label_dropout
+                y[drop] = null
+                t = torch.randint(0, den.num_train_timesteps, (settings.batch_size,), generator=gen)
+                noise = torch.randn(x0.shape, generator=gen)
+                ab = alphas[t].view(-1, 1, 1, 1)
+                x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+                loss = torch.nn.functional.mse_loss(unet(x_t, t, class_labels=y).sample, noise)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                decay = min(settings.ema_decay, (1 + step) / (10 + step))
+                with torch.no_grad():
+                    for k, v in unet.state_dict().items():
+                        if v.dtype.is_floating_point:
+                            ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
+                        else:
+                            ema[k].copy_(v)
+                losses.append(loss.item())
+                advance()
+                done = step + 1
+                if done % 100 == 0 or done == settings.steps:
+                    run.log_metric({"event": "train", "step": done, "loss": sum(losses) / len(losses),
+                                    "lr": learning_rate(step, settings)})
+                    losses = []
+                if done % settings.checkpoint_every == 0 or done == settings.steps:
+                    state = _snapshot(unet, ema, opt, params, gen, done)
+                    atomic_write_with(ckpt, lambda tmp: save_file(state, tmp))
+        weights = run.path / WEIGHTS_NAME
+        ema_state = {k: v.detach().float().contiguous() for k, v in ema.items()}
+        atomic_write_with(weights, lambda tmp: save_file(ema_state, tmp))
+        sidecar = {
+            "model": "practicum built-in class-conditional pixel diffusion model",
+            "unet_config": unet_config,
+            "scheduler_config": dict(settings.scheduler),
+            "sampling": dict(settings.sampling),
+            "data": settings.data,
+            "split": "train",
+            "train_examples": len(data),
+            "class_names": list(data.class_names),
+            "null_class": null,
+            "seed": settings.seed,
+            "settings": settings.model_dump(mode="json"),
+            "weights": "EMA",
+            "parameters": int(sum(v.numel() for v in ema_state.values())),
+            "command": command,
+            "final_loss": run.metrics("train")[-1]["loss"] if run.metrics("train") else None,
+            "torch_threads": torch.get_num_threads(),
+        }
+        atomic_write_json(run.path / SIDECAR_NAME, sidecar)
+        run.finish(steps=settings.steps)
+    return weights
+
+
+def _snapshot(unet, ema, opt, params, gen, step: int) -> dict[str, torch.Tensor]:
+    state = {f"model.{k}": v.detach().contiguous().clone() for k, v in unet.state_dict().items()}
+    state.update({f"ema.{k}": v.contiguous().clone() for k, v in ema.items()})
+    for i, p in enumerate(params):
+        moments = opt.state.get(p, {})
+        for name in ("exp_avg", "exp_avg_sq"):
+            if name in moments:
+                state[f"opt.{i}.{name}"] = moments[name].contiguous().clone()
+        if "step" in moments:
+            state[f"opt.{i}.step"] = torch.as_tensor(moments["step"], dtype=torch.float32).reshape(1)
+    state["rng"] = gen.get_state()
+    state["step"] = torch.tensor([step], dtype=torch.int64)
+    return state
+
+
+def _restore(state, unet, ema, opt, params, gen) -> int:
+    try:
+        unet.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
+        for k in ema:
+            ema[k].copy_(state[f"ema.{k}"])
+        for i, p in enumerate(params):
+            if f"opt.{i}.exp_avg" in state:
+                opt.state[p] = {"exp_avg": state[f"opt.{i}.exp_avg"].clone(),
+                                "exp_avg_sq": state[f"opt.{i}.exp_avg_sq"].clone(),
+                                "step": torch.tensor(float(state[f"opt.{i}.step"][0]))}
+        gen.set_state(state["rng"])
+        return int(state["step"][0])
+    except (KeyError, RuntimeError) as exc:
+        raise RunError(f"the training checkpoint does not match these settings ({str(exc).splitlines()[0]})",
+                       "rerun with --overwrite") from None
