@@ -120,3 +120,42 @@ def test_reference_loop_matches_the_engine(tiny_model):
                     clip_sample=False, guidance=[ModeGuidance(modes, lam=0.2, t_stop=3, form="eps")], seed=0)
     assert ours.guided_steps == [7, 6, 5, 4] and theirs.guided_steps["mode"] == 4
     np.testing.assert_allclose(ours.samples.numpy(), theirs.latents.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_latent_dit_modes_and_guided_generation():
+    """A tiny random DiT + VAE: modes live in encode() space and mode guidance pulls samples to them.
+
+    (λ is small: with 8 respaced steps a large λ overshoots the mode, the paper's "catastrophic" regime.)
+    """
+    from practicum.diffusion import load_denoiser
+    from practicum.distill.generate import ShardJob, generate_class_shard
+    from practicum.distill.modes import class_modes
+
+    vae = dict(in_channels=3, out_channels=3, block_out_channels=(8, 8), down_block_types=("DownEncoderBlock2D",) * 2,
+               up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=4, sample_size=8)
+    torch.manual_seed(0)
+    den = load_denoiser({"kind": "dit", "vae": vae,
+                         "transformer": dict(num_attention_heads=2, attention_head_dim=8, in_channels=4,
+                                             out_channels=8, num_layers=2, sample_size=4, patch_size=2,
+                                             num_embeds_ada_norm=3, norm_num_groups=4)}).eval()
+    assert den.learned_variance
+    images = torch.rand(12, 3, 8, 8) * 2 - 1
+    labels = np.repeat([0, 1], 6)
+    with torch.no_grad():
+        features = den.encode(images)
+    assert tuple(features.shape[1:]) == tuple(den.sample_shape)
+    modes = class_modes(features.reshape(12, -1).numpy(), labels, ipc=2, num_classes=2)
+    centres = modes[1].centres.reshape(2, *den.sample_shape)
+
+    def job(method):
+        return ShardJob(model="tiny-dit", method=method, label=1, seed=5, modes=centres, ipc=2, lam=0.05, t_stop=3,
+                        steps=8, scheduler="ddpm", form="auto", cfg_scale=1.0, timestep_spacing="linspace")
+
+    free = generate_class_shard(den, job("unguided"))
+    pulled = generate_class_shard(den, job("mode-no-stop"))
+    stopped = generate_class_shard(den, job("mgd3"))
+    assert free["guided_steps"] == 0 and pulled["guided_steps"] == 8 and stopped["guided_steps"] == 4
+    distance = {name: np.linalg.norm((out["latents"] - centres).reshape(2, -1), axis=1)
+                for name, out in (("free", free), ("pulled", pulled))}
+    assert (distance["pulled"] < distance["free"]).all()
+    assert free["images"].shape == (2, 3, 8, 8)
