@@ -203,3 +203,25 @@ def test_sorscher_regimes_with_max_margin():
     assert easy2 < rand2 < hard2  # few examples per dimension: keep the easy ones
     assert hard20 < easy20 < rand20  # many examples per dimension: keep the hard ones
     assert hard20 == pytest.approx(0.023, abs=0.01)
+
+
+def test_soft_rule_theorem_vs_monte_carlo():
+    rule = Rule("soft", 0.3, sharpness=4.0)
+    mc = simulate("soft", 0.3, 0.9, 100, 800, seeds=16, seed=5, sharpness=4.0)
+    assert mc.mean == pytest.approx(theorem_error(rule, 0.9, 100, 800, 1e-2), abs=0.015)
+
+
+def test_best_rule_and_pareto_curve():
+    from practicum.scaling.theory import best_rule_for_fraction
+    from practicum.scaling.theory.study import pareto_curve
+
+    winner, errors = best_rule_for_fraction(0.999, 100, 3200, 0.5, 1e-2)
+    assert winner == "keep-hard" and errors["keep-hard"] < errors["keep-easy"] < errors["random"]
+    assert best_rule_for_fraction(0.999, 100, 50, 0.5, None)[0] == "keep-easy"  # λ → 0, scarce data
+    kept = [50.0, 400.0, 3200.0]
+    best, chosen = pareto_curve(0.999, 100, kept, 1e-2)
+    for m, e, p in zip(kept, best, chosen):
+        for name in ("keep-hard", "keep-easy"):
+            assert e <= theorem_error(Rule(name, 0.5), 0.999, 100, m / 0.5, 1e-2) + 1e-12
+        assert e == pytest.approx(min(theorem_error(Rule(r, p), 0.999, 100, m / p, 1e-2)
+                                      for r in ("keep-hard", "keep-easy")))

@@ -46,6 +46,8 @@ def plot_rules(data: dict, path: Path) -> Path:
             style = ":" if rule == "none" else "-"
             label = "no pruning (n = kept)" if rule == "none" else rule
             ax.plot(panel["kept"], curve, style, color=COLORS[rule], label=label)
+        if "pareto" in panel:
+            ax.plot(panel["kept"], panel["pareto"], "--", color="tab:purple", label="best rule and p (Pareto)")
         for rule in ("keep-hard", "keep-easy", "random"):
             sub = [r for r in panel["sim"] if r["rule"] == rule]
             _errorbars(ax, [r["kept"] for r in sub], sub, COLORS[rule])

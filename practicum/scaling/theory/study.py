@@ -152,7 +152,9 @@ def stage_rules(s: TheorySettings, plan: dict) -> dict:
         kept = np.geomspace(d / 4, 64 * d, 40)
         curves = {name: [theorem_error(Rule(name, p), rho, d, m / p, lam) for m in kept] for name in COMPARE_RULES}
         curves["none"] = [theorem_error(Rule("none"), rho, d, m, lam) for m in kept]
-        panels.append({"rho": rho, "p": p, "kept": kept.tolist(), "curves": curves, "sim": []})
+        best, best_p = pareto_curve(rho, d, kept, lam)
+        panels.append({"rho": rho, "p": p, "kept": kept.tolist(), "curves": curves, "pareto": best,
+                       "pareto_p": best_p, "sim": []})
         for mult in plan["rules_sim_multiples"]:
             m = int(round(mult * d))
             for name in COMPARE_RULES:
@@ -167,6 +169,18 @@ def stage_rules(s: TheorySettings, plan: dict) -> dict:
                                  "mc_ci_low": mc.ci_low, "mc_ci_high": mc.ci_high})
         errors.append(abs(mc.mean - theory))
     return {"d": d, "lam": lam, "panels": panels, "max_abs_error": max(errors)}
+
+
+def pareto_curve(rho: float, d: int, kept, lam: float, fractions=np.linspace(0.05, 1.0, 39)):
+    """Sorscher's Pareto-optimal pruning: for each kept size m, the best rule (hard or easy) and
+    kept fraction p, drawing the pool n = m/p as large as needed. Returns (errors, chosen p)."""
+    errors, chosen = [], []
+    for m in kept:
+        best = min((theorem_error(Rule(name, p), rho, d, m / p, lam), p) for name in ("keep-hard", "keep-easy")
+                   for p in fractions)
+        errors.append(best[0])
+        chosen.append(float(best[1]))
+    return errors, chosen
 
 
 def stage_regime(s: TheorySettings, plan: dict) -> dict:
