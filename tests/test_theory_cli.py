@@ -72,3 +72,15 @@ def test_plan_quick_is_smaller():
     quick, full = TheorySettings(quick=True).plan(), TheorySettings().plan()
     assert quick["rules_d"] < full["rules_d"] and quick["seeds"] < full["seeds"]
     assert TheorySettings(stages=["binning", "reference"]).stages == ["reference", "binning"]
+
+
+def test_config_file_and_overwrite_recompute(tmp_path):
+    config = tmp_path / "theory.yaml"
+    config.write_text("quick: true\nseeds: 1\nstages: [reference]\n")
+    out = tmp_path / "run"
+    assert run_cli("theory", "--out", str(out), "--config", str(config)) == 0
+    first = json.loads((out / "stages" / "reference.json").read_text())
+    assert run_cli("theory", "--out", str(out), "--config", str(config), "--seed", "4", "--overwrite") == 0
+    second = json.loads((out / "stages" / "reference.json").read_text())
+    assert [r["mc_mean"] for r in first["rows"]] != [r["mc_mean"] for r in second["rows"]]
+    assert "seed: 4" in (out / "config.yaml").read_text()
