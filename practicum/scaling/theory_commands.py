@@ -98,7 +98,8 @@ def write_theory_report(path: Path, summary: dict, figures: dict) -> None:
         sections.append(Section(
             "Theorem 1 vs Monte-Carlo at the reference points",
             paragraphs=["DP Theorem 1 (ICML form, r(z) = β²m + β̃²m̃) for the ridge learner, against a "
-                        "Monte-Carlo of the pruned ridge with 95 % Student-t intervals; 'spec_value' is the spec's table."],
+                        "Monte-Carlo of the pruned ridge with 95 % Student-t intervals; 'spec_value' is the "
+                        "spec's table."],
             tables=[[{k: r[k] for k in ("rule", "threshold", "n", "spec_value", "theorem", "mc_mean", "mc_ci_low",
                                         "mc_ci_high", "mc_seeds")} for r in ref["rows"]]],
             figures=[figures.get("reference")] if "reference" in figures else []))

@@ -201,7 +201,10 @@ def rule_scalars_quadrature(rule: Rule, rho: float) -> Scalars:
 
 
 def stieltjes_m(z: float, p: float, phi: float) -> float:
-    """m(z) = [p − φ − z − √((p−φ−z)² − 4φz)] / (2φz), the distorted Marchenko–Pastur law (z < 0)."""
+    """The distorted Marchenko–Pastur law at z < 0:
+
+    m(z) = [p − φ − z − √((p−φ−z)² − 4φz)] / (2φz).
+    """
     b = p - phi - z
     disc = math.sqrt(b * b - 4.0 * phi * z)
     # the same root written without cancellation: m = 2 / (b + disc) (product of roots is 1/(φz))
