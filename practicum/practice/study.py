@@ -206,9 +206,18 @@ def _execute(item: dict[str, Any], path: Path) -> dict[str, Any]:
 
 def run_study(out: str | Path, settings: StudySettings, *, engine: str = "local", resume: bool = False,
               overwrite: bool = False) -> dict[str, Any]:
+    out = Path(out)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(settings.threads)  # small models: one thread each beats two fighting threads
+    try:
+        return _run_study(out, settings, engine, resume, overwrite)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, overwrite: bool) -> dict[str, Any]:
     from practicum.practice.study_report import write_study_report
 
-    out = Path(out)
     seconds: dict[str, float] = {}
     with RunDir.create(out, settings.to_yaml(), seed=0, resume=resume, overwrite=overwrite,
                        command=None) as run:
@@ -274,7 +283,10 @@ def summarize(settings: StudySettings, results: list[dict[str, Any]], out: Path)
         strategies[name]["fit"] = fits[name]
 
     summary: dict[str, Any] = {"strategies": strategies, "seeds": list(range(settings.seeds)),
-                               "test_split": settings.data + ":test", "points": points}
+                               "test_split": settings.data + ":test", "points": points,
+                               "runs": [{"strategy": r["strategy"], "seed": r["seed"], "path": r["path"],
+                                         "rounds": r.get("rounds"), "pool_size": r.get("pool_size")}
+                                        for r in results]}
     if "dp" in settings.strategies:
         mult = analysis.data_multiplier(points, "static", "dp", n_boot=settings.n_boot)
         summary["data_multiplier"] = mult["multiplier"]
