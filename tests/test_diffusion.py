@@ -438,3 +438,16 @@ def test_load_denoiser_from_folders(tmp_path, denoisers):
     (folder / "unet" / "diffusion_pytorch_model.safetensors").unlink()
     with pytest.raises(ModelError):
         load_denoiser(folder)
+
+
+def test_minmax_preprocessing_and_posterior_samples(denoisers):
+    from practicum.diffusion import prepare_for_classifier
+
+    x = torch.tensor([[[[-3.0, 0.0], [1.0, 5.0]]]])
+    y = prepare_for_classifier(x, None, preprocess="minmax")
+    assert torch.allclose(y.flatten(), torch.tensor([-1.0, -0.25, 0.0, 1.0]))
+    den = denoisers["sd"]
+    images = torch.zeros(2, *den.image_shape)
+    a = den.encode(images, posterior="sample", generator=torch.Generator().manual_seed(0))
+    b = den.encode(images, posterior="sample", generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and not torch.equal(a, den.encode(images))

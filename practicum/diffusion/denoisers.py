@@ -243,8 +243,16 @@ class _LatentDenoiser(Denoiser):
     def decode(self, z):
         return self.vae.decode(z / self.scaling_factor).sample.clamp(-1, 1)
 
-    def encode(self, images):
-        return self.vae.encode(images).latent_dist.mean * self.scaling_factor
+    def encode(self, images, *, posterior: str = "mean", generator: torch.Generator | None = None):
+        """s · the VAE posterior mean (DiT/MGD³ default), or a posterior sample (`posterior="sample"`,
+        the SD variant of MGD³) drawn with `generator`."""
+        dist = self.vae.encode(images).latent_dist
+        if posterior == "sample":
+            noise = torch.randn(dist.mean.shape, generator=generator).to(dist.mean.device, dist.mean.dtype)
+            return (dist.mean + dist.std * noise) * self.scaling_factor
+        if posterior != "mean":
+            raise ConfigError(f"unknown posterior {posterior!r}", "use 'mean' or 'sample'")
+        return dist.mean * self.scaling_factor
 
 
 class StableDiffusionDenoiser(_LatentDenoiser):

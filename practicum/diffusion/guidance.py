@@ -94,9 +94,20 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     return -(logp.exp() * logp).sum(dim=-1)
 
 
-def prepare_for_classifier(images: torch.Tensor, size: tuple[int, int] | None, clamp: bool = True) -> torch.Tensor:
-    """Decoded images → the classifier's input: clamped to [-1, 1], resized (antialiased) if needed."""
-    if clamp:
+def prepare_for_classifier(images: torch.Tensor, size: tuple[int, int] | None, clamp: bool = True,
+                           preprocess: str = "clamp") -> torch.Tensor:
+    """Decoded images → the classifier's input in [-1, 1], resized (antialiased) if needed.
+
+    preprocess: "clamp" (default) clips to [-1, 1]; "minmax" rescales each image by its own
+    min and detached max (the predecessor code's `fg_minmax`, which keeps a gradient at every
+    pixel); "none" passes values through.
+    """
+    if preprocess == "minmax":
+        flat = images.flatten(1)
+        low = flat.min(dim=1).values.view(-1, *[1] * (images.ndim - 1))
+        high = flat.max(dim=1).values.detach().view(-1, *[1] * (images.ndim - 1))
+        images = (images - low) / (high - low + 1e-8) * 2 - 1
+    elif clamp and preprocess == "clamp":
         images = images.clamp(-1, 1)
     if size is not None and tuple(images.shape[-2:]) != tuple(size):
         downsizing = images.shape[-2] > size[0] or images.shape[-1] > size[1]
@@ -147,6 +158,8 @@ class EntropyGuidance(GuidanceTerm):
     x0_blend : feed √(1−ᾱ)·x̂0 + (1−√(1−ᾱ))·z_t to the decoder instead of x̂0; None = the form's
         default (latent: on, score: off).
     input_size : (H, W) the classifier expects; decoded images are resized when they differ.
+    preprocess : "clamp" (default), "minmax" (predecessor's fg_minmax) or "none"; see
+        `prepare_for_classifier`.
     start, stop : only guide loop steps start <= i < stop (None = no bound).
     """
 
@@ -156,6 +169,7 @@ class EntropyGuidance(GuidanceTerm):
                  form: Literal["latent", "score"] = "latent", through: Literal["full", "learner"] = "full",
                  normalize: bool | None = None, x0_blend: bool | None = None,
                  input_size: tuple[int, int] | None = None, clamp: bool = True,
+                 preprocess: Literal["clamp", "minmax", "none"] = "clamp",
                  start: int | None = None, stop: int | None = None):
         if form not in ("latent", "score"):
             raise ConfigError(f"unknown entropy guidance form {form!r}", "use 'latent' or 'score'")
@@ -163,6 +177,8 @@ class EntropyGuidance(GuidanceTerm):
             raise ConfigError(f"unknown gradient path {through!r}", "use 'full' or 'learner'")
         if int(every) < 1:
             raise ConfigError(f"guidance every={every} must be at least 1")
+        if preprocess not in ("clamp", "minmax", "none"):
+            raise ConfigError(f"unknown preprocess {preprocess!r}", "use 'clamp', 'minmax' or 'none'")
         if not math.isfinite(float(omega)):
             raise ConfigError(f"omega={omega} is not a finite number")
         self.classifier = classifier
@@ -174,6 +190,7 @@ class EntropyGuidance(GuidanceTerm):
         self.x0_blend = (form == "latent") if x0_blend is None else bool(x0_blend)
         self.input_size = None if input_size is None else tuple(int(s) for s in input_size)
         self.clamp = clamp
+        self.preprocess = preprocess
         self.start, self.stop = start, stop
 
     def active(self, state: StepState) -> bool:
@@ -185,7 +202,8 @@ class EntropyGuidance(GuidanceTerm):
 
     def entropy(self, images: torch.Tensor) -> torch.Tensor:
         """The classifier's entropy per image (images in [-1, 1], decoded space)."""
-        return entropy_from_logits(self.classifier(prepare_for_classifier(images, self.input_size, self.clamp)))
+        return entropy_from_logits(self.classifier(prepare_for_classifier(images, self.input_size, self.clamp,
+                                                                         self.preprocess)))
 
     def gradient(self, state: StepState) -> torch.Tensor:
         """g = ∇_{x_t} Σ_b H_b (row b is the gradient of sample b's entropy)."""
