@@ -21,6 +21,15 @@ from practicum.select.rater import (
 )
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny networks: a second thread only adds synchronisation (badly so on a busy 2-core box)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def blobs(n: int, classes: int = 4, dim: int = 8, flip: float = 0.0, seed: int = 0):
     """Well-separated Gaussian classes in `dim` dimensions; a `flip` fraction gets a wrong label."""
     rng = np.random.default_rng(seed)
@@ -153,3 +162,19 @@ def test_parquet_pool_streams_embeddings(tmp_path):
     assert len(set(seen.tolist())) == 96  # one pass without repeats
     first = next(streamed.groups([0]))
     assert torch.allclose(first.x, pool.x[:16])
+
+
+@pytest.mark.parametrize("model", ["tiny", "builtin"])
+def test_diffusion_proxies_train_with_the_rater(model):
+    gen = torch.Generator().manual_seed(0)
+    images = torch.rand(16, 1, 8, 8, generator=gen) * 2 - 1
+    pool = MemoryPool(images, torch.arange(16) % 10, np.array([f"img-{i}" for i in range(16)]), 10)
+    settings = RaterSettings(proxy="diffusion", diffusion_model=model, batch_size=4, diffusion_draws=2)
+    trainer = RaterTrainer(settings, pool.input_shape, 10)
+    record = trainer.run_epoch(0, pool, pool, 1)
+    assert math.isfinite(record["loss_val"]) and record["loss_val"] > 0
+    batch = next(pool.shuffled_batches(4, 0))
+    with torch.no_grad():
+        first = trainer.proxy(batch.x, batch.y, trainer._draws(batch))
+        again = trainer.proxy(batch.x, batch.y, trainer._draws(batch))
+    assert torch.equal(first, again)  # fixed draws per id: the loss changes only with the model

@@ -152,4 +152,59 @@ class DiffusionProxy(nn.Module):
         return ((pred.reshape(len(x), k, self.dim) - noise) ** 2).mean(dim=(1, 2))
 
 
-__all__ = ["ClassifierProxy", "DiffusionProxy", "FeatureExtractor", "RaterNet", "timestep_embedding"]
+class DenoiserProxy(nn.Module):
+    """Any `practicum.diffusion` Denoiser as the proxy: per-example ε-MSE over K fixed (t, noise) draws.
+
+    With `diffusion_model="builtin"` the rater trains a freshly initialised built-in pixel UNet
+    (the paper's proxy is trained from scratch alongside the rater); a denoiser spec that
+    `load_denoiser` understands starts from those weights instead.
+    """
+
+    kind = "diffusion"
+
+    def __init__(self, denoiser):
+        super().__init__()
+        self.denoiser = denoiser
+        self.register_buffer("alphas_cumprod", denoiser.alphas_cumprod.float(), persistent=False)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, draws) -> torch.Tensor:
+        t, noise = draws  # (N, K), (N, K, dim)
+        n, k = t.shape
+        x0 = self.denoiser.encode(x)
+        noise = noise.reshape(n, k, *x0.shape[1:])
+        abar = self.alphas_cumprod[t].reshape(n, k, *[1] * (x0.ndim - 1))
+        x_t = abar.sqrt() * x0.unsqueeze(1) + (1 - abar).sqrt() * noise
+        cond = self.denoiser.cond_for_labels(y.repeat_interleave(k))
+        eps = self.denoiser(x_t.reshape(n * k, *x0.shape[1:]), t.reshape(-1), cond)
+        return ((eps.reshape(n, k, -1) - noise.reshape(n, k, -1)) ** 2).mean(dim=(1, 2))
+
+
+def build_denoiser_proxy(spec: str, input_shape: tuple[int, ...], num_classes: int) -> DenoiserProxy:
+    """`builtin`: a fresh built-in UNet sized to the data; anything else: `load_denoiser(spec)`."""
+    from practicum.errors import ConfigError
+
+    if len(input_shape) != 3:
+        raise ConfigError("a UNet diffusion proxy needs images", "use diffusion_model='tiny' for embeddings")
+    if spec == "builtin":
+        from diffusers import UNet2DModel
+
+        from practicum.diffusion.builtin import BUILTIN_SCHEDULER_CONFIG, BUILTIN_UNET_CONFIG
+        from practicum.diffusion.denoisers import PixelUNetDenoiser
+
+        c, h, w = input_shape
+        if h != w or h % 2:
+            raise ConfigError(f"the built-in UNet proxy needs square images of even size, not {h}x{w}")
+        config = {**BUILTIN_UNET_CONFIG, "sample_size": h, "in_channels": c, "out_channels": c,
+                  "num_class_embeds": num_classes + 1}
+        denoiser = PixelUNetDenoiser(UNet2DModel(**config), BUILTIN_SCHEDULER_CONFIG, num_classes=num_classes,
+                                     image_shape=input_shape)
+    else:
+        from practicum.diffusion.denoisers import load_denoiser
+
+        denoiser = load_denoiser(spec)
+        if tuple(denoiser.image_shape) != tuple(input_shape):
+            raise ConfigError(f"the denoiser {spec!r} makes {denoiser.image_shape} images, the pool has {input_shape}")
+    return DenoiserProxy(denoiser.train())
+
+
+__all__ = ["ClassifierProxy", "DenoiserProxy", "DiffusionProxy", "build_denoiser_proxy", "FeatureExtractor", "RaterNet", "timestep_embedding"]

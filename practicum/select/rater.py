@@ -37,7 +37,7 @@ from practicum.config import Settings
 from practicum.data import atomic_write_json, atomic_write_with
 from practicum.engine import shard_seed
 from practicum.errors import ModelError
-from practicum.select.nets import ClassifierProxy, DiffusionProxy, RaterNet
+from practicum.select.nets import ClassifierProxy, DiffusionProxy, RaterNet, build_denoiser_proxy
 from practicum.select.pool import Batch, diffusion_draws
 
 UPDATE_RULES = ("first_order", "unrolled", "two_model")
@@ -67,6 +67,7 @@ class RaterSettings(Settings):
     weighted_loss_reduction: Literal["code", "sum"] = "code"
     entropy_reg: float = 0.0
     lookahead_lr: float = 0.1
+    diffusion_model: str = "tiny"  # "tiny" (MLP ε-model), "builtin" (fresh built-in UNet) or a denoiser spec
     diffusion_draws: int = 4
     seed: int = 0
 
@@ -105,10 +106,12 @@ def _reduce(weights: torch.Tensor, values: torch.Tensor, how: str) -> torch.Tens
 
 # ---------------------------------------------------------------- the trainer
 
-def build_proxy(kind: str, input_shape: tuple[int, ...], num_classes: int, width: int) -> nn.Module:
-    if kind == "classifier":
-        return ClassifierProxy(input_shape, num_classes, width)
-    return DiffusionProxy(input_shape, num_classes)
+def build_proxy(settings: RaterSettings, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    if settings.proxy == "classifier":
+        return ClassifierProxy(input_shape, num_classes, settings.width)
+    if settings.diffusion_model == "tiny":
+        return DiffusionProxy(input_shape, num_classes)
+    return build_denoiser_proxy(settings.diffusion_model, input_shape, num_classes)
 
 
 class RaterTrainer:
@@ -121,8 +124,8 @@ class RaterTrainer:
         torch.manual_seed(shard_seed(settings.seed, 0, 0) % 2**31)
         self.rater = RaterNet(self.input_shape, num_classes, settings.feature_dim, settings.width,
                               settings.head_hidden, settings.heads)
-        self.proxy = build_proxy(settings.proxy, self.input_shape, num_classes, settings.width)
-        self.second = build_proxy(settings.proxy, self.input_shape, num_classes, settings.width) \
+        self.proxy = build_proxy(settings, self.input_shape, num_classes)
+        self.second = build_proxy(settings, self.input_shape, num_classes) \
             if settings.update_rule == "two_model" else None
         self.opt_rater = make_optimizer(self.rater, settings.lr, settings.weight_decay)
         self.opt_proxy = make_optimizer(self.proxy, settings.proxy_lr, settings.weight_decay)
