@@ -31,7 +31,7 @@ import pandas as pd  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from practicum.scaling.evaluate import extrapolate, mean_ranks  # noqa: E402
+from practicum.scaling.evaluate import extrapolate, mean_ranks, significance  # noqa: E402
 from practicum.scaling.families import DEFAULT_FAMILIES  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "revisiting-scaling-laws"
@@ -98,6 +98,9 @@ def main(argv=None) -> int:
                 "best_on": int(sum(1 for r in rows if r[name]["rmsle"] == min(
                     r[f]["rmsle"] for f in families if f not in ("auto",)))),
             }
+    tests = {domain: significance([c["scores"] for c in per_curve if c["domain"] == domain],
+                                  families + (["last1"] if "last1" not in families else []))
+             for domain in summary}
     # the table
     for domain, table in summary.items():
         print(f"\n{domain} ({next(iter(table.values()))['curves']} curves)")
@@ -105,6 +108,12 @@ def main(argv=None) -> int:
         for name, row in sorted(table.items(), key=lambda kv: kv[1]["mean_rank"]):
             print(f"{name:<10} {row['mean_rmsle']:>11.4g} {row['median_rmsle']:>9.4g} {row['mean_rank']:>10.2f} "
                   f"{row['failure_rate']:>6.2f} {row['fit_seconds_per_curve']:>8.3f}")
+    for domain, t in tests.items():
+        if "wilcoxon_holm_vs_auto" in t:
+            vs = t["wilcoxon_holm_vs_auto"].get("last1", {})
+            print(f"{domain}: Friedman p={t['friedman']['p_value']:.2g}; auto vs last1 Wilcoxon-Holm "
+                  f"p={vs.get('p_holm', float('nan')):.2g}, auto better on {vs.get('reference_better_on')} "
+                  f"of {t['n_curves']} curves")
     verdict = {d: bool(t["auto"]["mean_rmsle"] < t["last1"]["mean_rmsle"]) for d, t in summary.items() if "auto" in t}
     print("\nauto beats last1 on mean RMSLE:", verdict)
     result = {
@@ -112,7 +121,7 @@ def main(argv=None) -> int:
         "machine": f"{platform.machine()} {os.cpu_count()}-core CPU dev box, shared",
         "command": "python benchmarks/scaling_real.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "wall_seconds": time.time() - started, "families": families, "summary": summary,
-        "auto_beats_last1": verdict, "per_curve": per_curve,
+        "auto_beats_last1": verdict, "significance": tests, "per_curve": per_curve,
         "data": "Alabdulmohsin, Neyshabur, Zhai 2022 (arXiv 2209.06640), google-research/google-research "
                 "revisiting_neural_scaling_laws/data, CC BY 4.0",
     }

@@ -87,3 +87,39 @@ def evaluate_holdout(x, y, *, families: Sequence[str], fraction: float = 0.5, me
                          seeds_fit=None if seeds is None else seeds[inside], **fit_opts)
     return {"fraction": fraction, "n_fit": int(inside.sum()), "n_test": int((~inside).sum()),
             "x_split": float(x[inside].max()), "scores": scores}
+
+
+def significance(per_curve: Sequence[dict[str, dict[str, Any]]], families: Sequence[str], *,
+                 reference: str = "auto", key: str = "rmsle") -> dict[str, Any]:
+    """Friedman test over all families, then Wilcoxon signed-rank tests of `reference` against
+    each other family with Holm's step-down correction (spec §7.4). Failed fits count as worst."""
+    from scipy.stats import friedmanchisquare, wilcoxon
+
+    names = [f for f in families if all(f in c for c in per_curve)]
+    table = np.array([[c[f].get(key, math.inf) for f in names] for c in per_curve], dtype=float)
+    finite_max = np.nanmax(np.where(np.isfinite(table), table, np.nan)) if np.isfinite(table).any() else 1.0
+    table = np.where(np.isfinite(table), table, 2 * finite_max + 1)
+    out: dict[str, Any] = {"n_curves": int(table.shape[0])}
+    if table.shape[0] < 3 or len(names) < 3:
+        return out
+    stat, p = friedmanchisquare(*table.T)
+    out["friedman"] = {"statistic": float(stat), "p_value": float(p)}
+    if reference not in names:
+        return out
+    ref = table[:, names.index(reference)]
+    raw = {}
+    for j, name in enumerate(names):
+        if name == reference:
+            continue
+        diff = ref - table[:, j]
+        raw[name] = 1.0 if np.allclose(diff, 0) else float(wilcoxon(ref, table[:, j]).pvalue)
+    # Holm: sort p-values ascending, multiply the i-th by (m − i), keep them monotone
+    ordered = sorted(raw.items(), key=lambda kv: kv[1])
+    m, running, holm = len(ordered), 0.0, {}
+    for i, (name, pv) in enumerate(ordered):
+        running = max(running, min(1.0, (m - i) * pv))
+        holm[name] = running
+    out["wilcoxon_holm_vs_" + reference] = {
+        name: {"p_raw": raw[name], "p_holm": holm[name],
+               "reference_better_on": int(np.sum(ref < table[:, names.index(name)]))} for name in raw}
+    return out
