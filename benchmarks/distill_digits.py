@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--lams", type=_floats, default=[0.03, 0.1, 0.3, 1.0])
     parser.add_argument("--t-stops", type=_ints, default=[10, 35])
     parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--model", default="builtin", help="builtin or a local diffusers folder")
     parser.add_argument("--epoch-scale", type=_floats, default=None,
                         help="per IPC (same order as --ipcs); default 1 for IPC ≤ 10, 0.25 above")
     parser.add_argument("--tune-epoch-scale", type=float, default=0.5)
@@ -69,7 +70,7 @@ def main() -> None:
     scales = args.epoch_scale or [(1.0 if ipc <= 10 else 0.25) for ipc in args.ipcs]
     if args.quick:
         scales = [0.02 for _ in args.ipcs]
-    base = DistillSettings(steps=args.steps)
+    base = DistillSettings(steps=args.steps, model=args.model)
     started = time.time()
     report: dict = {"machine": "2-core CPU dev box, shared", "date": time.strftime("%Y-%m-%d"),
                     "command": "python " + " ".join(sys.argv), "python": platform.python_version()}

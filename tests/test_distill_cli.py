@@ -159,3 +159,20 @@ def test_latent_dit_modes_and_guided_generation():
                 for name, out in (("free", free), ("pulled", pulled))}
     assert (distance["pulled"] < distance["free"]).all()
     assert free["images"].shape == (2, 3, 8, 8)
+
+
+def test_precomputed_modes_file_is_used_and_checked(tmp_path, tiny_model, capsys):
+    from safetensors.torch import save_file
+
+    centres = torch.zeros(10, 2, 1, 8, 8)
+    good, bad = tmp_path / "modes.safetensors", tmp_path / "bad.safetensors"
+    save_file({"centres": centres}, str(good))
+    save_file({"centres": torch.zeros(10, 3, 1, 8, 8)}, str(bad))
+    config = _config(tmp_path, tiny_model, methods=["kmeans-nearest-real"], seeds=[0], modes_file=str(good))
+    assert _cli(["distill", "--config", str(config), "--out", str(tmp_path / "ok")]) == 0
+    from safetensors.torch import load_file
+
+    assert torch.equal(load_file(str(tmp_path / "ok" / "modes" / "modes.safetensors"))["centres"], centres)
+    config = _config(tmp_path, tiny_model, methods=["kmeans-nearest-real"], seeds=[0], modes_file=str(bad))
+    assert _cli(["distill", "--config", str(config), "--out", str(tmp_path / "bad")]) == 2
+    assert "must hold 'centres' of shape (10, 2, 1, 8, 8)" in capsys.readouterr().err

@@ -57,6 +57,9 @@ class DistillSettings(Settings):
     closest_point: bool = False
     pca: int | None = Field(default=None, ge=1)
     hflip: bool | None = Field(default=None, description="random flips (modes, student); None: off for digits")
+    modes_file: str | None = Field(default=None, description="precomputed centres: safetensors with 'centres' "
+                                                            "(classes, ipc, *sample_shape)")
+    shared_noise: bool = Field(default=False, description="the same noise for every class (off: per-class noise)")
     # generation (spec §3–§5)
     lam: float = Field(default=0.1, ge=0)
     t_stop: int | None = Field(default=None, ge=-1, description="None: steps // 2")
@@ -154,6 +157,8 @@ def discover(settings: DistillSettings, den, train: Dataset, run: RunDir):
         stored = load_file(path)
         return stored["centres"], np.asarray(meta["nearest"]), float(meta["seconds"])
     start = time.perf_counter()
+    if settings.modes_file is not None:
+        return _load_centres(settings, den, train, run, path, meta_path)
     images = train.images
     if settings.hflip:  # spec §2: a random horizontal flip before encoding (seed 0)
         flip = torch.rand(len(images), generator=torch.Generator().manual_seed(0)) < 0.5
@@ -170,6 +175,38 @@ def discover(settings: DistillSettings, den, train: Dataset, run: RunDir):
     run.write_json(meta_path, {"method": settings.mode_method, "nearest": nearest, "seconds": seconds,
                                "nearest_ids": train.ids[nearest]})
     return centres, nearest, seconds
+
+
+def _load_centres(settings: DistillSettings, den, train: Dataset, run: RunDir, path: Path, meta_path: str):
+    """Precomputed centres (spec §2 option): checked against the model's sample shape, then stored in the run."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, save_file
+
+    from practicum.data import atomic_write_with
+    from practicum.distill.modes import nearest_rows
+
+    source = Path(settings.modes_file)
+    if not source.is_file():
+        raise DataError(f"modes file {source} does not exist", "give a safetensors file with a 'centres' tensor")
+    try:
+        centres = load_file(source).get("centres")
+    except (SafetensorError, OSError) as exc:
+        raise DataError(f"cannot read {source} as safetensors ({exc})") from None
+    expected = (train.num_classes, settings.ipc, *den.sample_shape)
+    if centres is None or tuple(centres.shape) != expected:
+        found = None if centres is None else tuple(centres.shape)
+        raise DataError(f"{source} must hold 'centres' of shape {expected}, found {found}",
+                        "one centre per class and image, in the model's encode() space")
+    centres = centres.float()
+    features = encode(den, train.images).reshape(len(train), -1).numpy()
+    labels = train.labels.numpy()
+    nearest = np.stack([np.flatnonzero(labels == c)[nearest_rows(features[labels == c],
+                                                                 centres[c].reshape(settings.ipc, -1).numpy())]
+                        for c in range(train.num_classes)])
+    atomic_write_with(path, lambda tmp: save_file({"centres": centres.contiguous()}, tmp))
+    run.write_json(meta_path, {"method": f"file:{source}", "nearest": nearest, "seconds": 0.0,
+                               "nearest_ids": train.ids[nearest]})
+    return centres, nearest, 0.0
 
 
 def make_set(settings: DistillSettings, method: str, seed: int, train: Dataset, centres: torch.Tensor,
@@ -192,7 +229,8 @@ def make_set(settings: DistillSettings, method: str, seed: int, train: Dataset, 
         from practicum.diffusion.builtin import sampling_defaults
 
         cfg = float(sampling_defaults(den).get("cfg_scale", 1.0)) if den.supports_cfg else 1.0
-    jobs = [ShardJob(model=settings.model, method=method, label=c, seed=shard_seed(seed, 0, c),
+    jobs = [ShardJob(model=settings.model, method=method, label=c,
+                     seed=shard_seed(seed, 0, 0 if settings.shared_noise else c),
                      modes=centres[c].numpy(), ipc=settings.ipc, lam=settings.lam, t_stop=int(settings.t_stop),
                      steps=settings.steps, scheduler=settings.scheduler, form=settings.form, cfg_scale=cfg,
                      timestep_spacing=settings.timestep_spacing, loop=settings.loop)
