@@ -1,21 +1,24 @@
 """Scale-out engine: speedup of 2 Ray workers over 1, and what starting Ray costs.
 
-Two workloads, both made of real practicum code, each item seeded from `shard_seed`:
+Three workloads of real practicum code, each item seeded from `shard_seed`:
 
 - study seeds (Ray tasks): one item = one independent training run of the built-in CNN learner
   on the digits train split (`practicum.learn.train_classifier`), evaluated on val — the unit of
   work the study repeats over seeds × strategies × sizes;
-- scoring (Ray Data actor pool, `setup=`): the actor loads a trained learner once from its
-  safetensors checkpoint, then each item scores one shard of a seeded synthetic pool by the
-  learner's predictive entropy (the DP hardness score).
+- scoring (`practicum score`, i.e. `practicum.select.pipeline.run_score`, Ray tasks through
+  `run_shards`): a briefly trained Alchemist rater scores a pool of --shards × --shard-size
+  digit-like images (train digits plus seeded noise, an npz source), end to end;
+- entropy on an actor pool (Ray Data `map_batches`, `setup=`): each actor loads a trained
+  learner once from its safetensors checkpoint, then scores shards of a seeded pool by
+  predictive entropy (the DP hardness score).
 
 Each workload runs on one local Ray instance (2 CPUs) with 1 worker (a task asks for 2 CPUs / a
 pool of 1 actor) and with 2 workers (1 CPU each / 2 actors), every item at 1 torch thread, and
-in-process as the reference. The script checks that all runs return identical bytes. Task
-workers are warmed up (two 1-step runs) before timing; an actor pool lives for one `map` call,
-so its start (process, imports, loading the checkpoint) is inside the scoring times.
-Start-up: `ray.init` of a local instance, the first task round trip (worker processes start and
-import torch) and the first actor pool.
+in-process as the reference; the script checks that all three give identical bytes. Task
+workers are warmed up (two 1-step runs) before timing the study; an actor pool lives for one
+`map` call, so its start (process, imports, loading the checkpoint) is inside its times, as is
+the worker warm-up inside `practicum score`'s. Start-up: `ray.init` of a local instance, the
+first task round trip (worker processes start and import torch) and the first actor pool.
 
     python benchmarks/engine.py                # the measurement recorded in docs/benchmarks.md
     python benchmarks/engine.py --quick        # a smoke run
@@ -31,6 +34,7 @@ import platform
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +101,92 @@ def _nothing():
     return None
 
 
+# ---------------------------------------------------------------- workloads: 3 ways to run each
+
+@contextmanager
+def _env(**values: str):
+    """Set PRACTICUM_* variables for one run (how `--engine ray` is tuned without flags)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _map_runs(fn, items, setup, executors) -> dict:
+    def runner(executor, label):
+        def run():
+            if setup is None:  # task workers are reused: import practicum and the data before timing
+                for _ in range(2):  # twice: the first may land both items on one worker
+                    executor.map(fn, [{**item, "steps": 1} if "steps" in item else item for item in items[:2]],
+                                 description="warm-up")
+            seconds, result = _timed(lambda: executor.map(fn, items, setup=setup, description=label))
+            return seconds, _digest(result)
+        return run
+    return {label: runner(executor, label) for label, executor in executors.items()}
+
+
+def _score_pool(work: Path, n: int) -> Path:
+    """A pool of n digit-like images (train digits plus seeded noise) as an npz source."""
+    from practicum.data import load_digits
+
+    base = load_digits("train")
+    images, labels = np.asarray(base.images), np.asarray(base.labels)
+    rng = np.random.default_rng(0)
+    pick = rng.integers(0, len(labels), n)
+    x = np.clip(images[pick] + 0.2 * rng.normal(size=(n, *images.shape[1:])), -1, 1)
+    path = work / "pool.npz"
+    np.savez(path, x=((x + 1) * 127.5).round().astype(np.uint8), y=labels[pick],
+             split=np.array(["train"] * n))
+    return path
+
+
+def _score_runs(args, work: Path) -> dict:
+    from practicum.select.pipeline import DataSettings, RateConfig, ScoreConfig, run_rate, run_score
+    from practicum.select.rater import RaterSettings
+
+    rater = work / "rater"
+    run_rate(RateConfig(rater=RaterSettings(epochs=1, iterations_per_epoch=20)), rater)
+    pool = _score_pool(work, args.shards * args.shard_size)
+    config = ScoreConfig(source=DataSettings(data=f"npz:{pool}"), rater=str(rater), shard_size=args.shard_size)
+
+    def runner(label, engine, cpus_per_task):
+        def run():
+            out = work / f"score-{engine}-{cpus_per_task}"
+            with _env(PRACTICUM_THREADS="1", PRACTICUM_RAY_CPUS_PER_TASK=str(cpus_per_task)):
+                seconds, _ = _timed(lambda: run_score(config, out, engine=engine))
+            return seconds, hashlib.sha256((out / "scores.parquet").read_bytes()).hexdigest()[:16]
+        return run
+    return {"local, in-process": runner("local", "local", 1), "ray, 1 worker": runner("ray1", "ray", 2),
+            "ray, 2 workers": runner("ray2", "ray", 1)}
+
+
+def _workloads(args, work: Path) -> dict:
+    from functools import partial
+
+    study_items = [{"seed": shard_seed(0, 0, s), "steps": args.steps} for s in range(args.seeds)]
+    entropy_items = [{"seed": shard_seed(0, 1, s), "n": args.shard_size} for s in range(args.shards)]
+    setup = partial(load_scorer, _start_scorer())
+    return {
+        "study seeds (tasks)": _map_runs(study_run, study_items, None, {
+            "local, in-process": LocalExecutor(threads=1),
+            "ray, 1 worker": RayExecutor(threads=1, cpus_per_task=2),
+            "ray, 2 workers": RayExecutor(threads=1, cpus_per_task=1),
+        }),
+        "scoring: practicum score": _score_runs(args, work),
+        "entropy on an actor pool": _map_runs(score_shard, entropy_items, setup, {
+            "local, in-process": LocalExecutor(threads=1),
+            "ray, 1 worker": RayExecutor(threads=1, actors=1, cpus_per_actor=1),
+            "ray, 2 workers": RayExecutor(threads=1, actors=2, cpus_per_actor=1),
+        }),
+    }
+
+
 # ---------------------------------------------------------------- measurement
 
 def _timed(call):
@@ -121,11 +211,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=8, help="study runs (items)")
     parser.add_argument("--steps", type=int, default=150, help="training steps per study run")
     parser.add_argument("--shards", type=int, default=8, help="scoring shards (items)")
-    parser.add_argument("--shard-size", type=int, default=40000, help="images per scoring shard")
+    parser.add_argument("--shard-size", type=int, default=3000, help="images per scoring shard")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     args = parser.parse_args()
     if args.quick:
-        args.seeds, args.steps, args.shards, args.shard_size = 2, 20, 2, 2000
+        args.seeds, args.steps, args.shards, args.shard_size = 2, 20, 2, 200
     torch.set_num_threads(1)
 
     load_before = os.getloadavg()
@@ -138,48 +228,28 @@ def main() -> None:
     startup["first_actor_pool_s"], _ = _timed(lambda: pool_one.map(_noop_with_state, [0], setup=_nothing))
 
     rows = []
-    study_items = [{"seed": shard_seed(0, 0, s), "steps": args.steps} for s in range(args.seeds)]
-    scorer = _start_scorer()
-    score_items = [{"seed": shard_seed(0, 1, s), "n": args.shard_size} for s in range(args.shards)]
-    from functools import partial
-
-    setup = partial(load_scorer, scorer)
-    workloads = {
-        "study seeds (tasks)": (study_run, study_items, None, {
-            "local, in-process": LocalExecutor(threads=1),
-            "ray, 1 worker": RayExecutor(threads=1, cpus_per_task=2),
-            "ray, 2 workers": RayExecutor(threads=1, cpus_per_task=1),
-        }),
-        "scoring (actor pool)": (score_shard, score_items, setup, {
-            "local, in-process": LocalExecutor(threads=1),
-            "ray, 1 worker": RayExecutor(threads=1, actors=1, cpus_per_actor=1),
-            "ray, 2 workers": RayExecutor(threads=1, actors=2, cpus_per_actor=1),
-        }),
-    }
-    for workload, (fn, items, setup_fn, executors) in workloads.items():
+    work = Path(tempfile.mkdtemp(prefix="practicum-bench-engine-"))
+    for workload, runs in _workloads(args, work).items():
         times, digests = {}, {}
-        for label, executor in executors.items():
-            if setup_fn is None:  # task workers are reused: import practicum and the data before timing
-                executor.map(fn, [{**item, "steps": 1} for item in items[:2]], description="warm-up")
-            seconds, result = _timed(lambda: executor.map(fn, items, setup=setup_fn, description=label))
-            times[label], digests[label] = seconds, _digest(result)
-            print(f"{workload:22s} {label:18s} {seconds:8.2f} s", flush=True)
-        identical = len(set(digests.values())) == 1
+        for label, run in runs.items():
+            seconds, digest = run()
+            times[label], digests[label] = seconds, digest
+            print(f"{workload:26s} {label:18s} {seconds:8.2f} s", flush=True)
         rows.append({
-            "workload": workload, "items": len(items), "seconds": {k: round(v, 2) for k, v in times.items()},
+            "workload": workload, "seconds": {k: round(v, 2) for k, v in times.items()},
             "speedup_2_vs_1": round(times["ray, 1 worker"] / times["ray, 2 workers"], 2),
             "speedup_2_vs_local": round(times["local, in-process"] / times["ray, 2 workers"], 2),
-            "identical_results": identical,
+            "identical_results": len(set(digests.values())) == 1,
         })
     ray_executor.close()
     load_after = os.getloadavg()
 
     print()
-    print(f"{'workload':22s} {'items':>5s} {'local s':>8s} {'ray×1 s':>8s} {'ray×2 s':>8s} "
+    print(f"{'workload':26s} {'local s':>8s} {'ray×1 s':>8s} {'ray×2 s':>8s} "
           f"{'2 vs 1':>7s} {'2 vs local':>10s} identical")
     for row in rows:
         s = row["seconds"]
-        print(f"{row['workload']:22s} {row['items']:5d} {s['local, in-process']:8.2f} {s['ray, 1 worker']:8.2f} "
+        print(f"{row['workload']:26s} {s['local, in-process']:8.2f} {s['ray, 1 worker']:8.2f} "
               f"{s['ray, 2 workers']:8.2f} {row['speedup_2_vs_1']:6.2f}× {row['speedup_2_vs_local']:9.2f}× "
               f"{row['identical_results']}")
     print()

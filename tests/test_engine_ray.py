@@ -81,6 +81,16 @@ def _square(item):
     return item * item
 
 
+def _outer_run(item):
+    """A study-like run that itself maps work (tasks, then a model-holding map) on the same engine."""
+    executor = get_executor("ray")
+    return executor.map(_square, [item]) + executor.map(_score_total, [item], setup=_load_scorer)
+
+
+def _score_total(model, item):
+    return round(float(_score_chunk(model, {"seed": item, "n": 4})["entropy"].sum()), 6)
+
+
 def _bytes_of(paths):
     return [p.read_bytes() for p in paths]
 
@@ -110,6 +120,12 @@ def test_map_keeps_order_and_handles_no_items(ray_session):
     assert ray_session.map(_square, list(range(10))) == [i * i for i in range(10)]
     assert ray_session.map(_square, []) == []
     assert get_executor("ray").map(_square, [3]) == [9]
+
+
+def test_nested_maps_do_not_deadlock_on_two_cpus(ray_session):
+    # the outer task asks for both CPUs; the inner maps must still run
+    outer = RayExecutor(cpus_per_task=2)
+    assert outer.map(_outer_run, [3]) == LocalExecutor().map(_outer_run, [3])
 
 
 # ---------------------------------------------------------------- failures

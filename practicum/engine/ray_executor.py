@@ -3,7 +3,8 @@
 - `map(fn, items)`: one Ray task per item, retried if its worker dies (`max_retries`).
 - `map(fn, items, setup=load_model)`: Ray Data `map_batches` over a pool of actors, each of
   which calls `setup()` once and then `fn(state, item)` for the items it is given, so a model
-  is loaded once per actor. Killed actors are restarted and their items run again.
+  is loaded once per actor. Killed actors are restarted and their items run again. Called
+  from inside a Ray task (nested work), it runs in that task's process instead.
 
 Where Ray runs: `address` (or `RAY_ADDRESS`) connects to a running cluster (`ray start
 --head` on one machine, `ray start --address=HEAD:6379` on the others); without one a private
@@ -141,6 +142,12 @@ class RayExecutor:
         ray = self.start()
         if setup is None:
             outcomes = self._run_tasks(ray, fn, items, positions, threads)
+        elif _inside_ray_worker(ray):
+            # Nested in a Ray task or actor (a study run that scores): an actor pool here could
+            # wait forever for CPUs its parent holds, and the parent already is the parallel
+            # unit, so the model-holding work runs in this process (nested tasks are fine: a
+            # task blocked in ray.wait lends its CPUs back).
+            outcomes = _run_in_process(fn, setup, items, positions, threads)
         else:
             outcomes = self._run_actors(ray, fn, setup, items, positions, threads)
         try:
@@ -244,6 +251,20 @@ class RayExecutor:
         if gpus > 0:
             return max(1, int(total.get("GPU", 0.0) // gpus))
         return max(1, int(total.get("CPU", 1.0) // max(cpus, 1e-6)))
+
+
+def _inside_ray_worker(ray) -> bool:
+    context = ray.get_runtime_context()
+    return context.get_task_id() is not None or context.get_actor_id() is not None
+
+
+def _run_in_process(fn, setup, items, positions, threads) -> Iterator[Outcome]:
+    state = run_setup(setup, threads)
+    for item, position in zip(items, positions):
+        outcome = run_item(fn, item, position, threads, state=state, with_state=True)
+        yield outcome
+        if outcome.error is not None:
+            return
 
 
 def _task(fn: Callable, item: Any, position: int, threads: int) -> Outcome:
