@@ -120,7 +120,7 @@ class ScalingLaw:
 
     def __init__(self, family: str = "auto", *, metric: str = "error", x_scale=None, n_restarts: int = 6,
                  seed: int | None = None, candidates: Sequence[str] | None = None,
-                 prefixes: Sequence[float] = (0.5, 0.65, 0.8),
+                 prefixes: Sequence[float] = (0.5, 0.6, 0.7, 0.8),
                  warn: bool = True, **opts):
         if metric not in METRICS:
             raise DataError(f"unknown metric {metric!r}", f"use one of {', '.join(METRICS)}")
@@ -246,7 +246,10 @@ class ScalingLaw:
                 scores.setdefault(name, []).append(score)
         # a family that cannot fit the longest prefix cannot be chosen for the whole curve
         eligible = {name: s for name, s in scores.items() if n >= get_family(name).min_points}
-        mean = {name: float(np.mean(s)) if np.all(np.isfinite(s)) else math.inf for name, s in eligible.items()}
+        # Geometric mean over prefixes: the shortest prefix extrapolates furthest and has errors
+        # an order of magnitude larger, so an arithmetic mean would let it alone decide.
+        mean = {name: float(np.exp(np.mean(np.log(np.maximum(s, 1e-300))))) if np.all(np.isfinite(s)) else math.inf
+                for name, s in eligible.items()}
         self.auto_scores_ = mean
         finite = {k: v for k, v in mean.items() if np.isfinite(v)}
         if not finite:
