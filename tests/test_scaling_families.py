@@ -250,3 +250,20 @@ def test_goyal_fit_recovers_a_pool():
     assert law.a == pytest.approx(0.03, rel=1e-3)
     assert law.b == pytest.approx(-0.2, rel=1e-3)
     assert law.tau == pytest.approx(4.0, rel=1e-3)
+
+
+def test_bnsl_two_breaks_recovers_both_breaks():
+    x = np.geomspace(100, 1e6, 25)
+    theta = (0.02, 2.0, 0.1, 0.4, 2000.0, 0.1, 0.5, 1e5, 0.1)
+    y = bnsl_value(x, *theta)
+    law = fit(x, y, "bnsl2", metric="loss")
+    assert np.max(np.abs(np.log(law.predict(x) / y))) < 1e-6
+    np.testing.assert_allclose(list(law.params_.values()), theta, rtol=1e-4)
+
+
+def test_fit_dispatches_joint_laws():
+    N, D, L = _chinchilla_runs()
+    law = fit(np.column_stack([N, D]), L, "chinchilla", method="varpro", warn=False)
+    assert law.alpha == pytest.approx(HOFFMANN.alpha, rel=1e-5)
+    with pytest.raises(Exception, match="shape"):
+        fit(N, L, "chinchilla")

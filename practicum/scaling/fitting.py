@@ -369,7 +369,12 @@ def fit_bnsl(fam, u, t, w, rng, *, init=None, grid_size: str = "full", **_) -> F
         return np.where(np.isfinite(r), r, 1e10)
 
     def refine(q0):
-        res = least_squares(resid, q0, method="trf", max_nfev=300 * len(q0))
+        # a (the limit) stays >= 0; the other parameters are free in their log/linear coordinates
+        lower = np.full(q0.size, -np.inf)
+        lower[0] = 0.0
+        q0 = q0.copy()
+        q0[0] = max(q0[0], 0.0)
+        res = least_squares(resid, q0, method="trf", bounds=(lower, np.inf), max_nfev=300 * len(q0))
         return float(np.sum(res.fun ** 2)), res.x
 
     if init is not None:
@@ -393,26 +398,21 @@ def fit_bnsl(fam, u, t, w, rng, *, init=None, grid_size: str = "full", **_) -> F
         sse = np.sum(w[None, :] * (np.log1p(pred) - log1t[None, :]) ** 2, axis=1)
     sse = np.where(np.isfinite(sse), sse, np.inf)
     order = np.argsort(sse)[:3]
-    best = None
+    refined = []
     for i in order:
         theta0 = np.array([cand[i, 0], b[i], cand[i, 2], cand[i, 3], cand[i, 4], cand[i, 5]])
-        loss, q = refine(to_q(theta0))
-        if best is None or loss < best[0]:
-            best = (loss, q)
+        refined.append(refine(to_q(theta0)))
+    refined.sort(key=lambda r: r[0])
+    best = refined[0]
     if n_breaks == 2:
-        base = to_theta(best[1])
-        base_q = best[1]
+        # a second break on top of each of the refined one-break fits: grid, then refine the best
         starts = []
-        for c2, d2, f2 in itertools.product([-0.25, 0.25, 0.5, 1.0], d_grid[:: 2 if fine else 1], f_grid):
-            q = np.concatenate([base_q, [c2, np.log(d2), np.log(f2)]])
-            starts.append((float(np.sum(resid(q) ** 2)), q))
+        for _, base_q in refined:
+            for c2, d2, f2 in itertools.product([-0.5, -0.25, 0.25, 0.5, 1.0], d_grid, f_grid):
+                q = np.concatenate([base_q, [c2, np.log(d2), np.log(f2)]])
+                starts.append((float(np.sum(resid(q) ** 2)), q))
         starts.sort(key=lambda s: s[0])
-        best = None
-        for _, q0 in starts[:3]:
-            loss, q = refine(q0)
-            if best is None or loss < best[0]:
-                best = (loss, q)
-        del base
+        best = min((refine(q0) for _, q0 in starts[:5]), key=lambda r: r[0])
     theta = to_theta(best[1])
     if not _finite(theta):
         raise FitError(f"{fam.name}: no finite fit", "use fewer breaks or another family")
