@@ -58,8 +58,8 @@ VAL, TEST = _real(80, 1), _real(120, 2)
 
 def _settings(**changes):
     values = {"arch": "mlp", "width": 32, "seed": 0, "initial_size": 16, "add_size": 8, "t_init": 1,
-              "omega": 0.1, "eval_every": 16, "checkpoint_every": 7,
-              "train": {"steps": 120, "batch_size": 16, "lr": 0.003}}
+              "omega": 0.1, "eval_every": 16, "max_rounds": 4,
+              "train": {"steps": 80, "batch_size": 16, "lr": 0.003}}
     values.update(changes)
     return PracticeSettings.build(values)
 
@@ -126,7 +126,7 @@ def test_branch_growth_spaces_snapshots(tmp_path):
 
 
 def test_resume_after_kill_matches_uninterrupted(tmp_path, monkeypatch):
-    settings = _settings()
+    settings = _settings(checkpoint_every=9, branch_growth=1.5)
     reference = FakeGenerator()
     _run(tmp_path / "ref", settings, reference)
 

@@ -97,7 +97,7 @@ def practice(run: RunDir, settings: PracticeSettings, generator: Generator, val,
     # ---- the loop
     budget, cooldown = s.iterations, learner.cooldown_start
     first_add = 0 if s.add_during_warmup else round(budget * s.train.warmup_fraction)
-    every = s.checkpoint_every or max(1, budget // 20)
+    every = s.checkpoint_every or max(100, budget // 10)
     with progress_bar(description, budget) as advance:
         advance(state.step)
         while state.step < budget:

@@ -61,7 +61,7 @@ class PracticeSettings(Settings):
                                             "None = chosen by branch_growth")
     branch_growth: float = Field(1.0, ge=1.0, description="branch out only when the pool has grown by this "
                                  "factor since the last branch (1 = before every round; 1.5 = geometric sizes)")
-    checkpoint_every: int | None = Field(None, ge=1, description="steps between checkpoints; None = I/20")
+    checkpoint_every: int | None = Field(None, ge=1, description="steps between checkpoints; None = max(100, I/10)")
     generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
 
     @model_validator(mode="after")

@@ -182,12 +182,15 @@ def training_curves(path: Path, results: list[dict[str, Any]]) -> Path:
 
 
 def sample_grid(path: Path, results: list[dict[str, Any]], max_rows: int = 8) -> Path:
+    """One row per round (round 0 = the vanilla start set), one column per class, as one image."""
     from practicum.report import new_figure, save_figure
 
     run = _run(results, "dp")
     pool = Pool(Path(run["path"]) / "pool") if run else None
+    fig, ax = new_figure(6, 1 if pool is None or len(pool) == 0 else 4.5)
+    ax.grid(False)
+    ax.set_xticks([])
     if pool is None or len(pool) == 0:
-        fig, ax = new_figure(4, 1)
         ax.text(0.5, 0.5, "no DP run", ha="center")
         return save_figure(fig, path)
     index = pool.index()
@@ -196,17 +199,20 @@ def sample_grid(path: Path, results: list[dict[str, Any]], max_rows: int = 8) ->
     if len(rounds) > max_rows:
         rounds = [rounds[i] for i in np.linspace(0, len(rounds) - 1, max_rows).round().astype(int)]
     classes = sorted(index["label"].unique())
-    fig, axes = new_figure(0.6 * len(classes) + 0.8, 0.6 * len(rounds) + 0.4, ncols=len(classes), nrows=len(rounds))
-    axes = np.asarray(axes).reshape(len(rounds), len(classes))
+    c, h, w = images.shape[1:]
+    pad = 1
+    canvas = np.ones((len(rounds) * (h + pad), len(classes) * (w + pad), c), dtype=np.float32)
+    round_of, label_of = index["round"].to_numpy(), index["label"].to_numpy()
     for r_i, rnd in enumerate(rounds):
         for c_i, cls in enumerate(classes):
-            ax = axes[r_i, c_i]
-            ax.set_xticks([]), ax.set_yticks([]), ax.grid(False)
-            rows = np.flatnonzero((index["round"].to_numpy() == rnd) & (index["label"].to_numpy() == cls))
+            rows = np.flatnonzero((round_of == rnd) & (label_of == cls))
             if len(rows):
-                ax.imshow(images[rows[0]].permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray", vmin=-1, vmax=1)
-            if c_i == 0:
-                ax.set_ylabel(f"r{rnd}", fontsize=7)
+                tile = (images[rows[0]].permute(1, 2, 0).numpy() + 1) / 2
+                canvas[r_i * (h + pad):r_i * (h + pad) + h, c_i * (w + pad):c_i * (w + pad) + w] = tile
+    ax.imshow(canvas.squeeze(-1) if c == 1 else canvas.clip(0, 1), cmap="gray", vmin=0, vmax=1,
+              interpolation="nearest")
+    ax.set_yticks([(h + pad) * i + h / 2 for i in range(len(rounds))], [f"round {r}" for r in rounds], fontsize=7)
+    ax.set_title("DP pool, seed 0: columns are classes", fontsize=9)
     return save_figure(fig, path)
 
 
