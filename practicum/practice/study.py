@@ -227,7 +227,7 @@ def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, ov
             for sub in ("banks", "runs", "figures"):
                 shutil.rmtree(out / sub, ignore_errors=True)
         started = time.perf_counter()
-        val = settings.practice.load_data("val")
+        val = settings.practice.model_copy(update={"data": settings.data}).load_data("val")
         for seed in range(settings.seeds):
             build_bank(settings, out, seed, val, engine)
         seconds["bank"] = time.perf_counter() - started
