@@ -69,11 +69,16 @@ def register(app: typer.Typer) -> None:
         seed: Optional[int] = typer.Option(None, help="Seed (default 0); shard seeds derive from it."),
         round_index: Optional[int] = typer.Option(None, "--round", help="Round number stored in the index."),
         engine: str = typer.Option("local", help="local or ray."),
+        threads: Optional[int] = typer.Option(None, help="torch CPU threads (1 is fastest on a busy shared CPU)."),
         config: Optional[Path] = typer.Option(None, help="YAML settings (flags override it)."),
         resume: bool = typer.Option(False, "--resume", help="Continue OUT: shards already in the pool are kept."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Start OUT again from scratch."),
     ) -> None:
         """Generate entropy-guided examples (Deliberate Practice's sampler) into a pool."""
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
         from practicum.diffusion.generate import GenerateSettings, run_generate
 
         overrides = dict(n=n, omega=omega, guidance_every=guidance_every, learner=learner, model=model, form=form,
