@@ -95,7 +95,10 @@ class RayExecutor:
         ray = _import_ray()
         if ray.is_initialized():
             return ray
-        common = dict(include_dashboard=False, logging_level=logging.WARNING, configure_logging=True)
+        # Worker output (library warnings, each worker's own logs) reaches the terminal only with
+        # --verbose: errors come back as exceptions anyway.
+        common = dict(include_dashboard=False, logging_level=logging.WARNING, configure_logging=True,
+                      log_to_driver=logger.isEnabledFor(logging.DEBUG))
         if self.address:
             logger.info("connecting to the Ray cluster at %s", self.address)
             ray.init(address=self.address, **common)
