@@ -134,7 +134,7 @@ def run_generate(settings: GenerateSettings, out: str | Path, *, engine: str = "
     """Generate `settings.n` examples into `out/pool`; write `out/summary.json` and return it."""
     from practicum.diffusion.denoisers import load_denoiser
 
-    den = load_denoiser(settings.model)  # fail early on a bad model
+    den = _cached("model", settings.model, lambda: load_denoiser(settings.model))  # fail early on a bad model
     if not den.num_classes:
         raise ModelError("generate needs a class-conditional model", "use the built-in model or a conditional one")
     executor = get_executor(engine)
