@@ -88,7 +88,9 @@ def main() -> None:
             summary = run(settings, args.out / f"tune-lam{lam_value}-t{t_value}")
             rows = []
             for method, m in summary["methods"].items():
-                rows.append({"method": method, "lam": lam_value, "t_stop": t_value, "val_best": m["accuracy_mean"],
+                guided = method != "unguided"  # λ and t_stop do not apply to the unguided sampler
+                rows.append({"method": method, "lam": lam_value if guided else None,
+                             "t_stop": t_value if guided else None, "val_best": m["accuracy_mean"],
                              "val_last": m["last_accuracy_mean"], "diversity_cosine": m["diversity_cosine"],
                              "representativeness_cosine": m["representativeness_cosine"]})
             tuning.extend(rows)
@@ -110,7 +112,9 @@ def main() -> None:
         print(f"\ntuning on validation (IPC 10, seeds {args.tune_seeds}, epoch scale {args.tune_epoch_scale})")
         print(f"{'method':<10}{'lam':>6}{'t_stop':>8}{'val best':>10}{'val last':>10}{'div cos':>9}{'repr cos':>9}")
         for r in tuning:
-            print(f"{r['method']:<10}{r['lam']:>6}{r['t_stop']:>8}{100 * r['val_best']:>10.1f}"
+            lam_text = "-" if r["lam"] is None else r["lam"]
+            t_text = "-" if r["t_stop"] is None else r["t_stop"]
+            print(f"{r['method']:<10}{lam_text:>6}{t_text:>8}{100 * r['val_best']:>10.1f}"
                   f"{100 * r['val_last']:>10.1f}{r['diversity_cosine']:>9.3f}{r['representativeness_cosine']:>9.3f}")
         print(f"chosen: lam={lam} t_stop={t_stop}")
     report["tuning"] = tuning

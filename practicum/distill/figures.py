@@ -71,7 +71,7 @@ def accuracy_figure(summary: dict, path: str | Path) -> Path:
     ax.set_xticks(x, names, rotation=15)
     ax.set_ylabel(f"{summary['evaluated_on']} accuracy (%)")
     ax.set_title(f"IPC {summary['ipc']}: student accuracy, mean ± std over seeds")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")
     return save_figure(fig, path)
 
 
