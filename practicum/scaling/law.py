@@ -289,12 +289,15 @@ class ScalingLaw:
         u = self.x_ / self.x_scale_
         cols = []
         for i in range(k):
-            h = 1e-6 * max(abs(theta[i]), 1e-8)
+            # relative change for non-zero parameters, a unit change for one sitting at zero
+            # (a bound such as eps_inf = 0), so a parameter at 0 is not mistaken for a flat direction
+            scale = abs(theta[i]) if abs(theta[i]) > 1e-6 else 1.0
+            h = 1e-6 * scale
             up, dn = theta.copy(), theta.copy()
             up[i] += h
             dn[i] -= h
             with np.errstate(all="ignore"):
-                col = (self._fam.func(u, *up) - self._fam.func(u, *dn)) / (2 * h) * max(abs(theta[i]), 1e-8)
+                col = (self._fam.func(u, *up) - self._fam.func(u, *dn)) / (2 * h) * scale
             cols.append(col)
         jac = np.column_stack(cols)
         if not np.all(np.isfinite(jac)):
