@@ -167,6 +167,11 @@ def test_practice_cli_runs_and_resumes(tmp_path, tiny_model, capsys):
     assert "rounds, pool" in first
     assert json.loads((out / "run.json").read_text())["status"] == "finished"
     assert _cli(*args) == 2  # the folder holds a run: refused without --resume/--overwrite
+    assert _cli(*[a if a != "2" else "1" for a in args], "--overwrite") == 0  # a fresh run, not the old one
+    assert json.loads((out / "result.json").read_text())["rounds"] <= 1
+    capsys.readouterr()
+    assert _cli(*args, "--overwrite") == 0
+    assert capsys.readouterr().out.splitlines()[:-1] == first.splitlines()[:-1]  # same seed, same points
     assert _cli("practice", "--resume", str(out)) == 0
     assert capsys.readouterr().out.splitlines()[:-1] == first.splitlines()[:-1]  # same points
     assert _cli("practice", "--resume", str(tmp_path / "missing")) == 2

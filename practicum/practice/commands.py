@@ -72,7 +72,7 @@ def practice_command(
     from practicum.data import RunDir
     from practicum.errors import ConfigError
     from practicum.log import echo
-    from practicum.practice.loop import practice
+    from practicum.practice.loop import clear_outputs, practice
     from practicum.practice.settings import PracticeSettings
 
     if resume is not None:
@@ -98,6 +98,8 @@ def practice_command(
     generator = settings.make_generator(val, engine=engine)
     with RunDir.create(out, settings.to_yaml(), seed=settings.seed, resume=resume is not None,
                        overwrite=overwrite) as run:
+        if overwrite:
+            clear_outputs(run)
         result = practice(run, settings, generator, val, test, engine=engine)
         run.finish(rounds=result["rounds"], pool_size=result["pool_size"])
     echo(f"{'size':>7} {'kind':>7} {'val':>7} {'test':>7}")
