@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -118,15 +119,46 @@ def _env(**values: str):
                 os.environ[key] = value
 
 
+def _clocked_task(fn, item):
+    """Run one item and note when it ran, where, and the CPU time its process spent on it."""
+    started, cpu = time.time(), time.process_time()
+    value = fn(item)
+    return value, {"pid": os.getpid(), "start": started, "end": time.time(), "cpu": time.process_time() - cpu}
+
+
+def _clocked_actor(fn, state, item):
+    started, cpu = time.time(), time.process_time()
+    value = fn(state, item)
+    return value, {"pid": os.getpid(), "start": started, "end": time.time(), "cpu": time.process_time() - cpu}
+
+
+def _timeline(clocks: list[dict], wall: float) -> dict:
+    """How parallel a run really was, independent of how busy the machine was.
+
+    `in_flight`: mean number of items running at once; `cpu_share`: CPU seconds the items got
+    per second they were running (1.0 = a whole core each); `balanced_speedup`: total item CPU
+    over the busiest worker's CPU, i.e. the speedup over one worker if each had a core to itself.
+    """
+    by_worker: dict[int, float] = {}
+    for clock in clocks:
+        by_worker[clock["pid"]] = by_worker.get(clock["pid"], 0.0) + clock["cpu"]
+    busy = sum(c["end"] - c["start"] for c in clocks)
+    cpu = sum(c["cpu"] for c in clocks)
+    return {"workers": len(by_worker), "in_flight": round(busy / wall, 2), "cpu_share": round(cpu / busy, 2),
+            "item_cpu_seconds": round(cpu, 2), "balanced_speedup": round(cpu / max(by_worker.values()), 2)}
+
+
 def _map_runs(fn, items, setup, executors) -> dict:
+    clocked = partial(_clocked_task, fn) if setup is None else partial(_clocked_actor, fn)
+
     def runner(executor, label):
         def run():
             if setup is None:  # task workers are reused: import practicum and the data before timing
                 for _ in range(2):  # twice: the first may land both items on one worker
                     executor.map(fn, [{**item, "steps": 1} if "steps" in item else item for item in items[:2]],
                                  description="warm-up")
-            seconds, result = _timed(lambda: executor.map(fn, items, setup=setup, description=label))
-            return seconds, _digest(result)
+            seconds, pairs = _timed(lambda: executor.map(clocked, items, setup=setup, description=label))
+            return seconds, _digest([value for value, _ in pairs]), _timeline([c for _, c in pairs], seconds)
         return run
     return {label: runner(executor, label) for label, executor in executors.items()}
 
@@ -152,23 +184,21 @@ def _score_runs(args, work: Path) -> dict:
 
     rater = work / "rater"
     run_rate(RateConfig(rater=RaterSettings(epochs=1, iterations_per_epoch=20)), rater)
-    pool = _score_pool(work, args.shards * args.shard_size)
-    config = ScoreConfig(source=DataSettings(data=f"npz:{pool}"), rater=str(rater), shard_size=args.shard_size)
+    pool = _score_pool(work, args.shards * args.score_shard_size)
+    config = ScoreConfig(source=DataSettings(data=f"npz:{pool}"), rater=str(rater), shard_size=args.score_shard_size)
 
     def runner(label, engine, cpus_per_task):
         def run():
             out = work / f"score-{engine}-{cpus_per_task}"
             with _env(PRACTICUM_THREADS="1", PRACTICUM_RAY_CPUS_PER_TASK=str(cpus_per_task)):
                 seconds, _ = _timed(lambda: run_score(config, out, engine=engine))
-            return seconds, hashlib.sha256((out / "scores.parquet").read_bytes()).hexdigest()[:16]
+            return seconds, hashlib.sha256((out / "scores.parquet").read_bytes()).hexdigest()[:16], None
         return run
     return {"local, in-process": runner("local", "local", 1), "ray, 1 worker": runner("ray1", "ray", 2),
             "ray, 2 workers": runner("ray2", "ray", 1)}
 
 
 def _workloads(args, work: Path) -> dict:
-    from functools import partial
-
     study_items = [{"seed": shard_seed(0, 0, s), "steps": args.steps} for s in range(args.seeds)]
     entropy_items = [{"seed": shard_seed(0, 1, s), "n": args.shard_size} for s in range(args.shards)]
     setup = partial(load_scorer, _start_scorer())
@@ -211,11 +241,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=8, help="study runs (items)")
     parser.add_argument("--steps", type=int, default=150, help="training steps per study run")
     parser.add_argument("--shards", type=int, default=8, help="scoring shards (items)")
-    parser.add_argument("--shard-size", type=int, default=3000, help="images per scoring shard")
+    parser.add_argument("--shard-size", type=int, default=3000, help="images per entropy shard")
+    parser.add_argument("--score-shard-size", type=int, default=100000, help="images per `practicum score` shard")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     args = parser.parse_args()
     if args.quick:
-        args.seeds, args.steps, args.shards, args.shard_size = 2, 20, 2, 200
+        args.seeds, args.steps, args.shards, args.shard_size, args.score_shard_size = 2, 20, 2, 200, 500
     torch.set_num_threads(1)
 
     load_before = os.getloadavg()
@@ -230,16 +261,17 @@ def main() -> None:
     rows = []
     work = Path(tempfile.mkdtemp(prefix="practicum-bench-engine-"))
     for workload, runs in _workloads(args, work).items():
-        times, digests = {}, {}
+        times, digests, timelines = {}, {}, {}
         for label, run in runs.items():
-            seconds, digest = run()
-            times[label], digests[label] = seconds, digest
-            print(f"{workload:26s} {label:18s} {seconds:8.2f} s", flush=True)
+            seconds, digest, timeline = run()
+            times[label], digests[label], timelines[label] = seconds, digest, timeline
+            print(f"{workload:26s} {label:18s} {seconds:8.2f} s  {timeline or ''}", flush=True)
         rows.append({
             "workload": workload, "seconds": {k: round(v, 2) for k, v in times.items()},
             "speedup_2_vs_1": round(times["ray, 1 worker"] / times["ray, 2 workers"], 2),
             "speedup_2_vs_local": round(times["local, in-process"] / times["ray, 2 workers"], 2),
             "identical_results": len(set(digests.values())) == 1,
+            "timelines": timelines,
         })
     ray_executor.close()
     load_after = os.getloadavg()
@@ -252,6 +284,13 @@ def main() -> None:
         print(f"{row['workload']:26s} {s['local, in-process']:8.2f} {s['ray, 1 worker']:8.2f} "
               f"{s['ray, 2 workers']:8.2f} {row['speedup_2_vs_1']:6.2f}× {row['speedup_2_vs_local']:9.2f}× "
               f"{row['identical_results']}")
+    print()
+    print(f"{'workload':26s} {'workers':>7s} {'in flight':>9s} {'cpu share':>9s} {'balanced 2 vs 1':>15s}  (ray, 2 workers)")
+    for row in rows:
+        t = row["timelines"]["ray, 2 workers"]
+        if t:
+            print(f"{row['workload']:26s} {t['workers']:7d} {t['in_flight']:9.2f} {t['cpu_share']:9.2f} "
+                  f"{t['balanced_speedup']:14.2f}×")
     print()
     print("Ray start-up: " + ", ".join(f"{k} {v:.2f}" for k, v in startup.items()))
     print(f"load average before {load_before[0]:.1f}, after {load_after[0]:.1f} (2 cores)")
