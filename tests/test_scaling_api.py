@@ -189,3 +189,19 @@ def test_rmsle_and_extrapolation_evaluation():
 def test_mean_ranks_put_failures_last():
     per_curve = [{"a": {"rmsle": 0.1}, "b": {"rmsle": float("inf")}, "c": {"rmsle": 0.2}}]
     assert mean_ranks(per_curve) == {"a": 1.0, "b": 3.0, "c": 2.0}
+
+
+def test_auto_and_multiplier_on_a_three_size_curve():
+    # the shortest curve a study produces: 3 sizes x 3 seeds; auto must still give a usable law
+    rng = np.random.default_rng(0)
+    x = np.repeat([100.0, 200.0, 400.0], 3)
+    seeds = np.tile([0, 1, 2], 3)
+    ya = power_error(x) * (1 + 0.02 * rng.standard_normal(9))
+    yb = power_error(x, 2.0) * (1 + 0.02 * rng.standard_normal(9))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        law = fit(x, ya, seeds=seeds)
+        assert law.family_ == "M1"  # the plain power law validates best on the 2-size prefix
+        res = data_multiplier(x, ya, x, yb, seeds_a=seeds, seeds_b=seeds, n_boot=50)
+    assert 1.5 < res.multiplier < 2.6
+    assert res.ci[0] < res.multiplier < res.ci[1]
