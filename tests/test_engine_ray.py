@@ -198,6 +198,8 @@ def test_options_are_validated(ray_session, monkeypatch):
         RayExecutor().map(_score_chunk, [{"seed": 1, "n": 2}], setup=_load_scorer)
     with pytest.raises(ConfigError, match="must not be negative"):
         RayExecutor(cpus_per_task=-1)
+    with pytest.raises(ConfigError, match="no option gpus"):
+        get_executor("ray", gpus=1)
 
 
 # ---------------------------------------------------------------- end to end: `practicum study --engine ray`

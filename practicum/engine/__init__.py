@@ -131,8 +131,12 @@ def get_executor(name: str = "local", **options: Any) -> Executor:
                               "only `threads` applies to --engine local")
         return LocalExecutor(**options)
     if name == "ray":
-        from practicum.engine.ray_executor import RayExecutor
+        from practicum.engine.ray_executor import OPTIONS, RayExecutor
 
+        unknown = set(options) - set(OPTIONS)
+        if unknown:
+            raise ConfigError(f"the ray engine takes no option {', '.join(sorted(unknown))}",
+                              f"use {', '.join(OPTIONS)}")
         return RayExecutor(**options)
     raise ConfigError(f"unknown engine {name!r}", f"use one of {', '.join(ENGINES)}")
 

@@ -39,6 +39,7 @@ from practicum.log import logger, progress_bar
 ENV_PREFIX = "PRACTICUM_RAY_"
 _FLOAT_OPTIONS = ("cpus_per_task", "gpus_per_task", "cpus_per_actor", "gpus_per_actor")
 _INT_OPTIONS = ("num_cpus", "num_gpus", "actors", "max_retries", "object_store_memory")
+OPTIONS = ("address", "threads", *_INT_OPTIONS, *_FLOAT_OPTIONS)
 
 
 def _import_ray():
@@ -101,7 +102,12 @@ class RayExecutor:
                       log_to_driver=logger.isEnabledFor(logging.DEBUG))
         if self.address:
             logger.info("connecting to the Ray cluster at %s", self.address)
-            ray.init(address=self.address, **common)
+            try:
+                ray.init(address=self.address, **common)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise ConfigError(f"cannot connect to the Ray cluster at {self.address} ({str(exc)[:200]})",
+                                  "start it with `ray start --head` (and `ray start --address=HEAD:6379` on the "
+                                  "other machines), or unset RAY_ADDRESS for a local instance") from None
         else:
             # address="local" never attaches to another user's instance on a shared machine.
             paths = [p for p in sys.path if p and os.path.isdir(p)]
