@@ -451,3 +451,34 @@ def test_minmax_preprocessing_and_posterior_samples(denoisers):
     a = den.encode(images, posterior="sample", generator=torch.Generator().manual_seed(0))
     b = den.encode(images, posterior="sample", generator=torch.Generator().manual_seed(0))
     assert torch.equal(a, b) and not torch.equal(a, den.encode(images))
+
+
+def test_load_sd_and_dit_folders(tmp_path, denoisers):
+    from safetensors.torch import save_file
+
+    sd = denoisers["sd"]
+    folder = tmp_path / "sd"
+    sd.unet.save_pretrained(folder / "unet")
+    sd.vae.save_pretrained(folder / "vae")
+    (folder / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", '
+                                             '"UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]}')
+    with pytest.raises(ModelError, match="class names|transformers"):
+        load_denoiser(folder)  # no prompts: neither embeddings nor class names
+    save_file({"prompt_embeds": sd.prompt_embeds.contiguous(), "null_embeds": sd.null_embeds.contiguous()},
+              str(folder / "prompt_embeds.safetensors"))
+    loaded = load_denoiser(folder)
+    a = sample(sd, [0, 2], steps=2, cfg_scale=2.0, seed=0)
+    b = sample(loaded, [0, 2], steps=2, cfg_scale=2.0, seed=0)
+    assert torch.allclose(a.images, b.images, atol=1e-5)
+
+    dit = denoisers["dit"]
+    folder = tmp_path / "dit"
+    dit.transformer.save_pretrained(folder / "transformer")
+    dit.vae.save_pretrained(folder / "vae")
+    (folder / "model_index.json").write_text('{"_class_name": "DiTPipeline", "transformer": ["diffusers", '
+                                             '"DiTTransformer2DModel"], "vae": ["diffusers", "AutoencoderKL"]}')
+    loaded = load_denoiser(folder, class_names=["a", "b", "c"])
+    assert loaded.learned_variance and loaded.class_names == ("a", "b", "c")
+    a = sample(dit, [1], steps=2, cfg_scale=4.0, seed=0, scheduler="ddpm")
+    b = sample(loaded, [1], steps=2, cfg_scale=4.0, seed=0, scheduler="ddpm")
+    assert torch.allclose(a.images, b.images, atol=1e-5)
