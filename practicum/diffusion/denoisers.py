@@ -69,7 +69,8 @@ class Denoiser(nn.Module):
         config = dict(scheduler_config or {})
         config = {k: v for k, v in config.items() if not k.startswith("_")}
         base = DDPMScheduler.from_config(config)
-        self.scheduler_config = dict(base.config)
+        # keep keys only DDIM knows (set_alpha_to_one, steps_offset) for the sampler's DDIMScheduler
+        self.scheduler_config = {**config, **{k: v for k, v in base.config.items() if not k.startswith("_")}}
         self.prediction_type = self.scheduler_config.get("prediction_type", "epsilon")
         if self.prediction_type not in PREDICTION_TYPES:
             raise ModelError(f"prediction_type {self.prediction_type!r} is not supported",
