@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from practicum.diffusion.denoisers import PixelUNetDenoiser
 from practicum.errors import ModelError
@@ -88,7 +87,3 @@ def sampling_defaults(denoiser) -> dict[str, Any]:
     """The sampling settings a model recommends (the built-in's are tuned; others: DP's defaults)."""
     return dict(getattr(denoiser, "sampling_defaults", {"steps": 50, "cfg_scale": 1.0, "scheduler": "ddim",
                                                         "eta": 0.0}))
-
-
-def unet_state_for_saving(unet: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().float().contiguous().cpu() for k, v in unet.state_dict().items()}

@@ -24,7 +24,6 @@ from practicum.diffusion.builtin import (
     BUILTIN_SCHEDULER_CONFIG,
     BUILTIN_UNET_CONFIG,
     builtin_denoiser,
-    unet_state_for_saving,
 )
 from practicum.errors import DataError, RunError
 from practicum.log import logger, progress_bar
