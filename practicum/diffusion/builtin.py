@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-
 from practicum.diffusion.denoisers import PixelUNetDenoiser
 from practicum.errors import ModelError
 
