@@ -98,7 +98,8 @@ def rank_by_kind(scores: np.ndarray, kinds: np.ndarray) -> dict[str, float]:
     return {k: float(rank[kinds == k].mean()) for k in DEFECT_KINDS}
 
 
-def selections(scores: dict[str, np.ndarray], n: int, seed: int, kinds: np.ndarray, rules) -> dict[str, np.ndarray]:
+def selections(scores: dict[str, np.ndarray], n: int, seed: int, kinds: np.ndarray, rules,
+               labels: np.ndarray) -> dict[str, np.ndarray]:
     rater = scores["rater-first_order"]
     arms = {
         "full": np.arange(n),
@@ -117,15 +118,33 @@ def selections(scores: dict[str, np.ndarray], n: int, seed: int, kinds: np.ndarr
         "clean-oracle-50": np.sort(np.random.default_rng(seed).choice(np.flatnonzero(kinds == "clean"),
                                                                         size=n // 2, replace=False)),
     }
+    # Class-balanced versions: the label-conditioned rater rates whole classes lower (seed 0's
+    # top-k 50 % holds no 5s and no 8s), so the budget is split by class size first.
+    def balanced(rule, *options, **kw):
+        return sel.class_balanced(rule, rater, labels, *options, **kw)
+
+    arms.update({
+        "rater-topk-50-bal": balanced(sel.top_k, 0.5),
+        "rater-shift-gsample-50-bal": balanced(sel.shift_gsample, 0.5, seed=seed),
+        "rater-shift-gsample-20-bal": balanced(sel.shift_gsample, 0.2, seed=seed),
+        "rater-shift-gsample-d10-m3std6-50-bal": balanced(sel.shift_gsample, 0.5, prune_top=0.1, shape="m3_std6",
+                                                          seed=seed),
+        "rater-block-s10-50-bal": balanced(sel.block, 0.5, start=0.1),
+    })
     for rule in rules:
         if rule == "first_order":
             continue
-        arms[f"rater-{rule}-topk-50"] = sel.top_k(scores[f"rater-{rule}"], 0.5)
-        arms[f"rater-{rule}-shift-gsample-50"] = sel.shift_gsample(scores[f"rater-{rule}"], 0.5, seed=seed)
+        ratings = scores[f"rater-{rule}"]
+        arms[f"rater-{rule}-topk-50"] = sel.top_k(ratings, 0.5)
+        arms[f"rater-{rule}-shift-gsample-50"] = sel.shift_gsample(ratings, 0.5, seed=seed)
+        arms[f"rater-{rule}-topk-50-bal"] = sel.class_balanced(sel.top_k, ratings, labels, 0.5)
+        arms[f"rater-{rule}-shift-gsample-50-bal"] = sel.class_balanced(sel.shift_gsample, ratings, labels, 0.5,
+                                                                       seed=seed)
     return arms
 
 
-EQUAL_EPOCH_ARMS = {"random-50": 0.5, "rater-shift-gsample-50": 0.5, "random-20": 0.2, "rater-shift-gsample-20": 0.2}
+EQUAL_EPOCH_ARMS = {"random-50": 0.5, "rater-shift-gsample-50": 0.5, "random-20": 0.2, "rater-shift-gsample-20": 0.2,
+                    "rater-topk-50-bal": 0.5, "rater-shift-gsample-50-bal": 0.5}
 
 
 def classification(args) -> dict:
@@ -153,7 +172,7 @@ def classification(args) -> dict:
                                                               lambda: dynamics_scores(train, seed, args)).items()})
         for name, value in scores.items():
             sanity.setdefault(name, []).append(rank_by_kind(value, kinds))
-        arms = selections(scores, n, seed, kinds, rules)
+        arms = selections(scores, n, seed, kinds, rules, train.labels.numpy())
         for arm, index in arms.items():
             acc = cache.get(f"acc/{arm}/{seed}/{args.steps}",
                             lambda: train_and_test(train, test, index, args.steps, seed))
@@ -274,7 +293,6 @@ def streaming(args) -> dict:
 
 def generative(args) -> dict:
     """Train the built-in diffusion model on full / rater-selected 50 % / random 50 % of the dirty pool."""
-    from practicum.diffusion.builtin import load_builtin  # noqa: F401  (fails early if the package is absent)
     from practicum.diffusion.sampler import sample
     from practicum.diffusion.train import DiffusionTrainSettings, train_diffusion
     from practicum.learn.learner import train_classifier
@@ -288,8 +306,12 @@ def generative(args) -> dict:
     test = load_digits("test")
     seed = int(args.seeds.split(",")[0])
     ratings = np.asarray(json.loads((Path(args.work) / "cache.json").read_text())[f"rater/first_order/{seed}"])
-    arms = {"full": np.arange(len(train)), "rater-shift-gsample-50": sel.shift_gsample(ratings, 0.5, seed=seed),
-            "random-50": sel.random_subset(len(train), 0.5, seed)}
+    labels = train.labels.numpy()
+    arms = {"full": np.arange(len(train)),
+            "rater-topk-50-bal": sel.class_balanced(sel.top_k, ratings, labels, 0.5),
+            "random-50": sel.random_subset(len(train), 0.5, seed),
+            "rater-shift-gsample-50": sel.shift_gsample(ratings, 0.5, seed=seed)}
+    arms = {k: v for k, v in arms.items() if k in args.generative_arms.split(",")}
     # a fixed feature space: a classifier trained on the clean real train split
     judge = train_classifier(clean_train, steps=600, seed=123)
     real_features = penultimate(judge.model, test.images)
@@ -303,11 +325,14 @@ def generative(args) -> dict:
                      split=np.array(["train"] * len(subset)))
             settings = DiffusionTrainSettings(data=f"npz:{npz}", steps=args.diffusion_steps, seed=seed)
             train_diffusion(settings, out / f"model-{arm}", overwrite=True)
-            from practicum.diffusion.denoisers import load_denoiser
+            from practicum.diffusion.builtin import BUILTIN_SAMPLING, load_builtin
 
-            denoiser = load_denoiser(str(out / f"model-{arm}"))
+            model_dir = out / f"model-{arm}"
+            denoiser = load_builtin(model_dir / "digits_unet.safetensors", model_dir / "digits_unet.json")
             labels = torch.arange(10).repeat_interleave(args.samples_per_class)
-            images = sample(denoiser, labels, steps=50, generator=torch.Generator().manual_seed(seed)).images
+            with torch.no_grad():
+                images = sample(denoiser, labels, steps=50, cfg_scale=BUILTIN_SAMPLING["cfg_scale"], seed=seed,
+                                batch_size=250).images
             from practicum.data import Dataset
 
             synthetic = Dataset(images.clamp(-1, 1).float(), labels, np.array([f"s{i}" for i in range(len(labels))]),
@@ -327,7 +352,7 @@ def frechet(a: np.ndarray, b: np.ndarray) -> float:
 
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    covmean = linalg.sqrtm(cov_a @ cov_b)
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * np.real(covmean)))
 
 
@@ -350,20 +375,24 @@ def main() -> None:
     parser.add_argument("--stream-base", type=int, default=10_000)
     parser.add_argument("--diffusion-steps", type=int, default=1500)
     parser.add_argument("--samples-per-class", type=int, default=50)
+    parser.add_argument("--generative-arms", default="full,rater-topk-50-bal,random-50,rater-shift-gsample-50")
     parser.add_argument("--machine", default=f"2-core CPU dev box, shared ({platform.machine()})")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     summary_path = out / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    fresh: dict = {}
     if args.part in ("classification", "all"):
-        summary.update(classification(args))
-        print_table(summary)
+        fresh.update(classification(args))
+        print_table(fresh)
     if args.part in ("streaming", "all"):
-        summary["streaming"] = streaming(args)
+        fresh["streaming"] = streaming(args)
     if args.part in ("generative", "all"):
-        summary["generative"] = generative(args)
+        fresh["generative"] = generative(args)
+    # parts run separately (or at once) add to one summary: read it only now, just before writing
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    summary.update(fresh)
     atomic_write_json(summary_path, summary)
     atomic_write_json(ROOT / "benchmarks" / "results" / "select_digits.json", summary)
     print(f"wrote {summary_path}")
