@@ -48,7 +48,7 @@ LABELS = {"static": "static (all up front)", "dp": "Deliberate Practice", "vanil
 def _default_practice() -> PracticeSettings:
     # Tuned on the validation split with the built-in model (docs/benchmarks.md, Deliberate Practice).
     return PracticeSettings(
-        arch="cnn", width=16, initial_size=40, add_size=40, omega=0.05, t_init=1, eval_every=160,
+        arch="cnn", width=16, initial_size=40, add_size=40, omega=0.1, t_init=1, eval_every=160,
         branch_growth=1.5, train=TrainSettings(steps=700, batch_size=32, lr=3e-3),
         generator=GeneratorSettings(steps=10, every=3))
 
