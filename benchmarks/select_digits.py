@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -237,7 +236,6 @@ def print_table(summary: dict) -> None:
 
 def streaming(args) -> dict:
     """Peak memory and throughput of `practicum score` on embeddings pools of N, 10N, 100N rows."""
-    from practicum.select.pool import write_embeddings
     from practicum.select.rater import RaterSettings, RaterTrainer, rater_meta, save_rater
 
     work = Path(args.work) / "streaming"
@@ -251,7 +249,6 @@ def streaming(args) -> dict:
         path = work / f"pool-{n}.parquet"
         if not path.exists():
             rng = np.random.default_rng(factor)
-            chunks = []
             import pyarrow as pa
             import pyarrow.parquet as pq
 
@@ -263,10 +260,10 @@ def streaming(args) -> dict:
                                   "label": pa.array(rng.integers(0, 10, size=m)),
                                   "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), dim)})
                 if writer is None:
-                    writer = pq.ParquetWriter(path, table.schema)
+                    writer = pq.ParquetWriter(path.with_suffix(".partial"), table.schema)
                 writer.write_table(table, row_group_size=8192)
             writer.close()
-            del chunks
+            os.replace(path.with_suffix(".partial"), path)  # a killed run never leaves a truncated pool
         target = work / f"scores-{n}"
         code = ("import resource, sys, time; from practicum.cli import main\n"
                 "t = time.time()\n"

@@ -38,6 +38,9 @@ def rate(
                                            help="Inject seeded web-like defects into the train split (demo)."),
     update_rule: Optional[str] = typer.Option(None, "--update-rule", help="first_order (default), unrolled, two_model."),
     proxy: Optional[str] = typer.Option(None, "--proxy", help="classifier (default) or diffusion."),
+    diffusion_model: Optional[str] = typer.Option(None, "--diffusion-model",
+                                                  help="Diffusion proxy: tiny (default), builtin (fresh UNet) or a "
+                                                       "denoiser spec to start from."),
     heads: Optional[str] = typer.Option(None, "--heads", help="multi (instance + group, default) or single."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (γ falls by 0.03 per epoch)."),
     iterations: Optional[int] = typer.Option(None, "--iterations-per-epoch",
@@ -50,14 +53,19 @@ def rate(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start the run in --out again."),
 ) -> None:
-    """Train the meta-learned rater with a proxy on the clean validation split."""
+    """Train the meta-learned rater with a proxy on the clean validation split.
+
+    Other settings (weighted_loss_reduction, entropy_reg, lookahead_lr, schedule, gamma_*) go in
+    a --config YAML under `rater:`; the run's config.yaml lists them all.
+    """
     from practicum.select.pipeline import RateConfig, print_summary, run_rate
 
     values = _base(RateConfig, config, out, resume)
     values["source"] = _source(values, data=data, embeddings=embeddings, val_embeddings=val_embeddings,
                                defects=defects)
     rater = dict(values.get("rater") or {})
-    rater.update({k: v for k, v in dict(update_rule=update_rule, proxy=proxy, heads=heads, epochs=epochs,
+    rater.update({k: v for k, v in dict(update_rule=update_rule, proxy=proxy, diffusion_model=diffusion_model,
+                                        heads=heads, epochs=epochs,
                                         iterations_per_epoch=iterations, batch_size=batch_size, lr=lr,
                                         proxy_lr=proxy_lr, seed=seed).items() if v is not None})
     values["rater"] = rater
