@@ -37,6 +37,8 @@ def sweep(out: Path, settings, omegas: list[float], base_results: list[dict]) ->
     dp_items = [i for i in plan_runs(settings, out) if i["strategy"] == "dp"]
     statics = [p | {"strategy": r["strategy"], "seed": r["seed"]} for r in base_results
                if r["strategy"] == "static" for p in r["points"]]
+    vanilla = [p | {"strategy": r["strategy"], "seed": r["seed"]} for r in base_results
+               if r["strategy"] == "vanilla" for p in r["points"]]
     rows = []
     for omega in omegas:
         items = [i | {"settings": i["settings"] | {"omega": omega},
@@ -48,10 +50,18 @@ def sweep(out: Path, settings, omegas: list[float], base_results: list[dict]) ->
         val_points = val_view(statics + dp_points)
         mult = analysis.data_multiplier(val_points, n_boot=200)
         gain = analysis.paired_gain(val_points, "static", "dp", n_boot=0)
+        # Test-side numbers of the same runs: for reporting the ω that validation picked, never for choosing.
+        test_points = statics + dp_points
+        test_mult = analysis.data_multiplier(test_points, n_boot=1000)
         rows.append({"omega": omega, "val_multiplier": mult["multiplier"], "val_multiplier_ci": mult["ci"],
                      "val_target": mult["target"], "val_dp_size": mult["dp_size"],
                      "val_gain_equal_size": {n: g["mean"] for n, g in gain.items()},
-                     "rounds": [r["rounds"] for r in results], "seconds": time.perf_counter() - started})
+                     "rounds": [r["rounds"] for r in results], "seconds": time.perf_counter() - started,
+                     "test_multiplier": test_mult["multiplier"], "test_multiplier_ci": test_mult["ci"],
+                     "test_multiplier_fit": analysis.fitted_multiplier(test_points, n_boot=200),
+                     "test_gain_equal_size": analysis.paired_gain(test_points, "static", "dp"),
+                     "test_dp_curve": analysis.mean_curve(test_points, "dp"),
+                     "test_gain_vs_vanilla": analysis.paired_gain(vanilla + dp_points, "vanilla", "dp")})
     return rows
 
 
@@ -104,6 +114,10 @@ def main() -> None:
             print(f"{row['omega']:>7} {m:>9} {str(row['rounds']):>16} {gains}")
     print(f"\nwall {wall:.0f} s, peak memory {peak:.0f} MiB")
     target = ROOT / "benchmarks" / "results" / f"{name}.json"
+    if args.resume and target.exists():  # a resumed study re-reads finished runs: keep the first run's timings
+        old = json.loads(target.read_text())
+        record["first_run"] = old.get("first_run") or {k: old.get(k) for k in ("wall_seconds", "peak_memory_mb",
+                                                                                 "seconds", "command", "date")}
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(record, indent=2, default=float) + "\n")
     print(f"wrote {target}")
