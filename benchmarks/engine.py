@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -285,7 +285,8 @@ def main() -> None:
               f"{s['ray, 2 workers']:8.2f} {row['speedup_2_vs_1']:6.2f}× {row['speedup_2_vs_local']:9.2f}× "
               f"{row['identical_results']}")
     print()
-    print(f"{'workload':26s} {'workers':>7s} {'in flight':>9s} {'cpu share':>9s} {'balanced 2 vs 1':>15s}  (ray, 2 workers)")
+    print(f"{'workload':26s} {'workers':>7s} {'in flight':>9s} {'cpu share':>9s} {'balanced 2 vs 1':>15s}"
+          "  (ray, 2 workers)")
     for row in rows:
         t = row["timelines"]["ray, 2 workers"]
         if t:
@@ -298,7 +299,8 @@ def main() -> None:
         "benchmark": "engine", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": "python " + " ".join(sys.argv), "machine": "2-core CPU dev box, shared",
         "cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-        "ray": __import__("ray").__version__, "settings": vars(args), "startup_seconds": {k: round(v, 2) for k, v in startup.items()},
+        "ray": __import__("ray").__version__, "settings": vars(args),
+        "startup_seconds": {k: round(v, 2) for k, v in startup.items()},
         "load_average_before": load_before, "load_average_after": load_after, "rows": rows,
     })
     print(f"wrote {RESULTS}")

@@ -14,7 +14,7 @@ from practicum.engine import LocalExecutor, get_executor, run_shards, shard_path
 from practicum.engine.ray_executor import RayExecutor
 from practicum.errors import ConfigError, DataError
 
-ray = pytest.importorskip("ray", reason="the practicum[ray] extra is not installed")
+pytest.importorskip("ray", reason="the practicum[ray] extra is not installed")
 
 
 @pytest.fixture(scope="session")

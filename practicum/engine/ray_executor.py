@@ -202,7 +202,8 @@ class RayExecutor:
                         raise RunError(f"item {position} failed in a Ray worker: {exc}",
                                        "check that the function and its items can be imported and pickled") from None
                     except ray.exceptions.RayError as exc:
-                        raise RunError(f"item {position} was lost after {self.max_retries} retries ({type(exc).__name__})",
+                        raise RunError(f"item {position} was lost after {self.max_retries} retries "
+                                       f"({type(exc).__name__})",
                                        "rerun with --resume: finished shards are kept") from None
                     if outcome.error is not None:
                         for other in pending:
