@@ -58,7 +58,7 @@ VAL, TEST = _real(80, 1), _real(120, 2)
 
 def _settings(**changes):
     values = {"arch": "mlp", "width": 32, "seed": 0, "initial_size": 16, "add_size": 8, "t_init": 1,
-              "omega": 0.1, "eval_every": 16, "max_rounds": 4,
+              "omega": 0.1, "eval_every": 16, "max_rounds": 4, "branch_growth": 1.0,
               "train": {"steps": 80, "batch_size": 16, "lr": 0.003}}
     values.update(changes)
     return PracticeSettings.build(values)

@@ -19,10 +19,10 @@ class GeneratorSettings(Settings):
     """The diffusion model and how it samples (None = the model's own recommended value)."""
 
     model: str = Field("builtin", description="'builtin' or a local diffusers folder (SD-1.5, DiT, UNet)")
-    steps: int | None = Field(None, ge=1, description="sampler steps [paper: 50]")
+    steps: int | None = Field(10, ge=1, description="sampler steps; None = the model's own default [paper: 50]")
     cfg_scale: float | None = Field(None, description="diffusers convention s = 1 + λ [paper: λ = 3 → s = 4]")
     eta: float | None = Field(None, ge=0)
-    every: int = Field(5, ge=1, description="guide at steps i with i mod every == 0")
+    every: int = Field(3, ge=1, description="guide at steps i with i mod every == 0 [paper code: 5 of 30]")
     form: Literal["latent", "score"] = "latent"
     through: Literal["full", "learner"] = Field("full", description="gradient path of the entropy guidance")
     shard_size: int = Field(100, ge=1, description="samples per parallel generation shard")
@@ -43,23 +43,24 @@ class PracticeSettings(Settings):
     device: str = Field("cpu", description="learner and generator device: cpu, cuda, auto")
     seed: int = 0
     arch: str = Field("cnn", description="learner architecture (practicum.learn.ARCHS)")
-    width: int | None = None
-    train: TrainSettings = Field(default_factory=lambda: TrainSettings(steps=1500),
+    width: int | None = Field(16, description="learner width (None = the architecture's default)")
+    train: TrainSettings = Field(default_factory=lambda: TrainSettings(steps=700, batch_size=32),
                                  description="train.steps is the iteration budget I")
-    initial_size: int = Field(100, ge=1, description="N: vanilla samples to start with")
-    add_size: int = Field(100, ge=1, description="P: samples added per round")
-    omega: float = Field(0.05, description="entropy guidance strength ω (0 = dynamic-vanilla control)")
-    t_init: int = Field(2, ge=1, description="initial patience T_init (evaluations without improvement)")
+    initial_size: int = Field(40, ge=1, description="N: vanilla samples to start with [paper: 32k-1.3M]")
+    add_size: int = Field(40, ge=1, description="P: samples added per round [paper: 16k-654k]")
+    omega: float = Field(0.1, description="entropy guidance strength ω (0 = dynamic-vanilla control) "
+                         "[paper: 0.05; 0.1 won the validation sweep on digits]")
+    t_init: int = Field(1, ge=1, description="initial patience T_init (evaluations without improvement)")
     patience_rule: str = Field("proportional", description=f"one of {PATIENCE_RULES}")
     reset_best: bool = Field(False, description="forget the best accuracy after each round")
-    eval_every: int | None = Field(None, ge=1, description="τ in samples seen; None = N (one pass over the start set)")
+    eval_every: int | None = Field(160, ge=1, description="τ in samples seen; None = N (one pass over the start set)")
     max_rounds: int | None = Field(None, ge=0, description="stop adding after this many rounds (0 = static run)")
     add_during_warmup: bool = Field(False, description="allow rounds during the LR warm-up (an untrained "
                                     "learner's entropy is uninformative; the paper's patience rarely fires there)")
     branch_out: bool = Field(True, description="branch out before rounds (accuracy vs data size)")
     branch_out_at: list[int] | None = Field(None, description="only before these rounds (1-based); "
                                             "None = chosen by branch_growth")
-    branch_growth: float = Field(1.0, ge=1.0, description="branch out only when the pool has grown by this "
+    branch_growth: float = Field(1.5, ge=1.0, description="branch out only when the pool has grown by this "
                                  "factor since the last branch (1 = before every round; 1.5 = geometric sizes)")
     checkpoint_every: int | None = Field(None, ge=1, description="steps between checkpoints; None = max(100, I/10)")
     generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
