@@ -31,7 +31,6 @@ from practicum.data import RunDir
 from practicum.data.pool import Pool
 from practicum.engine import get_executor, shard_seed
 from practicum.errors import ConfigError
-from practicum.learn import TrainSettings
 from practicum.log import echo, logger
 from practicum.practice import analysis
 from practicum.practice.baselines import PruneSettings, generate_then_prune
