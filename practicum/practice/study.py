@@ -37,7 +37,7 @@ from practicum.practice.baselines import PruneSettings, generate_then_prune
 from practicum.practice.generate import (BankGenerator, DiffusionGenerator, FallbackGenerator, Generation, Request,
                                          balanced_labels)
 from practicum.practice.loop import practice
-from practicum.practice.settings import GeneratorSettings, PracticeSettings
+from practicum.practice.settings import PracticeSettings
 
 STRATEGIES = ("static", "dp", "vanilla", "prune")
 LABELS = {"static": "static (all up front)", "dp": "Deliberate Practice", "vanilla": "dynamic-vanilla (ω=0)",
