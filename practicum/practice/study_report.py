@@ -156,6 +156,8 @@ def training_curves(path: Path, results: list[dict[str, Any]]) -> Path:
 
     fig, axes = new_figure(7, 5.5, nrows=2)
     axes = np.asarray(axes).ravel()
+    late_acc: list[float] = []
+    late_loss: list[float] = []
     for name in ("dp", "vanilla", "static"):
         run = _run(results, name)
         if name == "static":  # the largest static set, for reference
@@ -170,10 +172,16 @@ def training_curves(path: Path, results: list[dict[str, Any]]) -> Path:
         axes[0].plot([e["step"] for e in evals], [e["val_accuracy"] for e in evals], color=color, label=label,
                      linewidth=1)
         axes[1].plot([e["step"] for e in evals], [e["train_loss"] for e in evals], color=color, linewidth=1)
+        start = 0.2 * max((e["step"] for e in evals), default=0)
+        late_acc += [e["val_accuracy"] for e in evals if e["step"] >= start]
+        late_loss += [e["train_loss"] for e in evals if e["step"] >= start]
         if name == "dp":
             for inj in (r for r in rows if r.get("event") == "injection"):
                 for ax in axes:
                     ax.axvline(inj["step"], color=color, alpha=0.25, linewidth=0.8)
+    if late_acc:  # zoom on the part of training where the strategies differ
+        axes[0].set_ylim(max(0.0, min(late_acc) - 0.02), min(1.0, max(late_acc) + 0.01))
+        axes[1].set_ylim(min(late_loss) - 0.02, max(late_loss) + 0.05)
     axes[0].set_ylabel("val accuracy (real)")
     axes[1].set_ylabel("train loss")
     axes[1].set_xlabel("iteration")
