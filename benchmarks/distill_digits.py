@@ -129,7 +129,7 @@ def main() -> None:
         print()
         print_summary(summary)
         report["ipc"][str(ipc)] = {"epoch_scale": scale, **summary}
-        report["seconds"] = time.time() - started
+        report["invocation_seconds"] = time.time() - started  # resumed runs skip finished work
         atomic_write_json(RESULTS if not args.quick else RESULTS.with_name("distill_digits_quick.json"), report)
     print(f"\nwrote {RESULTS if not args.quick else RESULTS.with_name('distill_digits_quick.json')} "
           f"({time.time() - started:.0f} s)")
