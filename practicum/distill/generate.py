@@ -35,12 +35,20 @@ LOOPS = ("engine", "reference")
 _DENOISERS: dict[str, Any] = {}  # per-process cache: a worker loads a model once
 
 
-def cached_denoiser(model: str):
+def cached_denoiser(model: str, class_names: tuple[str, ...] | None = None):
+    """The denoiser `model` ("builtin" or a local folder), loaded once per process.
+
+    `class_names` (the data's) let a text-conditioned folder build its class prompts.
+    """
     from practicum.diffusion import load_denoiser
 
-    if model not in _DENOISERS:
-        _DENOISERS[model] = load_denoiser(model).eval()
-    return _DENOISERS[model]
+    key = (model, None if model == "builtin" else class_names)
+    if key not in _DENOISERS:
+        if key[1] is None:
+            _DENOISERS[key] = load_denoiser(model).eval()
+        else:
+            _DENOISERS[key] = load_denoiser(model, class_names=list(class_names)).eval()
+    return _DENOISERS[key]
 
 
 @dataclass(frozen=True)

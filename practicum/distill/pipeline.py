@@ -123,7 +123,7 @@ def load_splits(settings: DistillSettings) -> tuple[Dataset, Dataset]:
 
 def open_model(settings: DistillSettings, train: Dataset):
     try:
-        den = cached_denoiser(settings.model)
+        den = cached_denoiser(settings.model, tuple(train.class_names))
     except FileNotFoundError as exc:
         raise ModelError(f"model {settings.model!r} not found ({exc})", "give 'builtin' or a local diffusers folder")
     if den.num_classes is not None and den.num_classes != train.num_classes:
@@ -223,7 +223,7 @@ def make_set(settings: DistillSettings, method: str, seed: int, train: Dataset, 
         subset = train.subset(rows)
         return subset.images, subset.labels, {"seconds": time.perf_counter() - start,
                                               "source_ids": subset.ids.tolist()}
-    den = cached_denoiser(settings.model)
+    den = cached_denoiser(settings.model, tuple(train.class_names))
     cfg = settings.cfg_scale
     if cfg is None:
         from practicum.diffusion.builtin import sampling_defaults
@@ -237,8 +237,8 @@ def make_set(settings: DistillSettings, method: str, seed: int, train: Dataset, 
             for c in range(train.num_classes)]
     from functools import partial
 
-    results = executor.map(generate_class_shard, jobs, setup=partial(cached_denoiser, settings.model),
-                           description=f"{method} seed {seed}: generating")
+    load = partial(cached_denoiser, settings.model, tuple(train.class_names))  # once per worker
+    results = executor.map(generate_class_shard, jobs, setup=load, description=f"{method} seed {seed}: generating")
     images = torch.from_numpy(np.concatenate([r["images"] for r in results])).clamp(-1, 1)
     out_labels = torch.cat([torch.full((settings.ipc,), r["label"], dtype=torch.long) for r in results])
     info = {"seconds": float(sum(r["seconds"] for r in results)), "wall_seconds": time.perf_counter() - start,
