@@ -176,3 +176,17 @@ def test_precomputed_modes_file_is_used_and_checked(tmp_path, tiny_model, capsys
     config = _config(tmp_path, tiny_model, methods=["kmeans-nearest-real"], seeds=[0], modes_file=str(bad))
     assert _cli(["distill", "--config", str(config), "--out", str(tmp_path / "bad")]) == 2
     assert "must hold 'centres' of shape (10, 2, 1, 8, 8)" in capsys.readouterr().err
+
+
+def test_reference_loop_soft_labels_and_classifier_features_through_the_cli(tmp_path, tiny_model):
+    config = _config(tmp_path, tiny_model, methods=["unguided", "mgd3"], seeds=[0], loop="reference",
+                     metric_features="classifier", scheduler="ddim",
+                     student={"width": 4, "epoch_scale": 0.002, "eval_points": 2, "labels": "soft",
+                              "teacher_epochs": 1})
+    out = tmp_path / "run"
+    assert _cli(["distill", "--config", str(config), "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["methods"]) == {"unguided", "mgd3"}
+    record = json.loads((out / "results" / "mgd3-seed0.json").read_text())
+    assert record["generation"]["guided_steps"] == 4 - 1 - 2  # S = 4, t_stop = S // 2
+    assert json.loads((out / "results" / "unguided-seed0.json").read_text())["generation"]["guided_steps"] == 0
