@@ -128,3 +128,21 @@ def test_cli_version_and_help():
 def test_cli_unknown_command_exits_2():
     out = _cli("no-such-command")
     assert out.returncode == 2
+
+
+def test_cli_start_does_not_import_torch():
+    # `practicum --help` stays fast because packages export lazily (practicum._lazy).
+    code = "import sys, practicum.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "False"
+
+
+def test_lazy_exports_resolve_and_refuse_clashes():
+    import practicum.learn as learn
+    from practicum._lazy import lazy_exports
+
+    assert "train_classifier" in dir(learn) and callable(learn.train_classifier)
+    with pytest.raises(AttributeError, match="no attribute"):
+        learn.not_there  # noqa: B018
+    with pytest.raises(ImportError, match="share a name"):
+        lazy_exports("pkg", {"families": ["families"]})

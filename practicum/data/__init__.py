@@ -1,25 +1,10 @@
-"""Data sources, splits and the run directory."""
+"""Data sources, splits, the pool of generated examples and the run directory."""
 
-from practicum.data.runstore import (
-    RunDir,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
-    atomic_write_with,
-    to_jsonable,
-)
-from practicum.data.sources import (
-    SPLITS,
-    Dataset,
-    load_digits,
-    load_image_folder,
-    load_npz,
-    load_source,
-    split_indices,
-)
+from practicum._lazy import lazy_exports
 
-__all__ = [
-    "SPLITS", "Dataset", "RunDir", "atomic_write_bytes", "atomic_write_json", "atomic_write_text",
-    "atomic_write_with", "load_digits", "load_image_folder", "load_npz", "load_source", "split_indices",
-    "to_jsonable",
-]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "runstore": ["RunDir", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "atomic_write_with",
+                 "to_jsonable"],
+    "sources": ["SPLITS", "Dataset", "load_digits", "load_image_folder", "load_npz", "load_source",
+                "split_indices"],
+})

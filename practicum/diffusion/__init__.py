@@ -7,29 +7,12 @@
 >>> out.images, out.stats["entropy"], out.retries
 """
 
-from practicum.diffusion.denoisers import (
-    Denoiser,
-    DiTDenoiser,
-    PixelUNetDenoiser,
-    StableDiffusionDenoiser,
-    build_denoiser,
-    encode_prompts,
-    load_denoiser,
-)
-from practicum.diffusion.guidance import (
-    ClassGuidance,
-    Correction,
-    EntropyGuidance,
-    GuidanceTerm,
-    ModeGuidance,
-    StepState,
-    entropy_from_logits,
-    prepare_for_classifier,
-)
-from practicum.diffusion.sampler import SCHEDULERS, SampleOutput, make_schedule, sample
+from practicum._lazy import lazy_exports
 
-__all__ = [
-    "SCHEDULERS", "ClassGuidance", "Correction", "Denoiser", "DiTDenoiser", "EntropyGuidance", "GuidanceTerm",
-    "ModeGuidance", "PixelUNetDenoiser", "SampleOutput", "StableDiffusionDenoiser", "StepState", "build_denoiser",
-    "encode_prompts", "entropy_from_logits", "load_denoiser", "make_schedule", "prepare_for_classifier", "sample",
-]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "denoisers": ["Denoiser", "DiTDenoiser", "PixelUNetDenoiser", "StableDiffusionDenoiser", "build_denoiser",
+                  "encode_prompts", "load_denoiser"],
+    "guidance": ["ClassGuidance", "Correction", "EntropyGuidance", "GuidanceTerm", "ModeGuidance", "StepState",
+                 "entropy_from_logits", "prepare_for_classifier"],
+    "sampler": ["SCHEDULERS", "SampleOutput", "make_schedule", "sample"],
+})

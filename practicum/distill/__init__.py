@@ -11,15 +11,13 @@ epoch rule, best-vs-last reporting, KD), `metrics` (diversity, representativenes
 `pipeline` (the run directory behind `practicum distill`).
 """
 
-from practicum.distill.generate import GENERATED_METHODS, METHODS, REAL_METHODS
-from practicum.distill.metrics import distillation_scores
-from practicum.distill.modes import class_modes, discover_modes
-from practicum.distill.pipeline import DistillSettings, run_distill
-from practicum.distill.protocol import StudentSettings, epochs_for_ipc, train_student, train_teacher
-from practicum.distill.sampler import mode_guided_sample
+from practicum._lazy import lazy_exports
 
-__all__ = [
-    "GENERATED_METHODS", "METHODS", "REAL_METHODS", "DistillSettings", "StudentSettings", "class_modes",
-    "discover_modes", "distillation_scores", "epochs_for_ipc", "mode_guided_sample", "run_distill",
-    "train_student", "train_teacher",
-]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "generate": ["GENERATED_METHODS", "METHODS", "REAL_METHODS"],
+    "metrics": ["distillation_scores"],
+    "modes": ["class_modes", "discover_modes"],
+    "pipeline": ["DistillSettings", "run_distill"],
+    "protocol": ["StudentSettings", "epochs_for_ipc", "train_student", "train_teacher"],
+    "sampler": ["mode_guided_sample"],
+})

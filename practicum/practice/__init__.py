@@ -1,10 +1,11 @@
 """Deliberate Practice: the loop that grows a synthetic training set with samples the current
 learner finds hard, its baselines, and the study that compares them."""
 
-from practicum.practice.generate import (BankGenerator, DiffusionGenerator, FallbackGenerator, Generation, Request,
-                                         balanced_labels)
-from practicum.practice.loop import practice
-from practicum.practice.settings import GeneratorSettings, PracticeSettings
+from practicum._lazy import lazy_exports
 
-__all__ = ["BankGenerator", "DiffusionGenerator", "FallbackGenerator", "Generation", "GeneratorSettings",
-           "PracticeSettings", "Request", "balanced_labels", "practice"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "generate": ["BankGenerator", "DiffusionGenerator", "FallbackGenerator", "Generation", "Request",
+                 "balanced_labels"],
+    "loop": ["practice"],
+    "settings": ["GeneratorSettings", "PracticeSettings"],
+})
