@@ -45,15 +45,13 @@ class Executor(Protocol):
     def map(self, fn: Callable[..., R], items: Sequence[Any], *, setup: Callable[[], Any] | None = None,
             description: str = "work") -> list[R]:
         """`[fn(item) for item in items]` (or `fn(state, item)` with `setup`), in the order of `items`."""
-        ...
 
     def imap(self, fn: Callable[..., R], items: Sequence[Any], *, setup: Callable[[], Any] | None = None,
              description: str = "work", positions: Sequence[int] | None = None) -> Iterator[tuple[int, R]]:
         """`(position, result)` pairs as items finish (any order)."""
-        ...
 
     def close(self) -> None:
-        ...
+        """Release workers (a no-op for the in-process executor)."""
 
 
 def resolve_threads(threads: int | None) -> int:
