@@ -218,8 +218,8 @@ def _branch_outs(run: RunDir, checkpoints: Path, pool: Pool, state: LoopState, v
                  engine: str, device: str) -> list[dict[str, Any]]:
     """Train every branch-out snapshot to the budget on the data it had; in parallel when asked."""
     done = run.sub("branches")
-    todo, points = [], []
-    for k in state.branches:
+    todo, positions, points = [], [], []
+    for position, k in enumerate(state.branches):
         target = done / f"branch-{k:03d}.json"
         if target.exists():  # finished before a kill
             points.append(json.loads(target.read_text()))
@@ -229,9 +229,11 @@ def _branch_outs(run: RunDir, checkpoints: Path, pool: Pool, state: LoopState, v
         todo.append({"round": k, "state": learner.state(), "model": learner.model, "settings": learner.settings,
                      "device": device,
                      "images": data.images, "labels": data.labels, "val": val, "test": test})
+        positions.append(position)  # the same position (and global seed) whether or not others were done
     if todo:
-        results = get_executor(engine).map(_train_branch, todo, description="branch-outs")
-        for result in results:
+        # each branch-out is saved the moment it finishes, so a kill loses only the unfinished ones
+        for _, result in get_executor(engine).imap(_train_branch, todo, positions=positions,
+                                                   description="branch-outs"):
             atomic_write_json(done / f"branch-{result['round']:03d}.json", result)
             points.append(result)
     points.sort(key=lambda p: p["round"])
