@@ -216,7 +216,7 @@ def run_fit(settings: FitSettings, out: Path, *, resume: bool = False, overwrite
                       level=settings.level, extrapolate_to=settings.extrapolate_to, target=settings.target,
                       seed=shard_seed(settings.seed, 0, i) % (2 ** 32))
                  for i, c in enumerate(curves) if c.name not in done]
-        for result in executor.map(fit_one, items, description="fitting curves"):
+        for _, result in executor.imap(fit_one, items, description="fitting curves"):  # logged as each finishes
             run.log_metric({"event": "curve", "result": result})
             done[result["curve"]] = result
         results = [done[c.name] for c in curves]
