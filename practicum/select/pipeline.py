@@ -326,6 +326,11 @@ def _score_with_heuristic(config: ScoreConfig, parts: Path) -> int:
     if config.source.embeddings is not None:
         raise ConfigError(f"the {config.scorer} scorer trains a classifier on images",
                           "use --data, or score embeddings with --scorer rater")
+    part = parts / "part-000000.parquet"
+    if part.exists():  # scored before an interruption (--resume): the same settings, so the same scores
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(part).metadata.num_rows
     dataset, kinds = load_split(config.source, config.split)
     holdout = load_split(config.source, "val")[0] if config.scorer == "rho_loss" else None
     scores = heuristic_scores(config.scorer, dataset, holdout=holdout, steps=config.steps,
@@ -333,7 +338,7 @@ def _score_with_heuristic(config: ScoreConfig, parts: Path) -> int:
     value = {"id": dataset.ids.astype(str), "label": dataset.labels.numpy(), "score": scores}
     if kinds is not None:
         value["kind"] = kinds
-    _write_part(parts / "part-000000.parquet", value)
+    _write_part(part, value)
     return len(dataset)
 
 
