@@ -23,9 +23,8 @@ COMMAND_MODULES = (
     "practicum.diffusion.commands",  # generate, diffusion train
     "practicum.distill.commands",  # distill
     "practicum.select.commands",  # rate, score, select
-    "practicum.scaling.commands",  # fit, compare, demo
+    "practicum.scaling.commands",  # fit, compare
     "practicum.scaling.theory_commands",  # theory
-    "practicum.report.commands",  # report
 )
 
 app = typer.Typer(

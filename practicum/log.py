@@ -43,10 +43,6 @@ def bars_enabled() -> bool:
     return not _state["quiet"] and console.is_terminal
 
 
-def set_quiet(quiet: bool) -> None:
-    _state["quiet"] = quiet
-
-
 @contextmanager
 def progress_bar(description: str, total: float | None):
     """Yield `advance(n=1)`; draws a bar only on a terminal and when not quiet."""
