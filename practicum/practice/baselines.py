@@ -68,7 +68,7 @@ def generate_then_prune(run: RunDir, settings: PruneSettings, generator: Generat
     pool, candidates = Pool(run.sub("pool")), Pool(run.sub("candidates"))
     num_classes = val.num_classes
     net = model if model is not None else build_model(s.arch, num_classes, val.image_shape, s.width, seed=s.seed)
-    learner = Learner(net, s.train, seed=s.seed)
+    learner = Learner(net, s.train, seed=s.seed, device=s.device)
     seconds = {"generate": 0.0, "train": 0.0, "eval": 0.0, "score": 0.0}
 
     def generate(target: Pool, name: str, start: int, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,6 +80,9 @@ def generate_then_prune(run: RunDir, settings: PruneSettings, generator: Generat
         seconds["generate"] += float(index.loc[index["shard"] == name, "gen_seconds"].iloc[0])
         return target.images([name]), torch.from_numpy(index.loc[index["shard"] == name, "label"].to_numpy().copy())
 
+    # An unfinished run starts training again from step 0 (the pools are reused): drop the events
+    # it logged before the interruption, so metrics.jsonl holds one copy of each.
+    run.metrics_path.unlink(missing_ok=True)
     images, labels = generate(pool, "round-000", 0, s.initial_size, shard_seed(s.seed, 0))
     prune_step = int(round(s.prune_at * s.iterations))
     seen = 0
