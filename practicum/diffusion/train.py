@@ -89,6 +89,8 @@ def train_diffusion(settings: DiffusionTrainSettings, out: str | Path, *, resume
     with RunDir.create(out, settings.to_yaml(), seed=settings.seed, command=command,
                        resume=resume, overwrite=overwrite) as run:
         ckpt = run.path / "checkpoints" / "train_state.safetensors"
+        if overwrite and not resume:  # an earlier run's state must not be picked up by a later --resume
+            ckpt.unlink(missing_ok=True)
         start = 0
         if resume and ckpt.exists():
             state = load_file(ckpt)
