@@ -39,7 +39,12 @@ def study(
 
         if not config.is_file():
             raise ConfigError(f"config file {config} does not exist", "give the path of a YAML file")
-        values = yaml.safe_load(config.read_text()) or {}
+        try:
+            values = yaml.safe_load(config.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{config} is not valid YAML: {exc}".splitlines()[0], "fix the YAML syntax") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{config} must hold a mapping of settings, not {type(values).__name__}")
     practice_overrides = {k: v for k, v in {"omega": omega, "data": data}.items() if v is not None}
     if model is not None:
         practice_overrides["generator"] = {"model": model}
