@@ -57,12 +57,6 @@ class MemoryPool:
                 idx = order[start:start + batch_size]
                 yield Batch(self.x[idx], self.y[idx], self.ids[idx])
 
-    def sequential_batches(self, batch_size: int, start: int = 0, stop: int | None = None) -> Iterator[Batch]:
-        stop = len(self) if stop is None else stop
-        for first in range(start, stop, batch_size):
-            last = min(first + batch_size, stop)
-            yield Batch(self.x[first:last], self.y[first:last], self.ids[first:last])
-
 
 class ParquetPool:
     """Embeddings in a parquet file, read one row group at a time."""
