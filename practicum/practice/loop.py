@@ -280,8 +280,8 @@ def _checkpoint(run: RunDir, checkpoints: Path, learner: Learner, state: LoopSta
     state.metric_lines = _count_metric_lines(run)
     name = f"step-{state.step:08d}"
     target = checkpoints / name
-    if target.exists():
-        shutil.rmtree(target)
+    # No rmtree of an existing step-<n>/: latest.json may point at it (the final checkpoint lands on
+    # the last periodic one); every file is replaced atomically, so a kill leaves a loadable checkpoint.
     learner.save(target)
     atomic_write_json(target / "loop.json", asdict(state))
     atomic_write_json(checkpoints / "latest.json", {"checkpoint": name})
