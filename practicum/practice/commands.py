@@ -81,6 +81,13 @@ def practice_command(
     from practicum.practice.settings import PracticeSettings
 
     if resume is not None:
+        given = {"--config": config, "--omega": omega, "--initial-size": initial_size, "--add-size": add_size,
+                 "--iterations": iterations, "--t-init": t_init, "--max-rounds": max_rounds, "--arch": arch,
+                 "--model": model, "--data": data, "--seed": seed}
+        ignored = [flag for flag, value in given.items() if value is not None]
+        if ignored:
+            raise ConfigError(f"--resume continues a run with its own settings; {', '.join(ignored)} would be "
+                              "ignored", "drop those flags, or start a new run with --out")
         if not (resume / "config.yaml").is_file():
             raise ConfigError(f"{resume} holds no run to resume", "give the folder of an earlier `practicum practice`")
         out = resume
