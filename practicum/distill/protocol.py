@@ -300,7 +300,7 @@ def train_teacher(real_train: Dataset, settings: StudentSettings, seed: int,
 
 
 def summarise(values: list[float]) -> tuple[float, float]:
-    """(mean, sample std with ddof=0) of per-seed accuracies."""
+    """(mean, population std with ddof=0) of per-seed accuracies."""
     arr = np.asarray(values, dtype=np.float64)
     return float(arr.mean()), float(arr.std())
 
