@@ -9,7 +9,6 @@ keeps `practicum --help` fast.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import sys
 
 import typer
@@ -55,13 +54,7 @@ def _root(
 
 def _register_all() -> None:
     for name in COMMAND_MODULES:
-        # A subsystem that is not built yet has no commands module; anything else must import.
-        try:
-            found = importlib.util.find_spec(name) is not None
-        except ModuleNotFoundError:
-            found = False
-        if found:
-            importlib.import_module(name).register(app)
+        importlib.import_module(name).register(app)
 
 
 _register_all()
