@@ -40,15 +40,6 @@ CONFIGS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # on a shared 2-core box, two torch threads per process can be 20x slower than one
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class GaussianDenoiser(Denoiser):
     """The exact ε for data ~ N(mu, s²I): a smooth, trained-like denoiser with no weights."""
 

@@ -17,14 +17,6 @@ TINY_UNET = dict(layers_per_block=1, block_out_channels=[8, 16], down_block_type
                  up_block_types=["UpBlock2D", "UpBlock2D"], norm_num_groups=4)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _train_settings(**extra):
     return DiffusionTrainSettings.build({"steps": 6, "batch_size": 8, "checkpoint_every": 3, "warmup": 2,
                                          "unet": TINY_UNET, **extra})

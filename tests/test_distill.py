@@ -26,15 +26,6 @@ from practicum.distill.protocol import (
 from practicum.distill.sampler import RespacedSchedule, linear_alphas_cumprod, mode_guided_sample, respaced_timesteps
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on the shared 2-core box, two OpenMP threads per process run ~5x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # ---------------------------------------------------------------- mode discovery
 
 def _blobs(seed=0):

@@ -10,15 +10,6 @@ import yaml
 from practicum.distill.generate import METHODS
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on the shared 2-core box, two OpenMP threads per process run ~5x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     """A tiny, randomly initialised class-conditional pixel UNet saved as a local diffusers folder."""

@@ -12,15 +12,6 @@ from practicum.learn import (ARCHS, Learner, Patience, TrainSettings, build_mode
 from practicum.learn.augment import mix_batch, random_shift
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models on a shared 2-core box run ~10x faster on one thread than on two.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _tiny(n=40, k=4, seed=0):
     g = torch.Generator().manual_seed(seed)
     labels = torch.arange(n) % k

@@ -14,14 +14,6 @@ from practicum.practice import loop as loop_module
 K = 4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _prototypes():
     g = torch.Generator().manual_seed(123)
     return torch.rand(K, 1, 6, 6, generator=g) * 2 - 1

@@ -16,14 +16,6 @@ from practicum.practice import generate as generate_module
 from practicum.practice.baselines import PruneSettings, generate_then_prune, select_hardest
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def tiny_model():
     """A tiny random class-conditional pixel UNet registered under the name 'tiny'."""

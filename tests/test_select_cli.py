@@ -5,21 +5,11 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import torch
 
 from practicum.cli import main
 from practicum.select import pipeline
 from practicum.select.pool import write_embeddings
 from practicum.select.rater import RaterTrainer
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks: a second thread only adds synchronisation (badly so on a busy 2-core box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def run_cli(*args: str) -> int:

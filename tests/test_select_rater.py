@@ -21,15 +21,6 @@ from practicum.select.rater import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks: a second thread only adds synchronisation (badly so on a busy 2-core box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def blobs(n: int, classes: int = 4, dim: int = 8, flip: float = 0.0, seed: int = 0):
     """Well-separated Gaussian classes in `dim` dimensions; a `flip` fraction gets a wrong label."""
     rng = np.random.default_rng(seed)
