@@ -18,13 +18,13 @@ def _command_line() -> str:
 
 
 def register(app: typer.Typer) -> None:
-    diffusion = typer.Typer(help="Train and inspect diffusion models (the built-in digits generator).",
+    diffusion = typer.Typer(help="Train and inspect diffusion models (the built-in generators, or your own).",
                             no_args_is_help=True)
 
     @diffusion.command("train")
     def train(
-        out: Path = typer.Option(..., "--out", help="Run directory; the weights land in OUT/digits_unet.safetensors."),
-        data: Optional[str] = typer.Option(None, help="Training data (its train split only): digits (default), "
+        out: Path = typer.Option(..., "--out", help="Run directory; the weights land in OUT/denoiser.safetensors (+ denoiser.json); --model OUT opens it."),
+        data: Optional[str] = typer.Option(None, help="Training data (its train split only): digits (default), fashion, "
                                                        "folder:PATH or npz:PATH."),
         steps: Optional[int] = typer.Option(None, help="Optimiser steps (default 3000)."),
         batch_size: Optional[int] = typer.Option(None, help="Batch size (default 64)."),
