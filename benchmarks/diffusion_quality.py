@@ -14,9 +14,10 @@ Measured, for each CFG scale s, on `--per-class` class-balanced samples:
 - **fidelity**: a stronger real-data **judge** (a width-64 CNN, its own seed, `--judge-steps`)
   classifies the generated images: does each look like its label?
 - **Fréchet distance** and **precision / recall** (k-NN manifolds, k = 3, Kynkäänniemi et al. 2019)
-  between generated images and real test images in the judge's penultimate features, with
-  percentile-bootstrap 95 % intervals (rows of both sets resampled); real tune vs real test gives the
-  floor of each. Accuracies carry a bootstrap interval over the test rows.
+  between generated images and real test images in the judge's penultimate features, each the mean
+  over `--draws` subsets of min(2,000, set sizes) rows of both sets with the 2.5–97.5 % range (both
+  statistics depend on the sample size, so all are taken at one size); real tune vs real test gives
+  the floor. Accuracies carry a percentile-bootstrap interval over the test rows.
 - Which split chose what: the CFG scale is chosen by CAS on the **tune** split; test is reported.
 - cost: seconds per image at 50 and 10 DDIM steps with CFG, and peak memory of sampling and of
   training (each measured in a fresh subprocess: peak RSS).
@@ -28,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -94,22 +94,24 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[fl
     return float(precision), float(recall)
 
 
-def distribution_metrics(real: np.ndarray, fake: np.ndarray, boot: int, rng, pr_rows: int = 2000) -> dict:
-    def pr_of(ri, fi):
-        return precision_recall(real[ri], fake[fi])
+def distribution_metrics(real: np.ndarray, fake: np.ndarray, rows: int, draws: int, rng) -> dict:
+    """Fréchet distance and precision/recall on `draws` random subsets of `rows` rows of each set.
 
-    fd = frechet(real, fake)
-    fds = [frechet(real[rng.integers(0, len(real), len(real))], fake[rng.integers(0, len(fake), len(fake))])
-           for _ in range(boot)]
-    m_r, m_f = min(pr_rows, len(real)), min(pr_rows, len(fake))
-    pr = pr_of(rng.choice(len(real), m_r, replace=False), rng.choice(len(fake), m_f, replace=False))
-    prs = np.array([pr_of(rng.integers(0, len(real), m_r), rng.integers(0, len(fake), m_f))
-                    for _ in range(max(20, boot // 10))])
-    return {"frechet": fd, "frechet_ci95": [float(np.quantile(fds, 0.025)), float(np.quantile(fds, 0.975))],
-            "precision": pr[0], "precision_ci95": [float(np.quantile(prs[:, 0], 0.025)),
-                                                   float(np.quantile(prs[:, 0], 0.975))],
-            "recall": pr[1], "recall_ci95": [float(np.quantile(prs[:, 1], 0.025)),
-                                             float(np.quantile(prs[:, 1], 0.975))]}
+    Both are biased by the sample size (and k-NN radii break on the duplicate rows a with-replacement
+    bootstrap would make), so every number, the floor included, is measured at the same size and
+    the interval is the 2.5–97.5 % range over subsets drawn without replacement.
+    """
+    values = []
+    for _ in range(draws):
+        r = real[rng.choice(len(real), rows, replace=False)]
+        f = fake[rng.choice(len(fake), rows, replace=False)]
+        values.append((frechet(r, f), *precision_recall(r, f)))
+    values = np.array(values)
+    out = {"rows": rows, "draws": draws}
+    for i, name in enumerate(("frechet", "precision", "recall")):
+        out[name] = float(values[:, i].mean())
+        out[f"{name}_ci95"] = [float(np.quantile(values[:, i], 0.025)), float(np.quantile(values[:, i], 0.975))]
+    return out
 
 
 def balanced_subset(data: Dataset, per_class: int, seed: int) -> Dataset:
@@ -131,14 +133,24 @@ def save_grid(images: torch.Tensor, labels: torch.Tensor, classes: int, path: Pa
     Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(path)
 
 
+PEAK_TRAINING = """
+import sys
+from practicum.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    assert not exc.code, exc.code
+print(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])  # peak RSS of this process, in kB
+"""
+
 PEAK_SAMPLING = """
-import resource, sys, torch
+import sys, torch
 torch.set_num_threads(1)
 from practicum.diffusion import load_denoiser, sample
 den = load_denoiser(sys.argv[1])
 sample(den, torch.arange(int(sys.argv[2])) % den.num_classes, steps=int(sys.argv[3]), cfg_scale=2.0, seed=0,
        batch_size=int(sys.argv[2]))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])  # peak RSS (ru_maxrss would count the parent's)
 """
 
 
@@ -149,11 +161,12 @@ def peak_sampling_mib(model: str, batch: int, steps: int) -> float:
 
 
 def peak_training_mib(data: str, steps: int = 20) -> float:
+    """Peak RSS of `practicum diffusion train` on the data's recipe (it does not grow with the steps)."""
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "practicum", "--quiet", "diffusion", "train", "--data", data,
-                        "--steps", str(steps), "--threads", "1", "--out", str(Path(tmp) / "run")],
-                       check=True, capture_output=True, cwd=Path(__file__).resolve().parent.parent)
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        out = subprocess.run([sys.executable, "-c", PEAK_TRAINING, "--quiet", "diffusion", "train", "--data", data,
+                              "--steps", str(steps), "--threads", "1", "--out", str(Path(tmp) / "run")],
+                             check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+    return int(out.stdout.strip().splitlines()[-1]) / 1024
 
 
 def main() -> None:
@@ -165,7 +178,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="DDIM steps for the CAS sets")
     parser.add_argument("--clf-steps", type=int, default=2000)
     parser.add_argument("--judge-steps", type=int, default=4000)
-    parser.add_argument("--boot", type=int, default=200)
+    parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples of the accuracies")
+    parser.add_argument("--draws", type=int, default=20, help="subsets for Fréchet distance and precision/recall")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="skip the cost and memory measurements")
@@ -190,7 +204,8 @@ def main() -> None:
     ceiling = train_classifier(train, steps=args.clf_steps, seed=0)
     matched = train_classifier(balanced_subset(train, args.per_class, args.seed), steps=args.clf_steps, seed=0)
     real_test_features = features(judge, test.images)
-    floor = distribution_metrics(real_test_features, features(judge, tune.images), args.boot, rng)
+    rows_fd = min(2000, len(tune), len(test), n_gen)
+    floor = distribution_metrics(real_test_features, features(judge, tune.images), rows_fd, args.draws, rng)
     reference = {"judge_test": accuracy_ci(judge, test, args.boot, rng),
                  "ceiling_test": accuracy_ci(ceiling, test, args.boot, rng),
                  "ceiling_tune": accuracy_ci(ceiling, tune, args.boot, rng),
@@ -206,7 +221,8 @@ def main() -> None:
                      "cas_tune": accuracy_ci(cas, tune, args.boot, rng)["accuracy"],
                      "cas_test": accuracy_ci(cas, test, args.boot, rng),
                      "fidelity": accuracy_ci(judge, generated, args.boot, rng),
-                     **distribution_metrics(real_test_features, features(judge, generated.images), args.boot, rng),
+                     **distribution_metrics(real_test_features, features(judge, generated.images), rows_fd,
+                                            args.draws, rng),
                      "seconds_per_image": seconds / n_gen})
     chosen = max(rows, key=lambda r: r["cas_tune"])["cfg_scale"]
     cost = {}
