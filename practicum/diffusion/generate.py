@@ -50,6 +50,13 @@ class GenerateSettings(Settings):
     round: int = Field(0, ge=0)
     shard_size: int = Field(100, ge=1)
     dtype: Literal["uint8", "float16"] = "uint8"
+    # where and how the models run (issue 16): the pool's `dtype` above is the storage format
+    device: str = Field("cpu", description="device of the generator and the guide: cpu, cuda, cuda:N, auto")
+    model_dtype: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="dtype of the generator's networks "
+                                                          "(the sampler's arithmetic and schedule stay fp32)")
+    guidance_batch: int | None = Field(None, ge=1, description="rows per guidance backward pass (None = shard)")
+    gradient_checkpointing: bool = Field(False, description="recompute activations in the guidance backward")
+    vae_slicing: bool = Field(False, description="decode one image at a time in the VAE")
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,14 @@ class ShardJob:
     form: str
     through: str
     sampling: tuple[tuple[str, Any], ...]
+    device: str = "cpu"
+    model_dtype: str = "fp32"
+    guidance_batch: int | None = None
+    gradient_checkpointing: bool = False
+    vae_slicing: bool = False
+
+    def model_key(self) -> tuple:
+        return (self.model, self.device, self.model_dtype, self.gradient_checkpointing, self.vae_slicing)
 
 
 _CACHE: dict[tuple[str, str], Any] = {}
@@ -97,10 +112,15 @@ def generate_shard(job: ShardJob) -> dict[str, Any]:
     from practicum.diffusion.guidance import EntropyGuidance
     from practicum.diffusion.sampler import sample
 
-    den = _cached("model", job.model, lambda: load_denoiser(job.model))
-    guide = _cached("guide", job.learner_dir, lambda: load_guide(job.learner_dir))
+    from practicum.diffusion.precision import prepare_denoiser, resolve_device
+
+    den = _cached("model", job.model_key(), lambda: prepare_denoiser(
+        load_denoiser(job.model), device=job.device, dtype=job.model_dtype,
+        gradient_checkpointing=job.gradient_checkpointing, vae_slicing=job.vae_slicing))
+    guide = _cached("guide", (job.learner_dir, job.device),
+                    lambda: load_guide(job.learner_dir).to(resolve_device(job.device)))
     term = EntropyGuidance(guide, job.omega, every=job.every, form=job.form, through=job.through,
-                           input_size=guide_input_size(guide))
+                           input_size=guide_input_size(guide), micro_batch=job.guidance_batch)
     options = dict(sampling_defaults(den), **dict(job.sampling))
     start = time.perf_counter()
     out = sample(den, torch.tensor(job.labels), guidance=[term], seed=job.seed, **options)
@@ -133,8 +153,15 @@ def run_generate(settings: GenerateSettings, out: str | Path, *, engine: str = "
                  overwrite: bool = False, command: str | None = None) -> dict[str, Any]:
     """Generate `settings.n` examples into `out/pool`; write `out/summary.json` and return it."""
     from practicum.diffusion.denoisers import load_denoiser
+    from practicum.diffusion.precision import parse_dtype, prepare_denoiser, resolve_device
 
-    den = _cached("model", settings.model, lambda: load_denoiser(settings.model))  # fail early on a bad model
+    resolve_device(settings.device)  # fail early on a device this machine lacks
+    parse_dtype(settings.model_dtype)
+    key = (settings.model, settings.device, settings.model_dtype, settings.gradient_checkpointing,
+           settings.vae_slicing)
+    den = _cached("model", key, lambda: prepare_denoiser(  # fail early on a bad model
+        load_denoiser(settings.model), device=settings.device, dtype=settings.model_dtype,
+        gradient_checkpointing=settings.gradient_checkpointing, vae_slicing=settings.vae_slicing))
     if not den.num_classes:
         raise ModelError("generate needs a class-conditional model", "use the built-in model or a conditional one")
     executor = get_executor(engine)
@@ -162,7 +189,11 @@ def run_generate(settings: GenerateSettings, out: str | Path, *, engine: str = "
                                  labels=tuple(int(v) for v in labels[start:start + settings.shard_size]),
                                  model=settings.model, learner_dir=str(learner_dir.resolve()),
                                  omega=settings.omega, every=settings.guidance_every, form=settings.form,
-                                 through=settings.through, sampling=tuple(sorted(sampling.items()))))
+                                 through=settings.through, sampling=tuple(sorted(sampling.items())),
+                                 device=settings.device, model_dtype=settings.model_dtype,
+                                 guidance_batch=settings.guidance_batch,
+                                 gradient_checkpointing=settings.gradient_checkpointing,
+                                 vae_slicing=settings.vae_slicing))
         pending = [job for job in jobs if not pool.has_shard(job.name)]
         if len(pending) < len(jobs):
             logger.info("resuming: %d of %d shards already in the pool", len(jobs) - len(pending), len(jobs))

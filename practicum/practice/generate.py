@@ -60,15 +60,18 @@ Generator = Callable[[Request], Generation]
 _DENOISERS: dict[Any, Any] = {}  # one loaded model per process (Ray workers load their own)
 
 
-def _denoiser(spec: str, class_names: tuple[str, ...] | None = None, device: str = "cpu"):
-    key = (spec, class_names, device)
+def _denoiser(spec: str, class_names: tuple[str, ...] | None = None, device: str = "cpu",
+              runtime: tuple[tuple[str, Any], ...] = ()):
+    """`runtime`: sorted (name, value) pairs for `prepare_denoiser` (dtype, checkpointing, slicing)."""
+    key = (spec, class_names, device, runtime)
     if spec in _DENOISERS:  # registered in-process (tests, notebooks)
         return _DENOISERS[spec]
     if key not in _DENOISERS:
         from practicum.diffusion import load_denoiser
+        from practicum.diffusion.precision import prepare_denoiser
 
         options = {} if (spec == "builtin" or class_names is None) else {"class_names": list(class_names)}
-        _DENOISERS[key] = load_denoiser(spec, **options).to(device)
+        _DENOISERS[key] = prepare_denoiser(load_denoiser(spec, **options), device=device, **dict(runtime))
     return _DENOISERS[key]
 
 
@@ -105,7 +108,7 @@ def _sample_shard(item: dict[str, Any]) -> tuple[torch.Tensor, int]:
     from practicum.diffusion import EntropyGuidance, sample
 
     den = item["denoiser"] if item["denoiser"] is not None else _denoiser(item["spec"], item["class_names"],
-                                                                          item["device"])
+                                                                          item["device"], item.get("runtime", ()))
     guidance = []
     target = item["image_shape"]
     if item["omega"] != 0.0:
@@ -135,14 +138,21 @@ class DiffusionGenerator:
     def __init__(self, model: Any = "builtin", *, sampling: dict[str, Any] | None = None,
                  guidance: dict[str, Any] | None = None, shard_size: int = 100, engine: str = "local",
                  class_names: tuple[str, ...] | None = None, image_shape: tuple[int, int, int] | None = None,
-                 device: str = "cpu"):
+                 device: str = "cpu", dtype: str | None = None, gradient_checkpointing: bool = False,
+                 vae_slicing: bool = False):
         from practicum.diffusion.builtin import sampling_defaults
+        from practicum.diffusion.precision import prepare_denoiser
 
         self.spec = model if isinstance(model, str) else None
         self.denoiser = None if isinstance(model, str) else model
         self.class_names = None if class_names is None else tuple(class_names)
         self.device = device
-        den = self.denoiser if self.denoiser is not None else _denoiser(model, self.class_names, device)
+        self.runtime = tuple(sorted({"dtype": dtype or "fp32", "gradient_checkpointing": bool(gradient_checkpointing),
+                                     "vae_slicing": bool(vae_slicing)}.items()))
+        if self.denoiser is not None and (dtype is not None or gradient_checkpointing or vae_slicing):
+            prepare_denoiser(self.denoiser, device=device, **dict(self.runtime))
+        den = self.denoiser if self.denoiser is not None else _denoiser(model, self.class_names, device,
+                                                                        self.runtime)
         self.sampling = {**sampling_defaults(den), **(sampling or {})}
         self.guidance = dict(guidance or {})
         self.shard_size = int(shard_size)
@@ -159,7 +169,8 @@ class DiffusionGenerator:
         labels = torch.as_tensor(request.labels, dtype=torch.long)
         local = self.engine == "local"
         items = [{"spec": self.spec, "denoiser": self.denoiser if local else None,
-                  "class_names": self.class_names, "device": self.device, "image_shape": self.image_shape,
+                  "class_names": self.class_names, "device": self.device, "runtime": self.runtime,
+                  "image_shape": self.image_shape,
                   "labels": labels[i:i + self.shard_size], "omega": float(request.omega),
                   "guide": request.guide if request.omega != 0.0 else None, "guidance": self.guidance,
                   "sampling": self.sampling, "seed": shard_seed(request.seed, 0, shard)}

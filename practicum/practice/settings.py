@@ -26,13 +26,23 @@ class GeneratorSettings(Settings):
     form: Literal["latent", "score"] = "latent"
     through: Literal["full", "learner"] = Field("full", description="gradient path of the entropy guidance")
     shard_size: int = Field(100, ge=1, description="samples per parallel generation shard")
+    # precision and memory (issue 16); the device is the run's `device`
+    model_dtype: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="dtype of the generator's networks")
+    guidance_batch: int | None = Field(None, ge=1, description="rows per guidance backward pass (None = shard)")
+    gradient_checkpointing: bool = False
+    vae_slicing: bool = False
+
+    def runtime(self) -> dict:
+        return {"dtype": self.model_dtype, "gradient_checkpointing": self.gradient_checkpointing,
+                "vae_slicing": self.vae_slicing}
 
     def sampling(self) -> dict:
         values = {"steps": self.steps, "cfg_scale": self.cfg_scale, "eta": self.eta}
         return {k: v for k, v in values.items() if v is not None}
 
     def guidance(self) -> dict:
-        return {"every": self.every, "form": self.form, "through": self.through}
+        values = {"every": self.every, "form": self.form, "through": self.through}
+        return values if self.guidance_batch is None else {**values, "micro_batch": self.guidance_batch}
 
 
 class PracticeSettings(Settings):
@@ -89,7 +99,7 @@ class PracticeSettings(Settings):
             device = "cuda" if torch.cuda.is_available() else "cpu"
         return DiffusionGenerator(g.model, sampling=g.sampling(), guidance=g.guidance(), shard_size=g.shard_size,
                                   engine=engine, class_names=data.class_names, image_shape=data.image_shape,
-                                  device=device)
+                                  device=device, **g.runtime())
 
     @property
     def iterations(self) -> int:
