@@ -15,11 +15,15 @@ from practicum.learn import TrainSettings
 from practicum.learn.patience import PATIENCE_RULES
 
 
+BUILTIN_PRACTICE_STEPS = 10  # the digits model's sampler steps in DP runs (tuned on val; its own default is 50)
+
+
 class GeneratorSettings(Settings):
     """The diffusion model and how it samples (None = the model's own recommended value)."""
 
     model: str = Field("builtin", description="'builtin' or a local diffusers folder (SD-1.5, DiT, UNet)")
-    steps: int | None = Field(10, ge=1, description="sampler steps; None = the model's own default [paper: 50]")
+    steps: int | None = Field(None, ge=1, description="sampler steps; None = 10 for the built-in digits model "
+                              "(tuned), else the model's own default (SD-1.5, DiT: 50) [paper: 50]")
     cfg_scale: float | None = Field(None, description="diffusers convention s = 1 + λ [paper: λ = 3 → s = 4]")
     eta: float | None = Field(None, ge=0)
     every: int = Field(3, ge=1, description="guide at steps i with i mod every == 0 [paper code: 5 of 30]")
@@ -37,7 +41,8 @@ class GeneratorSettings(Settings):
                 "vae_slicing": self.vae_slicing}
 
     def sampling(self) -> dict:
-        values = {"steps": self.steps, "cfg_scale": self.cfg_scale, "eta": self.eta}
+        steps = self.steps if self.steps is not None or self.model != "builtin" else BUILTIN_PRACTICE_STEPS
+        values = {"steps": steps, "cfg_scale": self.cfg_scale, "eta": self.eta}
         return {k: v for k, v in values.items() if v is not None}
 
     def guidance(self) -> dict:
