@@ -24,7 +24,7 @@ from practicum.errors import ConfigError
 ARCHS: dict[str, Callable[..., nn.Module]] = {}
 
 # Architectures that live in their own (optional) module and register on import.
-_LAZY_ARCH_MODULES = ("practicum.learn.resnet",)
+_LAZY_ARCH_MODULES = ("practicum.learn.resnet", "practicum.learn.resnet50", "practicum.learn.vit")
 
 
 def register_arch(name: str):
