@@ -234,8 +234,10 @@ class EntropyGuidance(GuidanceTerm):
                 c = math.sqrt(1 - ab)
                 x0 = c * x0 + (1 - c) * z
             h = self.entropy(den.decode(x0)).sum()
-            (grad,) = torch.autograd.grad(h, z)
-        return grad.detach()
+            # fp16 networks: scale the loss so small gradients do not underflow on the way back
+            scale = FP16_GRAD_SCALE if den.dtype == torch.float16 else 1.0
+            (grad,) = torch.autograd.grad(h * scale, z)
+        return grad.detach() / scale
 
     def correction(self, state: StepState) -> Correction:
         g = self.gradient(state)
@@ -254,6 +256,9 @@ class EntropyGuidance(GuidanceTerm):
         return {"name": self.name, "omega": self.omega, "every": self.every, "form": self.form,
                 "through": self.through, "normalize": self.normalize, "x0_blend": self.x0_blend,
                 "micro_batch": self.micro_batch}
+
+
+FP16_GRAD_SCALE = 2.0 ** 12  # static loss scale of guidance gradients through an fp16 generator
 
 
 def _param_dtype(module: nn.Module) -> torch.dtype:
