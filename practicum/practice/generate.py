@@ -125,6 +125,36 @@ def _sample_shard(item: dict[str, Any]) -> tuple[torch.Tensor, int]:
     return images, out.retries
 
 
+def _prompts(model: Any, names: tuple[str, ...] | None, class_map: str | None,
+             template: str) -> tuple[str, ...] | None:
+    """What a text-conditioned folder encodes as prompts: mapped class names in the template."""
+    from practicum.diffusion.model_defaults import prompt_names, read_class_map
+
+    if names is None or not isinstance(model, str) or model == "builtin":
+        return names
+    cmap = None if class_map is None else read_class_map(class_map)
+    try:
+        return tuple(prompt_names(names, cmap, template))
+    except ConfigError:
+        if cmap is not None:
+            raise
+        return names  # WordNet ids are refused later only if the model reads prompts (SD)
+
+
+def _label_map(den, names: tuple[str, ...] | None, class_map: str | None, template: str) -> torch.Tensor | None:
+    """The model's class id per data class, checked (no silent i → i labelling); None = same ids."""
+    from practicum.diffusion.model_defaults import model_class_ids, model_family, prompt_names, read_class_map
+
+    if names is None:
+        return None
+    cmap = None if class_map is None else read_class_map(class_map)
+    if model_family(den) == "sd":
+        prompt_names(names, cmap, template)  # refuses WordNet-id prompts
+        return None
+    ids = model_class_ids(names, den.num_classes, cmap)
+    return None if ids is None else torch.tensor(ids, dtype=torch.long)
+
+
 class DiffusionGenerator:
     """Sample a request from a diffusion model, entropy-guided by the learner when ω != 0.
 
@@ -139,13 +169,14 @@ class DiffusionGenerator:
                  guidance: dict[str, Any] | None = None, shard_size: int = 100, engine: str = "local",
                  class_names: tuple[str, ...] | None = None, image_shape: tuple[int, int, int] | None = None,
                  device: str = "cpu", dtype: str | None = None, gradient_checkpointing: bool = False,
-                 vae_slicing: bool = False):
+                 vae_slicing: bool = False, class_map: str | None = None, prompt_template: str = "{name}"):
         from practicum.diffusion.builtin import sampling_defaults
         from practicum.diffusion.precision import prepare_denoiser
 
         self.spec = model if isinstance(model, str) else None
         self.denoiser = None if isinstance(model, str) else model
-        self.class_names = None if class_names is None else tuple(class_names)
+        data_names = None if class_names is None else tuple(class_names)
+        self.class_names = _prompts(model, data_names, class_map, prompt_template)
         self.device = device
         self.runtime = tuple(sorted({"dtype": dtype or "fp32", "gradient_checkpointing": bool(gradient_checkpointing),
                                      "vae_slicing": bool(vae_slicing)}.items()))
@@ -159,6 +190,9 @@ class DiffusionGenerator:
         self.engine = engine
         self.image_shape = tuple(image_shape) if image_shape is not None else tuple(den.image_shape)
         self.num_classes = den.num_classes
+        self.label_map = _label_map(den, data_names, class_map, prompt_template)
+        if self.label_map is not None:
+            self.num_classes = len(data_names)
 
     def __call__(self, request: Request) -> Generation:
         from practicum.engine import get_executor, shard_seed
@@ -167,6 +201,8 @@ class DiffusionGenerator:
             raise ConfigError("a Denoiser object cannot be shipped to Ray workers", "give the model as a path")
         started = time.perf_counter()
         labels = torch.as_tensor(request.labels, dtype=torch.long)
+        if self.label_map is not None:  # data class i → the model's class (e.g. an ImageNet-1k id)
+            labels = self.label_map[labels]
         local = self.engine == "local"
         items = [{"spec": self.spec, "denoiser": self.denoiser if local else None,
                   "class_names": self.class_names, "device": self.device, "runtime": self.runtime,

@@ -35,6 +35,9 @@ class GeneratorSettings(Settings):
     guidance_batch: int | None = Field(None, ge=1, description="rows per guidance backward pass (None = shard)")
     gradient_checkpointing: bool = False
     vae_slicing: bool = False
+    class_map: str | None = Field(None, description="data class folder → prompt name / model class index "
+                                  "(ImageNet's LOC_synset_mapping.txt, CSV or JSON); needed for WordNet-id folders")
+    prompt_template: str = Field("{name}", description="SD prompt per class [paper: the class name]")
 
     def runtime(self) -> dict:
         return {"dtype": self.model_dtype, "gradient_checkpointing": self.gradient_checkpointing,
@@ -104,7 +107,8 @@ class PracticeSettings(Settings):
             device = "cuda" if torch.cuda.is_available() else "cpu"
         return DiffusionGenerator(g.model, sampling=g.sampling(), guidance=g.guidance(), shard_size=g.shard_size,
                                   engine=engine, class_names=data.class_names, image_shape=data.image_shape,
-                                  device=device, **g.runtime())
+                                  device=device, class_map=g.class_map, prompt_template=g.prompt_template,
+                                  **g.runtime())
 
     @property
     def iterations(self) -> int:
