@@ -210,3 +210,13 @@ def test_fp16_guidance_gradient_is_loss_scaled(monkeypatch):
     monkeypatch.setattr(guidance, "FP16_GRAD_SCALE", 1.0)
     unscaled = (run(den16).images - ref.images).abs().mean()
     assert scaled < BF16_MEAN_ABS and scaled < unscaled
+
+
+def test_guidance_freezes_an_unprepared_generator_for_the_pass():
+    den = load_denoiser(SD, prompt_embeds=torch.randn(3, 5, 8), null_embeds=torch.randn(1, 5, 8))
+    assert all(p.requires_grad for p in den.parameters())  # a user's model, not prepared
+    clf = classifier(den.image_shape)
+    out = sample(den, LABELS[:2], steps=2, seed=0, guidance=[EntropyGuidance(clf, 0.1, every=1)])
+    assert torch.isfinite(out.images).all()
+    assert all(p.grad is None for p in den.parameters())
+    assert all(p.requires_grad for p in den.parameters())  # restored afterwards

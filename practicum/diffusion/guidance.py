@@ -216,7 +216,8 @@ class EntropyGuidance(GuidanceTerm):
         """g = ∇_{x_t} Σ_b H_b (row b is the gradient of sample b's entropy), in micro-batches."""
         n = len(state.x_t)
         chunk = n if self.micro_batch is None else min(n, self.micro_batch)
-        with _frozen_eval(self.classifier):
+        # both networks frozen for the pass: the gradient flows to x_t only (no parameter grads kept)
+        with _frozen_eval(self.classifier), _frozen_eval(state.denoiser):
             parts = [self._chunk_gradient(state, slice(i, min(n, i + chunk))) for i in range(0, n, chunk)]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 

@@ -182,6 +182,10 @@ class DiffusionGenerator:
                                      "vae_slicing": bool(vae_slicing)}.items()))
         if self.denoiser is not None and (dtype is not None or gradient_checkpointing or vae_slicing):
             prepare_denoiser(self.denoiser, device=device, **dict(self.runtime))
+        elif self.denoiser is not None:
+            from practicum.diffusion.precision import freeze
+
+            freeze(self.denoiser)  # a generator is never trained here: no parameter gradients
         den = self.denoiser if self.denoiser is not None else _denoiser(model, self.class_names, device,
                                                                         self.runtime)
         self.sampling = {**sampling_defaults(den), **(sampling or {})}
