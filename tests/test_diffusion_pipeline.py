@@ -250,3 +250,32 @@ def test_builtin_fashion_model_is_committed_and_draws_recognisable_clothes():
     judge = LogisticRegression(max_iter=300).fit(train.images.flatten(1).numpy(), train.labels.numpy())
     fidelity = (judge.predict(out.images.flatten(1).numpy()) == labels.numpy()).mean()
     assert fidelity >= 0.6  # a linear real-data classifier (≈ 84 % on real test) recognises most samples
+
+
+def test_generate_dtype_device_and_guidance_batch(tmp_path, tiny_model):
+    """Issue 16: the guidance micro-batch changes memory, not bytes; bf16 runs; bad values are one-line errors."""
+    from practicum.cli import app
+
+    run_generate(_gen_settings(tiny_model, n=4), tmp_path / "whole")
+    run_generate(_gen_settings(tiny_model, n=4, guidance_batch=1), tmp_path / "micro")
+    from practicum.data.pool import Pool
+
+    whole, micro = Pool(tmp_path / "whole" / "pool").images(), Pool(tmp_path / "micro" / "pool").images()
+    # the same samples up to float rounding of a smaller batch (at most one uint8 level)
+    assert (whole - micro).abs().max() <= 2 / 255 + 1e-6
+    config = tmp_path / "gen.yaml"
+    config.write_text(f"guide_steps: 5\nsteps: 2\nmodel: {tiny_model}\ndata: digits\n")
+    runner = CliRunner()
+    ok = runner.invoke(app, ["generate", "--n", "4", "--out", str(tmp_path / "bf16"), "--config", str(config),
+                             "--dtype", "bf16", "--device", "cpu", "--guidance-batch", "1", "--vae-slicing"])
+    assert ok.exit_code == 0, ok.output
+    assert "model_dtype: bf16" in (tmp_path / "bf16" / "config.yaml").read_text()
+    bad = runner.invoke(app, ["generate", "--n", "4", "--out", str(tmp_path / "x"), "--config", str(config),
+                              "--dtype", "int8"])
+    from practicum.errors import ConfigError
+
+    assert isinstance(bad.exception, ConfigError) and "model_dtype" in str(bad.exception)  # main() exits 2
+    if not torch.cuda.is_available():
+        no_gpu = runner.invoke(app, ["generate", "--n", "4", "--out", str(tmp_path / "y"), "--config", str(config),
+                                     "--device", "cuda"])
+        assert isinstance(no_gpu.exception, ConfigError) and "CUDA is not available" in str(no_gpu.exception)

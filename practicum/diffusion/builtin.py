@@ -178,6 +178,8 @@ def load_trained(folder: Path) -> PixelUNetDenoiser:
 
 
 def sampling_defaults(denoiser) -> dict[str, Any]:
-    """The sampling settings a model recommends (the built-in's are tuned; others: DP's defaults)."""
-    return dict(getattr(denoiser, "sampling_defaults", {"steps": 50, "cfg_scale": 1.0, "scheduler": "ddim",
-                                                        "eta": 0.0}))
+    """The sampling settings a model recommends (the built-in's are tuned; SD and DiT: their
+    papers' values, see practicum.diffusion.model_defaults)."""
+    from practicum.diffusion.model_defaults import default_sampling
+
+    return default_sampling(denoiser)

@@ -73,6 +73,14 @@ def register(app: typer.Typer) -> None:
         round_index: Optional[int] = typer.Option(None, "--round", help="Round number stored in the index."),
         engine: str = typer.Option("local", help="local or ray."),
         threads: Optional[int] = typer.Option(None, help="torch CPU threads (1 is fastest on a busy shared CPU)."),
+        device: Optional[str] = typer.Option(None, "--device", help="cpu (default), cuda, cuda:N or auto."),
+        dtype: Optional[str] = typer.Option(None, "--dtype", help="Generator dtype: fp32 (default), bf16 or fp16."),
+        guidance_batch: Optional[int] = typer.Option(None, "--guidance-batch",
+                                                     help="Rows per guidance backward pass (default: the shard)."),
+        gradient_checkpointing: Optional[bool] = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing",
+                                                              help="Recompute activations in the guidance backward."),
+        vae_slicing: Optional[bool] = typer.Option(None, "--vae-slicing/--no-vae-slicing",
+                                                   help="Decode one image at a time in the VAE."),
         config: Optional[Path] = typer.Option(None, help="YAML settings (flags override it)."),
         resume: bool = typer.Option(False, "--resume", help="Continue OUT: shards already in the pool are kept."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Start OUT again from scratch."),
@@ -86,7 +94,8 @@ def register(app: typer.Typer) -> None:
 
         overrides = dict(n=n, omega=omega, guidance_every=guidance_every, learner=learner, model=model, data=data, form=form,
                          through=through, steps=steps, cfg_scale=cfg_scale, shard_size=shard_size, seed=seed,
-                         round=round_index)
+                         round=round_index, device=device, model_dtype=dtype, guidance_batch=guidance_batch,
+                         gradient_checkpointing=gradient_checkpointing, vae_slicing=vae_slicing)
         settings = (GenerateSettings.from_yaml(config, **overrides) if config
                     else GenerateSettings.build(**overrides))
         run_generate(settings, out, engine=engine, resume=resume, overwrite=overwrite, command=_command_line())

@@ -75,7 +75,8 @@ class Denoiser(nn.Module):
         if self.prediction_type not in PREDICTION_TYPES:
             raise ModelError(f"prediction_type {self.prediction_type!r} is not supported",
                              f"use a model trained with one of {', '.join(PREDICTION_TYPES)}")
-        self.register_buffer("alphas_cumprod", base.alphas_cumprod.to(torch.float64), persistent=False)
+        # a plain float64 CPU tensor, not a buffer: module.to(bf16) must not round ᾱ (see precision.py)
+        self.alphas_cumprod = base.alphas_cumprod.to(torch.float64)
 
     # -- the contract
     @property
@@ -102,7 +103,8 @@ class Denoiser(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(ε, v): the noise prediction and, for learned-variance models, the raw variance channels."""
         t = self._timesteps(t, len(x_t))
-        out = self._model_output(x_t, t, cond)
+        # the network runs in its own dtype; the sampler's arithmetic stays in x_t's (float32)
+        out = self._model_output(x_t.to(self.dtype), t, cond).to(x_t.dtype)
         v = None
         channels = self.sample_shape[0]
         if self.learned_variance:
@@ -142,7 +144,7 @@ class Denoiser(nn.Module):
     def _to_eps(self, out: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.prediction_type == "epsilon":
             return out
-        ab = self.alphas_cumprod[t.cpu()].to(x_t.device, x_t.dtype).view(-1, *[1] * (x_t.ndim - 1))
+        ab = self.alphas_cumprod[t.cpu()].to(x_t.device, torch.float32).view(-1, *[1] * (x_t.ndim - 1))
         if self.prediction_type == "v_prediction":  # v = √ᾱ ε − √(1−ᾱ) x0  ⇒  ε = √ᾱ v + √(1−ᾱ) x_t
             return ab.sqrt() * out + (1 - ab).sqrt() * x_t
         return (x_t - ab.sqrt() * out) / (1 - ab).sqrt()  # "sample": the network predicts x0
@@ -254,18 +256,20 @@ class _LatentDenoiser(Denoiser):
         self.image_shape = (int(vae.config.in_channels), self.sample_shape[1] * down, self.sample_shape[2] * down)
 
     def decode(self, z):
-        return self.vae.decode(z / self.scaling_factor).sample.clamp(-1, 1)
+        images = self.vae.decode((z / self.scaling_factor).to(self.vae.dtype)).sample
+        return images.to(torch.promote_types(z.dtype, torch.float32)).clamp(-1, 1)
 
     def encode(self, images, *, posterior: str = "mean", generator: torch.Generator | None = None):
         """s · the VAE posterior mean (DiT/MGD³ default), or a posterior sample (`posterior="sample"`,
         the SD variant of MGD³) drawn with `generator`."""
-        dist = self.vae.encode(images).latent_dist
+        dist = self.vae.encode(images.to(self.vae.dtype)).latent_dist
+        mean, std = dist.mean.float(), dist.std.float()  # modes live in float32 like the sampler's state
         if posterior == "sample":
-            noise = torch.randn(dist.mean.shape, generator=generator).to(dist.mean.device, dist.mean.dtype)
-            return (dist.mean + dist.std * noise) * self.scaling_factor
+            noise = torch.randn(mean.shape, generator=generator).to(mean.device)
+            return (mean + std * noise) * self.scaling_factor
         if posterior != "mean":
             raise ConfigError(f"unknown posterior {posterior!r}", "use 'mean' or 'sample'")
-        return dist.mean * self.scaling_factor
+        return mean * self.scaling_factor
 
 
 class StableDiffusionDenoiser(_LatentDenoiser):

@@ -52,6 +52,13 @@ class GenerateSettings(Settings):
     round: int = Field(0, ge=0)
     shard_size: int = Field(100, ge=1)
     dtype: Literal["uint8", "float16"] = "uint8"
+    # where and how the models run (issue 16): the pool's `dtype` above is the storage format
+    device: str = Field("cpu", description="device of the generator and the guide: cpu, cuda, cuda:N, auto")
+    model_dtype: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="dtype of the generator's networks "
+                                                          "(the sampler's arithmetic and schedule stay fp32)")
+    guidance_batch: int | None = Field(None, ge=1, description="rows per guidance backward pass (None = shard)")
+    gradient_checkpointing: bool = Field(False, description="recompute activations in the guidance backward")
+    vae_slicing: bool = Field(False, description="decode one image at a time in the VAE")
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,14 @@ class ShardJob:
     form: str
     through: str
     sampling: tuple[tuple[str, Any], ...]
+    device: str = "cpu"
+    model_dtype: str = "fp32"
+    guidance_batch: int | None = None
+    gradient_checkpointing: bool = False
+    vae_slicing: bool = False
+
+    def model_key(self) -> tuple:
+        return (self.model, self.device, self.model_dtype, self.gradient_checkpointing, self.vae_slicing)
 
 
 _CACHE: dict[tuple[str, str], Any] = {}
@@ -99,10 +114,15 @@ def generate_shard(job: ShardJob) -> dict[str, Any]:
     from practicum.diffusion.guidance import EntropyGuidance
     from practicum.diffusion.sampler import sample
 
-    den = _cached("model", job.model, lambda: load_denoiser(job.model))
-    guide = _cached("guide", job.learner_dir, lambda: load_guide(job.learner_dir))
+    from practicum.diffusion.precision import prepare_denoiser, resolve_device
+
+    den = _cached("model", job.model_key(), lambda: prepare_denoiser(
+        load_denoiser(job.model), device=job.device, dtype=job.model_dtype,
+        gradient_checkpointing=job.gradient_checkpointing, vae_slicing=job.vae_slicing))
+    guide = _cached("guide", (job.learner_dir, job.device),
+                    lambda: load_guide(job.learner_dir).to(resolve_device(job.device)))
     term = EntropyGuidance(guide, job.omega, every=job.every, form=job.form, through=job.through,
-                           input_size=guide_input_size(guide))
+                           input_size=guide_input_size(guide), micro_batch=job.guidance_batch)
     options = dict(sampling_defaults(den), **dict(job.sampling))
     start = time.perf_counter()
     out = sample(den, torch.tensor(job.labels), guidance=[term], seed=job.seed, **options)
@@ -147,9 +167,15 @@ def run_generate(settings: GenerateSettings, out: str | Path, *, engine: str = "
     """Generate `settings.n` examples into `out/pool`; write `out/summary.json` and return it."""
     from practicum.diffusion.builtin import builtin_for
     from practicum.diffusion.denoisers import load_denoiser
+    from practicum.diffusion.precision import parse_dtype, prepare_denoiser, resolve_device
 
     model = builtin_for(settings.model, settings.data)
-    den = _cached("model", model, lambda: load_denoiser(model))  # fail early on a bad model
+    resolve_device(settings.device)  # fail early on a device this machine lacks
+    parse_dtype(settings.model_dtype)
+    key = (model, settings.device, settings.model_dtype, settings.gradient_checkpointing, settings.vae_slicing)
+    den = _cached("model", key, lambda: prepare_denoiser(  # fail early on a bad model
+        load_denoiser(model), device=settings.device, dtype=settings.model_dtype,
+        gradient_checkpointing=settings.gradient_checkpointing, vae_slicing=settings.vae_slicing))
     if not den.num_classes:
         raise ModelError("generate needs a class-conditional model", "use the built-in model or a conditional one")
     check_model_matches_data(den, load_source(settings.data, "val"), model, settings.data)
@@ -178,7 +204,11 @@ def run_generate(settings: GenerateSettings, out: str | Path, *, engine: str = "
                                  labels=tuple(int(v) for v in labels[start:start + settings.shard_size]),
                                  model=model, learner_dir=str(learner_dir.resolve()),
                                  omega=settings.omega, every=settings.guidance_every, form=settings.form,
-                                 through=settings.through, sampling=tuple(sorted(sampling.items()))))
+                                 through=settings.through, sampling=tuple(sorted(sampling.items())),
+                                 device=settings.device, model_dtype=settings.model_dtype,
+                                 guidance_batch=settings.guidance_batch,
+                                 gradient_checkpointing=settings.gradient_checkpointing,
+                                 vae_slicing=settings.vae_slicing))
         pending = [job for job in jobs if not pool.has_shard(job.name)]
         if len(pending) < len(jobs):
             logger.info("resuming: %d of %d shards already in the pool", len(jobs) - len(pending), len(jobs))

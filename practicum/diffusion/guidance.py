@@ -161,6 +161,9 @@ class EntropyGuidance(GuidanceTerm):
     preprocess : "clamp" (default), "minmax" (predecessor's fg_minmax) or "none"; see
         `prepare_for_classifier`.
     start, stop : only guide loop steps start <= i < stop (None = no bound).
+    micro_batch : rows per backward pass (None = the whole batch). The gradient is computed
+        chunk by chunk, so peak memory grows with the micro-batch, not the shard; rows do not
+        interact (the classifier is in eval mode), so the result is the same.
     """
 
     name = "entropy"
@@ -170,7 +173,10 @@ class EntropyGuidance(GuidanceTerm):
                  normalize: bool | None = None, x0_blend: bool | None = None,
                  input_size: tuple[int, int] | None = None, clamp: bool = True,
                  preprocess: Literal["clamp", "minmax", "none"] = "clamp",
-                 start: int | None = None, stop: int | None = None):
+                 start: int | None = None, stop: int | None = None, micro_batch: int | None = None):
+        if micro_batch is not None and int(micro_batch) < 1:
+            raise ConfigError(f"guidance micro_batch={micro_batch} must be at least 1", "give a positive integer")
+        self.micro_batch = None if micro_batch is None else int(micro_batch)
         if form not in ("latent", "score"):
             raise ConfigError(f"unknown entropy guidance form {form!r}", "use 'latent' or 'score'")
         if through not in ("full", "learner"):
@@ -202,26 +208,37 @@ class EntropyGuidance(GuidanceTerm):
 
     def entropy(self, images: torch.Tensor) -> torch.Tensor:
         """The classifier's entropy per image (images in [-1, 1], decoded space)."""
+        images = images.to(_param_dtype(self.classifier))  # explicit cast: generator dtype → learner dtype
         return entropy_from_logits(self.classifier(prepare_for_classifier(images, self.input_size, self.clamp,
                                                                          self.preprocess)))
 
     def gradient(self, state: StepState) -> torch.Tensor:
-        """g = ∇_{x_t} Σ_b H_b (row b is the gradient of sample b's entropy)."""
+        """g = ∇_{x_t} Σ_b H_b (row b is the gradient of sample b's entropy), in micro-batches."""
+        n = len(state.x_t)
+        chunk = n if self.micro_batch is None else min(n, self.micro_batch)
+        # both networks frozen for the pass: the gradient flows to x_t only (no parameter grads kept)
+        with _frozen_eval(self.classifier), _frozen_eval(state.denoiser):
+            parts = [self._chunk_gradient(state, slice(i, min(n, i + chunk))) for i in range(0, n, chunk)]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def _chunk_gradient(self, state: StepState, rows: slice) -> torch.Tensor:
         den = state.denoiser
         ab = state.alpha_bar
-        with torch.enable_grad(), _frozen_eval(self.classifier):
-            z = state.x_t.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            z = state.x_t[rows].detach().clone().requires_grad_(True)
             if self.through == "full":
-                eps = den(z, state.t, state.cond)
+                eps = den(z, state.t, None if state.cond is None else state.cond[rows])
             else:
-                eps = state.eps.detach()
+                eps = state.eps[rows].detach()
             x0 = (z - math.sqrt(1 - ab) * eps) / math.sqrt(ab)
             if self.x0_blend:
                 c = math.sqrt(1 - ab)
                 x0 = c * x0 + (1 - c) * z
             h = self.entropy(den.decode(x0)).sum()
-            (grad,) = torch.autograd.grad(h, z)
-        return grad.detach()
+            # fp16 networks: scale the loss so small gradients do not underflow on the way back
+            scale = FP16_GRAD_SCALE if den.dtype == torch.float16 else 1.0
+            (grad,) = torch.autograd.grad(h * scale, z)
+        return grad.detach() / scale
 
     def correction(self, state: StepState) -> Correction:
         g = self.gradient(state)
@@ -238,7 +255,17 @@ class EntropyGuidance(GuidanceTerm):
 
     def settings(self) -> dict[str, Any]:
         return {"name": self.name, "omega": self.omega, "every": self.every, "form": self.form,
-                "through": self.through, "normalize": self.normalize, "x0_blend": self.x0_blend}
+                "through": self.through, "normalize": self.normalize, "x0_blend": self.x0_blend,
+                "micro_batch": self.micro_batch}
+
+
+FP16_GRAD_SCALE = 2.0 ** 12  # static loss scale of guidance gradients through an fp16 generator
+
+
+def _param_dtype(module: nn.Module) -> torch.dtype:
+    for p in module.parameters():
+        return p.dtype if p.dtype.is_floating_point else torch.float32
+    return torch.float32
 
 
 def _row_norm(x: torch.Tensor) -> torch.Tensor:

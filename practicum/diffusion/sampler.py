@@ -188,7 +188,8 @@ class _Loop:
         self.guided_steps: dict[str, int] = {}
 
     def _noise(self, shape) -> torch.Tensor:
-        return torch.randn(shape, generator=self.generator).to(self.den.device, self.den.dtype)
+        # the sampler's state is float32 whatever the network's dtype (Denoiser.predict casts)
+        return torch.randn(shape, generator=self.generator).to(self.den.device, torch.float32)
 
     def _eps(self, x: torch.Tensor, t: int, cond, null) -> tuple[torch.Tensor, torch.Tensor | None]:
         if null is None:
@@ -223,7 +224,7 @@ class _Loop:
     def __call__(self, labels: torch.Tensor, rows: torch.Tensor, x_init: torch.Tensor | None):
         den, sched = self.den, self.schedule
         b = len(labels)
-        x = self._noise((b, *den.sample_shape)) if x_init is None else x_init.to(den.device, den.dtype)
+        x = self._noise((b, *den.sample_shape)) if x_init is None else x_init.to(den.device, torch.float32)
         cond = den.cond_for_labels(labels)
         null = den.null_cond(b) if self.cfg_scale != 1.0 else None
         labels_dev = labels.to(den.device)

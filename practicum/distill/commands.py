@@ -43,6 +43,12 @@ def distill(
                                                 help="Multiply the protocol's epochs (budget knob; default 1)."),
     labels: Optional[str] = typer.Option(None, "--labels", help="hard (default) or soft (teacher KD)."),
     eval_split: Optional[str] = typer.Option(None, "--eval-split", help="test (default) or val (for tuning)."),
+    device: Optional[str] = typer.Option(None, "--device", help="Generator device: cpu (default), cuda, auto."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="Generator dtype: fp32 (default), bf16 or fp16."),
+    class_map: Optional[str] = typer.Option(None, "--class-map",
+                                            help="Data class folder → model class and name (LOC_synset_mapping.txt, "
+                                                 "CSV wnid,name[,index] or JSON); needed for DiT-XL/2 on a subset."),
+    prompt_template: Optional[str] = typer.Option(None, "--prompt-template", help="SD prompt, e.g. 'a photo of a {name}'."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML settings (flags override it)."),
     engine: str = typer.Option("local", "--engine", help="local or ray: where class shards are generated."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
@@ -66,7 +72,8 @@ def distill(
     settings = DistillSettings.build(
         values, ipc=ipc, data=data, model=model, image_size=image_size, methods=_split_list(methods),
         seeds=_split_list(seeds, int), lam=lam, t_stop=t_stop, steps=steps, mode_method=mode_method,
-        eval_split=eval_split)
+        eval_split=eval_split, device=device, model_dtype=dtype, class_map=class_map,
+        prompt_template=prompt_template)
     summary = run_distill(settings, out, resume=resume, overwrite=overwrite, engine=engine)
     print_summary(summary)
     echo(f"run directory: {out} (summary.json, report.html, pool/, figures/)")

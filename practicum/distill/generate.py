@@ -35,19 +35,24 @@ LOOPS = ("engine", "reference")
 _DENOISERS: dict[str, Any] = {}  # per-process cache: a worker loads a model once
 
 
-def cached_denoiser(model: str, class_names: tuple[str, ...] | None = None):
-    """The denoiser `model` ("builtin" or a local folder), loaded once per process.
+def cached_denoiser(model: str, class_names: tuple[str, ...] | None = None, device: str = "cpu",
+                    dtype: str = "fp32"):
+    """The denoiser `model` ("builtin" or a local folder), loaded once per process, frozen, on
+    `device` with its networks in `dtype` (the sampler's arithmetic stays fp32).
 
-    `class_names` (the data's) let a text-conditioned folder build its class prompts.
+    `class_names` (the data's, or prompts built from them) let a text-conditioned folder build
+    its class prompts.
     """
     from practicum.diffusion import load_denoiser
+    from practicum.diffusion.precision import prepare_denoiser
 
-    key = (model, None if model == "builtin" else class_names)
+    key = (model, None if model == "builtin" else class_names, device, dtype)
     if key not in _DENOISERS:
         if key[1] is None:
-            _DENOISERS[key] = load_denoiser(model).eval()
+            den = load_denoiser(model)
         else:
-            _DENOISERS[key] = load_denoiser(model, class_names=list(class_names)).eval()
+            den = load_denoiser(model, class_names=list(class_names))
+        _DENOISERS[key] = prepare_denoiser(den, device=device, dtype=dtype)
     return _DENOISERS[key]
 
 
@@ -69,6 +74,7 @@ class ShardJob:
     cfg_scale: float
     timestep_spacing: str | None
     loop: str = "engine"
+    model_label: int | None = None  # the model's class id for `label` (None: the same id)
 
 
 def method_guidance(method: str, lam: float, t_stop: int) -> tuple[float, int]:
@@ -89,7 +95,7 @@ def generate_class_shard(den, job: ShardJob) -> dict[str, Any]:
     worker loads the model once. Returns images (ipc, C, H, W) float32, latents and timing.
     """
     lam, t_stop = method_guidance(job.method, job.lam, job.t_stop)
-    labels = torch.full((job.ipc,), job.label, dtype=torch.long)
+    labels = torch.full((job.ipc,), job.label if job.model_label is None else job.model_label, dtype=torch.long)
     start = time.perf_counter()
     if job.loop == "engine":
         from practicum.diffusion import ModeGuidance, sample

@@ -39,7 +39,7 @@ from practicum.distill.generate import (
 from practicum.distill.metrics import METRIC_SPACES, distillation_scores
 from practicum.distill.modes import MODE_METHODS, class_modes
 from practicum.distill.protocol import StudentSettings, summarise, train_student, train_teacher
-from practicum.errors import DataError, ModelError
+from practicum.errors import ConfigError, DataError, ModelError
 from practicum.log import echo, logger, progress
 
 DIGITS = ("digits", "builtin", "builtin:digits")
@@ -69,6 +69,12 @@ class DistillSettings(Settings):
     timestep_spacing: str | None = "linspace"
     cfg_scale: float | None = Field(default=None, ge=1, description="None: the model's recommended scale")
     loop: Literal["engine", "reference"] = "engine"
+    # where and how the generator runs; how data classes reach it (issue 16)
+    device: str = Field(default="cpu", description="generator device: cpu, cuda, cuda:N, auto")
+    model_dtype: Literal["fp32", "bf16", "fp16"] = Field(default="fp32", description="generator network dtype")
+    class_map: str | None = Field(default=None, description="data class folder → model class (index) and "
+                                  "prompt name: LOC_synset_mapping.txt, CSV or JSON (see model_defaults)")
+    prompt_template: str = Field(default="{name}", description="prompt of a text-conditioned model")
     # evaluation (spec §7)
     student: StudentSettings = Field(default_factory=lambda: StudentSettings(width=32))
     eval_split: Literal["test", "val"] = "test"
@@ -121,14 +127,43 @@ def load_splits(settings: DistillSettings) -> tuple[Dataset, Dataset]:
     return train, evaluation
 
 
+def model_args(settings: DistillSettings, train: Dataset) -> tuple:
+    """(model, prompts from the class names, device, dtype): the key of `cached_denoiser`."""
+    from practicum.diffusion.model_defaults import prompt_names, read_class_map
+
+    class_map = None if settings.class_map is None else read_class_map(settings.class_map)
+    names = tuple(train.class_names)
+    if settings.model != "builtin":
+        try:
+            names = tuple(prompt_names(train.class_names, class_map, settings.prompt_template))
+        except ConfigError:
+            if class_map is not None:
+                raise
+            # class-conditional models never read prompts; text models are checked when they load
+    return settings.model, names, settings.device, settings.model_dtype
+
+
+def model_labels(settings: DistillSettings, train: Dataset, den) -> list[int] | None:
+    """The model's class id per data class (None = the same ids); refuses a silent mismatch."""
+    from practicum.diffusion.model_defaults import model_class_ids, model_family, read_class_map
+
+    if model_family(den) == "sd":  # prompts are per data class: ids coincide by construction
+        return None
+    class_map = None if settings.class_map is None else read_class_map(settings.class_map)
+    return model_class_ids(train.class_names, den.num_classes, class_map)
+
+
 def open_model(settings: DistillSettings, train: Dataset):
+    from practicum.diffusion.model_defaults import model_family, prompt_names, read_class_map
+
     try:
-        den = cached_denoiser(settings.model, tuple(train.class_names))
+        den = cached_denoiser(*model_args(settings, train))
     except FileNotFoundError as exc:
         raise ModelError(f"model {settings.model!r} not found ({exc})", "give 'builtin' or a local diffusers folder")
-    if den.num_classes is not None and den.num_classes != train.num_classes:
-        raise ModelError(f"the model has {den.num_classes} classes but the data has {train.num_classes}",
-                         "use a model trained on the same classes")
+    if model_family(den) == "sd":  # refuses WordNet-id prompts
+        prompt_names(train.class_names, None if settings.class_map is None else read_class_map(settings.class_map),
+                     settings.prompt_template)
+    model_labels(settings, train, den)  # refuses a class-count mismatch without a map
     if tuple(den.image_shape) != tuple(train.image_shape):
         raise DataError(f"the model makes {tuple(den.image_shape)} images but the data is {train.image_shape}",
                         "pass --image-size to resize the data to the model's size")
@@ -223,7 +258,8 @@ def make_set(settings: DistillSettings, method: str, seed: int, train: Dataset, 
         subset = train.subset(rows)
         return subset.images, subset.labels, {"seconds": time.perf_counter() - start,
                                               "source_ids": subset.ids.tolist()}
-    den = cached_denoiser(settings.model, tuple(train.class_names))
+    den = cached_denoiser(*model_args(settings, train))
+    ids = model_labels(settings, train, den)
     cfg = settings.cfg_scale
     if cfg is None:
         from practicum.diffusion.builtin import sampling_defaults
@@ -233,11 +269,12 @@ def make_set(settings: DistillSettings, method: str, seed: int, train: Dataset, 
                      seed=shard_seed(seed, 0, 0 if settings.shared_noise else c),
                      modes=centres[c].numpy(), ipc=settings.ipc, lam=settings.lam, t_stop=int(settings.t_stop),
                      steps=settings.steps, scheduler=settings.scheduler, form=settings.form, cfg_scale=cfg,
-                     timestep_spacing=settings.timestep_spacing, loop=settings.loop)
+                     timestep_spacing=settings.timestep_spacing, loop=settings.loop,
+                     model_label=None if ids is None else ids[c])
             for c in range(train.num_classes)]
     from functools import partial
 
-    load = partial(cached_denoiser, settings.model, tuple(train.class_names))  # once per worker
+    load = partial(cached_denoiser, *model_args(settings, train))  # once per worker
     results = executor.map(generate_class_shard, jobs, setup=load, description=f"{method} seed {seed}: generating")
     images = torch.from_numpy(np.concatenate([r["images"] for r in results])).clamp(-1, 1)
     out_labels = torch.cat([torch.full((settings.ipc,), r["label"], dtype=torch.long) for r in results])

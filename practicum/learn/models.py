@@ -24,7 +24,7 @@ from practicum.errors import ConfigError
 ARCHS: dict[str, Callable[..., nn.Module]] = {}
 
 # Architectures that live in their own (optional) module and register on import.
-_LAZY_ARCH_MODULES = ("practicum.learn.resnet",)
+_LAZY_ARCH_MODULES = ("practicum.learn.resnet", "practicum.learn.resnet50", "practicum.learn.vit")
 
 
 def register_arch(name: str):
@@ -101,24 +101,63 @@ def _load_lazy_archs() -> None:
             importlib.import_module(name)
 
 
+def custom_factory(spec: str) -> Callable[..., nn.Module]:
+    """'package.module:factory' → a callable (num_classes, image_shape, width) → nn.Module.
+
+    The factory may also take only (num_classes, image_shape) or only num_classes; it is called
+    with as many of those as it accepts.
+    """
+    import importlib
+    import inspect
+
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(f"learner {spec!r} is not of the form module:factory", "e.g. --learner mypkg.nets:build")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot import learner factory {spec!r}: {exc}",
+                          "check the module is importable (on PYTHONPATH) and defines the factory") from None
+    if not callable(factory):
+        raise ConfigError(f"{spec} is not callable", "name a function or class that returns an nn.Module")
+    try:
+        params = inspect.signature(factory).parameters.values()
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        takes = 3 if any(p.kind == p.VAR_POSITIONAL for p in params) else min(3, len(positional))
+    except (TypeError, ValueError):
+        takes = 3
+
+    def build(num_classes: int, image_shape: tuple[int, int, int], width: int | None = None) -> nn.Module:
+        model = factory(*(num_classes, image_shape, width)[:max(1, takes)])
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"{spec} returned {type(model).__name__}, not a torch nn.Module")
+        return model
+
+    return build
+
+
 def build_model(arch: str = "cnn", num_classes: int = 10, image_shape: tuple[int, int, int] = (1, 8, 8),
                 width: int | None = None, seed: int | None = None) -> nn.Module:
     """A fresh learner network; with `seed`, its initial weights depend only on the seed."""
-    if arch not in ARCHS:
+    if arch not in ARCHS and ":" not in arch:
         _load_lazy_archs()
-    if arch not in ARCHS:
+    if ":" in arch:  # "module:factory" — any nn.Module from the user's code (CLI --learner, YAML arch)
+        builder = custom_factory(arch)
+    elif arch not in ARCHS:
         raise ConfigError(f"unknown learner architecture {arch!r}", f"use one of {', '.join(sorted(ARCHS))}")
+    else:
+        builder = ARCHS[arch]
     if num_classes < 2:
         raise ConfigError(f"a classifier needs at least 2 classes, not {num_classes}")
     image_shape = tuple(int(v) for v in image_shape)
     if len(image_shape) != 3 or min(image_shape) < 1:
         raise ConfigError(f"image_shape must be (channels, height, width), not {image_shape}")
     if seed is None:
-        model = ARCHS[arch](num_classes, image_shape, width)
+        model = builder(num_classes, image_shape, width)
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = ARCHS[arch](num_classes, image_shape, width)
+            model = builder(num_classes, image_shape, width)
     model.practicum_spec = {"arch": arch, "num_classes": num_classes, "image_shape": list(image_shape),
                             "width": width}
     return model

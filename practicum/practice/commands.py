@@ -22,6 +22,8 @@ def study(
     model: Optional[str] = typer.Option(None, "--model", help="Generator: 'builtin' or a local diffusers folder."),
     data: Optional[str] = typer.Option(None, "--data", help="Real val/test data: digits, folder:PATH, npz:PATH."),
     engine: str = typer.Option("local", "--engine", help="local (default) or ray: where the independent runs go."),
+    device: Optional[str] = typer.Option(None, "--device", help="Learner and generator device: cpu, cuda, auto."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="Generator dtype: fp32 (default), bf16 or fp16."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML settings (flags override it)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the study in --out (finished runs are kept)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start the study in --out again."),
@@ -45,9 +47,10 @@ def study(
             raise ConfigError(f"{config} is not valid YAML: {exc}".splitlines()[0], "fix the YAML syntax") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{config} must hold a mapping of settings, not {type(values).__name__}")
-    practice_overrides = {k: v for k, v in {"omega": omega, "data": data}.items() if v is not None}
-    if model is not None:
-        practice_overrides["generator"] = {"model": model}
+    practice_overrides = {k: v for k, v in {"omega": omega, "data": data, "device": device}.items() if v is not None}
+    generator_overrides = {k: v for k, v in {"model": model, "model_dtype": dtype}.items() if v is not None}
+    if generator_overrides:
+        practice_overrides["generator"] = {**values.get("practice", {}).get("generator", {}), **generator_overrides}
     if practice_overrides:
         values = {**values, "practice": {**values.get("practice", {}), **practice_overrides}}
     settings = study_settings(values, quick=quick, seeds=seeds, data=data)
@@ -71,6 +74,16 @@ def practice_command(
     data: Optional[str] = typer.Option(None, "--data", help="Real val/test data: digits, folder:PATH, npz:PATH."),
     seed: Optional[int] = typer.Option(None, "--seed"),
     engine: str = typer.Option("local", "--engine", help="local or ray (generation shards, branch-outs)."),
+    device: Optional[str] = typer.Option(None, "--device", help="Learner and generator device: cpu, cuda, auto."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="Generator dtype: fp32 (default), bf16 or fp16."),
+    guidance_batch: Optional[int] = typer.Option(None, "--guidance-batch",
+                                                 help="Rows per guidance backward pass (default: the shard)."),
+    gradient_checkpointing: Optional[bool] = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing",
+                                                          help="Recompute activations in the guidance backward."),
+    vae_slicing: Optional[bool] = typer.Option(None, "--vae-slicing/--no-vae-slicing",
+                                               help="Decode one image at a time in the VAE."),
+    learner: Optional[str] = typer.Option(None, "--learner", help="Custom learner network: module:factory "
+                                                                  "(called with num_classes and image_shape)."),
 ) -> None:
     """One Deliberate Practice run: start from N vanilla samples, add P entropy-guided samples
     whenever validation accuracy stops improving, report test accuracy at every branch-out."""
@@ -83,7 +96,9 @@ def practice_command(
     if resume is not None:
         given = {"--config": config, "--omega": omega, "--initial-size": initial_size, "--add-size": add_size,
                  "--iterations": iterations, "--t-init": t_init, "--max-rounds": max_rounds, "--arch": arch,
-                 "--model": model, "--data": data, "--seed": seed}
+                 "--model": model, "--data": data, "--seed": seed, "--device": device, "--dtype": dtype,
+                 "--guidance-batch": guidance_batch, "--gradient-checkpointing": gradient_checkpointing,
+                 "--vae-slicing": vae_slicing, "--learner": learner}
         ignored = [flag for flag, value in given.items() if value is not None]
         if ignored:
             raise ConfigError(f"--resume continues a run with its own settings; {', '.join(ignored)} would be "
@@ -100,12 +115,18 @@ def practice_command(
         if iterations is not None:
             train["steps"] = iterations
         generator = dict(values.get("generator", {}))
-        if model is not None:
-            generator["model"] = model
+        generator.update({k: v for k, v in {"model": model, "model_dtype": dtype, "guidance_batch": guidance_batch,
+                                            "gradient_checkpointing": gradient_checkpointing,
+                                            "vae_slicing": vae_slicing}.items() if v is not None})
         values.update({"train": train} if train else {})
         values.update({"generator": generator} if generator else {})
+        if learner is not None:
+            if arch is not None:
+                raise ConfigError("--learner and --arch both name the learner", "give one of them")
+            arch = learner  # build_model imports module:factory itself, so saved runs reload it too
         settings = PracticeSettings.build(values, omega=omega, initial_size=initial_size, add_size=add_size,
-                                          t_init=t_init, max_rounds=max_rounds, arch=arch, data=data, seed=seed)
+                                          t_init=t_init, max_rounds=max_rounds, arch=arch, data=data, seed=seed,
+                                          device=device)
     val, test = settings.load_data("val"), settings.load_data("test")
     generator = settings.make_generator(val, engine=engine)
     with RunDir.create(out, settings.to_yaml(), seed=settings.seed, resume=resume is not None,

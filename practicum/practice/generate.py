@@ -60,15 +60,18 @@ Generator = Callable[[Request], Generation]
 _DENOISERS: dict[Any, Any] = {}  # one loaded model per process (Ray workers load their own)
 
 
-def _denoiser(spec: str, class_names: tuple[str, ...] | None = None, device: str = "cpu"):
-    key = (spec, class_names, device)
+def _denoiser(spec: str, class_names: tuple[str, ...] | None = None, device: str = "cpu",
+              runtime: tuple[tuple[str, Any], ...] = ()):
+    """`runtime`: sorted (name, value) pairs for `prepare_denoiser` (dtype, checkpointing, slicing)."""
+    key = (spec, class_names, device, runtime)
     if spec in _DENOISERS:  # registered in-process (tests, notebooks)
         return _DENOISERS[spec]
     if key not in _DENOISERS:
         from practicum.diffusion import load_denoiser
+        from practicum.diffusion.precision import prepare_denoiser
 
         options = {} if (spec == "builtin" or class_names is None) else {"class_names": list(class_names)}
-        _DENOISERS[key] = load_denoiser(spec, **options).to(device)
+        _DENOISERS[key] = prepare_denoiser(load_denoiser(spec, **options), device=device, **dict(runtime))
     return _DENOISERS[key]
 
 
@@ -105,7 +108,7 @@ def _sample_shard(item: dict[str, Any]) -> tuple[torch.Tensor, int]:
     from practicum.diffusion import EntropyGuidance, sample
 
     den = item["denoiser"] if item["denoiser"] is not None else _denoiser(item["spec"], item["class_names"],
-                                                                          item["device"])
+                                                                          item["device"], item.get("runtime", ()))
     guidance = []
     target = item["image_shape"]
     if item["omega"] != 0.0:
@@ -122,6 +125,36 @@ def _sample_shard(item: dict[str, Any]) -> tuple[torch.Tensor, int]:
     return images, out.retries
 
 
+def _prompts(model: Any, names: tuple[str, ...] | None, class_map: str | None,
+             template: str) -> tuple[str, ...] | None:
+    """What a text-conditioned folder encodes as prompts: mapped class names in the template."""
+    from practicum.diffusion.model_defaults import prompt_names, read_class_map
+
+    if names is None or not isinstance(model, str) or model == "builtin":
+        return names
+    cmap = None if class_map is None else read_class_map(class_map)
+    try:
+        return tuple(prompt_names(names, cmap, template))
+    except ConfigError:
+        if cmap is not None:
+            raise
+        return names  # WordNet ids are refused later only if the model reads prompts (SD)
+
+
+def _label_map(den, names: tuple[str, ...] | None, class_map: str | None, template: str) -> torch.Tensor | None:
+    """The model's class id per data class, checked (no silent i → i labelling); None = same ids."""
+    from practicum.diffusion.model_defaults import model_class_ids, model_family, prompt_names, read_class_map
+
+    if names is None:
+        return None
+    cmap = None if class_map is None else read_class_map(class_map)
+    if model_family(den) == "sd":
+        prompt_names(names, cmap, template)  # refuses WordNet-id prompts
+        return None
+    ids = model_class_ids(names, den.num_classes, cmap)
+    return None if ids is None else torch.tensor(ids, dtype=torch.long)
+
+
 class DiffusionGenerator:
     """Sample a request from a diffusion model, entropy-guided by the learner when ω != 0.
 
@@ -135,20 +168,35 @@ class DiffusionGenerator:
     def __init__(self, model: Any = "builtin", *, sampling: dict[str, Any] | None = None,
                  guidance: dict[str, Any] | None = None, shard_size: int = 100, engine: str = "local",
                  class_names: tuple[str, ...] | None = None, image_shape: tuple[int, int, int] | None = None,
-                 device: str = "cpu"):
+                 device: str = "cpu", dtype: str | None = None, gradient_checkpointing: bool = False,
+                 vae_slicing: bool = False, class_map: str | None = None, prompt_template: str = "{name}"):
         from practicum.diffusion.builtin import sampling_defaults
+        from practicum.diffusion.precision import prepare_denoiser
 
         self.spec = model if isinstance(model, str) else None
         self.denoiser = None if isinstance(model, str) else model
-        self.class_names = None if class_names is None else tuple(class_names)
+        data_names = None if class_names is None else tuple(class_names)
+        self.class_names = _prompts(model, data_names, class_map, prompt_template)
         self.device = device
-        den = self.denoiser if self.denoiser is not None else _denoiser(model, self.class_names, device)
+        self.runtime = tuple(sorted({"dtype": dtype or "fp32", "gradient_checkpointing": bool(gradient_checkpointing),
+                                     "vae_slicing": bool(vae_slicing)}.items()))
+        if self.denoiser is not None and (dtype is not None or gradient_checkpointing or vae_slicing):
+            prepare_denoiser(self.denoiser, device=device, **dict(self.runtime))
+        elif self.denoiser is not None:
+            from practicum.diffusion.precision import freeze
+
+            freeze(self.denoiser)  # a generator is never trained here: no parameter gradients
+        den = self.denoiser if self.denoiser is not None else _denoiser(model, self.class_names, device,
+                                                                        self.runtime)
         self.sampling = {**sampling_defaults(den), **(sampling or {})}
         self.guidance = dict(guidance or {})
         self.shard_size = int(shard_size)
         self.engine = engine
         self.image_shape = tuple(image_shape) if image_shape is not None else tuple(den.image_shape)
         self.num_classes = den.num_classes
+        self.label_map = _label_map(den, data_names, class_map, prompt_template)
+        if self.label_map is not None:
+            self.num_classes = len(data_names)
 
     def __call__(self, request: Request) -> Generation:
         from practicum.engine import get_executor, shard_seed
@@ -157,9 +205,12 @@ class DiffusionGenerator:
             raise ConfigError("a Denoiser object cannot be shipped to Ray workers", "give the model as a path")
         started = time.perf_counter()
         labels = torch.as_tensor(request.labels, dtype=torch.long)
+        if self.label_map is not None:  # data class i → the model's class (e.g. an ImageNet-1k id)
+            labels = self.label_map[labels]
         local = self.engine == "local"
         items = [{"spec": self.spec, "denoiser": self.denoiser if local else None,
-                  "class_names": self.class_names, "device": self.device, "image_shape": self.image_shape,
+                  "class_names": self.class_names, "device": self.device, "runtime": self.runtime,
+                  "image_shape": self.image_shape,
                   "labels": labels[i:i + self.shard_size], "omega": float(request.omega),
                   "guide": request.guide if request.omega != 0.0 else None, "guidance": self.guidance,
                   "sampling": self.sampling, "seed": shard_seed(request.seed, 0, shard)}

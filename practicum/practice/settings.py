@@ -15,24 +15,42 @@ from practicum.learn import TrainSettings
 from practicum.learn.patience import PATIENCE_RULES
 
 
+BUILTIN_PRACTICE_STEPS = 10  # the digits model's sampler steps in DP runs (tuned on val; its own default is 50)
+
+
 class GeneratorSettings(Settings):
     """The diffusion model and how it samples (None = the model's own recommended value)."""
 
     model: str = Field("builtin", description="'builtin' or a local diffusers folder (SD-1.5, DiT, UNet)")
-    steps: int | None = Field(10, ge=1, description="sampler steps; None = the model's own default [paper: 50]")
+    steps: int | None = Field(None, ge=1, description="sampler steps; None = 10 for the built-in digits model "
+                              "(tuned), else the model's own default (SD-1.5, DiT: 50) [paper: 50]")
     cfg_scale: float | None = Field(None, description="diffusers convention s = 1 + λ [paper: λ = 3 → s = 4]")
     eta: float | None = Field(None, ge=0)
     every: int = Field(3, ge=1, description="guide at steps i with i mod every == 0 [paper code: 5 of 30]")
     form: Literal["latent", "score"] = "latent"
     through: Literal["full", "learner"] = Field("full", description="gradient path of the entropy guidance")
     shard_size: int = Field(100, ge=1, description="samples per parallel generation shard")
+    # precision and memory (issue 16); the device is the run's `device`
+    model_dtype: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="dtype of the generator's networks")
+    guidance_batch: int | None = Field(None, ge=1, description="rows per guidance backward pass (None = shard)")
+    gradient_checkpointing: bool = False
+    vae_slicing: bool = False
+    class_map: str | None = Field(None, description="data class folder → prompt name / model class index "
+                                  "(ImageNet's LOC_synset_mapping.txt, CSV or JSON); needed for WordNet-id folders")
+    prompt_template: str = Field("{name}", description="SD prompt per class [paper: the class name]")
+
+    def runtime(self) -> dict:
+        return {"dtype": self.model_dtype, "gradient_checkpointing": self.gradient_checkpointing,
+                "vae_slicing": self.vae_slicing}
 
     def sampling(self) -> dict:
-        values = {"steps": self.steps, "cfg_scale": self.cfg_scale, "eta": self.eta}
+        steps = self.steps if self.steps is not None or self.model != "builtin" else BUILTIN_PRACTICE_STEPS
+        values = {"steps": steps, "cfg_scale": self.cfg_scale, "eta": self.eta}
         return {k: v for k, v in values.items() if v is not None}
 
     def guidance(self) -> dict:
-        return {"every": self.every, "form": self.form, "through": self.through}
+        values = {"every": self.every, "form": self.form, "through": self.through}
+        return values if self.guidance_batch is None else {**values, "micro_batch": self.guidance_batch}
 
 
 class PracticeSettings(Settings):
@@ -89,7 +107,8 @@ class PracticeSettings(Settings):
             device = "cuda" if torch.cuda.is_available() else "cpu"
         return DiffusionGenerator(g.model, sampling=g.sampling(), guidance=g.guidance(), shard_size=g.shard_size,
                                   engine=engine, class_names=data.class_names, image_shape=data.image_shape,
-                                  device=device)
+                                  device=device, class_map=g.class_map, prompt_template=g.prompt_template,
+                                  **g.runtime())
 
     @property
     def iterations(self) -> int:

@@ -1,0 +1,163 @@
+"""Precision, device and memory settings of a generator and its learner.
+
+The rules, so that a bf16/fp16 generator behaves like the fp32 one:
+- the sampler's state (x_t, ε, x̂0, the schedule ᾱ) stays float32; only the networks run in
+  the chosen dtype. `Denoiser.predict`/`decode`/`encode` cast their inputs to the network's
+  dtype and their outputs back to float32 (explicit casts, one place).
+- the schedule table `alphas_cumprod` is a plain float64 CPU tensor, not a module buffer, so
+  `denoiser.to(torch.bfloat16)` cannot round its first values to 1.0.
+- the generator is frozen (`requires_grad=False` on every parameter): guidance gradients flow
+  only to x_t, and autograd keeps no parameter-gradient buffers.
+- the learner may run in another dtype: `ToDtype` casts the decoded images to the learner's
+  dtype and its logits back to float32.
+- fp16 overflow gives NaN/inf samples, which the sampler's redraw logic already catches.
+
+`prepare_denoiser` applies all of this plus the memory switches (gradient checkpointing of the
+denoiser network and the VAE decoder, VAE slicing).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from practicum.errors import ConfigError
+
+DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+_ALIASES = {"float32": "fp32", "float": "fp32", "bfloat16": "bf16", "float16": "fp16", "half": "fp16"}
+DTYPE_NAMES = tuple(DTYPES)
+
+
+def parse_dtype(name: "str | torch.dtype | None") -> torch.dtype:
+    """'fp32' | 'bf16' | 'fp16' (or the torch names) → torch.dtype; None → float32."""
+    if name is None:
+        return torch.float32
+    if isinstance(name, torch.dtype):
+        if name not in DTYPES.values():
+            raise ConfigError(f"dtype {name} is not supported", f"use one of {', '.join(DTYPE_NAMES)}")
+        return name
+    key = _ALIASES.get(str(name).lower(), str(name).lower())
+    if key not in DTYPES:
+        raise ConfigError(f"unknown dtype {name!r}", f"use one of {', '.join(DTYPE_NAMES)}")
+    return DTYPES[key]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return next(k for k, v in DTYPES.items() if v == dtype)
+
+
+def resolve_device(name: "str | torch.device | None") -> torch.device:
+    """'auto' → cuda when available, else cpu; anything else is checked to exist."""
+    if name is None or str(name) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(str(name))
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}", "use cpu, cuda, cuda:N, mps or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for but CUDA is not available here",
+                          "use --device cpu (or auto)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device 'mps' asked for but MPS is not available here", "use --device cpu (or auto)")
+    return device
+
+
+def freeze(module: nn.Module) -> nn.Module:
+    """Eval mode and no parameter gradients (a generator is never trained by guidance)."""
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
+def prepare_denoiser(den, *, device: "str | torch.device | None" = None, dtype: "str | torch.dtype | None" = None,
+                     gradient_checkpointing: bool = False, vae_slicing: bool = False):
+    """Frozen, on `device`, networks in `dtype`; optional memory switches. Returns `den`."""
+    freeze(den)
+    if device is not None:
+        den.to(resolve_device(device))
+    if dtype is not None:
+        den.to(parse_dtype(dtype))
+    for name in ("unet", "transformer"):
+        net = getattr(den, name, None)
+        if net is not None and hasattr(net, "enable_gradient_checkpointing"):
+            if gradient_checkpointing:
+                net.enable_gradient_checkpointing()
+            elif getattr(net, "is_gradient_checkpointing", False):
+                net.disable_gradient_checkpointing()
+    vae = getattr(den, "vae", None)
+    if vae is not None:
+        if gradient_checkpointing and hasattr(vae, "enable_gradient_checkpointing"):
+            vae.enable_gradient_checkpointing()
+        if hasattr(vae, "enable_slicing"):
+            vae.enable_slicing() if vae_slicing else vae.disable_slicing()
+    return den
+
+
+def module_dtype(module: nn.Module) -> torch.dtype:
+    for p in module.parameters():
+        return p.dtype
+    return torch.float32
+
+
+def module_device(module: nn.Module) -> torch.device:
+    for p in module.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+class ToDtype(nn.Module):
+    """Wrap a network so it takes any floating input (cast to its own dtype and device) and
+    returns float32: the explicit bridge between a generator's dtype and a learner's."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.to(module_device(self.net), module_dtype(self.net))).float()
+
+
+class SavedTensorMeter:
+    """Bytes autograd holds for backward, tracked live (the dominant memory of a guidance step).
+
+    `with meter.track(): ...` counts every tensor saved for backward while it is alive; `peak`
+    is the largest total seen. Deterministic and device-independent, so a CPU test can show how
+    guidance memory scales with the micro-batch.
+    """
+
+    def __init__(self):
+        self.live = 0
+        self.peak = 0
+
+    @contextmanager
+    def track(self) -> Iterator["SavedTensorMeter"]:
+        meter = self
+
+        class _Held:
+            __slots__ = ("tensor", "nbytes")
+
+            def __init__(self, tensor: torch.Tensor):
+                self.tensor = tensor
+                self.nbytes = tensor.numel() * tensor.element_size()
+                meter.live += self.nbytes
+                meter.peak = max(meter.peak, meter.live)
+
+            def __del__(self):
+                meter.live -= self.nbytes
+
+        def pack(tensor):
+            return _Held(tensor)
+
+        def unpack(held):
+            return held.tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+            yield self
+
+
+__all__ = ["DTYPES", "DTYPE_NAMES", "SavedTensorMeter", "ToDtype", "dtype_name", "freeze", "module_device",
+           "module_dtype", "parse_dtype", "prepare_denoiser", "resolve_device"]
