@@ -109,6 +109,7 @@ class RunDir:
         self.path = Path(path)
         self._lock_handle = None
         self._started = time.time()
+        self._created: Path | None = None  # the topmost folder `create` made, removed on an early failure
 
     # -- opening
     @classmethod
@@ -117,13 +118,20 @@ class RunDir:
         """Start a run at `path`, or reopen it with `resume=True`.
 
         A folder that already holds a run is refused unless `resume` (continue it; the
-        settings must match) or `overwrite` (start again) is given.
+        settings must match) or `overwrite` (start again). A folder that holds only a failed
+        start (bookkeeping, no output) is not a run: it is started again, whatever the flags.
+        If the command then fails before writing any output, the folder is removed again
+        (see `__exit__`), so a corrected rerun into the same `--out` just works.
         """
+        from practicum.validate import check_out
+
         run = cls(path)
-        existing = run.config_path.exists()
+        check_out(run.path)
+        existing = run.config_path.exists() and not run.only_bookkeeping()
         if existing and not (resume or overwrite):
             raise RunError(f"{run.path} already holds a run",
                            "pass --resume to continue it, --overwrite to start again, or choose another --out")
+        run._created = _first_missing(run.path)
         run.path.mkdir(parents=True, exist_ok=True)
         run.acquire()
         if existing and resume:
@@ -136,11 +144,27 @@ class RunDir:
             info.update(status="running", resumed=info.get("resumed", 0) + 1)
             run.write_json("run.json", info)
         else:
-            if existing and overwrite:
+            if run.config_path.exists():  # overwrite, or a failed start: its events are not ours
                 run.metrics_path.unlink(missing_ok=True)
             atomic_write_text(run.config_path, config_yaml)
             run.write_json("run.json", run_info(seed=seed, command=command, status="running"))
         return run
+
+    BOOKKEEPING = frozenset({"config.yaml", "run.json", ".lock"})
+
+    def only_bookkeeping(self) -> bool:
+        """True when the folder holds nothing a run produced: settings, run.json, the lock, no events."""
+        if not self.path.is_dir():
+            return True
+        for entry in self.path.iterdir():
+            if entry.name in self.BOOKKEEPING or entry.name.startswith(".config.") or entry.name.startswith(".run."):
+                continue
+            if entry.name == "metrics.jsonl" and entry.stat().st_size == 0:
+                continue
+            if entry.is_dir() and not any(entry.iterdir()):  # an empty subfolder made on demand
+                continue
+            return False
+        return True
 
     def acquire(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -165,10 +189,30 @@ class RunDir:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and self.only_bookkeeping():
+            self.release()
+            self._remove_failed_start()
+            return
         if exc_type is not None and self.config_path.exists():
             status = "interrupted" if exc_type is KeyboardInterrupt else "failed"
-            self._set_status(status, error=None if exc is None else str(exc)[:500])
+            try:
+                self._set_status(status, error=None if exc is None else str(exc)[:500])
+            except OSError:  # a full disk: keep the original error, the old run.json stays whole
+                pass
         self.release()
+
+    def _remove_failed_start(self) -> None:
+        """A command failed before its first output: leave no half-written run behind."""
+        import shutil
+
+        if self._created is not None:
+            shutil.rmtree(self._created, ignore_errors=True)
+            return
+        for name in ("config.yaml", "run.json", "metrics.jsonl", ".lock"):
+            (self.path / name).unlink(missing_ok=True)
+        for entry in self.path.iterdir() if self.path.is_dir() else ():
+            if entry.is_dir() and not any(entry.iterdir()):
+                entry.rmdir()
 
     # -- paths
     @property
@@ -242,6 +286,16 @@ class RunDir:
         self._started = time.time()
         info.update({k: v for k, v in extra.items() if v is not None})
         self.write_json("run.json", info)
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The topmost folder of `path` that does not exist yet (what mkdir -p will create), or None."""
+    missing = None
+    for folder in [path, *path.parents]:
+        if folder.exists():
+            break
+        missing = folder
+    return missing
 
 
 def run_info(seed: int | None = None, command: str | None = None, status: str = "running") -> dict[str, Any]:

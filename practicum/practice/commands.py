@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from practicum.validate import out_option
+
 
 def register(app: typer.Typer) -> None:
     app.command("study")(study)
@@ -15,7 +17,7 @@ def register(app: typer.Typer) -> None:
 
 
 def study(
-    out: Path = typer.Option(Path("runs/study"), "--out", help="Run folder to write."),
+    out: Path = typer.Option(Path("runs/study"), "--out", parser=out_option, help="Run folder to write."),
     quick: bool = typer.Option(False, "--quick", help="2 seeds, small sizes and budget: a few minutes on a laptop CPU."),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="Runs per strategy."),
     omega: Optional[float] = typer.Option(None, "--omega", help="Entropy guidance strength of DP."),
@@ -56,7 +58,7 @@ def study(
 
 
 def practice_command(
-    out: Path = typer.Option(Path("runs/practice"), "--out", help="Run folder to write."),
+    out: Path = typer.Option(Path("runs/practice"), "--out", parser=out_option, help="Run folder to write."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder (its own settings)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start the run in --out again."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML settings (flags override it)."),
