@@ -5,6 +5,6 @@ from practicum._lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "runstore": ["RunDir", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "atomic_write_with",
                  "to_jsonable"],
-    "sources": ["SPLITS", "Dataset", "load_digits", "load_image_folder", "load_npz", "load_source",
+    "sources": ["SPLITS", "Dataset", "load_digits", "load_fashion", "fashion_split_indices", "load_image_folder", "load_npz", "load_source",
                 "split_indices"],
 })

@@ -1,15 +1,17 @@
-"""Data sources: the built-in digits, an image folder, an npz file.
+"""Data sources: the built-in Fashion-MNIST and digits, an image folder, an npz file.
 
 Every source yields a `Dataset`: images as float32 tensors (N, C, H, W) in [-1, 1], int64
 labels, and stable string ids (the same example keeps its id across runs and machines).
 
-Splits. `train` is the only data any model may train on (the built-in generator included);
-`val` is for patience, early stopping and tuning; `test` is for reported numbers only.
+Splits have one job each. `train` is the only data any model may be fitted on (generators and
+raters included); `val` is for patience and early stopping; `tune` is for hyper-parameter
+choices and is never seen by a training loop; `test` is for reported numbers only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +19,13 @@ import torch
 
 from practicum.errors import DataError
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "tune", "test")
+# Folders and npz files may come without a tune split (`root/{train,val,test}` is enough).
+REQUIRED_SPLITS = ("train", "val", "test")
 
 # Fixed split of scikit-learn's 1,797 digits (8x8, 16 grey levels): stratified by class with
-# seed 0, 30 % test (540), then 15 % of the whole for validation (270), the rest train (987).
+# seed 0, 30 % test (540), then 15 % of the whole held out (270), the rest train (987); the
+# held-out part is halved, stratified, into val (135) and tune (135).
 DIGITS_TEST_FRACTION = 0.30
 DIGITS_VAL_FRACTION = 0.15
 SPLIT_SEED = 0
@@ -62,14 +67,21 @@ class Dataset:
 
 def split_indices(labels: np.ndarray, test_fraction: float = DIGITS_TEST_FRACTION,
                   val_fraction: float = DIGITS_VAL_FRACTION, seed: int = SPLIT_SEED) -> dict[str, np.ndarray]:
-    """Stratified train/val/test indices, each sorted; deterministic for a seed."""
+    """Stratified train/val/tune/test indices, each sorted; deterministic for a seed.
+
+    `val_fraction` of the whole is held out and halved into val and tune (stratified where every
+    class has two held-out rows, else at random), so the train and test rows never depend on it.
+    """
     from sklearn.model_selection import train_test_split
 
     index = np.arange(len(labels))
     rest, test = train_test_split(index, test_size=test_fraction, stratify=labels, random_state=seed)
     val_of_rest = val_fraction / (1.0 - test_fraction)
-    train, val = train_test_split(rest, test_size=val_of_rest, stratify=labels[rest], random_state=seed)
-    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+    train, held = train_test_split(rest, test_size=val_of_rest, stratify=labels[rest], random_state=seed)
+    counts = np.bincount(labels[held])
+    stratify = labels[held] if len(held) >= 2 * len(counts[counts > 0]) and counts[counts > 0].min() >= 2 else None
+    val, tune = train_test_split(held, test_size=0.5, stratify=stratify, random_state=seed)
+    return {"train": np.sort(train), "val": np.sort(val), "tune": np.sort(tune), "test": np.sort(test)}
 
 
 def _check_split(split: str) -> None:
@@ -93,6 +105,52 @@ def load_digits(split: str = "train") -> Dataset:
     return Dataset(images, torch.from_numpy(labels[index]), ids, tuple(str(c) for c in range(10)))
 
 
+FASHION_FILE = Path(__file__).resolve().parent.parent / "assets" / "fashion-mnist.npz"
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot")
+# Per class (7,000 rows each): 5,000 train, 500 val, 500 tune, 1,000 test; 50k / 5k / 5k / 10k in all.
+FASHION_SPLIT_SIZES = {"train": 5000, "val": 500, "tune": 500, "test": 1000}
+FASHION_SPLIT_SEED = 0
+
+
+@lru_cache(maxsize=1)
+def _fashion_arrays() -> tuple[np.ndarray, np.ndarray]:
+    if not FASHION_FILE.exists():
+        raise DataError(f"the built-in Fashion-MNIST file {FASHION_FILE} is missing", "reinstall practicum")
+    with np.load(FASHION_FILE, allow_pickle=False) as data:
+        return data["images"], data["labels"].astype(np.int64)
+
+
+@lru_cache(maxsize=1)
+def fashion_split_indices() -> dict[str, np.ndarray]:
+    """The fixed split of the 70,000 rows: each class's rows are permuted by one seeded generator
+    (seed 0, classes in order) and cut into 5,000 / 500 / 500 / 1,000; each split sorted."""
+    _, labels = _fashion_arrays()
+    rng = np.random.default_rng(FASHION_SPLIT_SEED)
+    parts: dict[str, list[np.ndarray]] = {s: [] for s in FASHION_SPLIT_SIZES}
+    for c in range(len(FASHION_CLASSES)):
+        rows = rng.permutation(np.flatnonzero(labels == c))
+        start = 0
+        for split, size in FASHION_SPLIT_SIZES.items():
+            parts[split].append(rows[start:start + size])
+            start += size
+    return {s: np.sort(np.concatenate(p)) for s, p in parts.items()}
+
+
+def load_fashion(split: str = "train") -> Dataset:
+    """Fashion-MNIST (Xiao, Rasul & Vollgraf 2017; MIT, (c) 2017 Zalando SE), shipped with the package.
+
+    1×28×28 grey images (white garment on black) in [-1, 1]; ids `fashion-NNNNN` are the row in
+    the shipped file, so they are stable across runs, splits and machines.
+    """
+    _check_split(split)
+    images, labels = _fashion_arrays()
+    index = fashion_split_indices()[split]
+    pixels = torch.from_numpy(images[index]).unsqueeze(1).float().div_(127.5).sub_(1.0)
+    ids = np.char.add("fashion-", np.char.zfill(index.astype(str), 5))
+    return Dataset(pixels, torch.from_numpy(labels[index]), ids, FASHION_CLASSES)
+
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
@@ -111,7 +169,9 @@ def load_image_folder(root: str | Path, split: str = "train", size: int | None =
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist", "give a folder with one subfolder per class")
-    has_splits = all((root / s).is_dir() for s in SPLITS)
+    has_splits = all((root / s).is_dir() for s in REQUIRED_SPLITS)
+    if has_splits and not (root / split).is_dir():
+        raise DataError(f"{root} has split folders but no {split}/", f"add {root / split} with one folder per class")
     base = root / split if has_splits else root
     class_dirs = sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not class_dirs:
@@ -208,7 +268,9 @@ def load_npz(path: str | Path, split: str = "train") -> Dataset:
 
 
 def load_source(spec: str, split: str = "train", **options) -> Dataset:
-    """`digits` (built-in), `folder:PATH`, `npz:PATH`, or a bare path (folder or .npz)."""
+    """`fashion` or `digits` (built-in), `folder:PATH`, `npz:PATH`, or a bare path (folder or .npz)."""
+    if spec in ("fashion", "fashion-mnist", "builtin:fashion"):
+        return load_fashion(split)
     if spec in ("digits", "builtin", "builtin:digits"):
         return load_digits(split)
     kind, _, rest = spec.partition(":")
@@ -221,4 +283,4 @@ def load_source(spec: str, split: str = "train", **options) -> Dataset:
         return load_image_folder(path, split, **options)
     if path.suffix == ".npz":
         return load_npz(path, split)
-    raise DataError(f"unknown data source {spec!r}", "use 'digits', 'folder:PATH' or 'npz:PATH'")
+    raise DataError(f"unknown data source {spec!r}", "use 'fashion', 'digits', 'folder:PATH' or 'npz:PATH'")

@@ -1,9 +1,19 @@
-"""The built-in generator: a small class-conditional pixel UNet for the 1×8×8 digits.
+"""The built-in generators and the folders `practicum diffusion train` writes.
 
-It is trained by `practicum diffusion train` on the digits' train split only and committed as
-`practicum/assets/digits_unet.safetensors` with a JSON sidecar (`digits_unet.json`) that holds
-its config, data split, seed, measured quality and the exact command that reproduces it.
-Class id 10 is the null class (trained with label dropout) for classifier-free guidance.
+Two small class-conditional pixel UNets ship with the package, each trained by
+`practicum diffusion train` on its data's train split only and committed with a JSON sidecar
+(config, split, seed, measured quality, and the exact command that reproduces it):
+
+- `builtin:fashion` — Fashion-MNIST, 1×28×28, `practicum/assets/fashion_unet.*` (the default);
+- `builtin:digits`  — scikit-learn's 8×8 digits, `practicum/assets/digits_unet.*`.
+
+A plain `builtin` means the model that matches the data (`builtin_for(data)`); the library call
+`load_denoiser("builtin")` keeps meaning the digits model. The class after the last real class
+is the null class (trained with label dropout) for classifier-free guidance.
+
+Any folder written by `practicum diffusion train` holds `denoiser.safetensors` + `denoiser.json`
+in the same format, and `load_trained(folder)` opens it, so a user's own generator is accepted
+wherever `--model` is.
 """
 
 from __future__ import annotations
@@ -18,6 +28,13 @@ from practicum.errors import ModelError
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 BUILTIN_WEIGHTS = ASSETS / "digits_unet.safetensors"
 BUILTIN_SIDECAR = ASSETS / "digits_unet.json"
+FASHION_WEIGHTS = ASSETS / "fashion_unet.safetensors"
+FASHION_SIDECAR = ASSETS / "fashion_unet.json"
+BUILTIN_FILES = {"digits": (BUILTIN_WEIGHTS, BUILTIN_SIDECAR), "fashion": (FASHION_WEIGHTS, FASHION_SIDECAR)}
+
+# What `practicum diffusion train` writes into its run folder.
+TRAINED_WEIGHTS = "denoiser.safetensors"
+TRAINED_SIDECAR = "denoiser.json"
 
 # Works directly at 8×8: one down-sampling (8 → 4) with self-attention at 4×4; ~0.7 M parameters,
 # small enough to train in minutes on a shared 2-core CPU.
@@ -34,6 +51,24 @@ BUILTIN_UNET_CONFIG: dict[str, Any] = {
     "num_class_embeds": 11,
 }
 
+# Fashion-MNIST: the 28×28 image is folded 2×2 into 4×14×14 (pixel_unshuffle) before the UNet, so
+# every convolution runs on a quarter of the positions; one down-sampling (14 → 7) with
+# self-attention at 7×7. 1.6 M parameters, ~0.55 s per batch of 64 on one core, so 6,000 steps
+# (7.7 epochs of the train split) fit the one-hour budget with the other core left free.
+FASHION_FOLD = 2
+FASHION_UNET_CONFIG: dict[str, Any] = {
+    "sample_size": 14,
+    "in_channels": 4,
+    "out_channels": 4,
+    "layers_per_block": 1,
+    "block_out_channels": [48, 96],
+    "down_block_types": ["DownBlock2D", "AttnDownBlock2D"],
+    "up_block_types": ["AttnUpBlock2D", "UpBlock2D"],
+    "norm_num_groups": 8,
+    "attention_head_dim": 32,
+    "num_class_embeds": 11,
+}
+
 BUILTIN_SCHEDULER_CONFIG: dict[str, Any] = {
     "num_train_timesteps": 1000,
     "beta_schedule": "squaredcos_cap_v2",
@@ -42,44 +77,104 @@ BUILTIN_SCHEDULER_CONFIG: dict[str, Any] = {
     "timestep_spacing": "trailing",
 }
 
-# Sampling defaults for the built-in model (chosen by the quality benchmark, see docs/benchmarks.md).
+# Sampling defaults for the built-in models (chosen by the quality benchmark, see docs/benchmarks.md).
 BUILTIN_SAMPLING: dict[str, Any] = {"steps": 50, "cfg_scale": 2.0, "scheduler": "ddim", "eta": 0.0}
 
+# Training recipes per built-in data set: the UNet, the fold, and the trainer's settings.
+TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    "digits": {"unet": BUILTIN_UNET_CONFIG, "fold": 1},
+    "fashion": {"unet": FASHION_UNET_CONFIG, "fold": FASHION_FOLD, "steps": 6000, "lr": 1e-3, "warmup": 200,
+                "ema_decay": 0.999, "checkpoint_every": 250},
+}
 
-def builtin_denoiser(unet_config: dict[str, Any] | None = None,
-                     scheduler_config: dict[str, Any] | None = None) -> PixelUNetDenoiser:
-    """A randomly initialised built-in architecture (the trainer starts from this)."""
+
+def builtin_name(data: str) -> str | None:
+    """The built-in data set a data spec names (None for the user's own data)."""
+    if data in ("fashion", "fashion-mnist", "builtin:fashion"):
+        return "fashion"
+    if data in ("digits", "builtin", "builtin:digits"):
+        return "digits"
+    return None
+
+
+def builtin_for(model: str, data: str) -> str:
+    """Resolve `--model builtin` against `--data`: the built-in generator of that data set.
+
+    Other models are returned unchanged; a user's own data has no built-in generator.
+    """
+    if model != "builtin":
+        return model
+    name = builtin_name(data)
+    if name is None:
+        raise ModelError(f"there is no built-in generator for the data {data!r}",
+                         f"train one with `practicum diffusion train --data {data} --out DIR` and pass --model DIR")
+    return f"builtin:{name}"
+
+
+def builtin_denoiser(unet_config: dict[str, Any] | None = None, scheduler_config: dict[str, Any] | None = None,
+                     *, num_classes: int = 10, class_names: list[str] | None = None,
+                     image_shape: tuple[int, int, int] | None = None, fold: int = 1) -> PixelUNetDenoiser:
+    """A randomly initialised pixel UNet of the built-in kind (the trainer starts from this)."""
     from diffusers import UNet2DModel
 
     unet = UNet2DModel(**(unet_config or BUILTIN_UNET_CONFIG))
-    return PixelUNetDenoiser(unet, scheduler_config or BUILTIN_SCHEDULER_CONFIG, num_classes=10, null_class=10,
-                             class_names=[str(c) for c in range(10)], image_shape=(1, 8, 8))
+    names = class_names if class_names is not None else [str(c) for c in range(num_classes)]
+    if image_shape is None:
+        c, s = unet.config.in_channels // fold ** 2, unet.config.sample_size * fold
+        image_shape = (c, s, s)
+    return PixelUNetDenoiser(unet, scheduler_config or BUILTIN_SCHEDULER_CONFIG, num_classes=num_classes,
+                             null_class=num_classes, class_names=names, image_shape=image_shape, fold=fold)
 
 
 def read_sidecar(path: Path = BUILTIN_SIDECAR) -> dict[str, Any]:
     if not path.exists():
-        raise ModelError(f"the built-in model's sidecar {path} is missing",
+        raise ModelError(f"the model's sidecar {path} is missing",
                          "reinstall practicum or retrain it with `practicum diffusion train`")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path} is not readable JSON ({exc})", "retrain it with `practicum diffusion train`") from None
 
 
 def load_builtin(weights: Path = BUILTIN_WEIGHTS, sidecar: Path = BUILTIN_SIDECAR) -> PixelUNetDenoiser:
-    """The committed built-in digits model, in eval mode."""
+    """A model written by `practicum diffusion train` (by default the committed digits model), in eval mode."""
     from safetensors.torch import load_file
 
     if not weights.exists():
-        raise ModelError(f"the built-in model's weights {weights} are missing",
+        raise ModelError(f"the model's weights {weights} are missing",
                          "reinstall practicum or retrain them with `practicum diffusion train`")
     meta = read_sidecar(sidecar)
-    den = builtin_denoiser(meta.get("unet_config"), meta.get("scheduler_config"))
+    classes = meta.get("class_names") or [str(c) for c in range(10)]
+    image_shape = meta.get("image_shape")
+    den = builtin_denoiser(meta.get("unet_config"), meta.get("scheduler_config"), num_classes=len(classes),
+                           class_names=list(classes), image_shape=tuple(image_shape) if image_shape else None,
+                           fold=int(meta.get("fold", 1)))
     state = load_file(weights)
     try:
         den.unet.load_state_dict({k: v.float() for k, v in state.items()})
     except RuntimeError as exc:
-        raise ModelError(f"{weights} does not match the built-in architecture: {str(exc).splitlines()[0]}",
+        raise ModelError(f"{weights} does not match its sidecar's architecture: {str(exc).splitlines()[0]}",
                          "retrain it with `practicum diffusion train`") from None
     den.sampling_defaults = dict(BUILTIN_SAMPLING, **meta.get("sampling", {}))
+    den.trained_on = meta.get("data")
+    den.requires_grad_(False)  # a generator is never trained by the code that samples from it
     return den.eval()
+
+
+def load_named_builtin(name: str) -> PixelUNetDenoiser:
+    """`digits` or `fashion`: the committed built-in model of that data set."""
+    if name not in BUILTIN_FILES:
+        raise ModelError(f"unknown built-in model {name!r}", f"use one of {', '.join(sorted(BUILTIN_FILES))}")
+    return load_builtin(*BUILTIN_FILES[name])
+
+
+def is_trained_folder(folder: Path) -> bool:
+    return (folder / TRAINED_WEIGHTS).is_file() and (folder / TRAINED_SIDECAR).is_file()
+
+
+def load_trained(folder: Path) -> PixelUNetDenoiser:
+    """The model in a folder written by `practicum diffusion train`."""
+    return load_builtin(folder / TRAINED_WEIGHTS, folder / TRAINED_SIDECAR)
 
 
 def sampling_defaults(denoiser) -> dict[str, Any]:

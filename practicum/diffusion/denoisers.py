@@ -165,18 +165,27 @@ class PixelUNetDenoiser(Denoiser):
 
     `image_shape` lets the network work at a padded size: decode crops the centre back to the
     data's own shape (the built-in 8×8 digits run at 8×8, so no crop is needed there).
+
+    `fold` > 1 runs the network on images folded by `pixel_unshuffle` (C×H×W → C·f²×H/f×W/f)
+    and unfolds its output, so the sampler, the guidance and the data all stay in pixel space
+    while the convolutions see f² fewer positions (the built-in Fashion model uses f = 2).
     """
 
     clip_sample = True
 
     def __init__(self, unet, scheduler_config: dict[str, Any] | None = None, *, num_classes: int | None = None,
                  null_class: int | None = None, class_names: Sequence[str] | None = None,
-                 image_shape: Sequence[int] | None = None):
+                 image_shape: Sequence[int] | None = None, fold: int = 1):
         super().__init__(scheduler_config)
         self.unet = unet
         cfg = unet.config
         size = cfg.sample_size if isinstance(cfg.sample_size, (list, tuple)) else (cfg.sample_size, cfg.sample_size)
-        self.sample_shape = (int(cfg.in_channels), int(size[0]), int(size[1]))
+        self.fold = int(fold)
+        if self.fold < 1 or int(cfg.in_channels) % self.fold ** 2:
+            raise ModelError(f"cannot fold {cfg.in_channels} UNet channels by {self.fold}",
+                             "the UNet's in_channels must be the image channels times fold²")
+        self.sample_shape = (int(cfg.in_channels) // self.fold ** 2, int(size[0]) * self.fold,
+                             int(size[1]) * self.fold)
         self.image_shape = tuple(int(s) for s in image_shape) if image_shape is not None else self.sample_shape
         embeds = getattr(cfg, "num_class_embeds", None)
         if embeds is None:
@@ -195,7 +204,10 @@ class PixelUNetDenoiser(Denoiser):
 
     def _model_output(self, x_t, t, cond):
         labels = None if self.num_classes is None else cond
-        return self.unet(x_t, t, class_labels=labels).sample
+        if self.fold == 1:
+            return self.unet(x_t, t, class_labels=labels).sample
+        out = self.unet(F.pixel_unshuffle(x_t, self.fold), t, class_labels=labels).sample
+        return F.pixel_shuffle(out, self.fold)
 
     def cond_for_labels(self, labels):
         labels = super().cond_for_labels(labels)
@@ -354,7 +366,10 @@ class DiTDenoiser(_LatentDenoiser):
 def load_denoiser(spec: "str | Path | dict[str, Any] | Denoiser", **options: Any) -> Denoiser:
     """Open a denoiser.
 
-    - `"builtin"`: the committed digits model (practicum/assets).
+    - `"builtin"` or `"builtin:digits"`: the committed digits model; `"builtin:fashion"`: the
+      committed Fashion-MNIST model (practicum/assets). Commands resolve a plain `builtin`
+      against their `--data` first (`practicum.diffusion.builtin.builtin_for`).
+    - a folder written by `practicum diffusion train` (denoiser.safetensors + denoiser.json).
     - a path: a local diffusers folder, opened with `local_files_only` (never downloads). A
       pipeline folder (model_index.json naming DDPM/DDIM, StableDiffusion or DiT pipelines) or a
       bare `UNet2DModel` folder. Options: `class_names`, `prompt_embeds` (SD without text encoder).
@@ -369,6 +384,14 @@ def load_denoiser(spec: "str | Path | dict[str, Any] | Denoiser", **options: Any
         from practicum.diffusion.builtin import load_builtin
 
         return load_builtin()
+    if str(spec).startswith("builtin:"):
+        from practicum.diffusion.builtin import load_named_builtin
+
+        return load_named_builtin(str(spec).partition(":")[2])
+    from practicum.diffusion.builtin import is_trained_folder, load_trained
+
+    if is_trained_folder(Path(spec)):
+        return load_trained(Path(spec))
     return _load_folder(Path(spec), **options)
 
 
@@ -444,8 +467,10 @@ def _load_folder(folder: Path, *, class_names: Sequence[str] | None = None,
         if not index_path.exists():
             config = folder / "config.json"
             if not config.exists():
-                raise ModelError(f"{folder} has neither model_index.json nor config.json",
-                                 "give a diffusers pipeline folder or a saved UNet2DModel folder")
+                raise ModelError(f"{folder} has neither model_index.json nor config.json (nor the "
+                                 "denoiser.safetensors and denoiser.json of `practicum diffusion train`)",
+                                 "give a diffusers pipeline folder, a saved UNet2DModel folder or a "
+                                 "`practicum diffusion train` run folder")
             if _read_json(config).get("_class_name") != "UNet2DModel":
                 raise ModelError(f"{folder} holds a {_read_json(config).get('_class_name')}, not a UNet2DModel",
                                  "give the pipeline folder (with model_index.json)")

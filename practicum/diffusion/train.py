@@ -1,4 +1,4 @@
-"""Training a small class-conditional pixel diffusion model (the built-in digits generator).
+"""Training a small class-conditional pixel diffusion model (the built-in generators, or your own).
 
 The loop, top to bottom: draw a batch from the **train split** (never val/test), drop labels
 to the null class with probability `label_dropout` (for classifier-free guidance), draw t and
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from practicum.config import Settings
 from practicum.data import RunDir, atomic_write_json, atomic_write_with, load_source
@@ -23,13 +23,17 @@ from practicum.diffusion.builtin import (
     BUILTIN_SAMPLING,
     BUILTIN_SCHEDULER_CONFIG,
     BUILTIN_UNET_CONFIG,
+    TRAIN_PRESETS,
+    TRAINED_SIDECAR,
+    TRAINED_WEIGHTS,
     builtin_denoiser,
+    builtin_name,
 )
 from practicum.errors import DataError, RunError
 from practicum.log import logger, progress_bar
 
-WEIGHTS_NAME = "digits_unet.safetensors"
-SIDECAR_NAME = "digits_unet.json"
+WEIGHTS_NAME = TRAINED_WEIGHTS
+SIDECAR_NAME = TRAINED_SIDECAR
 
 
 class DiffusionTrainSettings(Settings):
@@ -44,8 +48,18 @@ class DiffusionTrainSettings(Settings):
     seed: int = 0
     checkpoint_every: int = Field(500, ge=1)
     unet: dict[str, Any] = Field(default_factory=lambda: dict(BUILTIN_UNET_CONFIG))
+    fold: int = Field(1, ge=1, description="pixel_unshuffle factor: the UNet sees C·f² × H/f × W/f")
     scheduler: dict[str, Any] = Field(default_factory=lambda: dict(BUILTIN_SCHEDULER_CONFIG))
     sampling: dict[str, Any] = Field(default_factory=lambda: dict(BUILTIN_SAMPLING))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe_of_the_data(cls, values: Any) -> Any:
+        """A built-in data set brings its own recipe (architecture, fold, steps...) for unset keys."""
+        if not isinstance(values, dict):
+            return values
+        preset = TRAIN_PRESETS.get(builtin_name(str(values.get("data", "digits"))) or "digits", {})
+        return {**{k: (dict(v) if isinstance(v, dict) else v) for k, v in preset.items()}, **values}
 
 
 def learning_rate(step: int, settings: DiffusionTrainSettings) -> float:
@@ -59,15 +73,25 @@ def learning_rate(step: int, settings: DiffusionTrainSettings) -> float:
 def _unet_config_for(settings: DiffusionTrainSettings, image_shape, num_classes: int) -> dict[str, Any]:
     config = dict(settings.unet)
     c, h, w = image_shape
+    f = settings.fold
     if h != w:
         raise DataError(f"the built-in trainer needs square images, got {h}x{w}", "resize the data")
-    config.update(sample_size=h, in_channels=c, out_channels=c, num_class_embeds=num_classes + 1)
+    if h % f:
+        raise DataError(f"{h}x{w} images cannot be folded by {f}", "set fold to a divisor of the image size")
+    down = 2 ** (len(config.get("block_out_channels", [0, 0])) - 1)
+    if (h // f) % down:
+        raise DataError(f"the UNet halves its input {len(config.get('block_out_channels', [0, 0])) - 1} times, "
+                        f"which {h // f}x{h // f} (after folding by {f}) does not allow",
+                        "use fewer UNet blocks, another fold, or resize the data")
+    config.update(sample_size=h // f, in_channels=c * f * f, out_channels=c * f * f, num_class_embeds=num_classes + 1)
     return config
 
 
 def train_diffusion(settings: DiffusionTrainSettings, out: str | Path, *, resume: bool = False,
                     overwrite: bool = False, command: str | None = None) -> Path:
-    """Train, write `out/digits_unet.safetensors` (EMA weights) + `out/digits_unet.json`; return the weights path."""
+    """Train, write `out/denoiser.safetensors` (EMA weights) + `out/denoiser.json`; return the weights path.
+
+    `practicum generate --model OUT` (and every other `--model`) opens that folder."""
     from safetensors.torch import load_file, save_file
 
     data = load_source(settings.data, "train")
@@ -75,8 +99,8 @@ def train_diffusion(settings: DiffusionTrainSettings, out: str | Path, *, resume
         raise DataError(f"{settings.data} has no training examples")
     unet_config = _unet_config_for(settings, data.image_shape, data.num_classes)
     torch.manual_seed(settings.seed)  # the initial weights
-    den = builtin_denoiser(unet_config, settings.scheduler)
-    den.num_classes, den.null_class = data.num_classes, data.num_classes
+    den = builtin_denoiser(unet_config, settings.scheduler, num_classes=data.num_classes,
+                           class_names=list(data.class_names), image_shape=data.image_shape, fold=settings.fold)
     unet = den.unet.train()
     ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
     params = [p for p in unet.parameters() if p.requires_grad]
@@ -112,7 +136,7 @@ def train_diffusion(settings: DiffusionTrainSettings, out: str | Path, *, resume
                 noise = torch.randn(x0.shape, generator=gen)
                 ab = alphas[t].view(-1, 1, 1, 1)
                 x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
-                loss = torch.nn.functional.mse_loss(unet(x_t, t, class_labels=y).sample, noise)
+                loss = torch.nn.functional.mse_loss(den.predict(x_t, t, y)[0], noise)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -139,6 +163,8 @@ def train_diffusion(settings: DiffusionTrainSettings, out: str | Path, *, resume
         sidecar = {
             "model": "practicum built-in class-conditional pixel diffusion model",
             "unet_config": unet_config,
+            "fold": settings.fold,
+            "image_shape": list(data.image_shape),
             "scheduler_config": dict(settings.scheduler),
             "sampling": dict(settings.sampling),
             "data": settings.data,
