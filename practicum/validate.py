@@ -81,3 +81,21 @@ def threads_option(value: str | int | None) -> int | None:
     if count < 1:
         raise typer.BadParameter(f"{count} threads: give 1 or more") from None
     return count
+
+
+def data_input(spec: str | None) -> Path | None:
+    """The file or folder a `--data` spec reads (None for the built-in data sets)."""
+    if not spec:
+        return None
+    kind, _, rest = str(spec).partition(":")
+    if kind in ("folder", "npz") and rest:
+        return Path(rest)
+    path = Path(spec)
+    return path if path.exists() else None
+
+
+def model_input(spec: str | None) -> Path | None:
+    """The folder a `--model` spec reads (None for the built-in models)."""
+    if not spec or str(spec) == "builtin" or str(spec).startswith("builtin:"):
+        return None
+    return Path(spec)
