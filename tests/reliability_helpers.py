@@ -6,6 +6,7 @@ inside typer's CliRunner isolation, so stdout/stderr are captured without a subp
 
 from __future__ import annotations
 
+import signal
 import traceback
 from dataclasses import dataclass
 
@@ -38,10 +39,22 @@ class Outcome:
         return line
 
 
-def invoke(*args: str) -> Outcome:
+class TookTooLong(Exception):
+    """A case meant to fail at validation ran on into real work."""
+
+
+def _alarm(signum, frame):
+    raise TookTooLong("still running after the time limit: the input was not refused up front")
+
+
+def invoke(*args: str, limit_s: float | None = None) -> Outcome:
+    """Run `practicum ARGS` in-process; with `limit_s`, a run that goes on longer counts as a traceback."""
     runner = CliRunner()
     tb = None
     with runner.isolation() as (out, err, _):
+        if limit_s is not None:
+            previous = signal.signal(signal.SIGALRM, _alarm)
+            signal.setitimer(signal.ITIMER_REAL, limit_s)
         try:
             main([str(a) for a in args])
             code: int | str = 0
@@ -49,5 +62,9 @@ def invoke(*args: str) -> Outcome:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         except BaseException:  # noqa: BLE001 - a traceback is exactly what we look for
             code, tb = "traceback", traceback.format_exc()
+        finally:
+            if limit_s is not None:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
         stdout, stderr = out.getvalue().decode(errors="replace"), err.getvalue().decode(errors="replace")
     return Outcome(code, stdout, stderr, tb)
