@@ -213,7 +213,8 @@ def load_image_folder(root: str | Path, split: str = "train", size: int | None =
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         raise DataError(f"images under {base} have different sizes {sorted(shapes)[:3]}...",
-                        "pass size=... (CLI: --image-size) to resize them")
+                        "resize them: `image_size: N` in the --config of practice, study or distill, or "
+                        "distill --image-size N")
     stack = np.stack(arrays)
     if stack.ndim == 3:
         stack = stack[:, None]

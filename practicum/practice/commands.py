@@ -59,8 +59,8 @@ def study(
 
 def practice_command(
     out: Path = typer.Option(Path("runs/practice"), "--out", parser=out_option, help="Run folder to write."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out with its own settings (a "
-                                                        "folder killed before its first checkpoint starts again)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out (settings flags, if given, must "
+                                                        "match its config.yaml; without them its own are used)."),
     legacy_resume_dir: Optional[Path] = typer.Argument(None, hidden=True, metavar="",
                                                        help="Deprecated: `--resume DIR` means `--out DIR --resume`."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start the run in --out again."),
@@ -96,13 +96,7 @@ def practice_command(
              "--iterations": iterations, "--t-init": t_init, "--max-rounds": max_rounds, "--arch": arch,
              "--model": model, "--data": data, "--seed": seed}
     flags = [flag for flag, value in given.items() if value is not None]
-    started = (out / "config.yaml").is_file() and not RunDir(out).only_bookkeeping()
-    if resume and started:
-        if flags:
-            raise ConfigError(f"--resume continues the run in {out} with its own settings; {', '.join(flags)} "
-                              "would be ignored", "drop those flags, or start a new run in another --out")
-        settings = PracticeSettings.from_yaml(out / "config.yaml")
-    elif resume and not flags and (out / "config.yaml").is_file():  # killed before its first output
+    if resume and not flags and (out / "config.yaml").is_file():  # continue with the run's own settings
         settings = PracticeSettings.from_yaml(out / "config.yaml")
     else:
         values = {}
