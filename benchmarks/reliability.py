@@ -2,7 +2,7 @@
 
 Kills: for each resumable command that works in steps (`diffusion train`, `generate`,
 `practice`, `fit`) one uninterrupted reference run, then KILLS runs each SIGKILLed at a seeded
-fraction of the reference duration (spread over the whole run) and resumed; every third trial
+fraction of the reference's working time (from its folder's creation to its end, spread over it) and resumed; every third trial
 is killed a second time during its resume before the final resume. A trial survives when the
 resumed run finishes and its outputs (weights / pool images, labels and ids / result points /
 fit.json) and metrics.jsonl (wall-clock fields aside) equal the reference's. Also: a second
@@ -102,9 +102,9 @@ def kill_trials(kills: int, seed: int) -> list[dict]:
         work = Path(tmp)
         for name, (args, same) in commands(work).items():
             reference = work / f"{name.replace(' ', '_')}_reference"
-            start = time.perf_counter()
             assert invoke(*args, "--out", reference).code == 0, name
-            duration = time.perf_counter() - start
+            # the working part of the run: from its folder's creation (config.yaml) to its end
+            duration = time.time() - (reference / "config.yaml").stat().st_mtime
             rng = random.Random(f"{seed}-{name}")
             for trial in range(kills):
                 out = work / f"{name.replace(' ', '_')}_{trial}"
