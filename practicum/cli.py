@@ -77,7 +77,7 @@ def _fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
-def _os_message(exc: OSError) -> str:
+def _os_message(exc: OSError) -> tuple[str, str]:
     where = f" ({exc.filename})" if exc.filename else ""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return (f"no space left on the device{where}; files already written are complete",

@@ -29,7 +29,7 @@ from practicum.data.pool import Pool
 from practicum.engine import get_executor, shard_seed
 from practicum.errors import ConfigError, ModelError
 from practicum.log import echo, logger
-from practicum.validate import data_input, model_input
+from practicum.validate import FiniteFloat, data_input, model_input
 
 
 
@@ -37,7 +37,7 @@ class GenerateSettings(Settings):
     n: int = Field(1000, ge=1, description="examples to generate")
     model: str = Field("builtin", description="'builtin' (the built-in generator of `data`), a folder written by "
                                               "`practicum diffusion train`, or a local diffusers folder")
-    omega: float = Field(0.05, description="entropy guidance strength ω (0 = vanilla samples)")
+    omega: FiniteFloat = Field(0.05, description="entropy guidance strength ω (0 = vanilla samples)")
     guidance_every: int = Field(5, ge=1, description="guide every k-th step")
     form: Literal["latent", "score"] = "latent"
     through: Literal["full", "learner"] = "full"
@@ -46,7 +46,7 @@ class GenerateSettings(Settings):
     guide_steps: int = Field(600, ge=1, description="training steps of the default guide classifier")
     guide_arch: str = "cnn"
     steps: int | None = Field(None, ge=1, description="sampling steps (default: the model's)")
-    cfg_scale: float | None = Field(None, description="CFG scale s, diffusers convention (λ = s - 1)")
+    cfg_scale: FiniteFloat | None = Field(None, description="CFG scale s, diffusers convention (λ = s - 1)")
     scheduler: Literal["ddim", "ddpm"] | None = None
     eta: float | None = Field(None, ge=0)
     seed: int = 0

@@ -31,7 +31,7 @@ from practicum.diffusion.builtin import (
 )
 from practicum.errors import ConfigError, DataError, RunError, TrainingError
 from practicum.log import logger, progress_bar
-from practicum.validate import data_input
+from practicum.validate import FiniteFloat, data_input
 
 WEIGHTS_NAME = TRAINED_WEIGHTS
 SIDECAR_NAME = TRAINED_SIDECAR
@@ -41,7 +41,7 @@ class DiffusionTrainSettings(Settings):
     data: str = "digits"
     steps: int = Field(3000, ge=1)
     batch_size: int = Field(64, ge=1)
-    lr: float = Field(1e-3, gt=0)
+    lr: FiniteFloat = Field(1e-3, gt=0)
     warmup: int = Field(100, ge=0)
     weight_decay: float = Field(0.0, ge=0)
     label_dropout: float = Field(0.1, ge=0, lt=1)
