@@ -86,7 +86,17 @@ def commands(work: Path) -> dict[str, tuple[list, callable]]:
     def same_fit(a, b):
         return json.loads((a / "fit.json").read_text())["curves"] == json.loads((b / "fit.json").read_text())["curves"]
 
+    (work / "d.yaml").write_text(yaml.safe_dump({
+        "model": str(model), "data": "digits", "ipc": 2, "seeds": [0, 1], "steps": 4, "metric_spaces": ["cosine"],
+        "student": {"width": 4, "epoch_scale": 0.002, "eval_points": 2}}))
+    (work / "b.csv").write_text(CSV.replace("0.05,", "0.04,").replace(",0.5", ",0.45"))
     return {
+        "compare": (["compare", work / "c.csv", work / "b.csv", "--curve", "a", "--n-boot", "200"], same_files),
+        "rate": (["rate", "--data", "digits", "--epochs", "4", "--iterations-per-epoch", "3", "--batch-size", "16"],
+                 same_files),
+        "distill": (["distill", "--config", work / "d.yaml"], same_files),
+        "theory": (["theory", "--quick", "--seeds", "1", "--stages", "reference,corollary,descent,binning"],
+                   same_files),
         "diffusion train": (["diffusion", "train", "--data", "digits", "--config", work / "t.yaml"], same_weights),
         "generate": (["generate", "--n", "30", "--shard-size", "3", "--steps", "3", "--model", model, "--data",
                       "digits", "--config", work / "g.yaml"], same_pool),
@@ -96,11 +106,45 @@ def commands(work: Path) -> dict[str, tuple[list, callable]]:
     }
 
 
-def kill_trials(kills: int, seed: int) -> list[dict]:
+SKIP = {"run.json", "config.yaml", "inputs.json", ".lock", "metrics.jsonl", "report.html"}
+
+
+def same_files(a: Path, b: Path) -> bool:
+    """Every output of the reference equals the resumed run's: JSON without wall-clock fields,
+    tables without timing columns, tensors and other files byte for byte (figures aside)."""
+    import pandas as pd
+
+    from reliability_helpers import _drop_timing
+
+    for ref in sorted(p for p in b.rglob("*") if p.is_file()):
+        rel = ref.relative_to(b)
+        if rel.name in SKIP or rel.suffix in (".png", ".html") or rel.name.startswith("."):
+            continue
+        mine = a / rel
+        if not mine.exists():
+            print(f"    missing {rel}")
+            return False
+        if rel.suffix == ".json":
+            equal = _drop_timing(json.loads(mine.read_text())) == _drop_timing(json.loads(ref.read_text()))
+        elif rel.suffix == ".parquet":
+            x, y = pd.read_parquet(mine), pd.read_parquet(ref)
+            timing = [c for c in x.columns if "seconds" in c or c == "time"]
+            equal = x.drop(columns=timing).equals(y.drop(columns=timing))
+        else:
+            equal = mine.read_bytes() == ref.read_bytes()
+        if not equal:
+            print(f"    differs: {rel}")
+            return False
+    return True
+
+
+def kill_trials(kills: int, seed: int, only: set[str] | None = None) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="practicum-kill-") as tmp:
         work = Path(tmp)
         for name, (args, same) in commands(work).items():
+            if only and name not in only:
+                continue
             reference = work / f"{name.replace(' ', '_')}_reference"
             assert invoke(*args, "--out", reference).code == 0, name
             # the working part of the run: from its folder's creation (config.yaml) to its end
@@ -169,11 +213,12 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=6, help="kill trials per command")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-properties", action="store_true")
+    parser.add_argument("--only", default=None, help="comma-separated commands to kill (default: all)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     began = time.perf_counter()
     print(f"kill -9 and resume, {args.kills} trials per command:")
-    trials = kill_trials(args.kills, args.seed)
+    trials = kill_trials(args.kills, args.seed, set(args.only.split(",")) if args.only else None)
     refused = second_writer_refused()
     props = None if args.skip_properties else bad_inputs()
     result = {

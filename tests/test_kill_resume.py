@@ -45,10 +45,9 @@ def tiny_model_folder(tmp_path_factory):
 def kill_and_resume(args, out, seed, *, ready_file="run.json"):
     """Uninterrupted run in OUT_straight, then a run killed at a seeded point in OUT and resumed."""
     straight = out.parent / f"{out.name}_straight"
-    start = time.perf_counter()
     first = invoke(*args, "--out", straight)
     assert first.code == 0, first.stderr + (first.traceback or "")
-    duration = time.perf_counter() - start
+    duration = time.time() - (straight / "config.yaml").stat().st_mtime  # the run's working time
     after = random.Random(seed).uniform(0.05, 0.6) * duration  # from the moment the run folder exists
     outcome = run_and_kill([*args, "--out", out], after, ready=lambda: (out / ready_file).exists())
     assert outcome == "killed", "the run ended before the kill: make it longer"
@@ -95,3 +94,11 @@ def test_fit_survives_a_kill(tmp_path):
     straight, _ = kill_and_resume(["fit", tmp_path / "c.csv", "--n-boot", "20"], tmp_path / "F", seed=4)
     assert json.loads((tmp_path / "F" / "fit.json").read_text())["curves"] == \
         json.loads((straight / "fit.json").read_text())["curves"]
+
+
+def test_rate_survives_a_kill(tmp_path):
+    """Before: an epoch logged but killed before its training state was saved was logged twice."""
+    args = ["rate", "--data", "digits", "--epochs", "4", "--iterations-per-epoch", "3", "--batch-size", "16"]
+    straight, _ = kill_and_resume(args, tmp_path / "R", seed=5)
+    assert (tmp_path / "R" / "checkpoints" / "rater-epoch003.safetensors").read_bytes() == \
+        (straight / "checkpoints" / "rater-epoch003.safetensors").read_bytes()
