@@ -1,17 +1,17 @@
 """Reliability (issue 17): kill -9 at many seeded points and resume; malformed inputs at every command.
 
 Kills: for each resumable command that works in steps (`diffusion train`, `generate`,
-`practice`, `fit`) one uninterrupted reference run, then KILLS runs each SIGKILLed at a seeded
+`practice`, `fit`, `compare`, `rate`, `distill`, `theory`) one uninterrupted reference run, then KILLS runs each SIGKILLed at a seeded
 fraction of the reference's working time (from its folder's creation to its end, spread over it) and resumed; every third trial
 is killed a second time during its resume before the final resume. A trial survives when the
 resumed run finishes and its outputs (weights / pool images, labels and ids / result points /
-fit.json) and metrics.jsonl (wall-clock fields aside) equal the reference's. Also: a second
+fit.json / every file of the run for the others) and metrics.jsonl (wall-clock fields aside) equal the reference's. Also: a second
 process on a run folder that is being written must be refused in one line.
 
 Bad inputs: the hypothesis property suite (tests/test_bad_input_properties.py), with every
 refusal logged, counted per command and per kind of error; any traceback fails it.
 
-    python benchmarks/reliability.py            # the measurement in docs/reliability.md
+    python benchmarks/reliability.py --kills 5  # the measurement in docs/reliability.md
     python benchmarks/reliability.py --kills 2  # a smoke run
 """
 
