@@ -17,11 +17,9 @@ import math
 import os
 import tempfile
 import typing
-import zipfile
 from pathlib import Path
 
 import numpy as np
-import pytest
 import typer
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -392,4 +390,3 @@ def test_the_suite_reaches_every_command():
     covered = {p for p, *_ in NUMERIC_FLAGS} | set(CHOICES) | set(PATH_FLAGS)
     assert {path for path, _ in _leaf_commands()} <= covered | {("score",)}
     assert len(NUMERIC_FLAGS) >= 20
-    assert zipfile  # npz archives are zip files; the suite writes broken ones on purpose
