@@ -8,10 +8,16 @@ keeps `practicum --help` fast.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 
 import typer
+
+try:  # typer >= 0.2x vendors click; older releases raise click's own exceptions
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exceptions
 
 from practicum import __version__
 from practicum.errors import PracticumError
@@ -60,17 +66,62 @@ def _register_all() -> None:
 _register_all()
 
 
+# OSErrors the user can fix (space, permissions, a path in the way): one line, not a traceback.
+USER_OS_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR,
+                  errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.EMFILE}
+
+
+def _fail(message: str, code: int = 2) -> None:
+    message = " ".join(str(message).split())  # one line whatever the source wrote
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+    sys.exit(code)
+
+
+def _os_message(exc: OSError) -> tuple[str, str]:
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"no space left on the device{where}; files already written are complete",
+                "free some space and rerun with --resume")
+    return (f"{exc.strerror or exc}{where}", "check the path and its permissions")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors print one line and exit 2, never a traceback.
 
-    typer handles its own usage errors (exit 2) in standalone mode; a PracticumError raised
-    by a command comes out of `app` and is reported here.
+    typer runs in non-standalone mode so that its usage errors (a bad flag value) come out
+    here too, and are printed as one line like a PracticumError rather than as a box.
     """
     try:
-        app(args=argv, prog_name="practicum")
+        code = app(args=argv, prog_name="practicum", standalone_mode=False)
     except PracticumError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(_escape(str(exc)))
+    except click_exceptions.NoArgsIsHelpError as exc:
+        print(exc.format_message())  # the help text: the user asked for nothing
+        sys.exit(exc.exit_code)
+    except click_exceptions.ClickException as exc:
+        where = f" (see `{exc.ctx.command_path} --help`)" if getattr(exc, "ctx", None) is not None else ""
+        _fail(_escape(exc.format_message()) + where, exc.exit_code or 2)
+    except typer.Abort:
+        _fail("aborted", 1)
     except KeyboardInterrupt:
-        console.print("interrupted: the run directory keeps what was finished; rerun with --resume")
-        sys.exit(130)
+        _interrupted()
+    except OSError as exc:
+        if exc.errno not in USER_OS_ERRORS:
+            raise
+        problem, fix = _os_message(exc)
+        _fail(_escape(f"{problem} ({fix})"))
+    if code == 130:
+        _interrupted()
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)
+
+
+def _interrupted() -> None:
+    console.print("interrupted: the run directory keeps what was finished; rerun with --resume")
+    sys.exit(130)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

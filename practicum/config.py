@@ -19,9 +19,11 @@ S = TypeVar("S", bound="Settings")
 
 
 class Settings(BaseModel):
-    """Base for command settings: unknown keys are errors, values are validated on assignment."""
+    """Base for command settings: unknown keys are errors, values are validated on assignment,
+    and no float may be nan or infinite (a non-finite learning rate or guidance strength would
+    run to the end and write NaN weights or samples)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False)
 
     @classmethod
     def build(cls: type[S], values: dict[str, Any] | None = None, **overrides: Any) -> S:
@@ -54,5 +56,8 @@ def _describe(exc: ValidationError, model: str) -> str:
     parts = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or model
-        parts.append(f"{where}: {err['msg']}")
+        msg = " ".join(str(err["msg"]).split())  # one line, whatever the validator wrote
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown key (check its spelling against the documented settings)"
+        parts.append(f"{where}: {msg}")
     return f"invalid settings for {model}: " + "; ".join(parts)

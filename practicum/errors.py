@@ -31,3 +31,7 @@ class ModelError(PracticumError):
 
 class RunError(PracticumError):
     """A run directory that is locked, corrupt or inconsistent with the settings."""
+
+
+class TrainingError(PracticumError):
+    """Training that cannot go on (a loss or weights that became nan or infinite)."""

@@ -86,9 +86,17 @@ def test_run_dir_create_resume_and_refuse(tmp_path):
 
 def test_failed_run_is_marked(tmp_path):
     with pytest.raises(ValueError):
-        with RunDir.create(tmp_path / "r", "a: 1\n"):
+        with RunDir.create(tmp_path / "r", "a: 1\n") as run:
+            run.log_metric({"event": "step"})  # some output: the run is kept, marked failed
             raise ValueError("boom")
     assert json.loads((tmp_path / "r" / "run.json").read_text())["status"] == "failed"
+
+
+def test_failure_before_any_output_leaves_no_folder(tmp_path):
+    with pytest.raises(ValueError):
+        with RunDir.create(tmp_path / "a" / "r", "a: 1\n"):
+            raise ValueError("boom")
+    assert not (tmp_path / "a").exists()  # every folder the run created is gone
 
 
 def _hold_lock(path, ready, release):

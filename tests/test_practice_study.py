@@ -164,8 +164,10 @@ def test_practice_cli_runs_and_resumes(tmp_path, tiny_model, capsys):
     capsys.readouterr()
     assert _cli(*args, "--overwrite") == 0
     assert capsys.readouterr().out.splitlines()[:-1] == first.splitlines()[:-1]  # same seed, same points
-    assert _cli("practice", "--resume", str(out)) == 0
+    assert _cli("practice", "--resume", str(out)) == 0  # the deprecated form still works
     assert capsys.readouterr().out.splitlines()[:-1] == first.splitlines()[:-1]  # same points
+    assert _cli("practice", "--out", str(out), "--resume") == 0  # the convention of every command
+    assert capsys.readouterr().out.splitlines()[:-1] == first.splitlines()[:-1]
     assert _cli("practice", "--resume", str(tmp_path / "missing")) == 2
     assert _cli("study", "--help") == 0
 

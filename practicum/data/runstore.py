@@ -31,6 +31,9 @@ from practicum.errors import RunError
 
 # ---------------------------------------------------------------- atomic writes
 
+_UMASK = os.umask(0o022)  # read the process umask once (setting it back at once)
+os.umask(_UMASK)
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     atomic_write_with(path, lambda tmp: Path(tmp).write_bytes(data))
 
@@ -56,6 +59,7 @@ def atomic_write_with(path: str | Path, writer) -> None:
         writer(tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -109,38 +113,78 @@ class RunDir:
         self.path = Path(path)
         self._lock_handle = None
         self._started = time.time()
+        self._created: Path | None = None  # the topmost folder `create` made, removed on an early failure
 
     # -- opening
     @classmethod
     def create(cls, path: str | Path, config_yaml: str, *, seed: int | None = None,
-               command: str | None = None, resume: bool = False, overwrite: bool = False) -> "RunDir":
+               command: str | None = None, resume: bool = False, overwrite: bool = False,
+               inputs: dict[str, str | Path | None] | None = None) -> "RunDir":
         """Start a run at `path`, or reopen it with `resume=True`.
 
+        `inputs` names the files and folders the run reads (a CSV, an npz, a model folder);
+        their fingerprints go to inputs.json, and a resume whose inputs changed is refused, so
+        results from the old input are never silently kept.
+
         A folder that already holds a run is refused unless `resume` (continue it; the
-        settings must match) or `overwrite` (start again) is given.
+        settings must match) or `overwrite` (start again). A folder that holds only a failed
+        start (bookkeeping, no output) is not a run: it is started again, whatever the flags.
+        If the command then fails before writing any output, the folder is removed again
+        (see `__exit__`), so a corrected rerun into the same `--out` just works.
         """
+        from practicum.validate import check_out
+
         run = cls(path)
-        existing = run.config_path.exists()
+        check_out(run.path)
+        existing = run.config_path.exists() and not run.only_bookkeeping()
         if existing and not (resume or overwrite):
             raise RunError(f"{run.path} already holds a run",
                            "pass --resume to continue it, --overwrite to start again, or choose another --out")
+        run._created = _first_missing(run.path)
         run.path.mkdir(parents=True, exist_ok=True)
         run.acquire()
+        fingerprints = {name: fingerprint(p) for name, p in (inputs or {}).items() if p is not None}
         if existing and resume:
             if run.config_path.read_text() != config_yaml:
                 run.release()
                 raise RunError(f"the settings differ from those {run.path} was started with",
                                "resume with the same settings (see its config.yaml) or use --overwrite")
+            recorded = run.read_json("inputs.json", default=None)
+            if recorded is not None:
+                changed = [name for name in sorted(set(recorded) | set(fingerprints))
+                           if recorded.get(name) != fingerprints.get(name)]
+                if changed:
+                    run.release()
+                    raise RunError(f"{', '.join(changed)} changed since {run.path} was started "
+                                   "(its content no longer matches inputs.json)",
+                                   "restore it, or rerun with --overwrite to start from the new input")
             run._repair_metrics()
             info = run.read_json("run.json", default={})
             info.update(status="running", resumed=info.get("resumed", 0) + 1)
             run.write_json("run.json", info)
         else:
-            if existing and overwrite:
+            if run.config_path.exists():  # overwrite, or a failed start: its events are not ours
                 run.metrics_path.unlink(missing_ok=True)
             atomic_write_text(run.config_path, config_yaml)
+            run.write_json("inputs.json", fingerprints)
             run.write_json("run.json", run_info(seed=seed, command=command, status="running"))
         return run
+
+    BOOKKEEPING = frozenset({"config.yaml", "run.json", "inputs.json", ".lock"})
+
+    def only_bookkeeping(self) -> bool:
+        """True when the folder holds nothing a run produced: settings, run.json, the lock, no events."""
+        if not self.path.is_dir():
+            return True
+        for entry in self.path.iterdir():
+            if entry.name in self.BOOKKEEPING or entry.name.startswith((".config.", ".run.", ".inputs.")):
+                continue
+            if entry.name == "metrics.jsonl" and entry.stat().st_size == 0:
+                continue
+            if entry.is_dir() and not any(entry.iterdir()):  # an empty subfolder made on demand
+                continue
+            return False
+        return True
 
     def acquire(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -165,10 +209,30 @@ class RunDir:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and self.only_bookkeeping():
+            self.release()
+            self._remove_failed_start()
+            return
         if exc_type is not None and self.config_path.exists():
             status = "interrupted" if exc_type is KeyboardInterrupt else "failed"
-            self._set_status(status, error=None if exc is None else str(exc)[:500])
+            try:
+                self._set_status(status, error=None if exc is None else str(exc)[:500])
+            except OSError:  # a full disk: keep the original error, the old run.json stays whole
+                pass
         self.release()
+
+    def _remove_failed_start(self) -> None:
+        """A command failed before its first output: leave no half-written run behind."""
+        import shutil
+
+        if self._created is not None:
+            shutil.rmtree(self._created, ignore_errors=True)
+            return
+        for name in ("config.yaml", "run.json", "inputs.json", "metrics.jsonl", ".lock"):
+            (self.path / name).unlink(missing_ok=True)
+        for entry in self.path.iterdir() if self.path.is_dir() else ():
+            if entry.is_dir() and not any(entry.iterdir()):
+                entry.rmdir()
 
     # -- paths
     @property
@@ -223,6 +287,26 @@ class RunDir:
                 rows.append(row)
         return rows
 
+    def trim_metrics(self, keep) -> int:
+        """Keep only the metrics rows for which `keep(row)` is true (atomically); return how many went.
+
+        A resumed command calls this to drop events logged after its last checkpoint, which the
+        resumed work logs again."""
+        if not self.metrics_path.exists():
+            return 0
+        lines = self.metrics_path.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = []
+        for line in lines:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if keep(row):
+                kept.append(line if line.endswith("\n") else line + "\n")
+        if len(kept) != len(lines):
+            atomic_write_text(self.metrics_path, "".join(kept))
+        return len(lines) - len(kept)
+
     def _repair_metrics(self) -> None:
         if not self.metrics_path.exists():
             return
@@ -242,6 +326,41 @@ class RunDir:
         self._started = time.time()
         info.update({k: v for k, v in extra.items() if v is not None})
         self.write_json("run.json", info)
+
+
+def fingerprint(path: str | Path) -> str | None:
+    """sha256 of a file's bytes, or of a folder's files (relative path + bytes), or None if absent.
+
+    Files over 256 MB (diffusion weights) contribute their size and mtime instead of their bytes,
+    so a resume never spends minutes hashing a model folder.
+    """
+    import hashlib
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        digest.update(str(file.relative_to(path) if file != path else file.name).encode())
+        stat = file.stat()
+        if stat.st_size > 256 * 2 ** 20:
+            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+            continue
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(2 ** 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The topmost folder of `path` that does not exist yet (what mkdir -p will create), or None."""
+    missing = None
+    for folder in [path, *path.parents]:
+        if folder.exists():
+            break
+        missing = folder
+    return missing
 
 
 def run_info(seed: int | None = None, command: str | None = None, status: str = "running") -> dict[str, Any]:

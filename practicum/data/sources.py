@@ -75,9 +75,16 @@ def split_indices(labels: np.ndarray, test_fraction: float = DIGITS_TEST_FRACTIO
     from sklearn.model_selection import train_test_split
 
     index = np.arange(len(labels))
-    rest, test = train_test_split(index, test_size=test_fraction, stratify=labels, random_state=seed)
-    val_of_rest = val_fraction / (1.0 - test_fraction)
-    train, held = train_test_split(rest, test_size=val_of_rest, stratify=labels[rest], random_state=seed)
+    try:
+        rest, test = train_test_split(index, test_size=test_fraction, stratify=labels, random_state=seed)
+        val_of_rest = val_fraction / (1.0 - test_fraction)
+        train, held = train_test_split(rest, test_size=val_of_rest, stratify=labels[rest], random_state=seed)
+    except ValueError:  # sklearn: a class too small to stratify, or too few rows overall
+        counts = np.bincount(labels) if len(labels) else np.zeros(1, dtype=int)
+        raise DataError(f"{len(labels)} rows ({counts[counts > 0].min() if counts.any() else 0} in the smallest "
+                        "class) are too few to split into train/val/tune/test by class",
+                        "give each class at least 8 examples, or give the split yourself (split folders or "
+                        "an npz `split` array)") from None
     counts = np.bincount(labels[held])
     stratify = labels[held] if len(held) >= 2 * len(counts[counts > 0]) and counts[counts > 0].min() >= 2 else None
     val, tune = train_test_split(held, test_size=0.5, stratify=stratify, random_state=seed)
@@ -183,14 +190,15 @@ def load_image_folder(root: str | Path, split: str = "train", size: int | None =
                 files.append(path)
                 labels.append(label)
     if not files:
-        raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {base}")
+        raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the class folders under {base}",
+                        "put image files in root/<class>/")
     labels_np = np.asarray(labels, dtype=np.int64)
     if not has_splits:
         keep = split_indices(labels_np)[split]
         files = [files[i] for i in keep]
         labels_np = labels_np[keep]
     if channels is None:
-        channels = 1 if all(Image.open(f).mode in ("L", "1", "I;16") for f in files[:256]) else 3
+        channels = 1 if all(_image_mode(f) in ("L", "1", "I;16") for f in files[:256]) else 3
     if channels not in (1, 3):
         raise DataError(f"channels must be 1 or 3, not {channels}")
     arrays = []
@@ -205,7 +213,8 @@ def load_image_folder(root: str | Path, split: str = "train", size: int | None =
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         raise DataError(f"images under {base} have different sizes {sorted(shapes)[:3]}...",
-                        "pass size=... (CLI: --image-size) to resize them")
+                        "resize them: `image_size: N` in the --config of practice, study or distill, or "
+                        "distill --image-size N")
     stack = np.stack(arrays)
     if stack.ndim == 3:
         stack = stack[:, None]
@@ -214,6 +223,16 @@ def load_image_folder(root: str | Path, split: str = "train", size: int | None =
     images = torch.from_numpy(stack.astype(np.float32) / 127.5 - 1.0)
     ids = np.array([str(p.relative_to(root)) for p in files])
     return Dataset(images, torch.from_numpy(labels_np), ids, tuple(p.name for p in class_dirs))
+
+
+def _image_mode(path: Path) -> str:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return img.mode
+    except OSError as exc:  # PIL.UnidentifiedImageError too: a text file named .png
+        raise DataError(f"cannot read image {path}: {exc}", "remove or replace the file") from None
 
 
 def load_npz(path: str | Path, split: str = "train") -> Dataset:
@@ -225,26 +244,39 @@ def load_npz(path: str | Path, split: str = "train") -> Dataset:
     _check_split(split)
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"npz file {path} does not exist")
+        raise DataError(f"npz file {path} {'is a folder' if path.is_dir() else 'does not exist'}",
+                        "give an .npz written by np.savez(path, x=images, y=labels)")
+    import zipfile
+
+    if not zipfile.is_zipfile(path):  # else np.load guesses "pickled data" for any non-zip file
+        raise DataError(f"{path} is not an npz archive (not a zip file)",
+                        "write it with np.savez(path, x=images, y=labels)")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         raise DataError(f"cannot read {path} as npz without pickles: {exc}",
                         "save string arrays as fixed-width unicode (np.str_), not objects") from None
     for key in ("x", "y"):
         if key not in arrays:
             raise DataError(f"{path} has no array {key!r} (found {sorted(arrays)})", "save images as x and labels as y")
     x, y = arrays["x"], arrays["y"]
+    if x.ndim == 0 or y.ndim != 1:
+        raise DataError(f"{path}: x has shape {x.shape} and y {y.shape}", "give x as (N,...) images and y as (N,) labels")
     if len(x) != len(y):
         raise DataError(f"{path}: {len(x)} images but {len(y)} labels")
+    if len(y) == 0:
+        raise DataError(f"{path} has zero rows", "save at least one image per class in x and y")
     if not np.issubdtype(y.dtype, np.integer) or (y < 0).any():
         raise DataError(f"{path}: labels y must be non-negative integers")
+    if x.dtype.kind not in "uif":
+        raise DataError(f"{path}: x has dtype {x.dtype}", "save images as uint8 0..255 or floats in [-1, 1]")
+    _check_labels(path, y, arrays.get("class_names"))
     if x.ndim == 3:
         x = x[:, None]
     elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
         x = x.transpose(0, 3, 1, 2)
-    if x.ndim != 4:
+    if x.ndim != 4 or min(x.shape[1:]) == 0:
         raise DataError(f"{path}: x has shape {x.shape}", "use (N,H,W), (N,C,H,W) or (N,H,W,C)")
     if x.dtype == np.uint8:
         x = x.astype(np.float32) / 127.5 - 1.0
@@ -265,6 +297,23 @@ def load_npz(path: str | Path, split: str = "train") -> Dataset:
         keep = split_indices(y.astype(np.int64))[split]
     return Dataset(torch.from_numpy(np.ascontiguousarray(x[keep])), torch.from_numpy(y[keep].astype(np.int64)),
                    ids[keep], class_names)
+
+
+def _check_labels(path: Path, y: np.ndarray, names: np.ndarray | None) -> None:
+    """Labels are class indices 0..K-1: a model gets one class embedding per index up to the largest,
+    so labels 1000..1009 would silently make a 1010-class model."""
+    present = np.unique(y)
+    if names is not None:
+        if int(present[-1]) >= len(names):
+            raise DataError(f"{path}: label {int(present[-1])} but only {len(names)} class_names",
+                            "labels must index class_names (0..K-1)")
+        return
+    if len(present) != int(present[-1]) + 1:
+        missing = sorted(set(range(int(present[-1]) + 1)) - set(present.tolist()))
+        raise DataError(f"{path}: labels must be 0..K-1 without gaps; found {len(present)} distinct labels "
+                        f"{int(present[0])}..{int(present[-1])} ({len(missing)} of 0..{int(present[-1])} missing)",
+                        "remap them, e.g. `names, y = np.unique(y, return_inverse=True)` and save "
+                        "class_names=names.astype(str)")
 
 
 def load_source(spec: str, split: str = "train", **options) -> Dataset:

@@ -12,6 +12,8 @@ from typing import Optional
 
 import typer
 
+from practicum.validate import out_option, threads_option
+
 
 def _command_line() -> str:
     return " ".join(["practicum", *(shlex.quote(a) for a in sys.argv[1:])])
@@ -23,14 +25,14 @@ def register(app: typer.Typer) -> None:
 
     @diffusion.command("train")
     def train(
-        out: Path = typer.Option(..., "--out", help="Run directory; the weights land in OUT/denoiser.safetensors (+ denoiser.json); --model OUT opens it."),
+        out: Path = typer.Option(..., "--out", parser=out_option, help="Run directory; the weights land in OUT/denoiser.safetensors (+ denoiser.json); --model OUT opens it."),
         data: Optional[str] = typer.Option(None, help="Training data (its train split only): digits (default), fashion, "
                                                        "folder:PATH or npz:PATH."),
         steps: Optional[int] = typer.Option(None, help="Optimiser steps (default 3000)."),
         batch_size: Optional[int] = typer.Option(None, help="Batch size (default 64)."),
         lr: Optional[float] = typer.Option(None, help="Peak learning rate (default 1e-3)."),
         seed: Optional[int] = typer.Option(None, help="Seed of the weights, batches and noise (default 0)."),
-        threads: Optional[int] = typer.Option(None, help="torch CPU threads for this run."),
+        threads: Optional[int] = typer.Option(None, parser=threads_option, help="torch CPU threads for this run."),
         config: Optional[Path] = typer.Option(None, help="YAML settings (flags override it)."),
         resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT from its last checkpoint."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Start OUT again from scratch."),
@@ -41,7 +43,7 @@ def register(app: typer.Typer) -> None:
         from practicum.diffusion.train import DiffusionTrainSettings, train_diffusion
         from practicum.log import echo
 
-        if threads:
+        if threads is not None:
             torch.set_num_threads(threads)
         overrides = dict(data=data, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
         settings = (DiffusionTrainSettings.from_yaml(config, **overrides) if config
@@ -55,7 +57,7 @@ def register(app: typer.Typer) -> None:
     @app.command("generate")
     def generate(
         n: Optional[int] = typer.Option(None, "--n", help="Examples to generate, class-balanced (default 1000)."),
-        out: Path = typer.Option(..., "--out", help="Run directory: OUT/pool (shards + index.parquet), OUT/summary.json."),
+        out: Path = typer.Option(..., "--out", parser=out_option, help="Run directory: OUT/pool (shards + index.parquet), OUT/summary.json."),
         omega: Optional[float] = typer.Option(None, help="Entropy guidance strength ω (default 0.05; 0 = vanilla)."),
         guidance_every: Optional[int] = typer.Option(None, "--guidance-every", help="Guide every K-th step (default 5)."),
         learner: Optional[str] = typer.Option(None, help="Saved learner folder to guide with (default: train a "
@@ -72,7 +74,7 @@ def register(app: typer.Typer) -> None:
         seed: Optional[int] = typer.Option(None, help="Seed (default 0); shard seeds derive from it."),
         round_index: Optional[int] = typer.Option(None, "--round", help="Round number stored in the index."),
         engine: str = typer.Option("local", help="local or ray."),
-        threads: Optional[int] = typer.Option(None, help="torch CPU threads (1 is fastest on a busy shared CPU)."),
+        threads: Optional[int] = typer.Option(None, parser=threads_option, help="torch CPU threads (1 is fastest on a busy shared CPU)."),
         device: Optional[str] = typer.Option(None, "--device", help="cpu (default), cuda, cuda:N or auto."),
         dtype: Optional[str] = typer.Option(None, "--dtype", help="Generator dtype: fp32 (default), bf16 or fp16."),
         guidance_batch: Optional[int] = typer.Option(None, "--guidance-batch",
@@ -86,7 +88,7 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="Start OUT again from scratch."),
     ) -> None:
         """Generate entropy-guided examples (Deliberate Practice's sampler) into a pool."""
-        if threads:
+        if threads is not None:
             import torch
 
             torch.set_num_threads(threads)

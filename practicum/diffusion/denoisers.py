@@ -326,7 +326,8 @@ def encode_prompts(folder: str | Path, prompts: Sequence[str]) -> torch.Tensor:
                          "pip install 'practicum[text]', or pass precomputed prompt_embeds") from None
     folder = Path(folder)
     tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer", local_files_only=True)
-    encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", local_files_only=True).eval()
+    encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", local_files_only=True,
+                                           use_safetensors=True).eval()
     tokens = tokenizer(list(prompts), padding="max_length", max_length=tokenizer.model_max_length,
                        truncation=True, return_tensors="pt")
     with torch.no_grad():
@@ -425,6 +426,27 @@ def build_denoiser(config: dict[str, Any], **options: Any) -> Denoiser:
     raise ConfigError(f"unknown denoiser kind {kind!r}", "use 'unet', 'sd' or 'dit'")
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+def refuse_pickled_weights(folder: Path) -> None:
+    """Refuse a model folder whose weights are pickles (loading a pickle can run arbitrary code).
+
+    Every `from_pretrained` also passes `use_safetensors=True`; this check gives the one-line
+    error with the fix before diffusers gets a chance to print its own.
+    """
+    pickled = sorted(p for p in folder.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES and p.is_file())
+    if not pickled:
+        return
+    safe = {p.parent for p in folder.rglob("*.safetensors")}
+    unsafe = [p for p in pickled if p.parent not in safe]
+    if unsafe:
+        raise ModelError(f"{unsafe[0]} holds pickled weights, which practicum never loads (a pickle can run code)",
+                         "convert it once in a trusted session: `m = UNet2DModel.from_pretrained(DIR, "
+                         "use_safetensors=False); m.save_pretrained(DIR, safe_serialization=True)`, then delete "
+                         "the .bin")
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
@@ -435,11 +457,15 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _load_folder(folder: Path, *, class_names: Sequence[str] | None = None,
                  prompt_embeds: torch.Tensor | None = None, null_embeds: torch.Tensor | None = None,
                  **options: Any) -> Denoiser:
+    if folder.is_file():
+        raise ModelError(f"--model {folder} is a file; practicum loads diffusers model folders",
+                         "give 'builtin' or a folder saved with save_pretrained (config.json + .safetensors)")
     if not folder.is_dir():
         raise ModelError(f"model folder {folder} does not exist",
                          "give 'builtin' or a local diffusers folder (models are never downloaded)")
     from diffusers import AutoencoderKL, DiTTransformer2DModel, UNet2DConditionModel, UNet2DModel
 
+    refuse_pickled_weights(folder)
     index_path = folder / "model_index.json"
     try:
         if not index_path.exists():
@@ -452,7 +478,7 @@ def _load_folder(folder: Path, *, class_names: Sequence[str] | None = None,
             if _read_json(config).get("_class_name") != "UNet2DModel":
                 raise ModelError(f"{folder} holds a {_read_json(config).get('_class_name')}, not a UNet2DModel",
                                  "give the pipeline folder (with model_index.json)")
-            unet = UNet2DModel.from_pretrained(folder, local_files_only=True)
+            unet = UNet2DModel.from_pretrained(folder, local_files_only=True, use_safetensors=True)
             scheduler = _read_json(folder / "scheduler_config.json") if (folder / "scheduler_config.json").exists() else {}
             return PixelUNetDenoiser(unet.eval(), scheduler, class_names=class_names, **options)
         index = _read_json(index_path)
@@ -460,18 +486,20 @@ def _load_folder(folder: Path, *, class_names: Sequence[str] | None = None,
         scheduler = _read_json(folder / "scheduler" / "scheduler_config.json") if (
             folder / "scheduler" / "scheduler_config.json").exists() else {}
         if "unet" in index and "vae" not in index:
-            unet = UNet2DModel.from_pretrained(folder, subfolder="unet", local_files_only=True)
+            unet = UNet2DModel.from_pretrained(folder, subfolder="unet", local_files_only=True, use_safetensors=True)
             return PixelUNetDenoiser(unet.eval(), scheduler, class_names=class_names, **options)
         if "transformer" in index or pipeline.startswith("DiT"):
-            transformer = DiTTransformer2DModel.from_pretrained(folder, subfolder="transformer", local_files_only=True)
-            vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", local_files_only=True)
+            transformer = DiTTransformer2DModel.from_pretrained(folder, subfolder="transformer", local_files_only=True,
+                                                                use_safetensors=True)
+            vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", local_files_only=True, use_safetensors=True)
             if class_names is None and "id2label" in index:
                 labels = index["id2label"]
                 class_names = [str(labels[str(i)]).split(",")[0] for i in range(len(labels))]
             return DiTDenoiser(transformer.eval(), vae.eval(), scheduler, class_names=class_names, **options)
         if "unet" in index and "vae" in index:
-            unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", local_files_only=True)
-            vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", local_files_only=True)
+            unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", local_files_only=True,
+                                                        use_safetensors=True)
+            vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", local_files_only=True, use_safetensors=True)
             if prompt_embeds is None:
                 embeds_file = folder / "prompt_embeds.safetensors"
                 if embeds_file.exists():

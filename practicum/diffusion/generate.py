@@ -2,11 +2,12 @@
 
 The n requested examples are class-balanced (label i = i mod classes) and cut into shards of
 `shard_size`. Each shard carries its own seed `shard_seed(seed, round, shard)` and is produced
-by the top-level function `generate_shard` through `get_executor(engine).map`, so the bytes do
-not depend on the engine or on which shards were already done. Shards are appended to
-`OUT/pool` after every group, so an interrupted run resumes (`--resume`) at the first missing
-shard. Without `--learner` the guide is a small classifier trained on the train split of
-`--data` (default: the built-in Fashion-MNIST), cached in `OUT/guide/`. `--model builtin` means the
+by the top-level function `generate_shard` through `get_executor(engine).imap`, so the bytes do
+not depend on the engine or on which shards were already done. Each shard is appended to
+`OUT/pool` as soon as it is sampled, so an interrupted run resumes (`--resume`) at the first
+missing shard; the default guide is checkpointed every 100 training steps. Without `--learner`
+the guide is a small classifier trained on the train split of `--data` (default: the built-in
+Fashion-MNIST), cached in `OUT/guide/`. `--model builtin` means the
 built-in generator of `--data`; a model whose image shape or classes differ from the data's is refused.
 """
 
@@ -28,15 +29,15 @@ from practicum.data.pool import Pool
 from practicum.engine import get_executor, shard_seed
 from practicum.errors import ConfigError, ModelError
 from practicum.log import echo, logger
+from practicum.validate import FiniteFloat, data_input, model_input
 
-SHARDS_PER_GROUP = 4  # shards computed between two appends to the pool (resume granularity)
 
 
 class GenerateSettings(Settings):
     n: int = Field(1000, ge=1, description="examples to generate")
     model: str = Field("builtin", description="'builtin' (the built-in generator of `data`), a folder written by "
                                               "`practicum diffusion train`, or a local diffusers folder")
-    omega: float = Field(0.05, description="entropy guidance strength ω (0 = vanilla samples)")
+    omega: FiniteFloat = Field(0.05, description="entropy guidance strength ω (0 = vanilla samples)")
     guidance_every: int = Field(5, ge=1, description="guide every k-th step")
     form: Literal["latent", "score"] = "latent"
     through: Literal["full", "learner"] = "full"
@@ -45,7 +46,7 @@ class GenerateSettings(Settings):
     guide_steps: int = Field(600, ge=1, description="training steps of the default guide classifier")
     guide_arch: str = "cnn"
     steps: int | None = Field(None, ge=1, description="sampling steps (default: the model's)")
-    cfg_scale: float | None = Field(None, description="CFG scale s, diffusers convention (λ = s - 1)")
+    cfg_scale: FiniteFloat | None = Field(None, description="CFG scale s, diffusers convention (λ = s - 1)")
     scheduler: Literal["ddim", "ddpm"] | None = None
     eta: float | None = Field(None, ge=0)
     seed: int = 0
@@ -145,20 +146,38 @@ def check_model_matches_data(den, data, model: str, data_spec: str) -> None:
                          f"{data.num_classes}", "pass --data of the kind the model was trained on")
 
 
+GUIDE_CHECKPOINT_EVERY = 100  # guide training steps between two checkpoints (resume granularity)
+
+
 def _default_guide(run: RunDir, settings: GenerateSettings) -> Path:
-    from practicum.learn import Learner, train_classifier
+    """Train (or reuse) the default guide in OUT/guide, checkpointed in OUT/guide/partial as it trains,
+    so a kill during guide training (a large share of a small run) loses at most 100 steps."""
+    from practicum.learn import Learner, build_model
+    from practicum.learn.learner import TrainSettings
 
     folder = run.path / "guide"
     if (folder / "learner.json").exists():
         Learner.load(folder)  # validates the cache
         return folder
     train = load_source(settings.data, "train")
-    logger.info("training the default guide classifier on the %s train split (%d steps)",
-                settings.data, settings.guide_steps)
-    learner = train_classifier(train, steps=settings.guide_steps, arch=settings.guide_arch, seed=settings.seed)
+    partial = folder / "partial"
+    if (partial / "learner.json").exists():
+        learner = Learner.load(partial)
+        logger.info("resuming the guide classifier at step %d of %d", learner.step, settings.guide_steps)
+    else:
+        logger.info("training the default guide classifier on the %s train split (%d steps)",
+                    settings.data, settings.guide_steps)
+        model = build_model(settings.guide_arch, train.num_classes, train.image_shape, seed=settings.seed)
+        learner = Learner(model, TrainSettings.build(steps=settings.guide_steps), seed=settings.seed, device="cpu")
+    while learner.step < settings.guide_steps:
+        learner.fit(train, steps=min(GUIDE_CHECKPOINT_EVERY, settings.guide_steps - learner.step),
+                    description="training the guide classifier")
+        if learner.step < settings.guide_steps:
+            learner.save(partial)
     val = load_source(settings.data, "val")
     run.log_metric({"event": "guide", "steps": settings.guide_steps, **learner.evaluate(val)})
     learner.save(folder)
+    shutil.rmtree(partial, ignore_errors=True)
     return folder
 
 
@@ -179,20 +198,21 @@ def run_generate(settings: GenerateSettings, out: str | Path, *, engine: str = "
     if not den.num_classes:
         raise ModelError("generate needs a class-conditional model", "use the built-in model or a conditional one")
     check_model_matches_data(den, load_source(settings.data, "val"), model, settings.data)
+    if settings.learner is not None and not (Path(settings.learner) / "learner.json").exists():
+        raise ConfigError(f"--learner {settings.learner} holds no saved learner",
+                          "give a folder written by Learner.save (learner.json + learner.safetensors)")
     executor = get_executor(engine)
     sampling = {k: v for k, v in dict(steps=settings.steps, cfg_scale=settings.cfg_scale,
                                        scheduler=settings.scheduler, eta=settings.eta).items() if v is not None}
+    inputs = {"--model": model_input(model), "--learner": settings.learner, "--data": data_input(settings.data)}
     with RunDir.create(out, settings.to_yaml(), seed=settings.seed, command=command,
-                       resume=resume, overwrite=overwrite) as run:
+                       resume=resume, overwrite=overwrite, inputs=inputs) as run:
         if overwrite:  # start again: drop what an earlier run left (we hold the lock now)
             for stale in ("pool", "guide"):
                 shutil.rmtree(run.path / stale, ignore_errors=True)
             (run.path / "summary.json").unlink(missing_ok=True)
         if settings.learner is not None:
             learner_dir = Path(settings.learner)
-            if not (learner_dir / "learner.json").exists():
-                raise ConfigError(f"--learner {learner_dir} holds no saved learner",
-                                  "give a folder written by Learner.save (learner.json + learner.safetensors)")
         else:
             learner_dir = _default_guide(run, settings)
         pool = Pool(run.sub("pool"), dtype=settings.dtype)
@@ -214,12 +234,15 @@ def run_generate(settings: GenerateSettings, out: str | Path, *, engine: str = "
             logger.info("resuming: %d of %d shards already in the pool", len(jobs) - len(pending), len(jobs))
         shard_settings = {"omega": settings.omega, "guidance_every": settings.guidance_every,
                           "form": settings.form, "through": settings.through, "model": model}
-        for g in range(0, len(pending), SHARDS_PER_GROUP):
-            group = pending[g:g + SHARDS_PER_GROUP]
-            first = jobs.index(group[0]) + 1
-            results = executor.map(generate_shard, group,
-                                   description=f"generating shards {first}-{first + len(group) - 1} of {len(jobs)}")
-            for job, res in zip(group, results):
+        # Each shard is committed to the pool as soon as it and every shard before it are sampled
+        # (an engine may finish them out of order; the pool keeps job order): a kill loses little.
+        finished: dict[int, dict[str, Any]] = {}
+        committed = 0
+        results = executor.imap(generate_shard, pending, description=f"generating {len(pending)} of {len(jobs)} shards")
+        for position, res in results:
+            finished[position] = res
+            while committed in finished:
+                job, res = pending[committed], finished.pop(committed)
                 sampling_used = res["sampling"]
                 pool.append(job.name, res["images"], res["labels"], round_index=settings.round, seeds=job.seed,
                             settings={**shard_settings, "cfg_scale": float(sampling_used["cfg_scale"]),
@@ -231,6 +254,7 @@ def run_generate(settings: GenerateSettings, out: str | Path, *, engine: str = "
                                 "seconds": res["seconds"], "retries": res["retries"],
                                 "guided_steps": res["guided_steps"],
                                 "mean_entropy": float(res["entropy"].mean())})
+                committed += 1
         index = pool.index()
         shard_rows = {row["shard"]: row for row in run.metrics("shard")}
         seconds = sum(row["seconds"] for row in shard_rows.values())

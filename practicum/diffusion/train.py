@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from practicum.config import Settings
 from practicum.data import RunDir, atomic_write_json, atomic_write_with, load_source
@@ -29,8 +29,9 @@ from practicum.diffusion.builtin import (
     builtin_denoiser,
     builtin_name,
 )
-from practicum.errors import DataError, RunError
+from practicum.errors import ConfigError, DataError, RunError, TrainingError
 from practicum.log import logger, progress_bar
+from practicum.validate import FiniteFloat, data_input
 
 WEIGHTS_NAME = TRAINED_WEIGHTS
 SIDECAR_NAME = TRAINED_SIDECAR
@@ -40,7 +41,7 @@ class DiffusionTrainSettings(Settings):
     data: str = "digits"
     steps: int = Field(3000, ge=1)
     batch_size: int = Field(64, ge=1)
-    lr: float = Field(1e-3, gt=0)
+    lr: FiniteFloat = Field(1e-3, gt=0)
     warmup: int = Field(100, ge=0)
     weight_decay: float = Field(0.0, ge=0)
     label_dropout: float = Field(0.1, ge=0, lt=1)
@@ -51,6 +52,20 @@ class DiffusionTrainSettings(Settings):
     fold: int = Field(1, ge=1, description="pixel_unshuffle factor: the UNet sees C·f² × H/f × W/f")
     scheduler: dict[str, Any] = Field(default_factory=lambda: dict(BUILTIN_SCHEDULER_CONFIG))
     sampling: dict[str, Any] = Field(default_factory=lambda: dict(BUILTIN_SAMPLING))
+
+    @field_validator("unet")
+    @classmethod
+    def _known_unet_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """A misspelt UNet key would otherwise be a diffusers TypeError deep inside the build."""
+        import inspect
+
+        from diffusers import UNet2DModel
+
+        known = set(inspect.signature(UNet2DModel.__init__).parameters) - {"self"}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown UNet2DModel key {unknown[0]!r} (known: {', '.join(sorted(known)[:8])}, ...)")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -99,8 +114,12 @@ def train_diffusion(settings: DiffusionTrainSettings, out: str | Path, *, resume
         raise DataError(f"{settings.data} has no training examples")
     unet_config = _unet_config_for(settings, data.image_shape, data.num_classes)
     torch.manual_seed(settings.seed)  # the initial weights
-    den = builtin_denoiser(unet_config, settings.scheduler, num_classes=data.num_classes,
-                           class_names=list(data.class_names), image_shape=data.image_shape, fold=settings.fold)
+    try:
+        den = builtin_denoiser(unet_config, settings.scheduler, num_classes=data.num_classes,
+                               class_names=list(data.class_names), image_shape=data.image_shape, fold=settings.fold)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ConfigError(f"cannot build the UNet from the `unet:` settings: {str(exc).splitlines()[0][:300]}",
+                          "fix the unet settings (they are UNet2DModel arguments)") from None
     unet = den.unet.train()
     ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
     params = [p for p in unet.parameters() if p.requires_grad]
@@ -111,18 +130,21 @@ def train_diffusion(settings: DiffusionTrainSettings, out: str | Path, *, resume
     null = data.num_classes
 
     with RunDir.create(out, settings.to_yaml(), seed=settings.seed, command=command,
-                       resume=resume, overwrite=overwrite) as run:
+                       resume=resume, overwrite=overwrite, inputs={"--data": data_input(settings.data)}) as run:
         ckpt = run.path / "checkpoints" / "train_state.safetensors"
         if overwrite and not resume:  # an earlier run's state must not be picked up by a later --resume
             ckpt.unlink(missing_ok=True)
         start = 0
+        losses: list[float] = []
         if resume and ckpt.exists():
             state = load_file(ckpt)
             start = _restore(state, unet, ema, opt, params, gen)
+            losses = [float(v) for v in state.get("pending_losses", torch.zeros(0)).tolist()]
             logger.info("resumed diffusion training at step %d", start)
         elif resume:
             logger.info("no checkpoint in %s; training from the start", run.path)
-        losses: list[float] = []
+        # rows logged after the checkpoint are logged again by the resumed steps: drop them
+        run.trim_metrics(lambda row: row.get("event") != "train" or row.get("step", 0) <= start)
         with progress_bar("training the diffusion model", settings.steps) as advance:
             advance(start)
             for step in range(start, settings.steps):
@@ -137,6 +159,8 @@ def train_diffusion(settings: DiffusionTrainSettings, out: str | Path, *, resume
                 ab = alphas[t].view(-1, 1, 1, 1)
                 x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
                 loss = torch.nn.functional.mse_loss(den.predict(x_t, t, y)[0], noise)
+                if not torch.isfinite(loss):  # stop before a nan reaches the weights or a checkpoint
+                    _diverged(f"the loss became {loss.item()} at step {step + 1}", settings, step)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -155,7 +179,10 @@ def train_diffusion(settings: DiffusionTrainSettings, out: str | Path, *, resume
                                     "lr": learning_rate(step, settings)})
                     losses = []
                 if done % settings.checkpoint_every == 0 or done == settings.steps:
+                    if not all(torch.isfinite(v).all() for v in ema.values() if v.dtype.is_floating_point):
+                        _diverged(f"the weights became non-finite by step {done}", settings, step)
                     state = _snapshot(unet, ema, opt, params, gen, done)
+                    state["pending_losses"] = torch.tensor(losses, dtype=torch.float64)
                     atomic_write_with(ckpt, lambda tmp: save_file(state, tmp))
         weights = run.path / WEIGHTS_NAME
         ema_state = {k: v.detach().float().contiguous() for k, v in ema.items()}
@@ -183,6 +210,11 @@ def train_diffusion(settings: DiffusionTrainSettings, out: str | Path, *, resume
         atomic_write_json(run.path / SIDECAR_NAME, sidecar)
         run.finish(steps=settings.steps)
     return weights
+
+
+def _diverged(problem: str, settings: DiffusionTrainSettings, step: int) -> None:
+    raise TrainingError(f"{problem} (learning rate {learning_rate(step, settings):.3g}); nothing of this "
+                        "step was saved", "lower --lr or raise warmup, then rerun with --overwrite")
 
 
 def _snapshot(unet, ema, opt, params, gen, step: int) -> dict[str, torch.Tensor]:

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from practicum.validate import out_option
+
 
 def register(app: typer.Typer) -> None:
     app.command("distill")(distill)
@@ -25,7 +27,7 @@ def _split_list(value: Optional[str], cast=str) -> Optional[list]:
 
 
 def distill(
-    out: Path = typer.Option(Path("runs/distill"), "--out", "-o", help="Run directory."),
+    out: Path = typer.Option(Path("runs/distill"), "--out", "-o", parser=out_option, help="Run directory."),
     ipc: Optional[int] = typer.Option(None, "--ipc", help="Images per class (1, 10, 50, ...). Default 10."),
     data: Optional[str] = typer.Option(None, "--data", help="digits (default), folder:PATH or npz:PATH."),
     model: Optional[str] = typer.Option(None, "--model", help="builtin (default) or a local diffusers folder."),

@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from practicum.validate import check_out, data_input, model_input, out_option
+
 
 def register(app: typer.Typer) -> None:
     app.command("study")(study)
@@ -15,7 +17,7 @@ def register(app: typer.Typer) -> None:
 
 
 def study(
-    out: Path = typer.Option(Path("runs/study"), "--out", help="Run folder to write."),
+    out: Path = typer.Option(Path("runs/study"), "--out", parser=out_option, help="Run folder to write."),
     quick: bool = typer.Option(False, "--quick", help="2 seeds, small sizes and budget: a few minutes on a laptop CPU."),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="Runs per strategy."),
     omega: Optional[float] = typer.Option(None, "--omega", help="Entropy guidance strength of DP."),
@@ -59,8 +61,11 @@ def study(
 
 
 def practice_command(
-    out: Path = typer.Option(Path("runs/practice"), "--out", help="Run folder to write."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder (its own settings)."),
+    out: Path = typer.Option(Path("runs/practice"), "--out", parser=out_option, help="Run folder to write."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out (settings flags, if given, must "
+                                                        "match its config.yaml; without them its own are used)."),
+    legacy_resume_dir: Optional[Path] = typer.Argument(None, hidden=True, metavar="",
+                                                       help="Deprecated: `--resume DIR` means `--out DIR --resume`."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start the run in --out again."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML settings (flags override it)."),
     omega: Optional[float] = typer.Option(None, "--omega", help="Entropy guidance strength (0 = dynamic-vanilla)."),
@@ -89,24 +94,25 @@ def practice_command(
     whenever validation accuracy stops improving, report test accuracy at every branch-out."""
     from practicum.data import RunDir
     from practicum.errors import ConfigError
-    from practicum.log import echo
+    from practicum.log import echo, logger
     from practicum.practice.loop import clear_outputs, practice
     from practicum.practice.settings import PracticeSettings
 
-    if resume is not None:
-        given = {"--config": config, "--omega": omega, "--initial-size": initial_size, "--add-size": add_size,
-                 "--iterations": iterations, "--t-init": t_init, "--max-rounds": max_rounds, "--arch": arch,
-                 "--model": model, "--data": data, "--seed": seed, "--device": device, "--dtype": dtype,
-                 "--guidance-batch": guidance_batch, "--gradient-checkpointing": gradient_checkpointing,
-                 "--vae-slicing": vae_slicing, "--learner": learner}
-        ignored = [flag for flag, value in given.items() if value is not None]
-        if ignored:
-            raise ConfigError(f"--resume continues a run with its own settings; {', '.join(ignored)} would be "
-                              "ignored", "drop those flags, or start a new run with --out")
-        if not (resume / "config.yaml").is_file():
-            raise ConfigError(f"{resume} holds no run to resume", "give the folder of an earlier `practicum practice`")
-        out = resume
-        settings = PracticeSettings.from_yaml(resume / "config.yaml")
+    if legacy_resume_dir is not None:
+        if not resume:
+            raise ConfigError(f"unexpected argument {legacy_resume_dir}", "practice takes no positional arguments")
+        logger.warning("`--resume DIR` is deprecated; use `--out %s --resume`", legacy_resume_dir)
+        out = check_out(legacy_resume_dir)
+        if not (out / "config.yaml").is_file():
+            raise ConfigError(f"{out} holds no run to resume", "give the folder of an earlier `practicum practice`")
+    given = {"--config": config, "--omega": omega, "--initial-size": initial_size, "--add-size": add_size,
+             "--iterations": iterations, "--t-init": t_init, "--max-rounds": max_rounds, "--arch": arch,
+             "--model": model, "--data": data, "--seed": seed, "--device": device, "--dtype": dtype,
+             "--guidance-batch": guidance_batch, "--gradient-checkpointing": gradient_checkpointing,
+             "--vae-slicing": vae_slicing, "--learner": learner}
+    flags = [flag for flag, value in given.items() if value is not None]
+    if resume and not flags and (out / "config.yaml").is_file():  # continue with the run's own settings
+        settings = PracticeSettings.from_yaml(out / "config.yaml")
     else:
         values = {}
         if config is not None:
@@ -129,8 +135,9 @@ def practice_command(
                                           device=device)
     val, test = settings.load_data("val"), settings.load_data("test")
     generator = settings.make_generator(val, engine=engine)
-    with RunDir.create(out, settings.to_yaml(), seed=settings.seed, resume=resume is not None,
-                       overwrite=overwrite) as run:
+    with RunDir.create(out, settings.to_yaml(), seed=settings.seed, resume=resume, overwrite=overwrite,
+                       inputs={"--model": model_input(settings.generator.model),
+                               "--data": data_input(settings.data)}) as run:
         if overwrite:
             clear_outputs(run)
         result = practice(run, settings, generator, val, test, engine=engine)

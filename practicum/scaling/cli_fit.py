@@ -208,7 +208,7 @@ def run_fit(settings: FitSettings, out: Path, *, resume: bool = False, overwrite
                            "add sizes or choose a family with fewer parameters")
     executor = get_executor(settings.engine)
     with RunDir.create(out, settings.to_yaml(), seed=settings.seed, command="fit", resume=resume,
-                       overwrite=overwrite) as run:
+                       overwrite=overwrite, inputs={"the curves CSV": settings.curves}) as run:
         done = {row["result"]["curve"]: row["result"] for row in run.metrics("curve")} if resume else {}
         items = [dict(name=c.name, x=c.x.tolist(), y=c.y.tolist(),
                       seeds=None if c.seeds is None else c.seeds.tolist(), family=settings.family,
@@ -268,7 +268,8 @@ def run_compare(settings: CompareSettings, out: Path, *, resume: bool = False, o
             raise FitError(f"curve {label} has {np.unique(c.x).size} distinct sizes but {settings.family} needs "
                            f"{need}", "add sizes or choose a family with fewer parameters")
     with RunDir.create(out, settings.to_yaml(), seed=settings.seed, command="compare", resume=resume,
-                       overwrite=overwrite) as run:
+                       overwrite=overwrite, inputs={"curve A's CSV": settings.curve_a,
+                                                    "curve B's CSV": settings.curve_b}) as run:
         payload = run.read_json("compare.json") if resume else None
         if payload is None:
             with warnings.catch_warnings(), single_thread_blas():

@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from practicum.validate import out_option
+
 
 def register(app: typer.Typer) -> None:
     app.command("fit")(fit_command)
@@ -15,7 +17,7 @@ def register(app: typer.Typer) -> None:
 
 def fit_command(
     curves: Path = typer.Argument(..., help="Long-format CSV: curve,x,y[,seed]."),
-    out: Path = typer.Option(..., "--out", "-o", help="Run directory (fit.json, figures/fit.png, metrics.jsonl)."),
+    out: Path = typer.Option(..., "--out", "-o", parser=out_option, help="Run directory (fit.json, figures/fit.png, metrics.jsonl)."),
     family: str = typer.Option("auto", "--family", "-f", help="auto (chosen by extrapolation on prefixes) or a family name."),
     metric: str = typer.Option("error", "--metric", "-m", help="error, accuracy or loss."),
     extrapolate_to: Optional[List[float]] = typer.Option(None, "--extrapolate-to", "-x",
@@ -42,7 +44,7 @@ def fit_command(
 def compare_command(
     curve_a: Path = typer.Argument(..., help="CSV of strategy A (the baseline): curve,x,y[,seed]."),
     curve_b: Path = typer.Argument(..., help="CSV of strategy B."),
-    out: Path = typer.Option(Path("runs/compare"), "--out", "-o", help="Run directory (compare.json, figures/compare.png)."),
+    out: Path = typer.Option(Path("runs/compare"), "--out", "-o", parser=out_option, help="Run directory (compare.json, figures/compare.png)."),
     family: str = typer.Option("auto", "--family", "-f", help="auto or a family name."),
     metric: str = typer.Option("error", "--metric", "-m", help="error, accuracy or loss."),
     target: Optional[float] = typer.Option(None, "--target", "-t", help="Common target (default: A's best)."),

@@ -37,7 +37,8 @@ def read_curves(path: str | Path, *, metric: str = "error") -> list[Curve]:
     """All curves of a CSV, in order of first appearance, each sorted by x."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path} does not exist", "give the path of a CSV with columns curve,x,y[,seed]")
+        raise DataError(f"{path} {'is a folder, not a CSV file' if path.is_dir() else 'does not exist'}",
+                        "give the path of a CSV with columns curve,x,y[,seed]")
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.reader(handle))
@@ -82,6 +83,9 @@ def read_curves(path: str | Path, *, metric: str = "error") -> list[Curve]:
         if not curve:
             raise DataError(f"{path} line {line_no}: empty curve name", "name every row's curve")
         seed = row[col["seed"]].strip() if "seed" in col else None
+        if seed is not None and not _is_integer(seed):
+            raise DataError(f"{path} line {line_no}: seed={seed!r} is not a whole number",
+                            "give each row's seed as an integer (rows with one seed are paired across sizes)")
         key = (curve, values["x"], seed)
         if key in seen:
             extra = "" if "seed" in col else "; add a seed column for repeated measurements"
@@ -100,3 +104,10 @@ def read_curves(path: str | Path, *, metric: str = "error") -> list[Curve]:
             raise DataError(f"{path}, curve {name!r}: {exc.problem}", exc.fix) from None
         curves.append(Curve(name, x, y, seeds))
     return curves
+
+
+def _is_integer(cell: str) -> bool:
+    try:
+        return float(cell) == int(float(cell))
+    except (ValueError, OverflowError):
+        return False

@@ -8,13 +8,15 @@ from typing import Optional
 
 import typer
 
+from practicum.validate import out_option
+
 
 def register(app: typer.Typer) -> None:
     app.command("theory")(theory)
 
 
 def theory(
-    out: Path = typer.Option(Path("runs/theory"), "--out", help="Run folder to write."),
+    out: Path = typer.Option(Path("runs/theory"), "--out", parser=out_option, help="Run folder to write."),
     quick: Optional[bool] = typer.Option(None, "--quick/--full", help="Small sizes, few seeds (well under a minute)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Base seed of every Monte-Carlo trial."),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="Monte-Carlo pools per point at the largest sizes."),

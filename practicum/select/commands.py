@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from practicum.validate import out_option
+
 
 def register(app: typer.Typer) -> None:
     app.command("rate")(rate)
@@ -30,7 +32,7 @@ def _source(values: dict, **flags) -> dict:
 
 
 def rate(
-    out: Path = typer.Option(..., "--out", "-o", help="Run directory for the rater."),
+    out: Path = typer.Option(..., "--out", "-o", parser=out_option, help="Run directory for the rater."),
     data: Optional[str] = typer.Option(None, "--data", help="digits (default), folder:PATH or npz:PATH."),
     embeddings: Optional[str] = typer.Option(None, "--embeddings", help="Pool embeddings parquet (id, label, embedding)."),
     val_embeddings: Optional[str] = typer.Option(None, "--val-embeddings", help="Clean validation embeddings parquet."),
@@ -74,7 +76,7 @@ def rate(
 
 
 def score(
-    out: Path = typer.Option(..., "--out", "-o", help="Run directory for the scores."),
+    out: Path = typer.Option(..., "--out", "-o", parser=out_option, help="Run directory for the scores."),
     rater: Optional[str] = typer.Option(None, "--rater", help="A `practicum rate` run folder or rater.safetensors."),
     scorer: Optional[str] = typer.Option(None, "--scorer",
                                          help="rater (default), entropy, margin, loss, el2n, grand, forgetting, aum, "
@@ -104,7 +106,7 @@ def score(
 
 def select(
     scores: Optional[str] = typer.Option(None, "--scores", help="scores.parquet (or the `practicum score` run)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Run directory for the manifest."),
+    out: Path = typer.Option(..., "--out", "-o", parser=out_option, help="Run directory for the manifest."),
     strategy: Optional[str] = typer.Option(None, "--strategy",
                                            help="shift-gsample (default), gsample, top-k, bottom-k, random, block, "
                                                 "band, ccs, adaptive."),

@@ -139,6 +139,8 @@ def run_rate(config: RateConfig, out: str | Path, *, resume: bool = False, overw
             trainer.load_state_tensors(load_file(str(path)), json.loads(path.with_suffix(".json").read_text()))
             start = epoch + 1
             logger.info("resuming the rater after epoch %d", epoch)
+        # an epoch logged but killed before its state was saved is trained and logged again
+        run.trim_metrics(lambda row: row.get("event") != "epoch" or row.get("epoch", 0) < start)
 
         def checkpoint(trainer: RaterTrainer, record: dict) -> None:
             epoch = record["epoch"]
