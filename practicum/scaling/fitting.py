@@ -45,9 +45,27 @@ def _wmean(values, w) -> float:
 
 # ---------------------------------------------------------------- LCDB multi-start least squares
 
-def fit_lsq(fam: Family, u, t, w, rng: np.random.Generator, *, u_check=None, init=None,
+_START_POOL_SIZE = 256
+_START_POOLS: dict[int, np.ndarray] = {}
+
+
+def start_pool(k: int) -> np.ndarray:
+    """A fixed quasi-random set of starts in [0, 1)^k (unscrambled Halton, the all-zero point
+    dropped): the same starts for every seed, so the same data always give the same fit."""
+    if k not in _START_POOLS:
+        from scipy.stats import qmc
+
+        _START_POOLS[k] = qmc.Halton(d=k, scramble=False).random(_START_POOL_SIZE + 1)[1:]
+    return _START_POOLS[k]
+
+
+def fit_lsq(fam: Family, u, t, w, rng: np.random.Generator | None = None, *, u_check=None, init=None,
             extra_starts=(), n_restarts: int = 6, max_bad_starts: int = 1000, max_failed_fits: int = 200,
             **_) -> FitOutcome:
+    """The LCDB recipe with deterministic starts: the 256 points of a fixed Halton set in
+    [0, 1)^k (LCDB's start box) are screened (finite on the training and check anchors) and
+    ranked by training SSE in one cheap pass; Levenberg–Marquardt polishes the extra starts and
+    then the best-ranked ones until `n_restarts` succeed. `rng` is unused (kept for the API)."""
     u_check = u if u_check is None else np.concatenate([u, u_check])
     sw = np.sqrt(w)
     k = fam.n_params
@@ -58,22 +76,24 @@ def fit_lsq(fam: Family, u, t, w, rng: np.random.Generator, *, u_check=None, ini
 
     # Levenberg–Marquardt needs at least as many residuals as parameters.
     method = "lm" if len(u) >= k else "trf"
-    starts = [np.asarray(s, dtype=float) for s in ([init] if init is not None else list(extra_starts))]
-    keep = 1 if init is not None else n_restarts
+    bad = 0
+    if init is not None:
+        starts, keep = [np.asarray(init, dtype=float)], 1
+    else:
+        keep = n_restarts
+        screened = []
+        for theta0 in start_pool(k):
+            if not _finite(fam.func(u_check, *theta0)):
+                bad += 1
+                continue
+            screened.append((float(np.sum(resid(theta0) ** 2)), tuple(theta0)))
+        screened.sort()
+        starts = [np.asarray(s, dtype=float) for s in extra_starts] + [np.array(s) for _, s in screened]
     best: list[tuple[float, np.ndarray]] = []
-    bad = failed = 0
-    while len(best) < keep:
-        if starts:
-            theta0 = starts.pop(0)
-        elif init is not None:
+    failed = 0
+    for theta0 in starts:
+        if len(best) >= keep:
             break
-        else:
-            theta0 = rng.random(k)
-        if not _finite(fam.func(u_check, *theta0)):
-            bad += 1
-            if bad >= max_bad_starts:
-                break
-            continue
         try:
             if method == "lm":
                 # MINPACK's LM via leastsq, with curve_fit's default budget of 200·(k+1) calls (as LCDB)
@@ -241,18 +261,26 @@ def _m4_inner(logu, t, w, eps_inf, eps_0):
     return beta, c, alpha
 
 
-def fit_m4(fam, u, t, w, rng, *, init=None, eps_0=None, **_) -> FitOutcome:
+def fit_m4(fam, u, t, w, rng, *, init=None, eps_0=None, eps_0_max=None, **_) -> FitOutcome:
     """(y − ε∞)/(ε0 − y)^α = β·x^c. For given (ε∞, ε0) the other three come from non-negative
     log-linear regression (`_m4_inner`); (ε∞, ε0) are searched in a reparameterisation that keeps
     0 ≤ ε∞ < min y and ε0 > max y (a grid, then Nelder–Mead), minimising Σ w (log ŷ − log y)²
-    with ŷ from the bisection solver. Pass `eps_0=` to fix the random-guess error instead."""
+    with ŷ from the bisection solver. Pass `eps_0=` to fix the random-guess error instead, or
+    `eps_0_max=` to bound it (1 for error rates: the error of a random guess cannot exceed 1)."""
     _need_positive(fam, t)
     logu, tmin, tmax = np.log(u), float(t.min()), float(t.max())
     span = max(tmax - tmin, 1e-12 * tmax)
 
+    bounded = eps_0 is None and eps_0_max is not None and tmax < eps_0_max
+
     def unpack(p):
         eps_inf = tmin / (1.0 + np.exp(-p[0]))
-        e0 = float(eps_0) if eps_0 is not None else tmax + span * np.exp(p[1])
+        if eps_0 is not None:
+            e0 = float(eps_0)
+        elif bounded:  # ε0 in (max y, eps_0_max) through a logistic
+            e0 = tmax + (eps_0_max - tmax) / (1.0 + np.exp(-(p[1] + 2.0)))
+        else:
+            e0 = tmax + span * np.exp(p[1])
         return eps_inf, e0
 
     def objective(p):
@@ -268,8 +296,12 @@ def fit_m4(fam, u, t, w, rng, *, init=None, eps_0=None, **_) -> FitOutcome:
 
     if init is not None:
         e_inf = min(max(init[0], tmin * 1e-9), tmin * (1 - 1e-9))
-        p_starts = [np.array([np.log(e_inf / (tmin - e_inf)),
-                              np.log(max(init[1] - tmax, span * 1e-6) / span)])]
+        if bounded:
+            frac = min(max((init[1] - tmax) / (eps_0_max - tmax), 1e-9), 1 - 1e-9)
+            p1 = np.log(frac / (1 - frac)) - 2.0
+        else:
+            p1 = np.log(max(init[1] - tmax, span * 1e-6) / span)
+        p_starts = [np.array([np.log(e_inf / (tmin - e_inf)), p1])]
     else:
         grid = list(itertools.product(np.linspace(-6, 6, 7), np.linspace(-5, 4, 7)))
         scored = sorted(((objective(np.array(p))[0], p) for p in grid), key=lambda s: s[0])
@@ -317,7 +349,7 @@ def fit_hestness(fam, u, t, w, rng, *, init=None, n_restarts: int = 6, **_) -> F
         starts = [np.array([np.log(max(init[0], 1e-300)), init[1], init[2]])]
     else:
         starts = []
-        for gamma in np.concatenate([[0.0], tmin * rng.random(n_restarts - 1)]):
+        for gamma in tmin * np.linspace(0.0, 1.0, n_restarts + 1)[:-1]:  # fixed starts: seed-free
             p0, p1 = _loglin(logu, np.log(t - gamma * (1 - 1e-9)), w)
             starts.append(np.array([p0, np.clip(p1, -3, 0), gamma]))
     lower, upper = [-np.inf, -3.0, 0.0], [np.inf, 0.0, np.inf]
