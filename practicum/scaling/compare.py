@@ -65,10 +65,10 @@ class MultiplierResult:
         cross = "none in range" if self.crossover is None else f"{self.crossover:.4g}"
         if self.ci is not None:
             fmt = lambda v: "unbounded" if v in (0.0, math.inf) else f"{v:.3g}"  # noqa: E731
-            interval = (f" (multiplier {self.multiplier:.3g}, {self.level:.0%} CI {fmt(self.ci[0])}..{fmt(self.ci[1])}"
+            interval = (f": data multiplier {self.multiplier:.3g} ({self.level:.0%} CI {fmt(self.ci[0])}..{fmt(self.ci[1])}"
                         f"; {self.ci_note})")
         else:
-            interval = f" (multiplier {self.multiplier:.3g}; no interval: {self.ci_note})"
+            interval = f": data multiplier {self.multiplier:.3g} (no interval: {self.ci_note})"
         family = (f"family {self.family_a}" if self.family_a == self.family_b
                   else f"families {self.family_a} (A) / {self.family_b} (B)")
         return (f"{self.wording()}{interval} at {self.metric} {self.target:.4g}: A needs {self.x_a:.4g}, "
