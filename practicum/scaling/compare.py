@@ -26,7 +26,7 @@ from practicum.scaling.law import ScalingLaw, check_curve, loss_space, rank_shar
 @dataclass
 class MultiplierResult:
     multiplier: float
-    ci: tuple[float, float] | None  # None: no interval (no resamples, or too few seeds, see ci_note)
+    ci: tuple | None  # None: no interval (see ci_note); a None bound: unbounded (a law never reaches the target)
     target: float
     x_a: float
     x_b: float
@@ -64,7 +64,7 @@ class MultiplierResult:
     def summary(self) -> str:
         cross = "none in range" if self.crossover is None else f"{self.crossover:.4g}"
         if self.ci is not None:
-            fmt = lambda v: "unbounded" if v in (0.0, math.inf) else f"{v:.3g}"  # noqa: E731
+            fmt = lambda v: "unbounded" if v is None else f"{v:.3g}"  # noqa: E731
             interval = (f": data multiplier {self.multiplier:.3g} ({self.level:.0%} CI {fmt(self.ci[0])}..{fmt(self.ci[1])}"
                         f"; {self.ci_note})")
         else:
@@ -124,7 +124,7 @@ def ratio_interval(need_a: np.ndarray, need_b: np.ndarray, level: float) -> tupl
     the target (NaN) is not dropped and not counted as a multiplier of 0: B never reaching it
     means B needs more than any finite amount (the ratio ranks below every finite one), A never
     reaching it ranks above every finite one. A bound that lands on such a resample is
-    unbounded (returned as 0 or inf); resamples where neither reaches it are undefined."""
+    unbounded (returned as None); resamples where neither reaches it are undefined."""
     a_none, b_none = ~np.isfinite(need_a), ~np.isfinite(need_b)
     both = a_none & b_none
     key = np.where(b_none, -np.inf, np.where(a_none, np.inf, need_a / np.where(b_none, 1.0, need_b)))
@@ -135,7 +135,7 @@ def ratio_interval(need_a: np.ndarray, need_b: np.ndarray, level: float) -> tupl
     if key.size == 0:
         return None, info
     lo, hi = np.quantile(key, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
-    return (0.0 if lo == -np.inf else float(lo), float(hi)), info
+    return (None if lo == -np.inf else float(lo), None if hi == np.inf else float(hi)), info
 
 
 def data_multiplier(x_a, y_a, x_b, y_b, *, target: float | None = None, metric: str = "error",
