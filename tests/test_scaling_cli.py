@@ -122,3 +122,35 @@ def test_missing_file_and_ambiguous_compare(tmp_path, capsys):
     code, output = run_cli(["compare", str(both), str(both), "--out", str(tmp_path / "c")], capsys)
     assert code == 2 and "--curve" in output
     assert not (tmp_path / "c").exists()
+
+
+def test_predict_uses_a_saved_law_without_refitting(tmp_path, capsys):
+    csv = write_csv(tmp_path / "c.csv", curve_rows("base", noise=0.0) + curve_rows("dp", scale=2.0, noise=0.0))
+    out = tmp_path / "run"
+    code, text = run_cli(["fit", str(csv), "--out", str(out), "--family", "M2", "--n-boot", "0",
+                          "--extrapolate-to", "10000"], capsys)
+    assert code == 0, text
+    assert "nan" not in text and "no intervals" in text  # --n-boot 0 prints no interval
+    assert "eps_inf=0.04" in text  # parameters in the user's units
+    code, text = run_cli(["predict", str(out / "fit.json"), "10000", "--curve", "base", "--target", "0.08"], capsys)
+    assert code == 0, text
+    assert f"y(10000) = {0.04 + 2.5 * 10000 ** -0.5:.4g}" in text and "x needed for 0.08" in text
+    code, text = run_cli(["predict", str(out / "fit.json"), "10000"], capsys)
+    assert code == 2 and "--curve" in text  # two laws: which one is asked, not guessed
+
+
+def test_holdout_says_which_fit_is_reported(tmp_path, capsys):
+    csv = write_csv(tmp_path / "c.csv", curve_rows("base"))
+    code, text = run_cli(["fit", str(csv), "--out", str(tmp_path / "r"), "--family", "M2", "--n-boot", "0",
+                          "--holdout-frac", "0.6"], capsys)
+    assert code == 0, text
+    assert "fitted on the first 3 of 5 sizes" in text and "prefix fit" in text
+
+
+def test_compare_picks_curves_per_file_and_words_a_worse_b(tmp_path, capsys):
+    a = write_csv(tmp_path / "a.csv", curve_rows("x", noise=0.0) + curve_rows("other", noise=0.0))
+    b = write_csv(tmp_path / "b.csv", curve_rows("y", scale=0.5, noise=0.0))
+    code, text = run_cli(["compare", str(a), str(b), "--out", str(tmp_path / "c"), "--family", "M2",
+                          "--curve-a", "x", "--n-boot", "0"], capsys)
+    assert code == 0, text
+    assert "B needs 2x more data than A" in text and "no interval" in text and "nan" not in text

@@ -380,7 +380,7 @@ def run_compare(settings: CompareSettings, out: Path, *, resume: bool = False, o
                                       metric=settings.metric, family=settings.family, n_boot=settings.n_boot,
                                       seed=settings.seed)
             payload = {"settings": settings.model_dump(), **res.to_dict(), "summary": res.summary()}
-            run.log_metric({"event": "compare", "multiplier": res.multiplier, "ci": list(res.ci),
+            run.log_metric({"event": "compare", "multiplier": res.multiplier, "ci": None if res.ci is None else list(res.ci),
                             "crossover": res.crossover})
             run.write_json("compare.json", payload)
             _plot_compare(a, b, res, run.sub("figures") / "compare.png", settings.metric)
