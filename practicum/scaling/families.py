@@ -185,27 +185,31 @@ def _m3(x, beta, gamma, c):
     return beta * (1.0 / x + gamma) ** c
 
 
-def m4_solve(x, eps_inf, eps_0, alpha, beta, c, iters: int = 64):
-    """Solve (y − ε∞)/(ε0 − y)^α = β x^c for y in (ε∞, ε0) by vectorised bisection.
+def m4_solve(x, eps_inf, eps_0, alpha, beta, c, iters: int = 60):
+    """Solve (y − ε∞)/(ε0 − y)^α = β x^c for y in (ε∞, ε0), vectorised over x.
 
-    The left side rises monotonically from 0 to ∞ on that interval when α ≥ 0, so the root is
-    unique; 64 halvings bring the bracket to ~1e-19 of its width.
+    With y = ε∞ + D·σ(z), D = ε0 − ε∞, the equation becomes
+    h(z) = log σ(z) − α·log σ(−z) + (1 − α)·log D − log(β x^c) = 0, where h rises monotonically
+    (h′ = σ(−z) + α·σ(z) > 0 for α ≥ 0) and has one curvature sign ((α − 1)·σ(z)σ(−z)), so
+    Newton's method converges from any start (after at most one overshoot, monotonically and
+    then quadratically): ~6–10 steps to full precision where bisection needed 64.
     """
     x = np.asarray(x, dtype=float)
     with np.errstate(all="ignore"):
-        rhs = beta * x ** c
-        lo = np.full(x.shape, float(eps_inf))
-        hi = np.full(x.shape, float(eps_0))
-        if not (np.isfinite(eps_inf) and np.isfinite(eps_0) and eps_0 > eps_inf and alpha >= 0):
+        log_rhs = np.log(beta) + c * np.log(x)
+        if not (np.isfinite(eps_inf) and np.isfinite(eps_0) and eps_0 > eps_inf and alpha >= 0 and beta > 0):
             return np.full(x.shape, np.nan)
+        span = float(eps_0) - float(eps_inf)
+        const = (1.0 - alpha) * np.log(span) - log_rhs
+        z = np.zeros(x.shape)
         for _ in range(iters):
-            mid = 0.5 * (lo + hi)
-            lhs = (mid - eps_inf) / (eps_0 - mid) ** alpha
-            above = lhs > rhs
-            hi = np.where(above, mid, hi)
-            lo = np.where(above, lo, mid)
-        y = 0.5 * (lo + hi)
-    return np.where(np.isfinite(rhs), y, np.nan)
+            log_s, log_sn = -np.logaddexp(0.0, -z), -np.logaddexp(0.0, z)
+            step = (log_s - alpha * log_sn + const) / (np.exp(log_sn) + alpha * np.exp(log_s))
+            z = z - step
+            if not np.any(np.abs(step) > 1e-12 * (1.0 + np.abs(z))):
+                break
+        y = eps_inf + span * np.exp(-np.logaddexp(0.0, -z))
+    return np.where(np.isfinite(log_rhs) & np.isfinite(z), y, np.nan)
 
 
 def _m4(x, eps_inf, eps_0, alpha, beta, c):
