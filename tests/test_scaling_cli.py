@@ -43,8 +43,10 @@ def test_fit_writes_json_png_and_resumes(tmp_path, capsys):
     assert base["family"] == "M2" and set(base["params"]) == {"eps_inf", "beta", "c"}
     assert base["holdout"]["n_heldout"] == 2 and base["holdout"]["rmsle"] < 0.1
     ext = base["extrapolations"][0]
-    assert ext["x"] == 10000 and ext["ci"][0] <= ext["prediction"] <= ext["ci"][1]
-    assert base["target"]["x_needed"] > 0 and "ci" in base["target"]
+    # 2 seeds: the coverage benchmark found these intervals too narrow, so they are withheld
+    assert ext["x"] == 10000 and "ci" not in ext and "withheld" in ext["ci_withheld"]
+    assert base["target"]["x_needed"] > 0 and "ci" not in base["target"] and "ci_withheld" in base["target"]
+    assert "some intervals withheld" in text
     assert base["bootstrap"]["n_ok"] > 0
     assert (out / "figures" / "fit.png").read_bytes()[:4] == b"\x89PNG"
     assert len([json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]) == 2
@@ -154,3 +156,15 @@ def test_compare_picks_curves_per_file_and_words_a_worse_b(tmp_path, capsys):
                           "--curve-a", "x", "--n-boot", "0"], capsys)
     assert code == 0, text
     assert "B needs 2x more data than A" in text and "no interval" in text and "nan" not in text
+
+
+def test_one_seed_prints_the_prediction_interval_that_passed_coverage(tmp_path, capsys):
+    csv = write_csv(tmp_path / "c.csv", curve_rows("base", seeds=(0,), sizes=(100, 200, 400, 800, 1600, 3200)))
+    code, text = run_cli(["fit", str(csv), "--out", str(tmp_path / "r"), "--family", "M2", "--n-boot", "40",
+                          "--extrapolate-to", "10000", "--target", "0.07"], capsys)
+    assert code == 0, text
+    res = json.loads((tmp_path / "r" / "fit.json").read_text())["curves"][0]
+    assert res["extrapolations"][0]["ci"][0] <= res["extrapolations"][0]["prediction"] <= \
+        res["extrapolations"][0]["ci"][1]
+    assert "ci" not in res["target"] and "91 %" in res["target"]["ci_withheld"]  # x needed: 91 % coverage
+    assert "confidence band of the mean curve" in res["band"]["label"] and "assume" in res["interval_note"]
