@@ -213,7 +213,7 @@ def _grid_sse(basis, qs, u, t, sw) -> np.ndarray:
     return np.where(ok & np.isfinite(sse), sse, np.inf)
 
 
-def fit_varpro(fam: Family, u, t, w, rng=None, *, u_check=None, init=None, extra_starts=(), n_polish: int = 3,
+def fit_varpro(fam: Family, u, t, w, rng=None, *, u_check=None, init=None, extra_starts=(), n_polish: int = 1,
                **opts) -> FitOutcome:
     """Variable projection for the LCDB families in `VARPRO` (see above); `init` (the bootstrap's
     refit from the point estimate) polishes the nonlinear parameters from there."""
@@ -226,8 +226,10 @@ def fit_varpro(fam: Family, u, t, w, rng=None, *, u_check=None, init=None, extra
             design = basis(u, q)
             if not _finite(design):
                 return None, None
-            try:
-                lin, *_ = np.linalg.lstsq(design * sw[:, None], t * sw, rcond=None)
+            a = design * sw[:, None]
+            try:  # normal equations with a whisper of ridge: m <= 2 columns, much cheaper than lstsq
+                gram = a.T @ a
+                lin = np.linalg.solve(gram + 1e-12 * np.trace(gram) * np.eye(gram.shape[0]), a.T @ (t * sw))
             except np.linalg.LinAlgError:
                 return None, None
             theta = assemble(q, lin)
@@ -488,14 +490,13 @@ def fit_m4(fam, u, t, w, rng, *, init=None, eps_0=None, eps_0_max=None, **_) -> 
 
     best_loss, best_theta = np.inf, None
     for p0 in p_starts:
-        res = minimize(lambda p: objective(p)[0], p0, method="Nelder-Mead",
-                       options={"xatol": 1e-4, "fatol": 1e-14, "maxiter": 120})
-        # then a Gauss–Newton polish of the two outer parameters
+        # a Gauss–Newton polish of the two outer parameters from the best grid point (Nelder–Mead
+        # before it cost 3x the time for the same fits on the Alabdulmohsin curves)
         try:
-            p_fin = least_squares(resid, res.x, method="trf", max_nfev=60, x_scale=1.0).x
+            p_fin = least_squares(resid, p0, method="trf", max_nfev=60, x_scale=1.0).x
         except (ValueError, np.linalg.LinAlgError):
-            p_fin = res.x
-        for p in (res.x, p_fin):
+            p_fin = p0
+        for p in (p0, p_fin):
             loss, theta = objective(p)
             if theta is not None and loss < best_loss:
                 best_loss, best_theta = loss, theta
