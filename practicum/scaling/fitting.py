@@ -5,11 +5,14 @@ x-scale) and `t` (the target in the family's direction: a rising score for LCDB 
 positive falling error/loss otherwise), sample weights `w` and a numpy Generator; it returns a
 `FitOutcome` or raises `FitError`.
 
-- `lsq`: the LCDB recipe (spec §4.1): uniform [0, 1)^k starts, a start is rejected until the law
-  is finite on the training and check anchors, Levenberg–Marquardt on f(u) − t, non-finite
-  extrapolations rejected, `n_restarts` successes kept, the lowest training MSE wins; give up
-  after `max_bad_starts` bad starts or `max_failed_fits` failed fits. pow4 also starts from the
-  best pow3 solution.
+- `lsq` (the fitter named by LCDB families) dispatches to `fit_varpro` where the formula has
+  linear parameters (all but vap3 and expp3): closed-form weighted least squares for those, a
+  fixed grid over the 0–2 nonlinear ones evaluated in one batched pass, one Gauss–Newton polish
+  from the best grid point. Otherwise (or with `method="lsq"`) `fit_lsq`, the LCDB recipe
+  (spec §4.1) with deterministic starts: a fixed Halton set in [0, 1)^k screened for finite
+  values on the training and check anchors and ranked by SSE, Levenberg–Marquardt from the
+  best, `n_restarts` successes kept. No routine draws random numbers, so the same data give the
+  same fit whatever the seed; with x divided by x_min/16 they also give it whatever the units.
 - dedicated routines for last1, Hestness, Kaplan, M1–M4 and BNSL (see each docstring).
 
 `init` (a parameter vector) turns every routine into a local polish from that point: the

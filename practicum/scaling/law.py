@@ -192,8 +192,9 @@ class ScalingLaw:
         if fam.fitter == "m4" and self.metric in ("error", "accuracy"):
             opts.setdefault("eps_0_max", 1.0)  # an error rate's random-guess level is at most 1
         extra = []
-        if fam.name == "pow4" and init is None:
-            # LCDB: pow4 is started from the best pow3 solution (d = 0)
+        if fam.name == "pow4" and init is None and opts.get("method") == "lsq":
+            # LCDB: pow4 is started from the best pow3 solution (d = 0); the variable-projection
+            # grid holds d = 0 with pow3's exponents already, so only the LCDB recipe needs it
             try:
                 p3 = FITTERS["lsq"](get_family("pow3"), u, _to_family_space(y, self.metric, "increasing"), w,
                                     np.random.default_rng(seed), u_check=check, n_restarts=opts["n_restarts"])
