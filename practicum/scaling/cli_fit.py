@@ -173,7 +173,8 @@ def fit_one(item: dict[str, Any]) -> dict[str, Any]:
         if boot is not None and boot.n_ok and pred_ok:
             lo, hi = boot.predict_ci(grid, level)
             band.update(low=lo.tolist(), high=hi.tolist(),
-                        label=f"{level:.0%} confidence band of the mean curve ({boot.note()})")
+                        label=f"{level:.0%} confidence band of the mean curve (bootstrap over "
+                              f"{'whole seeds' if boot.by == 'seeds' else 'points'}; assumes {law.family_})")
         result["curve_data"] = {"x": x.tolist(), "y": y.tolist(), "fitted": fit_mask.tolist()}
         result["band"] = band
     return result
