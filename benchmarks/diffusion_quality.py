@@ -178,6 +178,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="DDIM steps for the CAS sets")
     parser.add_argument("--clf-steps", type=int, default=2000)
     parser.add_argument("--judge-steps", type=int, default=4000)
+    parser.add_argument("--judge-width", type=int, default=64)
     parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples of the accuracies")
     parser.add_argument("--draws", type=int, default=20, help="subsets for Fréchet distance and precision/recall")
     parser.add_argument("--seed", type=int, default=0)
@@ -200,7 +201,7 @@ def main() -> None:
     n_gen = args.per_class * den.num_classes
     t0 = time.perf_counter()
     print(f"[{name}] training the judge ({args.judge_steps} steps) and the CAS recipe on real train ...", flush=True)
-    judge = train_classifier(train, steps=args.judge_steps, width=64, seed=1)
+    judge = train_classifier(train, steps=args.judge_steps, width=args.judge_width, seed=1)
     ceiling = train_classifier(train, steps=args.clf_steps, seed=0)
     matched = train_classifier(balanced_subset(train, args.per_class, args.seed), steps=args.clf_steps, seed=0)
     real_test_features = features(judge, test.images)
@@ -246,7 +247,7 @@ def main() -> None:
         "torch": torch.__version__, "date": time.strftime("%Y-%m-%d", time.gmtime()),
     }
     ci = lambda d: f"{d['accuracy']:.3f} [{d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}]"  # noqa: E731
-    print(f"judge (width-64 CNN) on real test: {ci(reference['judge_test'])}")
+    print(f"judge (width-{args.judge_width} CNN) on real test: {ci(reference['judge_test'])}")
     print(f"CAS recipe on all real train (ceiling): {ci(reference['ceiling_test'])}; "
           f"on {n_gen} real: {ci(reference['matched_size_real_test'])}")
     print(f"real tune vs real test: FD {floor['frechet']:.2f}, precision {floor['precision']:.3f}, "

@@ -52,14 +52,18 @@ def test_reach_size_interpolates_in_log_size():
 
 def test_multiplier_and_bootstrap_over_seeds():
     points = []
-    for seed in range(4):
-        jitter = 0.002 * seed
+    for seed in range(5):
+        jitter = 0.0015 * seed
         points += _pts("static", {100: 0.80 + jitter, 200: 0.85 + jitter, 800: 0.90 + jitter}, seed)
         points += _pts("dp", {100: 0.85 + jitter, 200: 0.92 + jitter}, seed)
     result = analysis.data_multiplier(points, n_boot=200)
     # static's best (mean 0.903 at 800) is reached by DP between 100 and 200
     target = 0.90 + 0.003
     expected = 800 / math.exp(math.log(100) + (target - 0.853) / (0.923 - 0.853) * math.log(2))
+    # with 4 seeds there is no seed-bootstrap interval (too few distinct resamples), and it says so
+    four = [p for p in points if p["seed"] < 4]
+    assert analysis.data_multiplier(four, n_boot=50)["ci"] is None
+    assert "fewer than the 5" in analysis.data_multiplier(four, n_boot=50)["ci_note"]
     assert result["static_size"] == 800 and result["multiplier"] == pytest.approx(expected, rel=1e-6)
     assert result["ci"][0] <= result["multiplier"] <= result["ci"][1] and result["reached_fraction"] == 1.0
     gains = analysis.paired_gain(points, "static", "dp", n_boot=100)

@@ -103,8 +103,8 @@ def test_same_seed_same_result_and_weights_matter():
 
 def test_bootstrap_cis_cover_the_truth_and_seeds_are_resampled():
     rng = np.random.default_rng(1)
-    x = np.repeat(SIZES, 4)
-    seeds = np.tile(np.arange(4), SIZES.size)
+    x = np.repeat(SIZES, 5)
+    seeds = np.tile(np.arange(5), SIZES.size)
     y = power_error(x) * (1 + 0.02 * rng.standard_normal(x.size))
     law = fit(x, y, "M2", seeds=seeds)
     boot = law.bootstrap(150, seed=0)
@@ -117,6 +117,9 @@ def test_bootstrap_cis_cover_the_truth_and_seeds_are_resampled():
     cis = boot.param_ci()
     assert cis["c"][0] < -0.5 < cis["c"][1]
     assert fit(SIZES, power_error(SIZES), "M2").bootstrap(5).by == "points"
+    # fewer than 5 seeds: whole-seed resampling has too few distinct resamples, so points are used
+    four = seeds < 4
+    assert fit(x[four], y[four], "M2", seeds=seeds[four]).bootstrap(5).by == "points"
 
 
 def test_data_multiplier_recovers_a_known_ratio():
@@ -135,9 +138,13 @@ def test_data_multiplier_ci_with_noise_and_explicit_target():
     ya = power_error(x) * (1 + 0.02 * rng.standard_normal(x.size))
     yb = power_error(x, 2.0) * (1 + 0.02 * rng.standard_normal(x.size))
     res = data_multiplier(x, ya, x, yb, seeds_a=seeds, seeds_b=seeds, family="M2", target=0.1, n_boot=60)
-    assert res.target == 0.1
+    assert res.target == 0.1 and res.multiplier == pytest.approx(2.0, rel=0.15)
+    # 3 seeds: the multiplier interval covered 89 % in the coverage benchmark, so it is withheld
+    assert res.ci is None and "withheld" in res.ci_note and "no interval" in res.summary()
+    one = seeds == 0  # one seed: the interval passed coverage and is printed
+    res = data_multiplier(x[one], ya[one], x[one], yb[one], family="M2", target=0.1, n_boot=60)
     assert res.ci[0] < 2.0 < res.ci[1]
-    assert res.ci[0] <= res.multiplier <= res.ci[1]
+    assert res.ci[0] <= res.multiplier <= res.ci[1] and "bootstrap by points" in res.ci_note
 
 
 def test_crossover_of_two_power_laws():
@@ -204,4 +211,4 @@ def test_auto_and_multiplier_on_a_three_size_curve():
         assert law.family_ == "M1"  # the plain power law validates best on the 2-size prefix
         res = data_multiplier(x, ya, x, yb, seeds_a=seeds, seeds_b=seeds, n_boot=50)
     assert 1.5 < res.multiplier < 2.6
-    assert res.ci[0] < res.multiplier < res.ci[1]
+    assert res.ci is None and "withheld" in res.ci_note  # 3 seeds: below the coverage bar

@@ -43,8 +43,10 @@ def test_fit_writes_json_png_and_resumes(tmp_path, capsys):
     assert base["family"] == "M2" and set(base["params"]) == {"eps_inf", "beta", "c"}
     assert base["holdout"]["n_heldout"] == 2 and base["holdout"]["rmsle"] < 0.1
     ext = base["extrapolations"][0]
-    assert ext["x"] == 10000 and ext["ci"][0] <= ext["prediction"] <= ext["ci"][1]
-    assert base["target"]["x_needed"] > 0 and "ci" in base["target"]
+    # 2 seeds: the coverage benchmark found these intervals too narrow, so they are withheld
+    assert ext["x"] == 10000 and "ci" not in ext and "withheld" in ext["ci_withheld"]
+    assert base["target"]["x_needed"] > 0 and "ci" not in base["target"] and "ci_withheld" in base["target"]
+    assert "some intervals withheld" in text
     assert base["bootstrap"]["n_ok"] > 0
     assert (out / "figures" / "fit.png").read_bytes()[:4] == b"\x89PNG"
     assert len([json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]) == 2
@@ -122,3 +124,47 @@ def test_missing_file_and_ambiguous_compare(tmp_path, capsys):
     code, output = run_cli(["compare", str(both), str(both), "--out", str(tmp_path / "c")], capsys)
     assert code == 2 and "--curve" in output
     assert not (tmp_path / "c").exists()
+
+
+def test_predict_uses_a_saved_law_without_refitting(tmp_path, capsys):
+    csv = write_csv(tmp_path / "c.csv", curve_rows("base", noise=0.0) + curve_rows("dp", scale=2.0, noise=0.0))
+    out = tmp_path / "run"
+    code, text = run_cli(["fit", str(csv), "--out", str(out), "--family", "M2", "--n-boot", "0",
+                          "--extrapolate-to", "10000"], capsys)
+    assert code == 0, text
+    assert "nan" not in text and "no intervals" in text  # --n-boot 0 prints no interval
+    assert "eps_inf=0.04" in text  # parameters in the user's units
+    code, text = run_cli(["predict", str(out / "fit.json"), "10000", "--curve", "base", "--target", "0.08"], capsys)
+    assert code == 0, text
+    assert f"y(10000) = {0.04 + 2.5 * 10000 ** -0.5:.4g}" in text and "x needed for 0.08" in text
+    code, text = run_cli(["predict", str(out / "fit.json"), "10000"], capsys)
+    assert code == 2 and "--curve" in text  # two laws: which one is asked, not guessed
+
+
+def test_holdout_says_which_fit_is_reported(tmp_path, capsys):
+    csv = write_csv(tmp_path / "c.csv", curve_rows("base"))
+    code, text = run_cli(["fit", str(csv), "--out", str(tmp_path / "r"), "--family", "M2", "--n-boot", "0",
+                          "--holdout-frac", "0.6"], capsys)
+    assert code == 0, text
+    assert "fitted on the first 3 of 5 sizes" in text and "prefix fit" in text
+
+
+def test_compare_picks_curves_per_file_and_words_a_worse_b(tmp_path, capsys):
+    a = write_csv(tmp_path / "a.csv", curve_rows("x", noise=0.0) + curve_rows("other", noise=0.0))
+    b = write_csv(tmp_path / "b.csv", curve_rows("y", scale=0.5, noise=0.0))
+    code, text = run_cli(["compare", str(a), str(b), "--out", str(tmp_path / "c"), "--family", "M2",
+                          "--curve-a", "x", "--n-boot", "0"], capsys)
+    assert code == 0, text
+    assert "B needs 2x more data than A" in text and "no interval" in text and "nan" not in text
+
+
+def test_one_seed_prints_the_prediction_interval_that_passed_coverage(tmp_path, capsys):
+    csv = write_csv(tmp_path / "c.csv", curve_rows("base", seeds=(0,), sizes=(100, 200, 400, 800, 1600, 3200)))
+    code, text = run_cli(["fit", str(csv), "--out", str(tmp_path / "r"), "--family", "M2", "--n-boot", "40",
+                          "--extrapolate-to", "10000", "--target", "0.07"], capsys)
+    assert code == 0, text
+    res = json.loads((tmp_path / "r" / "fit.json").read_text())["curves"][0]
+    assert res["extrapolations"][0]["ci"][0] <= res["extrapolations"][0]["prediction"] <= \
+        res["extrapolations"][0]["ci"][1]
+    assert "ci" not in res["target"] and "91 %" in res["target"]["ci_withheld"]  # x needed: 91 % coverage
+    assert "confidence band of the mean curve" in res["band"]["label"] and "assume" in res["interval_note"]

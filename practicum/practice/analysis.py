@@ -69,21 +69,34 @@ def multiplier_from_curves(static: dict[int, float], dp: dict[int, float]) -> di
 
 def data_multiplier(points: list[dict], a: str = "static", b: str = "dp", n_boot: int = 1000,
                     seed: int = 0, level: float = 0.95) -> dict[str, Any]:
-    """The data multiplier of `b` over `a` with a bootstrap CI over seeds."""
+    """The data multiplier of `b` over `a` with a bootstrap CI over seeds.
+
+    The rules of `practicum.scaling`: whole seeds are resampled only with at least
+    `MIN_SEEDS` (5) seeds — with fewer there is no interval, and `ci_note` says why — and a
+    resample in which `b` never reaches the target is not counted as a multiplier of 0: it ranks
+    below every finite one, so a lower bound landing on it is unbounded (None)."""
+    from practicum.scaling.bootstrap import MIN_SEEDS
+
     seeds = sorted(set(per_seed(points, a)) & set(per_seed(points, b)))
     result = multiplier_from_curves(mean_curve(points, a, seeds), mean_curve(points, b, seeds))
     rng = np.random.default_rng(seed)
     draws = []
-    for _ in range(n_boot if len(seeds) > 1 else 0):
+    enough = len(seeds) >= MIN_SEEDS
+    for _ in range(n_boot if enough else 0):
         sample = [seeds[i] for i in rng.integers(len(seeds), size=len(seeds))]
         draws.append(multiplier_from_curves(mean_curve(points, a, sample), mean_curve(points, b, sample))["multiplier"])
-    # A resample in which DP never reaches the target counts as the lowest multiplier (0), so
-    # the interval is conservative rather than conditioned on success.
-    values = np.array([0.0 if d is None else d for d in draws], dtype=float)
-    ci = None
-    if values.size:
-        ci = [float(np.quantile(values, (1 - level) / 2)), float(np.quantile(values, (1 + level) / 2))]
-    result.update(ci=ci, level=level, seeds=seeds, n_boot=len(draws),
+    ci, note = None, ""
+    if not enough:
+        note = f"no interval: {len(seeds)} seed(s), fewer than the {MIN_SEEDS} a seed bootstrap needs"
+    elif not draws:
+        note = "no interval: n_boot = 0"
+    else:
+        key = np.array([-np.inf if d is None else d for d in draws], dtype=float)
+        lo, hi = np.quantile(key, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
+        ci = [None if lo == -np.inf else float(lo), float(hi)]
+        note = "bootstrap over seeds" + ("; lower bound unbounded: DP misses the target in too many resamples"
+                                         if ci[0] is None else "")
+    result.update(ci=ci, ci_note=note, level=level, seeds=seeds, n_boot=len(draws),
                   reached_fraction=float(np.mean([d is not None for d in draws])) if draws else None)
     return result
 

@@ -377,7 +377,9 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
             echo(f"data multiplier: DP did not reach static's best ({100 * d['target']:.1f}% at n={d['static_size']}) "
                  "within the sizes measured")
         else:
-            ci_text = "" if ci is None else f" (95% CI {ci[0]:.2f}-{ci[1]:.2f} over seeds)"
+            lo_text = "unbounded" if ci is None or ci[0] is None else f"{ci[0]:.2f}"
+            ci_text = (f" ({d.get('ci_note') or 'no interval'})" if ci is None
+                       else f" (95% CI {lo_text}-{ci[1]:.2f} over seeds)")
             echo(f"data multiplier: {summary['data_multiplier']:.2f}x{ci_text} - DP reaches static's best "
                  f"{100 * d['target']:.1f}% (n={d['static_size']}) with n={d['dp_size']:.0f}")
         gains = summary.get("dp_gain_equal_size", {})

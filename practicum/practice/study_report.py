@@ -60,6 +60,12 @@ def write_study_report(out: Path, settings, summary: dict[str, Any], results: li
                                  f"iterations: {settings.practice.iterations}")
 
 
+def _ci_text(ci) -> str:
+    """A multiplier interval; a None bound is unbounded (a strategy missed the target in the tail)."""
+    fmt = lambda v: "unbounded" if v is None else f"{v:.2f}"  # noqa: E731
+    return f"{fmt(ci[0])} - {fmt(ci[1])}"
+
+
 def _headline_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     if "data_multiplier" in summary:
@@ -67,12 +73,12 @@ def _headline_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
         ci = summary.get("data_multiplier_ci")
         rows.append({"quantity": "data multiplier (static best / DP size reaching it)",
                      "value": "not reached" if summary["data_multiplier"] is None else f"{summary['data_multiplier']:.2f}x",
-                     "95% CI over seeds": "" if ci is None else f"{ci[0]:.2f} - {ci[1]:.2f}",
+                     "95% CI over seeds": d.get("ci_note", "") if ci is None else _ci_text(ci),
                      "detail": f"target {100 * d['target']:.1f}% at n={d['static_size']}" if d["target"] else ""})
         fit = summary.get("data_multiplier_fit", {})
         if fit.get("multiplier") is not None:
             rows.append({"quantity": "data multiplier from fitted laws", "value": f"{fit['multiplier']:.2f}x",
-                         "95% CI over seeds": f"{fit['ci'][0]:.2f} - {fit['ci'][1]:.2f}",
+                         "95% CI over seeds": fit.get("ci_note", "") if fit.get("ci") is None else _ci_text(fit["ci"]),
                          "detail": f"{fit['family_a']} vs {fit['family_b']}"})
         for key, label in (("dp_gain_equal_size", "DP − static"), ("dp_vs_vanilla_equal_size", "DP − dynamic-vanilla")):
             for n, g in summary.get(key, {}).items():

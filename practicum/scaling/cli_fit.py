@@ -65,6 +65,8 @@ class CompareSettings(Settings):
     metric: str = "error"
     target: Optional[float] = None
     curve: Optional[str] = None
+    curve_a_name: Optional[str] = None
+    curve_b_name: Optional[str] = None
     n_boot: int = 200
     seed: int = 0
 
@@ -98,6 +100,7 @@ def _check_extrapolations(values: list[float]) -> None:
 def fit_one(item: dict[str, Any]) -> dict[str, Any]:
     """Fit one curve and compute everything fit.json reports about it. Top-level: picklable."""
     from practicum.scaling._threads import single_thread_blas
+    from practicum.scaling.bootstrap import interval_ok, n_seed_labels
     from practicum.scaling.evaluate import prefix_split
     from practicum.scaling.law import ScalingLaw, loss_space, rmsle
 
@@ -108,12 +111,17 @@ def fit_one(item: dict[str, Any]) -> dict[str, Any]:
     fit_mask = np.ones(x.size, dtype=bool)
     if item["holdout_frac"] is not None:
         fit_mask = prefix_split(x, item["holdout_frac"])
+    fit_seeds = None if seeds is None else seeds[fit_mask]
+    n_sizes, n_fit_sizes = np.unique(x).size, np.unique(x[fit_mask]).size
     with warnings.catch_warnings(record=True) as caught, single_thread_blas():
         warnings.simplefilter("always")
-        law = ScalingLaw(item["family"], metric=metric, seed=item["seed"]).fit(
-            x[fit_mask], y[fit_mask], seeds=None if seeds is None else seeds[fit_mask])
+        law = ScalingLaw(item["family"], metric=metric, seed=item["seed"]).fit(x[fit_mask], y[fit_mask],
+                                                                             seeds=fit_seeds)
         result.update(law.to_dict())
         result["warnings"] = sorted({str(w.message) for w in caught} | set(law.warnings_))
+        result["fitted_on"] = ("all sizes" if fit_mask.all() else
+                               f"the first {n_fit_sizes} of {n_sizes} sizes (x <= {x[fit_mask].max():g}); every "
+                               "number reported comes from this prefix fit, the rest are held out")
         if not fit_mask.all():
             held_x, held_y = x[~fit_mask], y[~fit_mask]
             pred = law.predict(held_x)
@@ -123,15 +131,24 @@ def fit_one(item: dict[str, Any]) -> dict[str, Any]:
                 "rmsle": rmsle(loss_space(pred, metric), loss_space(held_y, metric)),
                 "last_abs_error": float(np.mean(np.abs(pred[last] - held_y[last]))),
             }
+        n_seeds = n_seed_labels(fit_seeds)
         boot = law.bootstrap(item["n_boot"], seed=item["seed"]) if item["n_boot"] > 0 else None
         if boot is not None:
             result["bootstrap"] = boot.to_dict(level)
+            result["interval_note"] = boot.note()
+        else:
+            result["interval_note"] = "no bootstrap (--n-boot 0): no intervals"
+        pred_ok, pred_why = interval_ok("prediction", n_seeds, level)
+        inv_ok, inv_why = interval_ok("x_needed", n_seeds, level)
         preds = []
         for xe in item["extrapolate_to"]:
-            entry: dict[str, Any] = {"x": xe, "prediction": float(law.predict([xe])[0])}
-            if boot is not None:
+            value = float(law.predict([xe])[0])
+            entry: dict[str, Any] = {"x": xe, "prediction": value, "in_range": bool(law.in_range([value])[0])}
+            if boot is not None and pred_ok:
                 lo, hi = boot.predict_ci([xe], level)
                 entry["ci"] = [float(lo[0]), float(hi[0])]
+            elif boot is not None:
+                entry["ci_withheld"] = pred_why
             preds.append(entry)
         result["extrapolations"] = preds
         if item["target"] is not None:
@@ -141,33 +158,75 @@ def fit_one(item: dict[str, Any]) -> dict[str, Any]:
             except FitError as exc:
                 entry["x_needed"] = None
                 entry["note"] = exc.problem
-            if boot is not None:
+            if boot is not None and inv_ok:
                 entry["ci"] = boot.invert_ci(item["target"], level)
+            elif boot is not None:
+                entry["ci_withheld"] = inv_why
             result["target"] = entry
+        if law.auto_ranked_:
+            result["model_spread"] = _model_spread(law, x[fit_mask], y[fit_mask], fit_seeds, item)
         top = max([float(x.max())] + list(item["extrapolate_to"]))
+        if result.get("target", {}).get("x_needed"):
+            top = max(top, min(float(result["target"]["x_needed"]), 1e6 * float(x.max())))
         grid = np.geomspace(float(x.min()), top, PLOT_POINTS)
         band = {"x": grid.tolist(), "fit": law.predict(grid).tolist()}
-        if boot is not None and boot.n_ok:
+        if boot is not None and boot.n_ok and pred_ok:
             lo, hi = boot.predict_ci(grid, level)
-            band.update(low=lo.tolist(), high=hi.tolist())
+            band.update(low=lo.tolist(), high=hi.tolist(),
+                        label=f"{level:.0%} confidence band of the mean curve (bootstrap over "
+                              f"{'whole seeds' if boot.by == 'seeds' else 'points'}; assumes {law.family_})")
         result["curve_data"] = {"x": x.tolist(), "y": y.tolist(), "fitted": fit_mask.tolist()}
         result["band"] = band
     return result
 
 
+def _model_spread(law, x, y, seeds, item, top: int = 3) -> dict[str, Any]:
+    """For auto: the best `top` candidates refitted on the same data, and the range of their
+    answers — the uncertainty the chosen family's bootstrap interval does not include."""
+    from practicum.scaling.law import ScalingLaw
+
+    rows = []
+    for name in law.auto_ranked_[:top]:
+        try:
+            other = law if name == law.family_ else ScalingLaw(name, metric=law.metric, warn=False).fit(
+                x, y, seeds=seeds)
+        except FitError:
+            continue
+        row = {"family": name, "predictions": [float(other.predict([xe])[0]) for xe in item["extrapolate_to"]]}
+        if item["target"] is not None:
+            try:
+                row["x_needed"] = other.invert(item["target"])
+            except FitError:
+                row["x_needed"] = None
+        rows.append(row)
+    spread: dict[str, Any] = {"families": [r["family"] for r in rows], "per_family": rows}
+    spread["predictions"] = [[min(r["predictions"][i] for r in rows), max(r["predictions"][i] for r in rows)]
+                             for i in range(len(item["extrapolate_to"]))] if rows else []
+    needs = [r.get("x_needed") for r in rows]
+    if item["target"] is not None and needs:
+        finite = [v for v in needs if v is not None]
+        spread["x_needed"] = [min(finite), max(finite)] if finite else None
+        spread["x_needed_unreached_by"] = [r["family"] for r in rows if r.get("x_needed") is None]
+    return spread
+
+
 # ---------------------------------------------------------------- plots
 
 def _plot(results: list[dict[str, Any]], path: Path, metric: str, title: str) -> None:
+    """Data (filled: fitted, hollow: held out), the fit, its confidence band of the mean curve,
+    the last observed x (dotted), the target (dashed) and the x needed for it (dash-dot)."""
     from practicum.report import new_figure, save_figure
 
     fig, ax = new_figure(7.0, 4.5)
     colors = [f"C{i % 10}" for i in range(len(results))]
+    band_label = None
     for res, color in zip(results, colors):
         data, band = res["curve_data"], res["band"]
         x, y, fitted = (np.asarray(data[k]) for k in ("x", "y", "fitted"))
         ax.scatter(x[fitted], y[fitted], color=color, s=18, zorder=3)
         if (~fitted).any():
-            ax.scatter(x[~fitted], y[~fitted], facecolors="none", edgecolors=color, s=24, zorder=3)
+            ax.scatter(x[~fitted], y[~fitted], facecolors="none", edgecolors=color, s=28, zorder=3,
+                       label=f"{res['curve']}: held out")
         gx, gy = np.asarray(band["x"]), np.asarray(band["fit"], dtype=float)
         ok = np.isfinite(gy) & (gy > 0)
         ax.plot(gx[ok], gy[ok], color=color, lw=1.5, label=f"{res['curve']} ({res['family']})")
@@ -175,11 +234,18 @@ def _plot(results: list[dict[str, Any]], path: Path, metric: str, title: str) ->
             lo, hi = np.asarray(band["low"], dtype=float), np.asarray(band["high"], dtype=float)
             okb = np.isfinite(lo) & np.isfinite(hi) & (lo > 0)
             ax.fill_between(gx[okb], lo[okb], hi[okb], color=color, alpha=0.18, lw=0)
+            band_label = band.get("label", "confidence band of the mean curve")
+        ax.axvline(float(x[fitted].max()), color=color, ls=":", lw=1)
+        target = res.get("target")
+        if target is not None:
+            ax.axhline(target["target"], color="grey", ls="--", lw=1)
+            if target.get("x_needed"):
+                ax.axvline(target["x_needed"], color=color, ls="-.", lw=1)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("data size x")
+    ax.set_xlabel("data size x  (dotted: last fitted x; dashed: target; dash-dot: x needed)")
     ax.set_ylabel(metric)
-    ax.set_title(title)
+    ax.set_title(title if band_label is None else f"{title}\nshaded: {band_label}", fontsize=8)
     if len(results) <= 12:
         ax.legend(fontsize=7)
     save_figure(fig, path)
@@ -224,18 +290,55 @@ def run_fit(settings: FitSettings, out: Path, *, resume: bool = False, overwrite
         _plot(results, run.sub("figures") / "fit.png", settings.metric, Path(settings.curves).name)
         run.finish(curves=len(results))
     for res in results:
-        line = f"{res['curve']}: {res['family']} " + " ".join(f"{k}={v:.4g}" for k, v in res["params"].items())
-        line += f"  R2={res['diagnostics']['r2']:.4f} RMSLE={res['diagnostics']['rmsle']:.3g}"
-        if "holdout" in res:
-            line += f"  holdout RMSLE={res['holdout']['rmsle']:.3g}"
-        for e in res["extrapolations"]:
-            ci = f" [{e['ci'][0]:.4g}, {e['ci'][1]:.4g}]" if "ci" in e else ""
-            line += f"  y({e['x']:g})={e['prediction']:.4g}{ci}"
-        if "target" in res and res["target"].get("x_needed") is not None:
-            line += f"  x({res['target']['target']:g})={res['target']['x_needed']:.4g}"
-        echo(line)
+        echo(_fit_line(res))
     echo(f"wrote {Path(out) / 'fit.json'} and {Path(out) / 'figures' / 'fit.png'}")
     return results
+
+
+def _fmt_params(res: dict) -> str:
+    """Parameters for x in the user's units (natural), or the fitted ones with their x unit."""
+    if res.get("natural_params") is not None:
+        return " ".join(f"{k}={v:.4g}" for k, v in res["natural_params"].items())
+    return (" ".join(f"{k}={v:.4g}" for k, v in res["params"].items())
+            + f" (for x/{res['x_scale']:.4g})")
+
+
+def _fit_line(res: dict) -> str:
+    line = f"{res['curve']}: {res['family']} [{res.get('metric_formula', res['formula'])}] {_fmt_params(res)}"
+    line += f"  R2={res['diagnostics']['r2']:.4f} RMSLE={res['diagnostics']['rmsle']:.3g}"
+    if res.get("fitted_on", "all sizes") != "all sizes":
+        line += f"\n  fitted on {res['fitted_on']}"
+    if "holdout" in res:
+        line += f"; holdout RMSLE={res['holdout']['rmsle']:.3g}"
+    for e in res["extrapolations"]:
+        ci = f" [{e['ci'][0]:.4g}, {e['ci'][1]:.4g}]" if "ci" in e else ""
+        flag = "" if e.get("in_range", True) else " (OUTSIDE the metric's valid range)"
+        line += f"\n  y({e['x']:g}) = {e['prediction']:.4g}{ci}{flag}"
+    if "target" in res:
+        t = res["target"]
+        if t.get("x_needed") is not None:
+            ci = t.get("ci")
+            ci_text = (f" [{ci['low']:.4g}, {ci['high']:.4g}]" if ci and np.isfinite(ci["low"]) else "")
+            line += f"\n  x needed for {t['target']:g} = {t['x_needed']:.4g}{ci_text}"
+        else:
+            line += f"\n  x needed for {t['target']:g}: never ({t.get('note', '')})"
+    spread = res.get("model_spread")
+    if spread and len(spread["families"]) > 1:
+        parts = [f"y({e['x']:g}) {lo:.4g}..{hi:.4g}" for e, (lo, hi) in zip(res["extrapolations"],
+                                                                              spread["predictions"])]
+        if spread.get("x_needed"):
+            parts.append(f"x needed {spread['x_needed'][0]:.4g}..{spread['x_needed'][1]:.4g}")
+        if parts:
+            line += f"\n  spread over the best auto candidates ({', '.join(spread['families'])}): " + "; ".join(parts)
+    withheld = {e.get("ci_withheld") for e in res["extrapolations"]} | {res.get("target", {}).get("ci_withheld")}
+    withheld.discard(None)
+    line += f"\n  intervals: {res['interval_note']}" if res["extrapolations"] or "target" in res else ""
+    for why in sorted(withheld):
+        line += f"\n  some intervals {why}"
+    for w in res.get("warnings", []):
+        if "outside its valid range" in w or "does not fit" in w:
+            line += f"\n  warning: {w}"
+    return line
 
 
 # ---------------------------------------------------------------- practicum compare
@@ -260,8 +363,9 @@ def run_compare(settings: CompareSettings, out: Path, *, resume: bool = False, o
     from practicum.scaling.compare import data_multiplier
 
     _check_family(settings.family, settings.metric)
-    a = _one_curve(settings.curve_a, settings.metric, settings.curve)
-    b = _one_curve(settings.curve_b, settings.metric, settings.curve)
+    # --curve picks the same name in both files; --curve-a / --curve-b pick in one file each
+    a = _one_curve(settings.curve_a, settings.metric, settings.curve_a_name or settings.curve)
+    b = _one_curve(settings.curve_b, settings.metric, settings.curve_b_name or settings.curve)
     need = _min_points(settings.family)
     for label, c in (("A", a), ("B", b)):
         if np.unique(c.x).size < need:
@@ -278,7 +382,7 @@ def run_compare(settings: CompareSettings, out: Path, *, resume: bool = False, o
                                       metric=settings.metric, family=settings.family, n_boot=settings.n_boot,
                                       seed=settings.seed)
             payload = {"settings": settings.model_dump(), **res.to_dict(), "summary": res.summary()}
-            run.log_metric({"event": "compare", "multiplier": res.multiplier, "ci": list(res.ci),
+            run.log_metric({"event": "compare", "multiplier": res.multiplier, "ci": None if res.ci is None else list(res.ci),
                             "crossover": res.crossover})
             run.write_json("compare.json", payload)
             _plot_compare(a, b, res, run.sub("figures") / "compare.png", settings.metric)
@@ -299,11 +403,63 @@ def _plot_compare(a, b, res, path: Path, metric: str) -> None:
         pred = law.predict(grid)
         ok = np.isfinite(pred) & (pred > 0)
         ax.plot(grid[ok], pred[ok], color=color, label=f"{label}: {law.family_}")
-    ax.axhline(res.target, color="grey", ls="--", lw=1)
+        ax.axvline(float(c.x.max()), color=color, ls=":", lw=1)
+    ax.axhline(res.target, color="grey", ls="--", lw=1, label="target")
+    ax.axvline(res.x_a, color="C0", ls="-.", lw=1)
+    ax.axvline(res.x_b, color="C1", ls="-.", lw=1)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("data size x")
     ax.set_ylabel(metric)
-    ax.set_title(f"B needs {res.multiplier:.3g}x less data")
+    ax.set_title(res.wording())
     ax.legend(fontsize=8)
     save_figure(fig, path)
+
+
+# ---------------------------------------------------------------- practicum predict
+
+def load_law(path: Path, curve: Optional[str] = None):
+    """The saved law of one curve from fit.json (or a single `ScalingLaw.to_dict()` JSON)."""
+    import json
+
+    from practicum.scaling.law import ScalingLaw
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {path}: {exc}", "pass the fit.json written by practicum fit") from None
+    entries = data.get("curves", [data]) if isinstance(data, dict) else []
+    if curve is not None:
+        entries = [e for e in entries if e.get("curve") == curve]
+        if not entries:
+            raise DataError(f"{path} has no curve {curve!r}", "check --curve against the names in fit.json")
+    if len(entries) != 1:
+        names = ", ".join(str(e.get("curve")) for e in data.get("curves", []))
+        raise DataError(f"{path} holds {len(entries)} laws", f"pick one with --curve NAME ({names})")
+    return ScalingLaw.from_dict(entries[0])
+
+
+def run_predict(path: Path, xs: list[float], *, curve: Optional[str] = None, target: Optional[float] = None) -> dict:
+    _check_extrapolations(list(xs))
+    law = load_law(path, curve)
+    out: dict[str, Any] = {"family": law.family_, "metric": law.metric, "predictions": []}
+    echo(f"{law.family_} [{law.metric_formula}]; fitted on x in {law.x_[0]:.4g}..{law.x_[1]:.4g}")
+    if not law.fits_data_:
+        echo("warning: this law did not fit its data (R2 < 0); its predictions are not usable")
+    for xe in xs:
+        value = float(law.predict([xe])[0])
+        ok = bool(law.in_range([value])[0])
+        out["predictions"].append({"x": xe, "prediction": value, "in_range": ok})
+        flag = "" if ok else f" (OUTSIDE the valid range {law.valid_range_text()})"
+        beyond = f" ({xe / law.x_[1]:.3g}x beyond the largest fitted size)" if xe > law.x_[1] else ""
+        echo(f"y({xe:g}) = {value:.4g}{flag}{beyond}")
+    if target is not None:
+        try:
+            need = law.invert(target)
+            echo(f"x needed for {target:g} = {need:.4g}")
+        except FitError as exc:
+            need = None
+            echo(f"x needed for {target:g}: never ({exc.problem})")
+        out["x_needed"] = need
+    echo("no interval: a saved law keeps no bootstrap; run practicum fit with --extrapolate-to/--target for one")
+    return out

@@ -13,6 +13,7 @@ from practicum.validate import out_option
 def register(app: typer.Typer) -> None:
     app.command("fit")(fit_command)
     app.command("compare")(compare_command)
+    app.command("predict")(predict_command)
 
 
 def fit_command(
@@ -48,15 +49,31 @@ def compare_command(
     family: str = typer.Option("auto", "--family", "-f", help="auto or a family name."),
     metric: str = typer.Option("error", "--metric", "-m", help="error, accuracy or loss."),
     target: Optional[float] = typer.Option(None, "--target", "-t", help="Common target (default: A's best)."),
-    curve: Optional[str] = typer.Option(None, "--curve", help="Curve name to use when a CSV holds several."),
+    curve: Optional[str] = typer.Option(None, "--curve", help="Curve name to use in BOTH files when they hold several."),
+    curve_a_name: Optional[str] = typer.Option(None, "--curve-a", help="Curve name to use in the A file."),
+    curve_b_name: Optional[str] = typer.Option(None, "--curve-b", help="Curve name to use in the B file."),
     n_boot: int = typer.Option(200, "--n-boot", help="Bootstrap refits for the CI (0: none)."),
     seed: int = typer.Option(0, "--seed"),
     resume: bool = typer.Option(False, "--resume", help="Reuse a finished comparison in --out."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start the run in --out again."),
 ) -> None:
-    """How much less data B needs than A to reach a target (the data multiplier), and where they cross."""
+    """How much less (or more) data B needs than A to reach a target (the data multiplier), with one
+    family for both curves, and where they cross."""
     from practicum.scaling.cli_fit import CompareSettings, run_compare
 
     settings = CompareSettings.build(curve_a=str(curve_a), curve_b=str(curve_b), family=family, metric=metric,
-                                     target=target, curve=curve, n_boot=n_boot, seed=seed)
+                                     target=target, curve=curve, curve_a_name=curve_a_name,
+                                     curve_b_name=curve_b_name, n_boot=n_boot, seed=seed)
     run_compare(settings, out, resume=resume, overwrite=overwrite)
+
+
+def predict_command(
+    law_file: Path = typer.Argument(..., help="fit.json of practicum fit (or one saved law as JSON)."),
+    x: List[float] = typer.Argument(..., help="Data sizes to predict at."),
+    curve: Optional[str] = typer.Option(None, "--curve", help="Curve name when fit.json holds several."),
+    target: Optional[float] = typer.Option(None, "--target", "-t", help="Also report the data needed for this value."),
+) -> None:
+    """Predict with a saved law (no refit): the metric at each X, and the data needed for a target."""
+    from practicum.scaling.cli_fit import run_predict
+
+    run_predict(law_file, x, curve=curve, target=target)

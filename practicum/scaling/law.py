@@ -24,7 +24,7 @@ from scipy.optimize import brentq
 
 from practicum.errors import DataError, FitError
 from practicum.scaling._threads import blas_single, single_thread_blas
-from practicum.scaling.families import AUTO_FAMILIES, Family, get_family
+from practicum.scaling.families import AUTO_FAMILIES, Family, get_family, natural_params
 from practicum.scaling.fitting import FITTERS, FitOutcome
 
 METRICS = ("error", "accuracy", "loss")
@@ -121,7 +121,7 @@ class ScalingLaw:
     def __init__(self, family: str = "auto", *, metric: str = "error", x_scale=None, n_restarts: int = 6,
                  seed: int | None = None, candidates: Sequence[str] | None = None,
                  prefixes: Sequence[float] = (0.5, 0.6, 0.7, 0.8),
-                 warn: bool = True, **opts):
+                 warn: bool = True, shared_family: str | Sequence[str] | None = None, **opts):
         if metric not in METRICS:
             raise DataError(f"unknown metric {metric!r}", f"use one of {', '.join(METRICS)}")
         self.family = family
@@ -132,6 +132,8 @@ class ScalingLaw:
         self.candidates = candidates
         self.prefixes = prefixes
         self.warn = warn
+        # auto: a family (or a ranking, best first) already chosen over several curves
+        self.shared_family = shared_family
         self.opts = opts
         if family != "auto":
             get_family(family)  # unknown names fail here, before any data is touched
@@ -146,16 +148,32 @@ class ScalingLaw:
         self.x_, self.y_, self.w_, self.seeds_ = x, y, w, seeds
         self.warnings_: list[str] = []
         self.auto_scores_: dict[str, float] | None = None
-        name = self.family
-        if name == "auto":
-            name = self._choose(x, y, w)
-        fam = get_family(name)
-        if fam.kind != "curve":
-            raise FitError(f"{fam.name} is a law of several inputs, not of one curve",
-                           "use fit_chinchilla / fit_muennighoff / fit_pool for it")
-        self._fit_family(fam, x, y, w, u_check=u_check)
+        self.auto_ranked_: list[str] | None = None
+        if self.family == "auto":
+            ranked = (self._rank_candidates([(x, y, w)]) if self.shared_family is None
+                      else [self.shared_family] if isinstance(self.shared_family, str) else list(self.shared_family))
+            self.auto_ranked_ = list(ranked)
+            self._fit_first(ranked, x, y, w, u_check=u_check)
+        else:
+            fam = get_family(self.family)
+            if fam.kind != "curve":
+                raise FitError(f"{fam.name} is a law of several inputs, not of one curve",
+                               "use fit_chinchilla / fit_muennighoff / fit_pool for it")
+            self._fit_family(fam, x, y, w, u_check=u_check)
         self._diagnose()
         return self
+
+    def _fit_first(self, ranked, x, y, w, *, u_check=None) -> None:
+        """Fit the best-ranked candidate that fits the whole curve (a held-out 0 can make the
+        winner of the prefixes unfit for the full curve: the next one is used, with a note)."""
+        for i, name in enumerate(list(ranked) + (["last1"] if "last1" not in ranked else [])):
+            try:
+                self._fit_family(get_family(name), x, y, w, u_check=u_check)
+            except FitError as exc:
+                self._note(f"auto: {name} ranked #{i + 1} but cannot fit the whole curve ({exc.problem})")
+                continue
+            return
+        raise FitError("auto: no candidate fits the whole curve", "check the data or choose a family")
 
     def _fit_family(self, fam: Family, x, y, w, *, init=None, u_check=None) -> None:
         n_distinct = np.unique(x).size
@@ -171,9 +189,12 @@ class ScalingLaw:
         rng = np.random.default_rng(seed)
         opts = dict(self.opts)
         opts.setdefault("n_restarts", self.n_restarts)
+        if fam.fitter == "m4" and self.metric in ("error", "accuracy"):
+            opts.setdefault("eps_0_max", 1.0)  # an error rate's random-guess level is at most 1
         extra = []
-        if fam.name == "pow4" and init is None:
-            # LCDB: pow4 is started from the best pow3 solution (d = 0)
+        if fam.name == "pow4" and init is None and opts.get("method") == "lsq":
+            # LCDB: pow4 is started from the best pow3 solution (d = 0); the variable-projection
+            # grid holds d = 0 with pow3's exponents already, so only the LCDB recipe needs it
             try:
                 p3 = FITTERS["lsq"](get_family("pow3"), u, _to_family_space(y, self.metric, "increasing"), w,
                                     np.random.default_rng(seed), u_check=check, n_restarts=opts["n_restarts"])
@@ -199,7 +220,9 @@ class ScalingLaw:
         if mode == "lcdb":
             # the smallest x becomes 16, LCDB's first anchor: curves already in LCDB units keep
             # raw x (scale 1), curves in the millions stay in the range the recipe was built for
-            return max(float(x.min()) / 16.0, 1.0) if float(x.min()) >= 16 else 1.0
+            # raw x (scale 1), curves in the millions stay in the range the recipe was built for.
+            # Always divided (even when x_min < 16): the same curve in other units fits the same.
+            return float(x.min()) / 16.0
         if mode == "max":
             return float(x.max())
         if mode == "one":
@@ -210,21 +233,44 @@ class ScalingLaw:
             raise FitError(f"unknown x_scale {mode!r}", "use None, 'lcdb', 'max', 'one' or a number") from None
 
     # -------------------------------------------------------- auto
-    def _choose(self, x, y, w) -> str:
+    def _rank_candidates(self, curves) -> list[str]:
+        """Candidate names, best first, by the geometric-mean held-out RMSLE over the prefixes of
+        every curve in `curves` (several curves: one shared family, as `compare` needs). Sets
+        `auto_scores_`. Falls back to M1/last1 when a curve has too few sizes to validate on."""
         names = list(self.candidates or AUTO_FAMILIES)
         if "last1" not in names:
             names.append("last1")
+        n_min = min(np.unique(c[0]).size for c in curves)
+        if n_min < 3:
+            # Nothing to validate on: a falling power law through the points, or carry forward.
+            positive = all(np.all(loss_space(c[1], self.metric) > 0) for c in curves)
+            fallback = "M1" if positive else "last1"
+            self._note(f"auto: only {n_min} distinct x; no prefix to validate on, using {fallback}")
+            return [fallback, "last1"] if fallback != "last1" else ["last1"]
+        logs: dict[str, list[float]] = {}
+        for x, y, w in curves:
+            for name, score in self._prefix_scores(x, y, w, names).items():
+                logs.setdefault(name, []).append(math.log(max(score, 1e-300)) if np.isfinite(score) else math.inf)
+        mean = {name: float(np.exp(np.mean(v))) if np.all(np.isfinite(v)) else math.inf for name, v in logs.items()}
+        self.auto_scores_ = mean
+        finite = {k: v for k, v in mean.items() if np.isfinite(v)}
+        if not finite:
+            self._note("auto: no candidate extrapolated finitely on the prefixes; using last1")
+            return ["last1"]
+        # lowest mean RMSLE; ties go to the family with fewer parameters
+        return sorted(finite, key=lambda k: (round(finite[k], 12), get_family(k).n_params))
+
+    def _prefix_scores(self, x, y, w, names) -> dict[str, float]:
         xs = np.unique(x)
         n = xs.size
-        if n < 3:
-            # Nothing to validate on: a falling power law through the points, or carry forward.
-            fallback = "M1" if np.all(loss_space(y, self.metric) > 0) else "last1"
-            self._note(f"auto: only {n} distinct x; no prefix to validate on, using {fallback}")
-            return fallback
         # Prefixes of the distinct x at fractions of the curve, so the validation horizon is long
         # (like the extrapolation asked for) rather than one step ahead.
         sizes = sorted({min(max(2, int(round(f * n))), n - 1) for f in self.prefixes})
         truth_all = loss_space(y, self.metric)
+        # Errors of exactly 0 (a perfect score on a small test set) would make every RMSLE
+        # infinite: compare logs above a floor of half the smallest positive observed value.
+        positive = truth_all[truth_all > 0]
+        floor = 0.5 * float(positive.min()) if positive.size else 1e-12
         scores: dict[str, list[float]] = {}
         for name in ["last1"] + [m for m in names if m != "last1"]:
             fam = get_family(name)
@@ -240,23 +286,17 @@ class ScalingLaw:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         probe._fit_family(fam, x[inside], y[inside], w[inside], u_check=x[~inside])
-                    score = rmsle(loss_space(probe.predict(x[~inside]), self.metric), truth_all[~inside])
+                    pred = loss_space(probe.predict(x[~inside]), self.metric)
+                    score = rmsle(np.maximum(pred, floor), np.maximum(truth_all[~inside], floor)) \
+                        if np.all(np.isfinite(pred)) else math.inf
                 except FitError:
                     score = math.inf
                 scores.setdefault(name, []).append(score)
-        # a family that cannot fit the longest prefix cannot be chosen for the whole curve
-        eligible = {name: s for name, s in scores.items() if n >= get_family(name).min_points}
-        # Geometric mean over prefixes: the shortest prefix extrapolates furthest and has errors
+        # a family that cannot fit the longest prefix cannot be chosen for the whole curve;
+        # geometric mean over prefixes: the shortest prefix extrapolates furthest and has errors
         # an order of magnitude larger, so an arithmetic mean would let it alone decide.
-        mean = {name: float(np.exp(np.mean(np.log(np.maximum(s, 1e-300))))) if np.all(np.isfinite(s)) else math.inf
-                for name, s in eligible.items()}
-        self.auto_scores_ = mean
-        finite = {k: v for k, v in mean.items() if np.isfinite(v)}
-        if not finite:
-            self._note("auto: no candidate extrapolated finitely on the prefixes; using last1")
-            return "last1"
-        # lowest mean RMSLE; ties go to the family with fewer parameters
-        return min(finite, key=lambda k: (round(finite[k], 12), get_family(k).n_params))
+        return {name: float(np.exp(np.mean(np.log(np.maximum(s, 1e-300))))) if np.all(np.isfinite(s)) else math.inf
+                for name, s in scores.items() if n >= get_family(name).min_points}
 
     def _note(self, message: str, category=UserWarning) -> None:
         self.warnings_.append(message)
@@ -272,11 +312,33 @@ class ScalingLaw:
         self.r2_ = 1.0 - ss_res / ss_tot if ss_tot > 0 else (1.0 if ss_res == 0 else -math.inf)
         self.rmsle_ = rmsle(loss_space(pred, self.metric), loss_space(self.y_, self.metric))
         self.identifiable_ = self._identifiable()
+        self.fits_data_ = bool(self.r2_ >= 0 or self._fam.fitter == "last1")
+        if not self.fits_data_:
+            self._note(f"{self.family_} does not fit these data (R² = {self.r2_:.3g} < 0: worse than their mean); "
+                       "do not use its predictions — choose another family")
+        reach = np.concatenate([self.x_, float(self.x_.max()) * np.array([2.0, 10.0, 100.0])])
+        outside = ~self.in_range(self.predict(reach))
+        self.out_of_range_ = bool(outside.any())
+        if self.out_of_range_:
+            self._note(f"{self.family_} predicts {self.metric} values outside its valid range "
+                       f"({self.valid_range_text()}) at x = {reach[outside].min():.4g}; such predictions are "
+                       "flagged — prefer a bounded family (M2, M4)")
         if not self.identifiable_:
             self._note(f"{self.family_}: parameters are not identifiable from these data "
                        f"({np.unique(self.x_).size} distinct x for {self._fam.n_params} parameters, or a flat "
                        "direction); predictions may still be usable, CIs will be wide — collect a wider range",
                        IdentifiabilityWarning)
+
+    def in_range(self, values) -> np.ndarray:
+        """True where a predicted value is a valid value of the metric: in [0, 1] for error and
+        accuracy, positive for a loss (and finite)."""
+        v = np.asarray(values, dtype=float)
+        if self.metric == "loss":
+            return np.isfinite(v) & (v > 0)
+        return np.isfinite(v) & (v >= 0) & (v <= 1)
+
+    def valid_range_text(self) -> str:
+        return "> 0" if self.metric == "loss" else "[0, 1]"
 
     def _identifiable(self) -> bool:
         k = self._fam.n_params
@@ -371,8 +433,25 @@ class ScalingLaw:
         from practicum.scaling.bootstrap import run_bootstrap
 
         self._check_fitted()
+        if self.y_ is None:
+            raise FitError("this law was loaded without its data", "refit it with practicum fit to bootstrap")
         with single_thread_blas():
             return run_bootstrap(self, n=n, seed=seed, by=by)
+
+    @property
+    def natural_params_(self) -> dict[str, float] | None:
+        """The parameters for x in the user's own units (None where the formula has no such form:
+        then `params_` hold for x / x_scale_)."""
+        values = natural_params(self.family_, self.theta_, self.x_scale_)
+        return None if values is None else dict(zip(self._fam.params, values))
+
+    @property
+    def metric_formula(self) -> str:
+        """The formula as a statement about the user's metric (LCDB families model a rising score)."""
+        f = f"f(x), f = {self._fam.formula}"
+        mapped = {("increasing", "error"): f"error = 1 - {f}", ("increasing", "loss"): f"loss = -{f}",
+                  ("decreasing", "accuracy"): f"accuracy = 1 - {f}"}
+        return mapped.get((self._fam.direction, self.metric), f"{self.metric} = {f}")
 
     def to_dict(self) -> dict[str, Any]:
         self._check_fitted()
@@ -380,10 +459,16 @@ class ScalingLaw:
             "family": self.family_,
             "requested_family": self.family,
             "formula": self._fam.formula,
+            "metric_formula": self.metric_formula,
             "direction": self._fam.direction,
             "metric": self.metric,
             "params": self.params_,
+            "natural_params": self.natural_params_,
             "x_scale": self.x_scale_,
+            "x_range": [float(self.x_.min()), float(self.x_.max())],
+            "fits_data": self.fits_data_,
+            "out_of_range": self.out_of_range_,
+            "auto_ranked": self.auto_ranked_,
             "n_points": int(self.x_.size),
             "n_distinct_x": int(np.unique(self.x_).size),
             "diagnostics": {"r2": self.r2_, "rmsle": self.rmsle_, "objective": self.objective_,
@@ -394,11 +479,51 @@ class ScalingLaw:
             "warnings": list(self.warnings_),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ScalingLaw":
+        """A fitted law back from `to_dict()` (e.g. one curve of fit.json): predict and invert
+        work; bootstrap needs the data and is not available."""
+        try:
+            fam = get_family(data["family"])
+            law = cls(fam.name, metric=data["metric"], warn=False)
+            law._fam = fam
+            law.family_ = fam.name
+            law.theta_ = np.array([float(data["params"][p]) for p in fam.params])
+            law.x_scale_ = float(data["x_scale"])
+            lo, hi = data.get("x_range") or [data["x_scale"] * 16.0] * 2
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"not a saved scaling law ({type(exc).__name__}: {exc})",
+                            "pass a law written by practicum fit (one entry of fit.json 'curves')") from None
+        law.x_ = np.array([float(lo), float(hi)])
+        law.y_ = law.w_ = law.seeds_ = None
+        law.warnings_ = list(data.get("warnings", []))
+        law.auto_scores_ = data.get("auto_scores")
+        law.auto_ranked_ = data.get("auto_ranked")
+        law.objective_ = float(data.get("diagnostics", {}).get("objective", math.nan))
+        law.fit_info_ = data.get("fit_info", {})
+        law.fits_data_ = bool(data.get("fits_data", True))
+        law.out_of_range_ = bool(data.get("out_of_range", False))
+        d = data.get("diagnostics", {})
+        law.r2_, law.rmsle_ = d.get("r2", math.nan), d.get("rmsle", math.nan)
+        law.identifiable_ = d.get("identifiable", True)
+        law.residuals_ = np.asarray(d.get("residuals", []), dtype=float)
+        return law
+
     def __repr__(self) -> str:
         if not hasattr(self, "theta_"):
             return f"ScalingLaw(family={self.family!r}, metric={self.metric!r})"
         params = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
         return f"ScalingLaw({self.family_}: {params}; metric={self.metric})"
+
+
+def rank_shared(curves, *, metric: str = "error", **opts) -> list[str]:
+    """`auto` over several curves at once: candidates ranked by their geometric-mean held-out
+    RMSLE over every curve's prefixes, so two strategies are compared under one family (their
+    multiplier then measures data efficiency, not a difference in model choice)."""
+    checked = [check_curve(x, y, metric=metric)[:3] for x, y in curves]
+    chooser = ScalingLaw("auto", metric=metric, warn=False, **opts)
+    chooser.warnings_ = []
+    return chooser._rank_candidates(checked)
 
 
 def fit(x, y, family: str = "auto", *, metric: str = "error", weights=None, seeds=None, **opts):

@@ -73,7 +73,11 @@ class MuennighoffLaw:
         repeats = np.maximum(N / U_N - 1.0, 0.0)
         return U_N + U_N * self.r_n_star * (1.0 - np.exp(-repeats / self.r_n_star))
 
-    def predict(self, N, D, U_D):
+    def predict(self, N, D, U):
+        """Loss of N parameters trained on D tokens drawn from U unique ones. The paper's U_D is
+        the unique data actually seen, min(U, D): a run of less than one epoch sees D unique
+        tokens, not the whole pool, and N_opt (hence N') depends on that."""
+        U_D = np.minimum(np.asarray(U, dtype=float), np.asarray(D, dtype=float))
         d_eff = effective_data(D, U_D, self.r_d_star)
         n_eff = self.effective_params(N, U_D)
         return self.E + self.A / n_eff ** self.alpha + self.B / d_eff ** self.beta
