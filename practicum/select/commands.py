@@ -80,7 +80,7 @@ def score(
                                          help="rater (default), entropy, margin, loss, el2n, grand, forgetting, aum, "
                                               "prototypicality, rho_loss, random."),
     epoch: Optional[int] = typer.Option(None, "--epoch", help="Use this epoch's rater checkpoint."),
-    mode: Optional[str] = typer.Option(None, "--mode", help="group (p·g, default) or instance (a)."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="instance (a, default: independent of batching) or group (p·g, the paper's; batch-relative)."),
     data: Optional[str] = typer.Option(None, "--data", help="digits (default), folder:PATH or npz:PATH."),
     embeddings: Optional[str] = typer.Option(None, "--embeddings", help="Pool embeddings parquet to stream."),
     defects: Optional[bool] = typer.Option(None, "--defects/--no-defects", help="Score the defect-injected pool."),
@@ -109,9 +109,14 @@ def select(
                                            help="shift-gsample (default), gsample, top-k, bottom-k, random, block, "
                                                 "band, ccs, adaptive."),
     keep: Optional[float] = typer.Option(None, "--keep", help="Fraction (0.5) or count (1000) to keep."),
-    balance: Optional[bool] = typer.Option(None, "--balance/--no-balance", help="Select within each class."),
+    balance: Optional[bool] = typer.Option(None, "--balance/--no-balance",
+                                           help="Select within each class (default: yes when scores have labels)."),
     prune_top: Optional[float] = typer.Option(None, "--prune-top", help="Shift-Gsample δ (default: preset for keep)."),
-    shape: Optional[str] = typer.Option(None, "--shape", help="Gaussian preset: m2_std3 (default), m3_std6, figure."),
+    shape: Optional[str] = typer.Option(None, "--shape", help="Gaussian preset: figure (default), m2_std3, m3_std6."),
+    direction: Optional[str] = typer.Option(None, "--direction",
+                                            help="higher_is_better or higher_is_harder (default: what the scores' "
+                                                 "summary.json says)."),
+    normalize: Optional[str] = typer.Option(None, "--normalize", help="none (default) or class: rank within class."),
     mu: Optional[float] = typer.Option(None, "--mu", help="Gaussian centre as a fraction of the kept ranking."),
     sigma: Optional[float] = typer.Option(None, "--sigma", help="Gaussian width as a fraction of the kept ranking."),
     start: Optional[float] = typer.Option(None, "--start", help="Block: first percentile (0.3)."),
@@ -135,6 +140,7 @@ def select(
     settings = SelectConfig.build(values, scores=scores, strategy=strategy, keep=keep, balance=balance,
                                   prune_top=prune_top, shape=shape, mu=mu, sigma=sigma, start=start,
                                   prune_hard=prune_hard, seed=seed, budget_samples=budget_samples,
+                                  direction=direction, normalize=normalize,
                                   pool_laws=pool_laws)
     print_summary(run_select(settings, out, resume=resume, overwrite=overwrite))
     typer.echo(f"manifest: {out / 'manifest.parquet'}")
