@@ -166,3 +166,21 @@ def test_weight_decay_groups_follow_module_types():
     assert {id(net.norm.weight), id(net.class_embedding.weight), id(net.time_embedding.bias)} <= no_decay
     proxy = DiffusionProxy((1, 8, 8), 10)
     assert id(proxy.class_embedding.weight) in {id(p) for p in decay_groups(proxy)[1]}
+
+
+def test_select_thresholds_and_filters_intersect_before_the_budget(tmp_path):
+    from practicum.cli import main
+
+    main_scores = _scores_file(tmp_path / "a", np.arange(10, dtype=float), direction="higher_is_better")
+    other = _scores_file(tmp_path / "b", np.array([1.0] * 5 + [0.0] * 5))  # a second filter, matched by id
+    try:
+        main(["--quiet", "select", "--scores", str(main_scores), "--out", str(tmp_path / "m"), "--strategy", "top-k",
+              "--keep", "1.0", "--min-score", "2", "--filter", f"{other}:0.5:"])
+    except SystemExit as exc:
+        assert not exc.code
+    kept = sorted(pq.read_table(tmp_path / "m" / "manifest.parquet").column("score").to_pylist())
+    assert kept == [2.0, 3.0, 4.0]  # score >= 2 AND other >= 0.5
+    out = pipeline.run_select(pipeline.SelectConfig(scores=str(main_scores), strategy="top-k", keep=2,
+                                                    max_score=6.0), tmp_path / "n")
+    assert out["passed_filters"] == 7
+    assert sorted(pq.read_table(tmp_path / "n" / "manifest.parquet").column("score").to_pylist()) == [5.0, 6.0]

@@ -117,6 +117,11 @@ def select(
                                             help="higher_is_better or higher_is_harder (default: what the scores' "
                                                  "summary.json says)."),
     normalize: Optional[str] = typer.Option(None, "--normalize", help="none (default) or class: rank within class."),
+    min_score: Optional[float] = typer.Option(None, "--min-score", help="Absolute threshold: keep score >= this."),
+    max_score: Optional[float] = typer.Option(None, "--max-score", help="Absolute threshold: keep score <= this."),
+    filters: Optional[list[str]] = typer.Option(None, "--filter",
+                                                help="SCORES:LOW:HIGH on another scores file (by id); repeat to "
+                                                     "intersect. --keep then applies to the survivors."),
     mu: Optional[float] = typer.Option(None, "--mu", help="Gaussian centre as a fraction of the kept ranking."),
     sigma: Optional[float] = typer.Option(None, "--sigma", help="Gaussian width as a fraction of the kept ranking."),
     start: Optional[float] = typer.Option(None, "--start", help="Block: first percentile (0.3)."),
@@ -140,7 +145,8 @@ def select(
     settings = SelectConfig.build(values, scores=scores, strategy=strategy, keep=keep, balance=balance,
                                   prune_top=prune_top, shape=shape, mu=mu, sigma=sigma, start=start,
                                   prune_hard=prune_hard, seed=seed, budget_samples=budget_samples,
-                                  direction=direction, normalize=normalize,
+                                  direction=direction, normalize=normalize, min_score=min_score,
+                                  max_score=max_score, filters=filters or None,
                                   pool_laws=pool_laws)
     print_summary(run_select(settings, out, resume=resume, overwrite=overwrite))
     typer.echo(f"manifest: {out / 'manifest.parquet'}")

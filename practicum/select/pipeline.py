@@ -66,6 +66,9 @@ class SelectConfig(Settings):
     balance: bool | None = None  # None: within each class whenever the scores carry labels
     normalize: Literal["none", "class"] = "none"  # "class": rank within each class before selecting
     direction: Literal["higher_is_better", "higher_is_harder"] | None = None  # None: from the scores' summary.json
+    min_score: float | None = None  # absolute thresholds on the scores, applied before the budget
+    max_score: float | None = None
+    filters: list[str] = []  # "SCORES:LOW:HIGH" (either bound may be empty): other scores, matched by id, ANDed
     prune_top: float | None = None
     shape: str = "figure"  # m2_std3 keeps the bottom of the ranking more often than random at 50 %
     mu: float | None = None
@@ -456,15 +459,23 @@ def run_select(config: SelectConfig, out: str | Path, *, resume: bool = False, o
             return existing
         adaptive_info = None
         notes: list[str] = []
+        mask = _filter_mask(config, columns, scores)
+        if mask is not None and config.strategy == "adaptive":
+            raise ConfigError("the adaptive strategy picks whole quality buckets; it does not combine with filters",
+                              "drop --min-score/--max-score/--filter or use another strategy")
         if config.strategy == "adaptive":
             chosen, adaptive_info = _adaptive(config, scores, direction)
         else:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", sel.SelectionWarning)
-                chosen = sel.select(config.strategy, scores, keep, labels=labels, balance=balance,
-                                    seed=config.seed, prune_top=config.prune_top, shape=config.shape, mu=config.mu,
-                                    sigma=config.sigma, start=config.start, prune_hard=config.prune_hard,
-                                    strata=config.strata, direction=direction or "higher_is_harder")
+                survivors = np.arange(len(scores)) if mask is None else np.flatnonzero(mask)
+                if len(survivors) == 0:
+                    raise DataError("no example passes the thresholds and filters", "loosen them")
+                chosen = survivors[sel.select(
+                    config.strategy, scores[survivors], keep, labels=None if labels is None else labels[survivors],
+                    balance=balance, seed=config.seed, prune_top=config.prune_top, shape=config.shape,
+                    mu=config.mu, sigma=config.sigma, start=config.start, prune_hard=config.prune_hard,
+                    strata=config.strata, direction=direction or "higher_is_harder")]
             notes.extend(str(w.message) for w in caught if issubclass(w.category, sel.SelectionWarning))
         ranking = sel.rank_descending(scores)
         rank = np.empty(len(scores), dtype=np.int64)
@@ -478,6 +489,7 @@ def run_select(config: SelectConfig, out: str | Path, *, resume: bool = False, o
         percentile = rank[chosen] / max(1, len(scores) - 1)
         summary: dict[str, Any] = {
             "strategy": config.strategy, "keep": config.keep, "pool": len(scores), "selected": len(chosen),
+            "passed_filters": len(scores) if mask is None else int(mask.sum()),
             "balance": balance, "normalize": config.normalize, "direction": direction, "rank_percentile": {q: float(np.quantile(percentile, q / 100))
                                                            for q in (5, 25, 50, 75, 95)} if len(chosen) else {},
             "score_mean": {"pool": float(raw_scores.mean()), "selected": float(raw_scores[chosen].mean())},
@@ -506,6 +518,28 @@ def run_select(config: SelectConfig, out: str | Path, *, resume: bool = False, o
         run.log_metric({"event": "selected", "selected": len(chosen)})
         run.finish()
     return summary
+
+
+def _filter_mask(config: SelectConfig, columns: dict, scores: np.ndarray) -> np.ndarray | None:
+    """The intersection of the absolute thresholds and every --filter (None when there are none)."""
+    from practicum.select.filters import intersect, threshold
+
+    masks = []
+    if config.min_score is not None or config.max_score is not None:
+        masks.append(threshold(scores, low=config.min_score, high=config.max_score))
+    for spec in config.filters:
+        parts = spec.rsplit(":", 2)
+        if len(parts) != 3 or not (parts[1] or parts[2]):
+            raise ConfigError(f"filter {spec!r} is not SCORES:LOW:HIGH", "e.g. --filter runs/clip:0.3: keeps >= 0.3")
+        try:
+            low, high = (float(v) if v else None for v in parts[1:])
+        except ValueError:
+            raise ConfigError(f"filter {spec!r}: the bounds must be numbers") from None
+        other = read_scores(parts[0])
+        by_id = dict(zip(other["id"].tolist(), other["score"].tolist()))
+        values = np.array([by_id.get(i, np.nan) for i in columns["id"].tolist()])  # unscored there: dropped
+        masks.append(threshold(values, low=low, high=high))
+    return intersect(*masks) if masks else None
 
 
 def _adaptive(config: SelectConfig, scores: np.ndarray, direction: str) -> tuple[np.ndarray, dict]:
