@@ -88,8 +88,25 @@ def score_direction(scorer: str) -> str:
 
 # ---------------------------------------------------------------- pools
 
+WEB_POOL_HOLDOUT = 1500  # clean rater-validation rows of `fashion-web`: 3 % of the pool, as 1M of 30M
+
+
 def load_split(source: DataSettings, split: str):
-    """A Dataset for `split`; the train split gets the seeded defects when asked."""
+    """A Dataset for `split`; the train split gets the seeded defects when asked.
+
+    `fashion-web` is the web-like Fashion pool (`practicum.select.webpool`): its train split is
+    the graded pool (kinds attached), its val split a small clean stratified hold-out.
+    """
+    if source.data == "fashion-web":
+        from practicum.data import load_fashion
+        from practicum.select.webpool import build_web_pool, clean_holdout
+
+        if split == "train":
+            pool, info = build_web_pool(load_fashion("train"), seed=source.defect_seed)
+            return pool, info["kind"]
+        if split == "val":
+            return clean_holdout(load_fashion("val"), WEB_POOL_HOLDOUT, seed=source.defect_seed), None
+        return load_fashion(split), None
     dataset = load_source(source.data, split)
     kinds = None
     if source.defects and split == "train":
