@@ -120,11 +120,19 @@ def precision_recall(real, gen, device, k=3):
 
 # ---------------------------------------------------------------- generator
 
-def train_generator(x, y, steps, device, seed=0, batch=128, lr=1e-3, warmup=100, ema_decay=0.999, p_uncond=0.1):
+# The CPU-affordable generator: the Fashion preset's folded UNet, narrower and without attention.
+SMALL_UNET = {"block_out_channels": [32, 64], "down_block_types": ["DownBlock2D", "DownBlock2D"],
+              "up_block_types": ["UpBlock2D", "UpBlock2D"]}
+
+
+def train_generator(x, y, steps, device, seed=0, batch=128, lr=1e-3, warmup=100, ema_decay=0.999, p_uncond=0.1,
+                    small=False):
     from practicum.diffusion.builtin import FASHION_FOLD, FASHION_UNET_CONFIG, builtin_denoiser
 
     torch.manual_seed(seed)
-    den = builtin_denoiser(FASHION_UNET_CONFIG, num_classes=10, image_shape=(1, 28, 28), fold=FASHION_FOLD).to(device)
+    config = {**FASHION_UNET_CONFIG, **(SMALL_UNET if small else {})}
+    ema_decay = min(ema_decay, 1 - 10 / max(steps, 10))  # short runs: an EMA horizon of ~steps/10
+    den = builtin_denoiser(config, num_classes=10, image_shape=(1, 28, 28), fold=FASHION_FOLD).to(device)
     den.train()
     ema = [p.detach().clone() for p in den.parameters()]
     opt = torch.optim.AdamW(den.parameters(), lr=lr, weight_decay=0.0)
@@ -154,6 +162,60 @@ def train_generator(x, y, steps, device, seed=0, batch=128, lr=1e-3, warmup=100,
         for e, p in zip(ema, den.parameters()):
             p.copy_(e)
     return den.eval()
+
+
+def train_mlp_generator(x, y, steps, device, seed=0, batch=128, lr=1e-3, width=512, p_uncond=0.1):
+    """The CPU-budget generator: a class-conditional ε-MLP (`DiffusionProxy`, linear β), EMA weights."""
+    from practicum.select.nets import DiffusionProxy
+
+    torch.manual_seed(seed)
+    den = DiffusionProxy((1, 28, 28), 11, width=width).to(device)  # class 10 = the null class for CFG
+    ema = [p.detach().clone() for p in den.parameters()]
+    decay = min(0.999, 1 - 10 / max(steps, 10))
+    opt = torch.optim.AdamW(den.parameters(), lr=lr, weight_decay=0.0)
+    abar = den.alphas_cumprod
+    flat, y = x.reshape(len(x), -1).to(device), y.to(device)
+    g = torch.Generator().manual_seed(seed)
+    for step in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = lr * min(1.0, (step + 1) / 100) * (1 - step / steps) ** 0.5
+        idx = torch.randint(len(flat), (batch,), generator=g)
+        t = torch.randint(0, len(abar), (batch,), generator=g)
+        noise = torch.randn(batch, flat.shape[1], generator=g)
+        a = abar[t][:, None]
+        labels = torch.where(torch.rand(batch, generator=g) < p_uncond, 10, y[idx])
+        loss = F.mse_loss(den.eps(a.sqrt() * flat[idx] + (1 - a).sqrt() * noise, t, labels), noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(den.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            for e, p in zip(ema, den.parameters()):
+                e.lerp_(p, 1 - decay)
+    with torch.no_grad():
+        for e, p in zip(ema, den.parameters()):
+            p.copy_(e)
+    return den.eval()
+
+
+@torch.no_grad()
+def generate_mlp(den, n_per_class, seed, steps=50, cfg=2.0):
+    """Deterministic DDIM (η = 0) with classifier-free guidance, x̂0 clipped to [-1, 1]."""
+    labels = torch.arange(10).repeat_interleave(n_per_class)
+    abar = den.alphas_cumprod.double()
+    times = torch.linspace(len(abar) - 1, 0, steps).round().long()
+    x = torch.randn(len(labels), den.dim, generator=torch.Generator().manual_seed(seed))
+    null = torch.full_like(labels, 10)
+    for i, t in enumerate(times):
+        tt = t.expand(len(labels))
+        e_c, e_u = den.eps(x, tt, labels), den.eps(x, tt, null)
+        eps = e_u + cfg * (e_c - e_u)
+        a = abar[t].float()
+        x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
+        a_next = abar[times[i + 1]].float() if i + 1 < len(times) else torch.tensor(1.0)
+        eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
+        x = a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
+    return x.reshape(-1, 1, 28, 28).clamp(-1, 1), labels
 
 
 def generate(den, n_per_class, seed, device, steps=50, cfg=2.0):
@@ -205,7 +267,14 @@ def filter_arm(pool, ratings, device, seed=0):
 
     labels = pool.labels.numpy()
     unique = hash_dedup(perceptual_hash(pool.images.numpy()), max_distance=2, priority=ratings)
-    clean = ~find_label_issues(cross_fitted_probs(pool.images, pool.labels, device), labels)
+    if device.type == "cuda":
+        probs = cross_fitted_probs(pool.images, pool.labels, device)
+    else:  # CPU budget: logistic regression on 14×14 pixels, 3-fold out-of-sample
+        from practicum.select.label_issues import out_of_sample_probs
+
+        small = F.avg_pool2d(pool.images, 2).reshape(len(labels), -1).numpy()
+        probs = out_of_sample_probs(small, labels, folds=3)
+    clean = ~find_label_issues(probs, labels)
     rated = threshold(sel.normalise_within_class(ratings, labels), low=0.1)
     mask = intersect(unique, clean, rated)
     chosen = select_within(mask, "random", ratings, min(int(mask.sum()), len(labels) // 2), labels=labels,
@@ -246,6 +315,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500, help="generator steps per arm (equal steps)")
     parser.add_argument("--per-class", type=int, default=200, help="samples per class per arm")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check the script runs")
+    parser.add_argument("--pool-size", type=int, default=50000, help="rows of Fashion train the pool is built from")
+    parser.add_argument("--small", action="store_true", help="the narrow attention-free UNet (CPU budget)")
+    parser.add_argument("--generator", choices=("unet", "mlp"), default="unet",
+                        help="unet: the Fashion preset's folded UNet; mlp: a class-conditional ε-MLP (CPU budget)")
+    parser.add_argument("--batch", type=int, default=128, help="generator batch size")
+    parser.add_argument("--sample-steps", type=int, default=50, help="DDIM steps when sampling")
+    parser.add_argument("--judge-epochs", type=int, default=4)
+    parser.add_argument("--mlp-width", type=int, default=512)
+    parser.add_argument("--cas-test", type=int, default=10000, help="real test rows CAS is measured on")
+    parser.add_argument("--arms", default="", help="comma list of arms to run, in order (default: all)")
     args = parser.parse_args()
     device = torch.device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -255,13 +334,13 @@ def main() -> None:
 
     train = load_fashion("train")
     test = load_fashion("test")
-    if args.smoke:
-        keep = np.random.default_rng(0).permutation(len(train))[:2000]
+    if args.smoke or args.pool_size < len(train):
+        keep = np.sort(np.random.default_rng(0).permutation(len(train))[:2000 if args.smoke else args.pool_size])
         train = type(train)(train.images[keep], train.labels[keep], train.ids[keep], train.class_names)
         rows = torch.as_tensor(np.random.default_rng(1).permutation(len(test))[:1000])
         test = type(test)(test.images[rows], test.labels[rows], test.ids[rows.numpy()], test.class_names)
-    pool, info = build_web_pool(train, duplicate_sources=300 if not args.smoke else 20)
-    holdout = clean_holdout(load_fashion("val"), 1500 if not args.smoke else 200)
+    pool, info = build_web_pool(train, duplicate_sources=max(20, round(300 * len(train) / 50000)))
+    holdout = clean_holdout(load_fashion("val"), max(200, round(0.03 * len(train) / 10) * 10))  # 3 %
     result["pool"] = {"size": len(pool), "harmful_share": float(info["harmful"].mean()), "holdout": len(holdout)}
 
     if "ratings_by_kind" not in result or args.smoke:
@@ -274,7 +353,8 @@ def main() -> None:
     ratings = np.load(args.out / "ratings.npy")
     print(json.dumps(result["ratings_by_kind"], indent=1), flush=True)
 
-    judge = train_classifier(train.images, train.labels, device, epochs=1 if args.smoke else 4, seed=123)
+    judge = train_classifier(train.images, train.labels, device, epochs=1 if args.smoke else args.judge_epochs,
+                             seed=123)
     real_feats, real_logits = judge_out(judge, test.images, device)
     result["judge_test_accuracy"] = float((real_logits.argmax(1) == test.labels).float().mean())
     mu2, s2 = real_feats.mean(0), np.cov(real_feats, rowvar=False)
@@ -282,12 +362,16 @@ def main() -> None:
     real_stats = (mu2, s2_sqrt, float(np.trace(s2)))
     pr_real = real_feats[np.random.default_rng(0).permutation(len(real_feats))[:2000]]
 
+    # the test split is sorted by class: CAS uses a fixed random subset of it
+    cas_rows = torch.as_tensor(np.random.default_rng(2).permutation(len(test))[:min(args.cas_test, len(test))])
     labels = pool.labels.numpy()
     arms = selections(ratings, labels, len(pool))
     filt, filt_info = filter_arm(pool, ratings, device)
     arms["filter-dedup-cl-50"] = filt
     result["filter"] = filt_info
     order = list(arms) + ["full@2x-steps"]
+    if args.arms:
+        order = [a for a in args.arms.split(",") if a in order]
     steps = 20 if args.smoke else args.steps
     per_class = 10 if args.smoke else args.per_class
     for name in order:
@@ -296,18 +380,25 @@ def main() -> None:
         index = arms["full" if name == "full@2x-steps" else name]
         arm_steps = 2 * steps if name == "full@2x-steps" else steps
         start = time.time()
-        den = train_generator(pool.images[index], pool.labels[index], arm_steps, device, seed=0)
-        images, want = generate(den, per_class, seed=1, device=device, steps=10 if args.smoke else 50)
+        sample_steps = 10 if args.smoke else args.sample_steps
+        if args.generator == "mlp":
+            den = train_mlp_generator(pool.images[index], pool.labels[index], arm_steps, device, batch=args.batch,
+                                      width=args.mlp_width)
+            images, want = generate_mlp(den, per_class, seed=1, steps=sample_steps)
+        else:
+            den = train_generator(pool.images[index], pool.labels[index], arm_steps, device, seed=0,
+                                  batch=args.batch, small=args.small)
+            images, want = generate(den, per_class, seed=1, device=device, steps=sample_steps)
         feats, logits = judge_out(judge, images, device)
         fd, ci = fd_with_ci(feats, real_stats, boot=20 if args.smoke else 200)
         precision, recall = precision_recall(pr_real, feats, device)
-        cas_model = train_classifier(images, want, device, epochs=1 if args.smoke else 5, seed=7)
-        _, test_logits = judge_out(cas_model, test.images, device)
+        cas_model = train_classifier(images, want, device, epochs=1 if args.smoke else 3, seed=7)
+        _, test_logits = judge_out(cas_model, test.images[cas_rows], device)
         kinds = info["kind"][index]
         result["arms"][name] = {
             "size": len(index), "steps": arm_steps, "fd": fd, "fd_ci95": ci, "precision": precision, "recall": recall,
             "cond_accuracy": float((logits.argmax(1) == want).float().mean()),
-            "cas": float((test_logits.argmax(1) == test.labels).float().mean()),
+            "cas": float((test_logits.argmax(1) == test.labels[cas_rows]).float().mean()),
             "harmful_share": float(info["harmful"][index].mean()),
             "duplicate_share": float((kinds == "duplicate").mean()),
             "seconds": round(time.time() - start, 1)}
@@ -319,6 +410,7 @@ def main() -> None:
     result["seconds"] = round(time.time() - t0, 1)
     result["paper_fid"] = PAPER
     result["seeds"] = 1
+    result["settings"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     atomic_write_json(path, result)
 
 
