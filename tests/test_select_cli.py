@@ -23,7 +23,7 @@ def run_cli(*args: str) -> int:
 @pytest.fixture(scope="module")
 def rater_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("rate") / "rater"
-    code = run_cli("rate", "--out", str(out), "--defects", "--epochs", "2", "--iterations-per-epoch", "2",
+    code = run_cli("rate", "--out", str(out), "--data", "digits", "--defects", "--epochs", "2", "--iterations-per-epoch", "2",
                    "--batch-size", "32")
     assert code == 0
     return out
@@ -34,7 +34,7 @@ def test_round_trip_rate_score_select(rater_run, tmp_path):
     assert sorted(p.name for p in (rater_run / "checkpoints").glob("rater-*.safetensors")) == \
         ["rater-epoch000.safetensors", "rater-epoch001.safetensors"]
     scores_dir = tmp_path / "scores"
-    assert run_cli("score", "--out", str(scores_dir), "--rater", str(rater_run), "--defects",
+    assert run_cli("score", "--out", str(scores_dir), "--rater", str(rater_run), "--data", "digits", "--defects",
                    "--shard-size", "400") == 0
     table = pq.read_table(scores_dir / "scores.parquet")
     assert table.num_rows == 987 and set(table.column_names) >= {"id", "label", "score", "kind"}
@@ -64,12 +64,12 @@ def test_round_trip_rate_score_select(rater_run, tmp_path):
 
 def test_score_resume_recomputes_only_missing_shards(rater_run, tmp_path):
     out = tmp_path / "scores"
-    assert run_cli("score", "--out", str(out), "--rater", str(rater_run), "--shard-size", "400") == 0
+    assert run_cli("score", "--out", str(out), "--rater", str(rater_run), "--data", "digits", "--shard-size", "400") == 0
     first = pq.read_table(out / "scores.parquet")
     parts = sorted((out / "parts").glob("part-*.parquet"))
     kept_mtime = parts[0].stat().st_mtime_ns
     parts[1].unlink()
-    assert run_cli("score", "--out", str(out), "--rater", str(rater_run), "--shard-size", "400") == 2  # no silent rerun
+    assert run_cli("score", "--out", str(out), "--rater", str(rater_run), "--data", "digits", "--shard-size", "400") == 2  # no silent rerun
     assert run_cli("score", "--out", str(out), "--resume") == 0
     assert parts[0].stat().st_mtime_ns == kept_mtime
     assert pq.read_table(out / "scores.parquet").equals(first)
@@ -113,7 +113,7 @@ def test_embeddings_pool_scores_in_row_group_shards(tmp_path):
 
 
 def test_heuristic_scorer_through_the_cli(tmp_path):
-    assert run_cli("score", "--out", str(tmp_path / "r"), "--scorer", "random", "--seed", "3") == 0
+    assert run_cli("score", "--out", str(tmp_path / "r"), "--scorer", "random", "--data", "digits", "--seed", "3") == 0
     table = pq.read_table(tmp_path / "r" / "scores.parquet")
     assert table.num_rows == 987
 

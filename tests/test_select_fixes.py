@@ -134,7 +134,7 @@ def test_group_ratings_do_not_depend_on_the_shard_size(tmp_path):
     results = []
     for shard in (256, 768):
         config = pipeline.ScoreConfig(rater=str(tmp_path / "r.safetensors"), mode="group", shard_size=shard,
-                                      split="val")
+                                      split="val", source=pipeline.DataSettings(data="digits"))
         pipeline.run_score(config, tmp_path / f"s{shard}")
         results.append(pq.read_table(tmp_path / f"s{shard}" / "scores.parquet").to_pandas().set_index("id"))
     a, b = results
@@ -184,3 +184,11 @@ def test_select_thresholds_and_filters_intersect_before_the_budget(tmp_path):
                                                     max_score=6.0), tmp_path / "n")
     assert out["passed_filters"] == 7
     assert sorted(pq.read_table(tmp_path / "n" / "manifest.parquet").column("score").to_pylist()) == [5.0, 6.0]
+
+
+def test_commands_default_to_the_web_fashion_pool_with_the_diffusion_proxy():
+    assert pipeline.DataSettings().data == "fashion-web"
+    assert pipeline.RateConfig().rater.proxy == "diffusion"
+    assert pipeline.ScoreConfig().mode == "instance"
+    select = pipeline.SelectConfig(scores="x")
+    assert select.shape == "figure" and select.balance is None and select.strategy == "shift-gsample"

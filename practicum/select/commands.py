@@ -31,13 +31,13 @@ def _source(values: dict, **flags) -> dict:
 
 def rate(
     out: Path = typer.Option(..., "--out", "-o", help="Run directory for the rater."),
-    data: Optional[str] = typer.Option(None, "--data", help="digits (default), folder:PATH or npz:PATH."),
+    data: Optional[str] = typer.Option(None, "--data", help="fashion-web (default: the web-like Fashion pool), fashion, digits, folder:PATH or npz:PATH."),
     embeddings: Optional[str] = typer.Option(None, "--embeddings", help="Pool embeddings parquet (id, label, embedding)."),
     val_embeddings: Optional[str] = typer.Option(None, "--val-embeddings", help="Clean validation embeddings parquet."),
     defects: Optional[bool] = typer.Option(None, "--defects/--no-defects",
                                            help="Inject seeded web-like defects into the train split (demo)."),
     update_rule: Optional[str] = typer.Option(None, "--update-rule", help="first_order (default), unrolled, two_model."),
-    proxy: Optional[str] = typer.Option(None, "--proxy", help="classifier (default) or diffusion."),
+    proxy: Optional[str] = typer.Option(None, "--proxy", help="diffusion (default: ε-MSE over fixed draws per id) or classifier."),
     diffusion_model: Optional[str] = typer.Option(None, "--diffusion-model",
                                                   help="Diffusion proxy: tiny (default), builtin (fresh UNet) or a "
                                                        "denoiser spec to start from."),
@@ -81,7 +81,7 @@ def score(
                                               "prototypicality, rho_loss, random."),
     epoch: Optional[int] = typer.Option(None, "--epoch", help="Use this epoch's rater checkpoint."),
     mode: Optional[str] = typer.Option(None, "--mode", help="instance (a, default: independent of batching) or group (p·g, the paper's; batch-relative)."),
-    data: Optional[str] = typer.Option(None, "--data", help="digits (default), folder:PATH or npz:PATH."),
+    data: Optional[str] = typer.Option(None, "--data", help="fashion-web (default: the web-like Fashion pool), fashion, digits, folder:PATH or npz:PATH."),
     embeddings: Optional[str] = typer.Option(None, "--embeddings", help="Pool embeddings parquet to stream."),
     defects: Optional[bool] = typer.Option(None, "--defects/--no-defects", help="Score the defect-injected pool."),
     split: Optional[str] = typer.Option(None, "--split", help="train (default), val or test."),

@@ -30,9 +30,10 @@ SCORERS = ("rater", "entropy", "margin", "loss", "el2n", "grand", "forgetting", 
 
 
 class DataSettings(Settings):
-    """Where the pool comes from: an image source (`digits`, `folder:PATH`, `npz:PATH`) or embeddings."""
+    """Where the pool comes from: an image source (`fashion-web`, `fashion`, `digits`, `folder:PATH`,
+    `npz:PATH`) or embeddings. The default is the web-like Fashion pool (`practicum.select.webpool`)."""
 
-    data: str = "digits"
+    data: str = "fashion-web"
     embeddings: str | None = None  # parquet of the pool (id, label, embedding); overrides `data`
     val_embeddings: str | None = None  # parquet of the clean validation split (for `rate`)
     defects: bool = False  # inject the seeded web-like defects into the train split (demos)
@@ -41,7 +42,8 @@ class DataSettings(Settings):
 
 class RateConfig(Settings):
     source: DataSettings = DataSettings()
-    rater: RaterSettings = RaterSettings()
+    # the paper's proxy is a generator: the diffusion proxy (ε-MSE over K fixed draws per id) by default
+    rater: RaterSettings = RaterSettings(proxy="diffusion")
 
 
 class ScoreConfig(Settings):
