@@ -349,9 +349,12 @@ def main() -> None:
         result["rater"] = {"checkpoint_epoch": epoch, "seconds": round(time.time() - t0, 1),
                            "class_rank_share": sel.class_rank_share(ratings, pool.labels.numpy())}
         result["ratings_by_kind"] = rank_by_kind(ratings, info["kind"], info["harmful"])
+        # the rater's label conditioning orders whole classes; what selection sees is the within-class order
+        result["ratings_by_kind_within_class"] = rank_by_kind(
+            sel.normalise_within_class(ratings, pool.labels.numpy()), info["kind"], info["harmful"])
         atomic_write_json(path, result)
     ratings = np.load(args.out / "ratings.npy")
-    print(json.dumps(result["ratings_by_kind"], indent=1), flush=True)
+    print(json.dumps(result.get("ratings_by_kind_within_class", result["ratings_by_kind"]), indent=1), flush=True)
 
     judge = train_classifier(train.images, train.labels, device, epochs=1 if args.smoke else args.judge_epochs,
                              seed=123)
