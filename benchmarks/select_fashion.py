@@ -164,12 +164,39 @@ def train_generator(x, y, steps, device, seed=0, batch=128, lr=1e-3, warmup=100,
     return den.eval()
 
 
-def train_mlp_generator(x, y, steps, device, seed=0, batch=128, lr=1e-3, width=512, p_uncond=0.1):
+class PCACodec:
+    """A linear autoencoder: the top-k principal components of the training images, unit-scaled."""
+
+    def __init__(self, x, k=64, seed=0):
+        flat = x.reshape(len(x), -1).float()
+        self.mean = flat.mean(0)
+        torch.manual_seed(seed)
+        _, _, self.v = torch.pca_lowrank(flat - self.mean, q=k, center=False)
+        z = (flat - self.mean) @ self.v
+        self.scale = z.std(0).clamp_min(1e-6)
+
+    def encode(self, x):
+        return ((x.reshape(len(x), -1) - self.mean) @ self.v) / self.scale
+
+    def decode(self, z):
+        return ((z * self.scale) @ self.v.T + self.mean).reshape(-1, 1, 28, 28).clamp(-1, 1)
+
+
+def train_latent_generator(x, y, steps, device, seed=0, batch=128, lr=1e-3, width=512, k=64):
+    """CPU-budget latent diffusion: PCA codec fitted on the arm's own data + a class-conditional ε-MLP in it."""
+    codec = PCACodec(x, k, seed)
+    den = train_mlp_generator(codec.encode(x).reshape(len(x), 1, 1, k), y, steps, device, seed, batch, lr, width,
+                              shape=(1, 1, k))
+    return den, codec
+
+
+def train_mlp_generator(x, y, steps, device, seed=0, batch=128, lr=1e-3, width=512, p_uncond=0.1,
+                        shape=(1, 28, 28)):
     """The CPU-budget generator: a class-conditional ε-MLP (`DiffusionProxy`, linear β), EMA weights."""
     from practicum.select.nets import DiffusionProxy
 
     torch.manual_seed(seed)
-    den = DiffusionProxy((1, 28, 28), 11, width=width).to(device)  # class 10 = the null class for CFG
+    den = DiffusionProxy(shape, 11, width=width).to(device)  # class 10 = the null class for CFG
     ema = [p.detach().clone() for p in den.parameters()]
     decay = min(0.999, 1 - 10 / max(steps, 10))
     opt = torch.optim.AdamW(den.parameters(), lr=lr, weight_decay=0.0)
@@ -199,8 +226,8 @@ def train_mlp_generator(x, y, steps, device, seed=0, batch=128, lr=1e-3, width=5
 
 
 @torch.no_grad()
-def generate_mlp(den, n_per_class, seed, steps=50, cfg=2.0):
-    """Deterministic DDIM (η = 0) with classifier-free guidance, x̂0 clipped to [-1, 1]."""
+def generate_mlp(den, n_per_class, seed, steps=50, cfg=2.0, clip=True):
+    """Deterministic DDIM (η = 0) with classifier-free guidance, x̂0 clipped to [-1, 1] when `clip`."""
     labels = torch.arange(10).repeat_interleave(n_per_class)
     abar = den.alphas_cumprod.double()
     times = torch.linspace(len(abar) - 1, 0, steps).round().long()
@@ -211,11 +238,12 @@ def generate_mlp(den, n_per_class, seed, steps=50, cfg=2.0):
         e_c, e_u = den.eps(x, tt, labels), den.eps(x, tt, null)
         eps = e_u + cfg * (e_c - e_u)
         a = abar[t].float()
-        x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
+        x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+        x0 = x0.clamp(-1, 1) if clip else x0.clamp(-6, 6)  # latents are unit-scaled, not bounded
         a_next = abar[times[i + 1]].float() if i + 1 < len(times) else torch.tensor(1.0)
         eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
         x = a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
-    return x.reshape(-1, 1, 28, 28).clamp(-1, 1), labels
+    return x, labels
 
 
 def generate(den, n_per_class, seed, device, steps=50, cfg=2.0):
@@ -317,7 +345,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check the script runs")
     parser.add_argument("--pool-size", type=int, default=50000, help="rows of Fashion train the pool is built from")
     parser.add_argument("--small", action="store_true", help="the narrow attention-free UNet (CPU budget)")
-    parser.add_argument("--generator", choices=("unet", "mlp"), default="unet",
+    parser.add_argument("--generator", choices=("unet", "mlp", "latent"), default="unet",
                         help="unet: the Fashion preset's folded UNet; mlp: a class-conditional ε-MLP (CPU budget)")
     parser.add_argument("--batch", type=int, default=128, help="generator batch size")
     parser.add_argument("--sample-steps", type=int, default=50, help="DDIM steps when sampling")
@@ -388,6 +416,12 @@ def main() -> None:
             den = train_mlp_generator(pool.images[index], pool.labels[index], arm_steps, device, batch=args.batch,
                                       width=args.mlp_width)
             images, want = generate_mlp(den, per_class, seed=1, steps=sample_steps)
+            images = images.reshape(-1, 1, 28, 28).clamp(-1, 1)
+        elif args.generator == "latent":
+            den, codec = train_latent_generator(pool.images[index], pool.labels[index], arm_steps, device,
+                                                batch=args.batch, width=args.mlp_width)
+            z, want = generate_mlp(den, per_class, seed=1, steps=sample_steps, clip=False)
+            images = codec.decode(z)
         else:
             den = train_generator(pool.images[index], pool.labels[index], arm_steps, device, seed=0,
                                   batch=args.batch, small=args.small)
