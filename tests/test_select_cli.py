@@ -23,7 +23,7 @@ def run_cli(*args: str) -> int:
 @pytest.fixture(scope="module")
 def rater_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("rate") / "rater"
-    code = run_cli("rate", "--out", str(out), "--defects", "--epochs", "2", "--iterations-per-epoch", "2",
+    code = run_cli("rate", "--out", str(out), "--data", "digits", "--defects", "--epochs", "2", "--iterations-per-epoch", "2",
                    "--batch-size", "32")
     assert code == 0
     return out
@@ -34,17 +34,18 @@ def test_round_trip_rate_score_select(rater_run, tmp_path):
     assert sorted(p.name for p in (rater_run / "checkpoints").glob("rater-*.safetensors")) == \
         ["rater-epoch000.safetensors", "rater-epoch001.safetensors"]
     scores_dir = tmp_path / "scores"
-    assert run_cli("score", "--out", str(scores_dir), "--rater", str(rater_run), "--defects",
+    assert run_cli("score", "--out", str(scores_dir), "--rater", str(rater_run), "--data", "digits", "--defects",
                    "--shard-size", "400") == 0
     table = pq.read_table(scores_dir / "scores.parquet")
     assert table.num_rows == 987 and set(table.column_names) >= {"id", "label", "score", "kind"}
-    assert len(list((scores_dir / "parts").glob("part-*.parquet"))) == 3
+    # shards hold whole rating batches (256): a shard size of 400 gives one batch each, 4 shards
+    assert len(list((scores_dir / "parts").glob("part-*.parquet"))) == 4
     summary = json.loads((scores_dir / "summary.json").read_text())
     assert summary["examples"] == 987 and summary["examples_per_second"] > 0
 
     manifest_dir = tmp_path / "manifest"
     assert run_cli("select", "--scores", str(scores_dir), "--out", str(manifest_dir), "--strategy",
-                   "shift-gsample", "--keep", "0.5") == 0
+                   "shift-gsample", "--keep", "0.5", "--no-balance") == 0
     manifest = pq.read_table(manifest_dir / "manifest.parquet")
     assert manifest.num_rows == round(0.5 * 987)
     ids = set(table.column("id").to_pylist())
@@ -53,6 +54,7 @@ def test_round_trip_rate_score_select(rater_run, tmp_path):
     assert min(manifest.column("rank").to_pylist()) >= int(0.25 * 987)
     chosen = json.loads((manifest_dir / "summary.json").read_text())
     assert chosen["selected"] == manifest.num_rows and "kind_counts" in chosen
+    assert chosen["direction"] == "higher_is_better" and chosen["inclusion_by_decile"][:2] == [0.0, 0.0]
 
     # a count budget, class balanced
     assert run_cli("select", "--scores", str(scores_dir / "scores.parquet"), "--out", str(tmp_path / "m2"),
@@ -62,12 +64,12 @@ def test_round_trip_rate_score_select(rater_run, tmp_path):
 
 def test_score_resume_recomputes_only_missing_shards(rater_run, tmp_path):
     out = tmp_path / "scores"
-    assert run_cli("score", "--out", str(out), "--rater", str(rater_run), "--shard-size", "400") == 0
+    assert run_cli("score", "--out", str(out), "--rater", str(rater_run), "--data", "digits", "--shard-size", "400") == 0
     first = pq.read_table(out / "scores.parquet")
     parts = sorted((out / "parts").glob("part-*.parquet"))
     kept_mtime = parts[0].stat().st_mtime_ns
     parts[1].unlink()
-    assert run_cli("score", "--out", str(out), "--rater", str(rater_run), "--shard-size", "400") == 2  # no silent rerun
+    assert run_cli("score", "--out", str(out), "--rater", str(rater_run), "--data", "digits", "--shard-size", "400") == 2  # no silent rerun
     assert run_cli("score", "--out", str(out), "--resume") == 0
     assert parts[0].stat().st_mtime_ns == kept_mtime
     assert pq.read_table(out / "scores.parquet").equals(first)
@@ -111,7 +113,7 @@ def test_embeddings_pool_scores_in_row_group_shards(tmp_path):
 
 
 def test_heuristic_scorer_through_the_cli(tmp_path):
-    assert run_cli("score", "--out", str(tmp_path / "r"), "--scorer", "random", "--seed", "3") == 0
+    assert run_cli("score", "--out", str(tmp_path / "r"), "--scorer", "random", "--data", "digits", "--seed", "3") == 0
     table = pq.read_table(tmp_path / "r" / "scores.parquet")
     assert table.num_rows == 987
 
@@ -160,10 +162,14 @@ def test_adaptive_strategy_through_the_cli(tmp_path, capsys):
     laws.write_text(json.dumps({"a": 0.025 * 12.8e6 / 10, "buckets": [
         {"b": -0.16, "tau": 6.73}, {"b": -0.125, "tau": 8.55}, {"b": -0.10, "tau": 5.27}, {"b": -0.085, "tau": 2.27}]}))
     assert run_cli("select", "--scores", str(scores), "--out", str(tmp_path / "a"), "--strategy", "adaptive",
-                   "--budget-samples", str(640e6 / (12.8e6 / 10)), "--pool-laws", str(laws)) == 0
+                   "--budget-samples", str(640e6 / (12.8e6 / 10)), "--pool-laws", str(laws),
+                   "--direction", "higher_is_better") == 0
     manifest = pq.read_table(tmp_path / "a" / "manifest.parquet")
     assert sorted(manifest.column("rank").to_pylist()) == list(range(20))  # the top two buckets of ten
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert summary["adaptive"]["best_k"] == 2
     assert run_cli("select", "--scores", str(scores), "--out", str(tmp_path / "b"), "--strategy", "adaptive") == 2
+    assert "--direction" in capsys.readouterr().err  # a bare parquet does not say which end is best
+    assert run_cli("select", "--scores", str(scores), "--out", str(tmp_path / "b"), "--strategy", "adaptive",
+                   "--direction", "higher_is_better") == 2
     assert "--budget-samples" in capsys.readouterr().err

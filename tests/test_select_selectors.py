@@ -53,7 +53,7 @@ def test_gumbel_top_k_matches_the_weights():
 def test_shift_presets():
     assert sel.default_prune_top(0.2) == 0.25
     assert sel.default_prune_top(0.5) == 0.25
-    assert sel.default_prune_top(0.8) == pytest.approx(0.10)  # capped at (1 - q) / 2
+    assert sel.default_prune_top(0.8) == pytest.approx(0.15)  # the preset table, as documented
     assert sel.default_prune_top(0.9) == pytest.approx(0.05)
     assert sel.shape_params(300, 400, 0.25, "m2_std3") == pytest.approx((150, 100))
     assert sel.shape_params(300, 400, 0.25, "m3_std6") == pytest.approx((100, 50))
@@ -74,7 +74,7 @@ def test_shift_gsample_drops_the_top_and_centres_on_mu():
     with pytest.warns(sel.SelectionWarning):
         again = sel.shift_gsample(scores, 100, prune_top=0.25, mu=0.5, sigma=0.01, seed=0)
     assert np.array_equal(chosen, again)
-    gs = sel.gsample(scores, 0.2, seed=1)
+    gs = sel.gsample(scores, 0.2, shape="m2_std3", seed=1)
     assert gs.min() < 250  # Gsample is the same with δ = 0
 
 
@@ -84,7 +84,7 @@ def test_shift_gsample_warns_when_the_budget_outgrows_the_gaussian():
         sel.shift_gsample(scores, 0.5, sigma=0.01)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        sel.shift_gsample(scores, 0.5)  # m2_std3 has room for half the pool
+        sel.shift_gsample(scores, 0.5)  # the default (figure) shape has room for half the pool
 
 
 def test_ccs_allocates_to_small_strata_first():

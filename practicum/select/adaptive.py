@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from practicum.errors import ConfigError, DataError
-from practicum.select.selectors import rank_descending
+from practicum.select.selectors import quality_order
 
 
 @dataclass
@@ -29,21 +29,27 @@ class BucketLaw:
     tau: float  # half-life in epochs
 
 
-def bucket_indices(scores, buckets: int, order: np.ndarray | None = None) -> list[np.ndarray]:
-    """K contiguous slices of the ranking (`order`, default: scores descending), as sorted index arrays."""
+def bucket_indices(scores, buckets: int, order: np.ndarray | None = None,
+                   direction: str = "higher_is_better") -> list[np.ndarray]:
+    """K contiguous slices of the ranking (`order`, default: best quality first), as sorted index arrays.
+
+    Best quality first means ratings descending (`direction="higher_is_better"`) or hardness
+    ascending (`"higher_is_harder"`: the easiest, least likely mislabelled, first).
+    """
     s = np.asarray(scores, dtype=np.float64)
     if buckets < 1 or buckets > len(s):
         raise ConfigError(f"cannot cut {len(s)} examples into {buckets} buckets")
-    ranking = rank_descending(s) if order is None else np.asarray(order)
+    ranking = quality_order(s, direction) if order is None else np.asarray(order)
     return [np.sort(part) for part in np.array_split(ranking, buckets)]
 
 
 def adaptive_select(scores, budget_samples: float, laws: Sequence[BucketLaw], *, a: float = 0.025, d: float = 0.1,
-                    tau_scale: str = "k", compose: str = "code", order: np.ndarray | None = None
-                    ) -> tuple[np.ndarray, dict[str, Any]]:
+                    tau_scale: str = "k", compose: str = "code", order: np.ndarray | None = None,
+                    direction: str = "higher_is_better") -> tuple[np.ndarray, dict[str, Any]]:
     """(indices, choice): the union of the buckets `practicum.scaling.best_pool` picks for the budget.
 
-    `laws[i]` describes bucket i of the ranking (bucket 0 = the top). `budget_samples` is the
+    `laws[i]` describes bucket i of the ranking (bucket 0 = the best-quality end, which
+    `direction` decides: the highest ratings, or the lowest hardness scores). `budget_samples` is the
     number of samples the training run will see (steps × batch size).
     """
     from practicum.scaling import best_pool
@@ -52,13 +58,13 @@ def adaptive_select(scores, budget_samples: float, laws: Sequence[BucketLaw], *,
         raise ConfigError(f"the training budget must be > 0 samples, not {budget_samples}")
     if not laws:
         raise ConfigError("adaptive selection needs one fitted law per quality bucket")
-    parts = bucket_indices(scores, len(laws), order)
+    parts = bucket_indices(scores, len(laws), order, direction)
     size = float(np.mean([len(p) for p in parts]))
     choice = best_pool([law.b for law in laws], [law.tau for law in laws], budget_samples, S0=size, a=a, d=d,
                        tau_scale=tau_scale, compose=compose)
     picked = choice.order[: choice.best_k]
     index = np.sort(np.concatenate([parts[i] for i in picked]))
-    info = {**choice.to_dict(), "keep_fraction": len(index) / len(np.asarray(scores)), "buckets": len(laws)}
+    info = {**choice.to_dict(), "direction": direction, "keep_fraction": len(index) / len(np.asarray(scores)), "buckets": len(laws)}
     return index, info
 
 

@@ -33,13 +33,13 @@ def _source(values: dict, **flags) -> dict:
 
 def rate(
     out: Path = typer.Option(..., "--out", "-o", parser=out_option, help="Run directory for the rater."),
-    data: Optional[str] = typer.Option(None, "--data", help="digits (default), folder:PATH or npz:PATH."),
+    data: Optional[str] = typer.Option(None, "--data", help="fashion-web (default: the web-like Fashion pool), fashion, digits, folder:PATH or npz:PATH."),
     embeddings: Optional[str] = typer.Option(None, "--embeddings", help="Pool embeddings parquet (id, label, embedding)."),
     val_embeddings: Optional[str] = typer.Option(None, "--val-embeddings", help="Clean validation embeddings parquet."),
     defects: Optional[bool] = typer.Option(None, "--defects/--no-defects",
                                            help="Inject seeded web-like defects into the train split (demo)."),
     update_rule: Optional[str] = typer.Option(None, "--update-rule", help="first_order (default), unrolled, two_model."),
-    proxy: Optional[str] = typer.Option(None, "--proxy", help="classifier (default) or diffusion."),
+    proxy: Optional[str] = typer.Option(None, "--proxy", help="diffusion (default: ε-MSE over fixed draws per id) or classifier."),
     diffusion_model: Optional[str] = typer.Option(None, "--diffusion-model",
                                                   help="Diffusion proxy: tiny (default), builtin (fresh UNet) or a "
                                                        "denoiser spec to start from."),
@@ -82,8 +82,8 @@ def score(
                                          help="rater (default), entropy, margin, loss, el2n, grand, forgetting, aum, "
                                               "prototypicality, rho_loss, random."),
     epoch: Optional[int] = typer.Option(None, "--epoch", help="Use this epoch's rater checkpoint."),
-    mode: Optional[str] = typer.Option(None, "--mode", help="group (p·g, default) or instance (a)."),
-    data: Optional[str] = typer.Option(None, "--data", help="digits (default), folder:PATH or npz:PATH."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="instance (a, default: independent of batching) or group (p·g, the paper's; batch-relative)."),
+    data: Optional[str] = typer.Option(None, "--data", help="fashion-web (default: the web-like Fashion pool), fashion, digits, folder:PATH or npz:PATH."),
     embeddings: Optional[str] = typer.Option(None, "--embeddings", help="Pool embeddings parquet to stream."),
     defects: Optional[bool] = typer.Option(None, "--defects/--no-defects", help="Score the defect-injected pool."),
     split: Optional[str] = typer.Option(None, "--split", help="train (default), val or test."),
@@ -111,9 +111,19 @@ def select(
                                            help="shift-gsample (default), gsample, top-k, bottom-k, random, block, "
                                                 "band, ccs, adaptive."),
     keep: Optional[float] = typer.Option(None, "--keep", help="Fraction (0.5) or count (1000) to keep."),
-    balance: Optional[bool] = typer.Option(None, "--balance/--no-balance", help="Select within each class."),
+    balance: Optional[bool] = typer.Option(None, "--balance/--no-balance",
+                                           help="Select within each class (default: yes when scores have labels)."),
     prune_top: Optional[float] = typer.Option(None, "--prune-top", help="Shift-Gsample δ (default: preset for keep)."),
-    shape: Optional[str] = typer.Option(None, "--shape", help="Gaussian preset: m2_std3 (default), m3_std6, figure."),
+    shape: Optional[str] = typer.Option(None, "--shape", help="Gaussian preset: figure (default), m2_std3, m3_std6."),
+    direction: Optional[str] = typer.Option(None, "--direction",
+                                            help="higher_is_better or higher_is_harder (default: what the scores' "
+                                                 "summary.json says)."),
+    normalize: Optional[str] = typer.Option(None, "--normalize", help="none (default) or class: rank within class."),
+    min_score: Optional[float] = typer.Option(None, "--min-score", help="Absolute threshold: keep score >= this."),
+    max_score: Optional[float] = typer.Option(None, "--max-score", help="Absolute threshold: keep score <= this."),
+    filters: Optional[list[str]] = typer.Option(None, "--filter",
+                                                help="SCORES:LOW:HIGH on another scores file (by id); repeat to "
+                                                     "intersect. --keep then applies to the survivors."),
     mu: Optional[float] = typer.Option(None, "--mu", help="Gaussian centre as a fraction of the kept ranking."),
     sigma: Optional[float] = typer.Option(None, "--sigma", help="Gaussian width as a fraction of the kept ranking."),
     start: Optional[float] = typer.Option(None, "--start", help="Block: first percentile (0.3)."),
@@ -137,6 +147,8 @@ def select(
     settings = SelectConfig.build(values, scores=scores, strategy=strategy, keep=keep, balance=balance,
                                   prune_top=prune_top, shape=shape, mu=mu, sigma=sigma, start=start,
                                   prune_hard=prune_hard, seed=seed, budget_samples=budget_samples,
+                                  direction=direction, normalize=normalize, min_score=min_score,
+                                  max_score=max_score, filters=filters or None,
                                   pool_laws=pool_laws)
     print_summary(run_select(settings, out, resume=resume, overwrite=overwrite))
     typer.echo(f"manifest: {out / 'manifest.parquet'}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,9 +30,10 @@ SCORERS = ("rater", "entropy", "margin", "loss", "el2n", "grand", "forgetting", 
 
 
 class DataSettings(Settings):
-    """Where the pool comes from: an image source (`digits`, `folder:PATH`, `npz:PATH`) or embeddings."""
+    """Where the pool comes from: an image source (`fashion-web`, `fashion`, `digits`, `folder:PATH`,
+    `npz:PATH`) or embeddings. The default is the web-like Fashion pool (`practicum.select.webpool`)."""
 
-    data: str = "digits"
+    data: str = "fashion-web"
     embeddings: str | None = None  # parquet of the pool (id, label, embedding); overrides `data`
     val_embeddings: str | None = None  # parquet of the clean validation split (for `rate`)
     defects: bool = False  # inject the seeded web-like defects into the train split (demos)
@@ -40,7 +42,8 @@ class DataSettings(Settings):
 
 class RateConfig(Settings):
     source: DataSettings = DataSettings()
-    rater: RaterSettings = RaterSettings()
+    # the paper's proxy is a generator: the diffusion proxy (ε-MSE over K fixed draws per id) by default
+    rater: RaterSettings = RaterSettings(proxy="diffusion")
 
 
 class ScoreConfig(Settings):
@@ -48,7 +51,8 @@ class ScoreConfig(Settings):
     scorer: str = "rater"
     rater: str | None = None  # rater run folder or .safetensors (scorer = rater)
     epoch: int | None = None  # a rater epoch checkpoint instead of the last one
-    mode: Literal["group", "instance"] = "group"
+    # instance: a_i alone, the same for any batch layout (default); group: the paper's p_i·g, batch-relative
+    mode: Literal["group", "instance"] = "instance"
     split: Literal["train", "val", "test"] = "train"
     shard_size: int = 4096
     batch_size: int = 256
@@ -61,9 +65,14 @@ class SelectConfig(Settings):
     scores: str
     strategy: str = "shift-gsample"
     keep: float = 0.5  # fraction in (0, 1], or a count when > 1
-    balance: bool = False
+    balance: bool | None = None  # None: within each class whenever the scores carry labels
+    normalize: Literal["none", "class"] = "none"  # "class": rank within each class before selecting
+    direction: Literal["higher_is_better", "higher_is_harder"] | None = None  # None: from the scores' summary.json
+    min_score: float | None = None  # absolute thresholds on the scores, applied before the budget
+    max_score: float | None = None
+    filters: list[str] = []  # "SCORES:LOW:HIGH" (either bound may be empty): other scores, matched by id, ANDed
     prune_top: float | None = None
-    shape: str = "m2_std3"
+    shape: str = "figure"  # m2_std3 keeps the bottom of the ranking more often than random at 50 %
     mu: float | None = None
     sigma: float | None = None
     start: float = 0.3
@@ -74,10 +83,32 @@ class SelectConfig(Settings):
     pool_laws: str | None = None  # strategy "adaptive": JSON of fitted laws per quality bucket
 
 
+def score_direction(scorer: str) -> str:
+    """Which way a scorer's numbers point: the rater's ratings are better-higher, the rest harder-higher."""
+    return "higher_is_better" if scorer == "rater" else "higher_is_harder"
+
+
 # ---------------------------------------------------------------- pools
 
+WEB_POOL_HOLDOUT = 1500  # clean rater-validation rows of `fashion-web`: 3 % of the pool, as 1M of 30M
+
+
 def load_split(source: DataSettings, split: str):
-    """A Dataset for `split`; the train split gets the seeded defects when asked."""
+    """A Dataset for `split`; the train split gets the seeded defects when asked.
+
+    `fashion-web` is the web-like Fashion pool (`practicum.select.webpool`): its train split is
+    the graded pool (kinds attached), its val split a small clean stratified hold-out.
+    """
+    if source.data == "fashion-web":
+        from practicum.data import load_fashion
+        from practicum.select.webpool import build_web_pool, clean_holdout
+
+        if split == "train":
+            pool, info = build_web_pool(load_fashion("train"), seed=source.defect_seed)
+            return pool, info["kind"]
+        if split == "val":
+            return clean_holdout(load_fashion("val"), WEB_POOL_HOLDOUT, seed=source.defect_seed), None
+        return load_fashion(split), None
     dataset = load_source(source.data, split)
     kinds = None
     if source.defects and split == "train":
@@ -197,7 +228,7 @@ def score_shard(item: dict[str, Any]) -> dict[str, np.ndarray]:
 
     from practicum.engine import shard_seed
     from practicum.select.pool import ParquetPool
-    from practicum.select.rater import even_batches, rate_batch
+    from practicum.select.rater import even_batches, rate_batch, rating_batches
 
     rater = _cached_rater(item["rater"])
     if item["kind"] == "parquet":
@@ -206,14 +237,21 @@ def score_shard(item: dict[str, Any]) -> dict[str, np.ndarray]:
         y = torch.cat([p.y for p in parts])
         ids = np.concatenate([p.ids for p in parts])
         kinds = None
+        order = np.random.default_rng(shard_seed(item["seed"], 0, item["shard"])).permutation(len(y))
+        batches = even_batches(order, item["batch_size"])
     else:
+        # whole batches of the split's one rating layout (`rating_batches`, as `rate()` uses):
+        # the ratings are the same for any shard size or engine
         dataset, all_kinds = _cached_split(item["source"], item["split"])
-        rows = slice(item["start"], item["stop"])
-        x, y, ids = dataset.images[rows], dataset.labels[rows], dataset.ids[rows]
-        kinds = None if all_kinds is None else all_kinds[rows]
-    order = np.random.default_rng(shard_seed(item["seed"], 0, item["shard"])).permutation(len(y))
+        layout = rating_batches(len(dataset), item["batch_size"], item["seed"])[item["start"]:item["stop"]]
+        rows = np.concatenate(layout)
+        picked = torch.as_tensor(rows)
+        x, y, ids = dataset.images[picked], dataset.labels[picked], np.asarray(dataset.ids)[rows]
+        kinds = None if all_kinds is None else np.asarray(all_kinds)[rows]
+        offsets = np.cumsum([0] + [len(b) for b in layout])
+        batches = [np.arange(a, b) for a, b in zip(offsets[:-1], offsets[1:])]
     scores = np.empty(len(y))
-    for idx in even_batches(order, item["batch_size"]):
+    for idx in batches:
         scores[idx] = rate_batch(rater, x[idx], y[idx], item["mode"])
     out = {"id": np.asarray(ids).astype(str), "label": y.numpy().astype(np.int64), "score": scores}
     if kinds is not None:
@@ -274,8 +312,9 @@ def run_score(config: ScoreConfig, out: str | Path, *, engine: str = "local", re
         seconds = time.time() - started
         summary = {"scorer": config.scorer, "examples": rows, "seconds": round(seconds, 3),
                    "examples_per_second": round(rows / max(seconds, 1e-9), 1), "scores": str(scores_path),
-                   "direction": "higher = the rater wants it more (easiest at the top)" if config.scorer == "rater"
-                   else "higher = harder / more informative"}
+                   "direction": score_direction(config.scorer),
+                   "direction_note": "higher = the rater wants it more (easiest at the top)"
+                   if config.scorer == "rater" else "higher = harder / more informative"}
         run.log_metric({"event": "scored", **summary})
         run.write_json("summary.json", summary)
         run.finish()
@@ -286,6 +325,7 @@ def _score_with_rater(config: ScoreConfig, parts: Path, engine: str) -> int:
     from practicum.engine import get_executor
     from practicum.engine.shards import run_shards
     from practicum.select.pool import ParquetPool
+    from practicum.select.rater import rating_batches
 
     rater_path = str(_resolve_rater(config).resolve())
     common = {"rater": rater_path, "mode": config.mode, "seed": config.seed, "batch_size": config.batch_size}
@@ -310,9 +350,11 @@ def _score_with_rater(config: ScoreConfig, parts: Path, engine: str) -> int:
         if total == 0:
             raise DataError(f"the {config.split} split of {config.source.data} is empty")
         source_json = config.source.model_dump_json()
+        n_batches = len(rating_batches(total, config.batch_size, config.seed))
+        per_shard = max(1, config.shard_size // config.batch_size)  # shards hold whole rating batches
         items = [{**common, "kind": "images", "source": source_json, "split": config.split, "start": s,
-                  "stop": min(s + config.shard_size, total), "shard": i}
-                 for i, s in enumerate(range(0, total, config.shard_size))]
+                  "stop": min(s + per_shard, n_batches), "shard": i}
+                 for i, s in enumerate(range(0, n_batches, per_shard))]
     executor = get_executor(engine)
     try:
         run_shards(executor, score_shard, items, parts, codec=_part_codec(),
@@ -386,7 +428,25 @@ def read_scores(path: str | Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: the score column is not numeric") from None
     if len(set(columns["id"].tolist())) != len(columns["id"]):
         raise DataError(f"{path}: ids are not unique", "score each example once")
+    summary = path.parent / "summary.json"  # `practicum score` writes the scores' direction there
+    if summary.is_file():
+        try:
+            direction = json.loads(summary.read_text()).get("direction")
+        except (json.JSONDecodeError, AttributeError):
+            direction = None
+        if direction in ("higher_is_better", "higher_is_harder"):
+            columns["__direction__"] = direction
     return columns
+
+
+def resolve_direction(config: SelectConfig, columns: dict) -> str | None:
+    """The scores' direction: --direction if given, else the one the scores' summary.json wrote."""
+    written = columns.get("__direction__")
+    if config.direction is not None:
+        if written is not None and written != config.direction:
+            logger.warning("--direction %s overrides the scores file's %s", config.direction, written)
+        return config.direction
+    return written
 
 
 def run_select(config: SelectConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False) -> dict:
@@ -394,10 +454,22 @@ def run_select(config: SelectConfig, out: str | Path, *, resume: bool = False, o
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from practicum.select.selectors import rank_descending, select
+    from practicum.select import selectors as sel
 
     columns = read_scores(config.scores)
     scores = columns["score"]
+    direction = resolve_direction(config, columns)
+    if direction is None and config.strategy in ("ccs", "adaptive"):
+        raise ConfigError(f"the {config.strategy} strategy must know which end of the scores is hard, and the "
+                          "scores file does not say", "pass --direction higher_is_better (ratings) or "
+                          "higher_is_harder (hardness scores)")
+    labels = columns["label"].astype(np.int64) if "label" in columns else None
+    balance = (labels is not None) if config.balance is None else config.balance
+    raw_scores = scores
+    if config.normalize == "class":
+        if labels is None:
+            raise ConfigError("per-class normalisation needs labels", "the scores file must have a label column")
+        scores = sel.normalise_within_class(scores, labels)
     keep: float | int = int(config.keep) if config.keep > 1 else float(config.keep)
     if config.keep > 1 and config.keep != int(config.keep):
         raise ConfigError(f"keep {config.keep} is neither a fraction in (0, 1] nor a whole count")
@@ -407,16 +479,29 @@ def run_select(config: SelectConfig, out: str | Path, *, resume: bool = False, o
             run.finish()
             return existing
         adaptive_info = None
+        notes: list[str] = []
+        mask = _filter_mask(config, columns, scores)
+        if mask is not None and config.strategy == "adaptive":
+            raise ConfigError("the adaptive strategy picks whole quality buckets; it does not combine with filters",
+                              "drop --min-score/--max-score/--filter or use another strategy")
         if config.strategy == "adaptive":
-            chosen, adaptive_info = _adaptive(config, scores)
+            chosen, adaptive_info = _adaptive(config, scores, direction)
         else:
-            chosen = select(config.strategy, scores, keep, labels=columns.get("label"), balance=config.balance,
-                            seed=config.seed, prune_top=config.prune_top, shape=config.shape, mu=config.mu,
-                            sigma=config.sigma, start=config.start, prune_hard=config.prune_hard,
-                            strata=config.strata)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", sel.SelectionWarning)
+                survivors = np.arange(len(scores)) if mask is None else np.flatnonzero(mask)
+                if len(survivors) == 0:
+                    raise DataError("no example passes the thresholds and filters", "loosen them")
+                chosen = survivors[sel.select(
+                    config.strategy, scores[survivors], keep, labels=None if labels is None else labels[survivors],
+                    balance=balance, seed=config.seed, prune_top=config.prune_top, shape=config.shape,
+                    mu=config.mu, sigma=config.sigma, start=config.start, prune_hard=config.prune_hard,
+                    strata=config.strata, direction=direction or "higher_is_harder")]
+            notes.extend(str(w.message) for w in caught if issubclass(w.category, sel.SelectionWarning))
+        ranking = sel.rank_descending(scores)
         rank = np.empty(len(scores), dtype=np.int64)
-        rank[rank_descending(scores)] = np.arange(len(scores))
-        manifest = {"id": columns["id"][chosen], "rank": rank[chosen], "score": scores[chosen]}
+        rank[ranking] = np.arange(len(scores))
+        manifest = {"id": columns["id"][chosen], "rank": rank[chosen], "score": raw_scores[chosen]}
         for extra in ("label", "kind"):
             if extra in columns:
                 manifest[extra] = columns[extra][chosen]
@@ -425,14 +510,26 @@ def run_select(config: SelectConfig, out: str | Path, *, resume: bool = False, o
         percentile = rank[chosen] / max(1, len(scores) - 1)
         summary: dict[str, Any] = {
             "strategy": config.strategy, "keep": config.keep, "pool": len(scores), "selected": len(chosen),
-            "balance": config.balance, "rank_percentile": {q: float(np.quantile(percentile, q / 100))
+            "passed_filters": len(scores) if mask is None else int(mask.sum()),
+            "balance": balance, "normalize": config.normalize, "direction": direction, "rank_percentile": {q: float(np.quantile(percentile, q / 100))
                                                            for q in (5, 25, 50, 75, 95)} if len(chosen) else {},
-            "score_mean": {"pool": float(scores.mean()), "selected": float(scores[chosen].mean())},
+            "score_mean": {"pool": float(raw_scores.mean()), "selected": float(raw_scores[chosen].mean())},
+            # fraction of each decile of the descending ranking kept (random keeps ~keep everywhere)
+            # (within-class ranking when the selection was class-balanced, as the selector saw it)
+            "inclusion_by_decile": [round(v, 4) for v in sel.inclusion_by_decile(
+                chosen, len(scores), sel.rank_descending(sel.normalise_within_class(scores, labels))
+                if balance and labels is not None else ranking)],
         }
+        bottom = sel.bottom_warning(summary["inclusion_by_decile"], len(chosen) / len(scores))
+        if bottom is not None and config.strategy not in ("bottom-k", "random") and not any("bottom 30" in n for n in notes):
+            notes.append(bottom)
+        for note in notes:
+            logger.warning("%s", note)
+        summary["warnings"] = notes
         if adaptive_info is not None:
             summary["adaptive"] = adaptive_info
-        if "label" in columns:
-            labels = columns["label"].astype(np.int64)
+        if labels is not None:
+            summary["class_rank_share"] = round(sel.class_rank_share(raw_scores, labels), 4)
             summary["class_counts"] = np.bincount(labels[chosen], minlength=labels.max() + 1).tolist()
         if "kind" in columns:
             kinds = columns["kind"].astype(str)
@@ -444,7 +541,29 @@ def run_select(config: SelectConfig, out: str | Path, *, resume: bool = False, o
     return summary
 
 
-def _adaptive(config: SelectConfig, scores: np.ndarray) -> tuple[np.ndarray, dict]:
+def _filter_mask(config: SelectConfig, columns: dict, scores: np.ndarray) -> np.ndarray | None:
+    """The intersection of the absolute thresholds and every --filter (None when there are none)."""
+    from practicum.select.filters import intersect, threshold
+
+    masks = []
+    if config.min_score is not None or config.max_score is not None:
+        masks.append(threshold(scores, low=config.min_score, high=config.max_score))
+    for spec in config.filters:
+        parts = spec.rsplit(":", 2)
+        if len(parts) != 3 or not (parts[1] or parts[2]):
+            raise ConfigError(f"filter {spec!r} is not SCORES:LOW:HIGH", "e.g. --filter runs/clip:0.3: keeps >= 0.3")
+        try:
+            low, high = (float(v) if v else None for v in parts[1:])
+        except ValueError:
+            raise ConfigError(f"filter {spec!r}: the bounds must be numbers") from None
+        other = read_scores(parts[0])
+        by_id = dict(zip(other["id"].tolist(), other["score"].tolist()))
+        values = np.array([by_id.get(i, np.nan) for i in columns["id"].tolist()])  # unscored there: dropped
+        masks.append(threshold(values, low=low, high=high))
+    return intersect(*masks) if masks else None
+
+
+def _adaptive(config: SelectConfig, scores: np.ndarray, direction: str) -> tuple[np.ndarray, dict]:
     """The compute-adaptive choice: `practicum.select.adaptive` over the bucket laws in `pool_laws`."""
     from practicum.select.adaptive import adaptive_select, read_laws
 
@@ -452,7 +571,7 @@ def _adaptive(config: SelectConfig, scores: np.ndarray) -> tuple[np.ndarray, dic
         raise ConfigError("the adaptive strategy needs a training budget and fitted bucket laws",
                           "pass --budget-samples N (steps x batch) and --pool-laws laws.json")
     laws, extra = read_laws(config.pool_laws)
-    return adaptive_select(scores, config.budget_samples, laws, **extra)
+    return adaptive_select(scores, config.budget_samples, laws, direction=direction, **extra)
 
 
 def print_summary(summary: dict) -> None:

@@ -90,11 +90,27 @@ def lin0(step: int, total: int) -> float:
     return 1.0 + (0.01 - 1.0) * min(1.0, (step - warm - flat) / decay)
 
 
-def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW(β = 0.9, 0.95); no decay on 1-D parameters (biases, norms) or embeddings."""
+NO_DECAY_MODULES = (nn.Embedding, nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._NormBase)
+
+
+def decay_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """(decayed, not decayed) parameters, chosen by the module that owns them, not by name.
+
+    No decay on embeddings (label FiLM tables, class embeddings), normalisation layers and any
+    1-D parameter (biases); decay on every other weight of >= 2 dims, e.g. the linear layers of
+    a time embedding however they are named.
+    """
     decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        (no_decay if param.ndim < 2 or "embedding" in name else decay).append(param)
+    for module in model.modules():
+        for param in module.parameters(recurse=False):
+            exempt = isinstance(module, NO_DECAY_MODULES) or param.ndim < 2
+            (no_decay if exempt else decay).append(param)
+    return decay, no_decay
+
+
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW(β = 0.9, 0.95); weight decay only on the `decay_groups` weights."""
+    decay, no_decay = decay_groups(model)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95))
 
@@ -297,14 +313,28 @@ def rate_batch(rater: RaterNet, x: torch.Tensor, y: torch.Tensor, mode: str = "g
     return (out["score"] if mode == "group" else out["logit"]).double().numpy()
 
 
+def rating_batches(n: int, batch_size: int, seed: int) -> list[np.ndarray]:
+    """The one batch layout of a rating pass over n examples: a seeded shuffle cut into even batches.
+
+    `rate()` and `practicum score` both use it (score hands whole batches to shards), so group
+    ratings do not depend on the shard size or the engine; only on (seed, batch_size).
+    """
+    order = np.random.default_rng(shard_seed(seed, 0, RATING_STREAM)).permutation(n)
+    return even_batches(order, batch_size)
+
+
 def rate(rater: RaterNet, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 256, seed: int = 0,
          mode: str = "group") -> np.ndarray:
-    """Rate in-memory examples: seeded shuffle, batches of `batch_size`, ratings back in input order."""
+    """Rate in-memory examples: seeded shuffle, batches of `batch_size`, ratings back in input order.
+
+    `mode="group"` is the paper's p_i·g and depends on which examples share a batch (p is a
+    batch softmax, g a batch statistic); `mode="instance"` (a_i's logit) does not. Within a
+    batch both give the same order, so instance is the composition-free limit of group.
+    """
     if mode not in ("group", "instance"):
         raise ValueError(f"mode must be 'group' or 'instance', not {mode!r}")
-    order = np.random.default_rng(shard_seed(seed, 0, RATING_STREAM)).permutation(len(y))
     scores = np.empty(len(y))
-    for idx in even_batches(order, batch_size):
+    for idx in rating_batches(len(y), batch_size, seed):
         scores[idx] = rate_batch(rater, x[idx], y[idx], mode)
     return scores
 
@@ -364,4 +394,4 @@ def load_rater(path: str | Path) -> tuple[RaterNet, dict[str, Any]]:
 
 
 __all__ = ["RaterSettings", "RaterTrainer", "UPDATE_RULES", "even_batches", "gamma_at", "lin0", "load_rater", "make_optimizer",
-           "rate", "rate_batch", "rater_meta", "save_rater", "train_rater"]
+           "rate", "rate_batch", "rater_meta", "rating_batches", "decay_groups", "save_rater", "train_rater"]

@@ -14,6 +14,19 @@ a selection depends only on the scores, the budget and the seed.
 | `ccs` | coverage-centric stratified sampling over the score range (Zheng et al. 2023) |
 | `class_balanced` | any of the above run within each class, budget split by class size |
 | `random_subset` | k indices uniformly at random |
+
+**Direction.** Every scores file says which way its numbers point (`DIRECTIONS`):
+`higher_is_better` (the rater: rank 0 = the example it wants most, the easiest) or
+`higher_is_harder` (the heuristic scorers: rank 0 = the hardest). The rank-based rules (top-k,
+block, gsample, shift-gsample) descend in both cases: keep-top means keep-best for ratings and
+keep-hard for hardness scores (DeepCore's convention), and Shift-Gsample's dropped top slice is
+the easiest or the most likely mislabelled. Rules that need to know which end is *hard* read
+the direction: `ccs` prunes the hardest end (lowest ratings, highest hardness) and
+`practicum.select.adaptive` treats the best-quality end as bucket 0.
+
+**Shape check.** `inclusion_by_decile` gives the fraction of each decile of the ranking a
+selection keeps; `bottom_warning` says when a selection keeps the bottom 30 % of the ranking
+more often than random would (the failure of the `m2_std3` shape at a 50 % budget).
 """
 
 from __future__ import annotations
@@ -27,6 +40,8 @@ import numpy as np
 from practicum.errors import ConfigError, DataError
 
 STRATEGIES = ("top-k", "bottom-k", "random", "block", "band", "gsample", "shift-gsample", "ccs")
+DIRECTIONS = ("higher_is_better", "higher_is_harder")
+DEFAULT_SHAPE = "figure"  # m2_std3 keeps the bottom of the ranking more often than random at 50 %
 
 # Shift-Gsample prune-top fractions from the Alchemist repository's subset names (retention → δ).
 SHIFT_PRESETS = ((0.2, 0.25), (0.5, 0.25), (0.8, 0.15), (0.9, 0.05))
@@ -129,12 +144,13 @@ def gumbel_top_k(log_weights: np.ndarray, k: int, rng: np.random.Generator) -> n
 def default_prune_top(keep_fraction: float) -> float:
     """δ for a retention q from the repository's presets (0.2, 0.5 → 0.25; 0.8 → 0.15; 0.9 → 0.05).
 
-    Between presets δ is interpolated linearly; below 0.2 it stays 0.25; it is always capped at
-    (1 − q)/2 so the kept ranking still holds the budget with room to sample.
+    Between presets δ is interpolated linearly; below 0.2 it stays 0.25, above 0.9 it falls
+    linearly to 0 at q = 1. It is capped at 1 − q so the kept ranking still holds the budget
+    (no preset reaches the cap).
     """
-    qs, deltas = zip(*SHIFT_PRESETS)
+    qs, deltas = zip(*SHIFT_PRESETS, (1.0, 0.0))
     delta = float(np.interp(keep_fraction, qs, deltas))
-    return min(delta, (1.0 - keep_fraction) / 2.0)
+    return min(delta, 1.0 - keep_fraction)
 
 
 def gaussian_log_weights(n: int, mu: float, sigma: float) -> np.ndarray:
@@ -144,13 +160,15 @@ def gaussian_log_weights(n: int, mu: float, sigma: float) -> np.ndarray:
     return -((j - mu) ** 2) / (2.0 * sigma ** 2)
 
 
-def shape_params(n: int, n_total: int, prune_top: float, shape: str = "m2_std3",
+def shape_params(n: int, n_total: int, prune_top: float, shape: str = DEFAULT_SHAPE,
                  mu: float | None = None, sigma: float | None = None) -> tuple[float, float]:
     """(μ, σ) over positions 0..n−1 of the kept ranking.
 
-    Presets: `m2_std3` μ = n/2, σ = n/3 (default); `m3_std6` μ = n/3, σ = n/6; `figure` centres
-    at 0.55·N of the full ranking (μ = 0.55N − δN) with σ = 0.11N, as read from the paper's
-    Figure 2(b). Explicit `mu`/`sigma` are fractions of n and override the preset.
+    Presets: `figure` (default) centres at 0.55·N of the full ranking (μ = 0.55N − δN) with
+    σ = 0.11N, as read from the paper's Figure 2(b); `m2_std3` μ = n/2, σ = n/3 and `m3_std6`
+    μ = n/3, σ = n/6 (read from the names of earlier variants). `m2_std3` barely shapes a 50 %
+    draw: it keeps the bottom 30 % of the ranking ~1.3x as often as random, so it is an option
+    only. Explicit `mu`/`sigma` are fractions of n and override the preset.
     """
     if shape == "figure":
         mu_pos, sigma_pos = 0.55 * n_total - prune_top * n_total, 0.11 * n_total
@@ -166,7 +184,7 @@ def shape_params(n: int, n_total: int, prune_top: float, shape: str = "m2_std3",
     return mu_pos, sigma_pos
 
 
-def shift_gsample(scores, keep, *, prune_top: float | None = None, shape: str = "m2_std3",
+def shift_gsample(scores, keep, *, prune_top: float | None = None, shape: str = DEFAULT_SHAPE,
                   mu: float | None = None, sigma: float | None = None, seed: int = 0) -> np.ndarray:
     """Alchemist's Shift-Gsample: drop the top δ of the ranking, Gaussian-sample the budget from the rest.
 
@@ -193,11 +211,14 @@ def shift_gsample(scores, keep, *, prune_top: float | None = None, shape: str = 
         warnings.warn(f"Shift-Gsample keeps {k} examples but only {significant} ranks have weight >= 1e-3 of the "
                       "peak; the sample reaches into the tails (widen sigma or lower keep)", SelectionWarning,
                       stacklevel=2)
-    chosen = gumbel_top_k(log_w, k, np.random.default_rng(seed))
-    return np.sort(rest[chosen])
+    chosen = np.sort(rest[gumbel_top_k(log_w, k, np.random.default_rng(seed))])
+    message = bottom_warning(inclusion_by_decile(chosen, n_total, ranking), k / n_total)
+    if message is not None:
+        warnings.warn(f"Shift-Gsample ({shape}, δ={delta:.2f}): {message}", SelectionWarning, stacklevel=2)
+    return chosen
 
 
-def gsample(scores, keep, *, shape: str = "m2_std3", mu: float | None = None, sigma: float | None = None,
+def gsample(scores, keep, *, shape: str = DEFAULT_SHAPE, mu: float | None = None, sigma: float | None = None,
             seed: int = 0) -> np.ndarray:
     """Gaussian sampling over the whole ranking (Shift-Gsample with δ = 0)."""
     return shift_gsample(scores, keep, prune_top=0.0, shape=shape, mu=mu, sigma=sigma, seed=seed)
@@ -208,15 +229,17 @@ def random_subset(n: int, keep, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
 
 
-def ccs(scores, keep, *, prune_hard: float = 0.1, strata: int = 50, seed: int = 0) -> np.ndarray:
+def ccs(scores, keep, *, prune_hard: float = 0.1, strata: int = 50, seed: int = 0,
+        direction: str = "higher_is_harder") -> np.ndarray:
     """Coverage-centric coreset selection (Zheng et al., ICLR 2023).
 
-    1. Drop the hardest `prune_hard` fraction (highest scores: likely mislabelled).
+    1. Drop the hardest `prune_hard` fraction (likely mislabelled): the highest scores when
+       `direction="higher_is_harder"`, the lowest when `"higher_is_better"` (ratings).
     2. Split the remaining score range into `strata` equal-width bins.
     3. Repeatedly take the non-empty bin with the fewest examples, give it
        min(its size, floor(budget left / bins left)) and sample that many at random from it.
     """
-    s = _scores(scores)
+    s = _scores(scores) * _hard_sign(direction)  # from here on, higher = harder
     k = budget(len(s), keep)
     if not 0.0 <= prune_hard < 1.0:
         raise ConfigError(f"prune_hard must be a fraction in [0, 1), not {prune_hard}")
@@ -243,6 +266,75 @@ def ccs(scores, keep, *, prune_hard: float = 0.1, strata: int = 50, seed: int = 
             chosen.append(rng.choice(stratum, size=take, replace=False))
         left -= take
     return np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.int64)
+
+
+# ---------------------------------------------------------------- direction, profiles, class effects
+
+def check_direction(direction: str) -> str:
+    if direction not in DIRECTIONS:
+        raise ConfigError(f"unknown score direction {direction!r}", f"use one of {', '.join(DIRECTIONS)}")
+    return direction
+
+
+def _hard_sign(direction: str) -> float:
+    """+1 if higher scores are harder, −1 if higher scores are better (so sign·score = hardness)."""
+    return 1.0 if check_direction(direction) == "higher_is_harder" else -1.0
+
+
+def quality_order(scores, direction: str) -> np.ndarray:
+    """Indices from the best-quality end: ratings descending, hardness ascending (ties by index)."""
+    s = _scores(scores)
+    return rank_descending(s) if check_direction(direction) == "higher_is_better" else rank_descending(-s)
+
+
+def inclusion_by_decile(chosen, n: int, ranking: np.ndarray) -> list[float]:
+    """Fraction of each decile of `ranking` (rank 0 first) that the selection `chosen` keeps."""
+    position = np.empty(n, dtype=np.int64)
+    position[np.asarray(ranking)] = np.arange(n)
+    decile = np.minimum(position * 10 // max(n, 1), 9)
+    picked = np.zeros(n, dtype=bool)
+    picked[np.asarray(chosen, dtype=np.int64)] = True
+    return [float(picked[decile == d].mean()) if (decile == d).any() else 0.0 for d in range(10)]
+
+
+def bottom_warning(profile: list[float], keep_fraction: float) -> str | None:
+    """A message when the bottom 30 % of the ranking is kept more often than random (rate = keep fraction)."""
+    bottom = float(np.mean(profile[7:]))
+    if bottom > keep_fraction + 1e-9:
+        return (f"the selection keeps the bottom 30 % of the ranking at rate {bottom:.2f}, more often than random "
+                f"({keep_fraction:.2f}); use a shape that thins the bottom (e.g. shape='figure' or a smaller sigma)")
+    return None
+
+
+def class_rank_share(scores, labels) -> float:
+    """Share of the variance of the rank that the label explains (η², between-class / total)."""
+    s = _scores(scores)
+    y = np.asarray(labels)
+    from scipy.stats import rankdata
+
+    ranks = rankdata(-s)  # tied scores share their mean rank, so ties carry no class effect
+    total = ranks.var()
+    if total == 0:
+        return 0.0
+    between = sum((y == c).mean() * (ranks[y == c].mean() - ranks.mean()) ** 2 for c in np.unique(y))
+    return float(between / total)
+
+
+def normalise_within_class(scores, labels) -> np.ndarray:
+    """Scores replaced by their percentile within their own class (0 = lowest, 1 = highest; ties by index).
+
+    Removes whatever the label alone contributes to a score, so no class can be rated low as a whole.
+    """
+    s = _scores(scores)
+    y = np.asarray(labels)
+    if y.shape != s.shape:
+        raise DataError(f"labels {y.shape} and scores {s.shape} differ in length")
+    out = np.empty(len(s))
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        order = np.lexsort((members, s[members]))
+        out[members[order]] = np.arange(len(members)) / max(1, len(members) - 1)
+    return out
 
 
 # ---------------------------------------------------------------- wrappers and the dispatcher
@@ -277,12 +369,15 @@ def class_balanced(select: Callable[..., np.ndarray], scores, labels, keep, **op
 
 
 def select(strategy: str, scores, keep, *, labels=None, balance: bool = False, seed: int = 0,
-           prune_top: float | None = None, shape: str = "m2_std3", mu: float | None = None,
-           sigma: float | None = None, start: float = 0.3, prune_hard: float = 0.1, strata: int = 50) -> np.ndarray:
+           prune_top: float | None = None, shape: str = DEFAULT_SHAPE, mu: float | None = None,
+           sigma: float | None = None, start: float = 0.3, prune_hard: float = 0.1, strata: int = 50,
+           direction: str = "higher_is_harder") -> np.ndarray:
     """One entry point for every strategy in `STRATEGIES` (what `practicum select` calls).
 
-    `band` treats the scores as signed values t and keeps the `keep` smallest |t|.
+    `band` treats the scores as signed values t and keeps the `keep` smallest |t|. `direction`
+    says which end is hard (see the module docstring); `ccs` reads it.
     """
+    check_direction(direction)
     rules: dict[str, tuple[Callable[..., np.ndarray], dict]] = {
         "top-k": (top_k, {}),
         "bottom-k": (bottom_k, {}),
@@ -292,7 +387,7 @@ def select(strategy: str, scores, keep, *, labels=None, balance: bool = False, s
         "gsample": (gsample, {"shape": shape, "mu": mu, "sigma": sigma, "seed": seed}),
         "shift-gsample": (shift_gsample, {"prune_top": prune_top, "shape": shape, "mu": mu, "sigma": sigma,
                                           "seed": seed}),
-        "ccs": (ccs, {"prune_hard": prune_hard, "strata": strata, "seed": seed}),
+        "ccs": (ccs, {"prune_hard": prune_hard, "strata": strata, "seed": seed, "direction": direction}),
     }
     if strategy not in rules:
         raise ConfigError(f"unknown selection strategy {strategy!r}", f"use one of {', '.join(STRATEGIES)}")
@@ -304,6 +399,7 @@ def select(strategy: str, scores, keep, *, labels=None, balance: bool = False, s
     return rule(_scores(scores), keep, **options)
 
 
-__all__ = ["SHAPE_PRESETS", "SHIFT_PRESETS", "STRATEGIES", "SelectionWarning", "band", "block", "bottom_k", "budget",
-           "ccs", "class_balanced", "default_prune_top", "gaussian_log_weights", "gsample", "gumbel_top_k",
+__all__ = ["DEFAULT_SHAPE", "DIRECTIONS", "SHAPE_PRESETS", "SHIFT_PRESETS", "STRATEGIES", "SelectionWarning", "band",
+           "block", "bottom_k", "bottom_warning", "budget", "ccs", "check_direction", "class_balanced",
+           "class_rank_share", "inclusion_by_decile", "normalise_within_class", "quality_order", "default_prune_top", "gaussian_log_weights", "gsample", "gumbel_top_k",
            "random_subset", "rank_descending", "select", "shape_params", "shift_gsample", "top_k"]

@@ -1,0 +1,113 @@
+"""Near-duplicate removal: perceptual hashes for images, SemDeDup-style clustering for embeddings.
+
+Both return a boolean *keep* mask (True = keep), so they intersect with any other filter.
+
+- `perceptual_hash` is the DCT hash (pHash): resize to 32x32, take the 2-D DCT, keep the top-left
+  8x8 low frequencies (without the DC term's influence on the threshold) and set a bit where a
+  coefficient exceeds their median. Small blur, noise or contrast changes keep most bits.
+- `hash_dedup` keeps one image per group of hashes within `max_distance` bits (Hamming),
+  preferring the higher `priority` (e.g. a quality score), ties by index.
+- `semdedup` (Abbas et al. 2023): k-means on normalised embeddings; within each cluster, walk the
+  members from the least to the most central and drop any whose cosine similarity to an already
+  kept member exceeds 1 − ε (SemDeDup keeps the member farthest from the centroid).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from practicum.errors import ConfigError, DataError
+
+
+def _dct_matrix(n: int) -> np.ndarray:
+    k = np.arange(n)[:, None]
+    i = np.arange(n)[None, :]
+    m = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
+    m[0] /= np.sqrt(2.0)
+    return m
+
+
+def _resize(images: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear resize of (N, H, W) to (N, size, size)."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.as_tensor(images, dtype=torch.float64)[:, None]
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=True)[:, 0].numpy()
+
+
+def perceptual_hash(images, hash_size: int = 8, resize: int = 32) -> np.ndarray:
+    """DCT perceptual hashes of images (N, H, W) or (N, C, H, W) (channels averaged): (N, hash_size²) bools."""
+    x = np.asarray(images, dtype=np.float64)
+    if x.ndim == 4:
+        x = x.mean(axis=1)
+    if x.ndim != 3 or len(x) == 0:
+        raise DataError(f"images must be (N, H, W) or (N, C, H, W), got shape {np.shape(images)}")
+    if hash_size > resize:
+        raise ConfigError(f"hash_size {hash_size} cannot exceed the resize {resize}")
+    small = _resize(x, resize)
+    d = _dct_matrix(resize)
+    coeffs = np.einsum("ij,njk,lk->nil", d, small, d)[:, :hash_size, :hash_size].reshape(len(x), -1)
+    median = np.median(coeffs[:, 1:], axis=1, keepdims=True)  # the DC term only says "how bright"
+    return coeffs > median
+
+
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise Hamming distances between two sets of boolean hashes: (len(a), len(b))."""
+    a = np.asarray(a, dtype=np.int32)
+    b = np.asarray(b, dtype=np.int32)
+    return a.shape[1] - (a @ b.T + (1 - a) @ (1 - b).T)
+
+
+def hash_dedup(hashes, max_distance: int = 4, priority=None, chunk: int = 2048) -> np.ndarray:
+    """Keep mask: walk examples by descending priority (ties by index), keep one unless it is within
+    `max_distance` bits of an already kept hash."""
+    h = np.asarray(hashes, dtype=bool)
+    if h.ndim != 2:
+        raise DataError(f"hashes must be (N, bits), got shape {h.shape}")
+    n = len(h)
+    order = np.arange(n) if priority is None else np.lexsort((np.arange(n), -np.asarray(priority, float)))
+    keep = np.zeros(n, dtype=bool)
+    kept: list[int] = []
+    for start in range(0, n, chunk):
+        block = order[start:start + chunk]
+        # against everything kept in earlier blocks at once, then greedily inside the block
+        near_old = (hamming(h[block], h[kept]) <= max_distance).any(axis=1) if kept else np.zeros(len(block), bool)
+        inner = hamming(h[block], h[block]) <= max_distance
+        taken: list[int] = []
+        for j, idx in enumerate(block):
+            if near_old[j] or any(inner[j, t] for t in taken):
+                continue
+            taken.append(j)
+            keep[idx] = True
+        kept.extend(block[taken].tolist())
+    return keep
+
+
+def semdedup(embeddings, eps: float = 0.05, n_clusters: int = 10, seed: int = 0) -> np.ndarray:
+    """Keep mask from SemDeDup: drop members within cosine distance ε of a kept member of their cluster."""
+    from sklearn.cluster import KMeans
+
+    x = np.asarray(embeddings, dtype=np.float64)
+    if x.ndim != 2 or len(x) == 0 or not np.isfinite(x).all():
+        raise DataError(f"embeddings must be a finite, non-empty (N, D) array, got shape {x.shape}")
+    if not 0 <= eps < 1:
+        raise ConfigError(f"eps must be in [0, 1), not {eps}")
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    k = max(1, min(n_clusters, len(x)))
+    model = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(x)
+    keep = np.zeros(len(x), dtype=bool)
+    for c in range(k):
+        members = np.flatnonzero(model.labels_ == c)
+        centre = model.cluster_centers_[c] / max(np.linalg.norm(model.cluster_centers_[c]), 1e-12)
+        members = members[np.lexsort((members, x[members] @ centre))]  # least central first
+        sims = x[members] @ x[members].T
+        kept: list[int] = []
+        for j in range(len(members)):
+            if not kept or sims[j, kept].max() <= 1 - eps:
+                kept.append(j)
+        keep[members[kept]] = True
+    return keep
+
+
+__all__ = ["hamming", "hash_dedup", "perceptual_hash", "semdedup"]

@@ -1,0 +1,82 @@
+"""Label-issue detection by confident learning (Northcutt et al., JAIR 2021), on out-of-sample probabilities.
+
+1. `out_of_sample_probs`: K-fold cross-validated class probabilities, so no example is scored by a
+   model that trained on it (in-sample probabilities memorise the wrong labels).
+2. Per-class thresholds t_j = mean of p_j over the examples labelled j (the model's average
+   self-confidence on class j).
+3. The confident joint: example i (label y) counts towards C[y, j*] with
+   j* = argmax_{j : p_ij >= t_j} p_ij; examples above no threshold are not counted.
+4. Issues (`find_label_issues`, the "confident off-diagonal" rule): counted examples with j* ≠ y.
+   `label_quality` is the self-confidence p_iy (higher = the label looks right), usable as a score
+   with direction higher_is_better.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from practicum.errors import ConfigError, DataError
+
+
+def _probs_labels(probs, labels) -> tuple[np.ndarray, np.ndarray]:
+    p = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(labels)
+    if p.ndim != 2 or y.shape != (len(p),):
+        raise DataError(f"need probabilities (N, C) and N labels, got {p.shape} and {y.shape}")
+    if len(y) and (y.min() < 0 or y.max() >= p.shape[1]):
+        raise DataError(f"labels must lie in 0..{p.shape[1] - 1}")
+    return p, y.astype(np.int64)
+
+
+def out_of_sample_probs(features, labels, *, folds: int = 5, seed: int = 0, model=None) -> np.ndarray:
+    """Cross-validated predict_proba of `model` (default: logistic regression) on (N, D) features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    x = np.asarray(features, dtype=np.float64).reshape(len(labels), -1)
+    y = np.asarray(labels, dtype=np.int64)
+    if folds < 2:
+        raise ConfigError(f"out-of-sample probabilities need >= 2 folds, not {folds}")
+    model = model if model is not None else LogisticRegression(max_iter=500)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return cross_val_predict(model, x, y, cv=splitter, method="predict_proba")
+
+
+def per_class_thresholds(probs, labels) -> np.ndarray:
+    p, y = _probs_labels(probs, labels)
+    return np.array([p[y == j, j].mean() if (y == j).any() else 1.0 for j in range(p.shape[1])])
+
+
+def confident_labels(probs, labels) -> np.ndarray:
+    """j* per example (the most probable class above its threshold), or −1 when none is above."""
+    p, y = _probs_labels(probs, labels)
+    above = p >= per_class_thresholds(p, y)[None, :]
+    masked = np.where(above, p, -np.inf)
+    best = masked.argmax(axis=1)
+    return np.where(above.any(axis=1), best, -1)
+
+
+def confident_joint(probs, labels) -> np.ndarray:
+    """C[i, j]: how many examples labelled i are confidently of class j."""
+    p, y = _probs_labels(probs, labels)
+    star = confident_labels(p, y)
+    joint = np.zeros((p.shape[1], p.shape[1]), dtype=np.int64)
+    np.add.at(joint, (y[star >= 0], star[star >= 0]), 1)
+    return joint
+
+
+def find_label_issues(probs, labels) -> np.ndarray:
+    """Boolean mask of likely label issues: confidently of another class than labelled."""
+    p, y = _probs_labels(probs, labels)
+    star = confident_labels(p, y)
+    return (star >= 0) & (star != y)
+
+
+def label_quality(probs, labels) -> np.ndarray:
+    """Self-confidence p_iy: higher = the given label looks right."""
+    p, y = _probs_labels(probs, labels)
+    return p[np.arange(len(y)), y]
+
+
+__all__ = ["confident_joint", "confident_labels", "find_label_issues", "label_quality", "out_of_sample_probs",
+           "per_class_thresholds"]
