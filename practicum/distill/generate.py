@@ -35,19 +35,21 @@ GENERATED_METHODS = ("unguided", "mode-no-stop", "mgd3")
 _DENOISERS: dict[str, Any] = {}  # per-process cache: a worker loads a model once
 
 
-def cached_denoiser(model: str, class_names: tuple[str, ...] | None = None):
-    """The denoiser `model` ("builtin" or a local folder), loaded once per process.
+def cached_denoiser(model: str, class_names: tuple[str, ...] | None = None, device: str = "cpu"):
+    """The denoiser `model` ("builtin…" or a local folder), loaded once per process, on `device`.
 
     `class_names` (the data's) let a text-conditioned folder build its class prompts.
     """
     from practicum.diffusion import load_denoiser
+    from practicum.distill.protocol import resolve_device
 
-    key = (model, None if model == "builtin" else class_names)
+    key = (model, None if model.startswith("builtin") else class_names, str(device))
     if key not in _DENOISERS:
         if key[1] is None:
-            _DENOISERS[key] = load_denoiser(model).eval()
+            den = load_denoiser(model)
         else:
-            _DENOISERS[key] = load_denoiser(model, class_names=list(class_names)).eval()
+            den = load_denoiser(model, class_names=list(class_names))
+        _DENOISERS[key] = den.to(resolve_device(device)).eval()
     return _DENOISERS[key]
 
 

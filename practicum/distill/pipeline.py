@@ -76,6 +76,7 @@ class DistillSettings(Settings):
     # evaluation (spec §7; protocol A or B, see practicum.distill.protocol)
     student: StudentSettings = Field(default_factory=StudentSettings)
     eval_split: Literal["test", "val", "tune"] = "test"
+    device: str = Field(default="cpu", description="cpu, cuda or auto: where generation and students run")
     tsne_real_per_class: int | None = Field(default=500, ge=10, description="real rows per class in the joint t-SNE")
     metric_spaces: list[str] = Field(default_factory=lambda: list(METRIC_SPACES))
     metric_features: Literal["encoder", "classifier"] = "encoder"
@@ -112,7 +113,8 @@ class DistillSettings(Settings):
         model = builtin_for(self.model, self.data) if self.model == "builtin" and self.data not in DIGITS \
             else self.model
         t_stop = self.t_stop if self.t_stop is not None else self.steps // 2
-        return self.model_copy(update={"t_stop": t_stop, "model": model})
+        student = self.student.model_copy(update={"device": self.device})
+        return self.model_copy(update={"t_stop": t_stop, "model": model, "student": student})
 
 
 # ---------------------------------------------------------------- pieces
@@ -134,7 +136,7 @@ def load_splits(settings: DistillSettings) -> tuple[Dataset, Dataset]:
 
 def open_model(settings: DistillSettings, train: Dataset):
     try:
-        den = cached_denoiser(settings.model, tuple(train.class_names))
+        den = cached_denoiser(settings.model, tuple(train.class_names), settings.device)
     except FileNotFoundError as exc:
         raise ModelError(f"model {settings.model!r} not found ({exc})", "give 'builtin' or a local diffusers folder")
     if den.num_classes is not None and den.num_classes != train.num_classes:
@@ -239,7 +241,7 @@ def make_set(settings: DistillSettings, method: str, seed: int, train: Dataset, 
     if method not in GENERATED_METHODS:
         codes = None
         if method == "herding":
-            den = cached_denoiser(settings.model, tuple(train.class_names))
+            den = cached_denoiser(settings.model, tuple(train.class_names), settings.device)
             codes = encode(den, train.images).reshape(len(train), -1).numpy()
         rows = np.concatenate([
             real_selection(method, np.flatnonzero(labels == c), settings.ipc, nearest[c], shard_seed(seed, 1, c),
@@ -248,7 +250,7 @@ def make_set(settings: DistillSettings, method: str, seed: int, train: Dataset, 
         source = clustered_images(settings, train) if method == "kmeans-nearest-real" else train.images
         return source[rows], train.labels[rows], {"seconds": time.perf_counter() - start,
                                                   "source_ids": train.ids[rows].tolist()}
-    den = cached_denoiser(settings.model, tuple(train.class_names))
+    den = cached_denoiser(settings.model, tuple(train.class_names), settings.device)
     cfg = settings.cfg_scale
     if cfg is None:
         from practicum.diffusion.builtin import sampling_defaults
@@ -262,7 +264,7 @@ def make_set(settings: DistillSettings, method: str, seed: int, train: Dataset, 
             for c in range(train.num_classes)]
     from functools import partial
 
-    load = partial(cached_denoiser, settings.model, tuple(train.class_names))  # once per worker
+    load = partial(cached_denoiser, settings.model, tuple(train.class_names), settings.device)  # once per worker
     results = executor.map(generate_class_shard, jobs, setup=load, description=f"{method} seed {seed}: generating")
     images = torch.from_numpy(np.concatenate([r["images"] for r in results])).clamp(-1, 1)
     out_labels = torch.cat([torch.full((settings.ipc,), r["label"], dtype=torch.long) for r in results])

@@ -73,6 +73,7 @@ class StudentSettings(Settings):
     labels: Literal["hard", "soft"] = "hard"
     kd_temperature: float = Field(default=20.0, gt=0)
     teacher_arch: str = "resnet18"
+    device: str = Field(default="cpu", description="cpu, cuda, or auto (cuda when available)")
     teacher_epochs: int = Field(default=40, ge=1)
 
     def batch(self) -> int:
@@ -277,13 +278,20 @@ def _resize(x: torch.Tensor, size: int | None) -> torch.Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
 
 
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 @torch.no_grad()
 def accuracy(model: torch.nn.Module, data: Dataset, image_size: int | None = None, batch: int = 512) -> float:
     model.eval()
     correct = 0
+    device = next(model.parameters()).device
     for start in range(0, len(data), batch):
-        x = _resize(data.images[start:start + batch], image_size)
-        correct += int((model(x).argmax(1) == data.labels[start:start + batch]).sum())
+        x = _resize(data.images[start:start + batch].to(device), image_size)
+        correct += int((model(x).argmax(1).cpu() == data.labels[start:start + batch]).sum())
     model.train()
     return correct / max(len(data), 1)
 
@@ -330,9 +338,10 @@ def fit(model: torch.nn.Module, train: Dataset, test: Dataset, settings: Student
     Protocol A tests once, after the final epoch (best = last); protocol B tests `eval_points` times.
     """
     gen = torch.Generator().manual_seed(int(seed))
-    model.train()
+    device = resolve_device(settings.device)
+    model.to(device).train()
     if teacher is not None:
-        teacher.eval()
+        teacher.to(device).eval()
     soft = settings.labels == "soft"
     n = len(train)
     batch = settings.batch()
@@ -360,6 +369,7 @@ def fit(model: torch.nn.Module, train: Dataset, test: Dataset, settings: Student
             idx = order[start:start + batch]
             x, y = train.images[idx], train.labels[idx]
             x = augment(x, settings, gen) if settings.augment else _resize(x, settings.image_size)
+            x, y = x.to(device), y.to(device)
             use_mix = mix_prob > 0 and float(torch.rand(1, generator=gen)) < mix_prob
             perm, lam = None, 1.0
             if use_mix:
