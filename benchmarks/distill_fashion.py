@@ -206,11 +206,13 @@ def table(report: dict) -> str:
             m = report["protocol_A"][str(i)]["methods"].get(method)
             cells.append("-" if m is None else f"{100 * m['last_accuracy_mean']:.1f} ± {100 * m['last_accuracy_std']:.1f}")
         lines.append(f"| {method} (practicum) | " + " | ".join(cells) + " |")
+    lines.append("")
     for i in ipcs:
         for pair, d in report["protocol_A"][str(i)].get("paired", {}).items():
             ci = d.get("ci95")
-            ci_text = f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else d.get("why_no_interval", "")
-            lines.append(f"\nIPC {i} paired {pair}: {100 * d['mean']:+.1f} points, 95% t interval {ci_text}")
+            ci_text = f"95% t interval [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else \
+                f"no interval ({d.get('why_no_interval', '')})"
+            lines.append(f"- IPC {i}, paired {pair}: {100 * d['mean']:+.1f} points; {ci_text}")
     return "\n".join(lines)
 
 
