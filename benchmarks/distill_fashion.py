@@ -141,8 +141,9 @@ def main() -> None:
                 tune("unguided", 0.0, t_stop, c)
             cfg = max(args.cfgs, key=lambda v: tune("mgd3", lam, t_stop, v))
     report["tuning"] = tuning
-    report["tuned"] = {"lam": lam, "t_stop": t_stop, "cfg_scale": cfg}
-    print(f"tuned on the tune split: λ={lam}, t_stop={t_stop}, cfg={cfg}", flush=True)
+    report["tuned"] = {"lam": lam, "t_stop": t_stop, "cfg_scale": cfg, "tuned": bool(tuning)}
+    origin = "tuned on the tune split" if tuning else "given on the command line (not tuned)"
+    print(f"{origin}: λ={lam}, t_stop={t_stop}, cfg={cfg}", flush=True)
     save()
 
     # ---- phase 2: protocol A on test, every method, each IPC
