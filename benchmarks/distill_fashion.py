@@ -37,7 +37,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from practicum.data import atomic_write_json  # noqa: E402
 from practicum.distill.generate import METHODS  # noqa: E402
 from practicum.distill.pipeline import DistillSettings, print_summary, run_distill  # noqa: E402
-from practicum.distill.protocol import StudentSettings  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "distill_fashion.json"
 LITERATURE = {  # ConvNet-3, Zhao et al.'s protocol; IPC 1 / 10 / 50 (shared/data/README.md)
