@@ -115,7 +115,9 @@ class DistillSettings(Settings):
         model = builtin_for(self.model, self.data) if self.model == "builtin" and self.data not in DIGITS \
             else self.model
         t_stop = self.t_stop if self.t_stop is not None else self.steps // 2
-        student = self.student.model_copy(update={"device": self.device})
+        # protocol B's student flips stay off for digits (not mirror-symmetric), as before issue 13
+        student = self.student.model_copy(update={"device": self.device,
+                                                  "hflip": self.student.hflip and self.data not in DIGITS})
         return self.model_copy(update={"t_stop": t_stop, "model": model, "student": student})
 
 
