@@ -1,7 +1,7 @@
-"""MGD³ on the built-in digits: tune λ and t_stop on the validation split, then measure every method.
+"""MGD³ on the built-in digits: tune λ and t_stop on the tune split, then measure every method.
 
-Phase 1 (validation only): IPC 10, `mgd3` (and `unguided` as the reference) over a λ grid at
-t_stop = S/2, then a t_stop grid at the best λ; the setting with the best validation accuracy
+Phase 1 (the tune split only): IPC 10, `mgd3` (and `unguided` as the reference) over a λ grid at
+t_stop = S/2, then a t_stop grid at the best λ; the setting with the best tune-split accuracy
 (mean over the tuning seeds) is kept. The test split is not touched in this phase.
 Phase 2 (test): IPC 1, 10, 50 × random-real, kmeans-nearest-real, unguided, mode-no-stop, mgd3,
 over ≥ 3 seeds, with the tuned λ and t_stop.
@@ -53,7 +53,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=_ints, default=[0, 1, 2])
     parser.add_argument("--tune-seeds", type=_ints, default=[0, 1])
     parser.add_argument("--lams", type=_floats, default=[0.03, 0.1, 0.3, 1.0])
-    parser.add_argument("--t-stops", type=_ints, default=[10, 35])
+    parser.add_argument("--t-stops", type=_ints, default=[10, 35],
+                        help="t_stop values tried after λ; λ is tuned at the paper's t_stop = S/2 (25 of 50)")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--model", default="builtin", help="builtin or a local diffusers folder")
     parser.add_argument("--epoch-scale", type=_floats, default=None,
@@ -70,28 +71,29 @@ def main() -> None:
     scales = args.epoch_scale or [(1.0 if ipc <= 10 else 0.25) for ipc in args.ipcs]
     if args.quick:
         scales = [0.02 for _ in args.ipcs]
-    base = DistillSettings(steps=args.steps, model=args.model)
+    # digits keep MGD³'s own protocol B (students width 32), as before issue 13; tuning uses the tune split
+    base = DistillSettings(data="digits", steps=args.steps, model=args.model, t_stop=args.steps // 2)
     started = time.time()
     report: dict = {"machine": "2-core CPU dev box, shared", "date": time.strftime("%Y-%m-%d"),
                     "command": "python " + " ".join(sys.argv), "python": platform.python_version()}
 
-    # ---- phase 1: tune λ, then t_stop, on the validation split
+    # ---- phase 1: tune λ, then t_stop, on the tune split
     lam, t_stop = args.lam, args.t_stop
     tuning = []
     if lam is None or t_stop is None:
-        student = StudentSettings(width=32, epoch_scale=args.tune_epoch_scale)
+        student = StudentSettings(protocol="B", width=32, epoch_scale=args.tune_epoch_scale, students=1)
 
         def tune(lam_value: float, t_value: int, methods: list[str]) -> dict:
             settings = base.model_copy(update={"ipc": 10, "methods": methods, "seeds": args.tune_seeds,
-                                               "lam": lam_value, "t_stop": t_value, "eval_split": "val",
+                                               "lam": lam_value, "t_stop": t_value, "eval_split": "tune",
                                                "student": student, "metric_spaces": ["cosine"]})
             summary = run(settings, args.out / f"tune-lam{lam_value}-t{t_value}")
             rows = []
             for method, m in summary["methods"].items():
                 guided = method != "unguided"  # λ and t_stop do not apply to the unguided sampler
                 rows.append({"method": method, "lam": lam_value if guided else None,
-                             "t_stop": t_value if guided else None, "val_best": m["accuracy_mean"],
-                             "val_last": m["last_accuracy_mean"], "diversity_cosine": m["diversity_cosine"],
+                             "t_stop": t_value if guided else None, "tune_best": m["accuracy_mean"],
+                             "tune_last": m["last_accuracy_mean"], "diversity_cosine": m["diversity_cosine"],
                              "representativeness_cosine": m["representativeness_cosine"]})
             tuning.extend(rows)
             return next(r for r in rows if r["method"] == "mgd3")
@@ -101,21 +103,21 @@ def main() -> None:
         best = reference
         for value in args.lams[1:]:
             row = tune(value, half, ["mgd3"])
-            if row["val_best"] > best["val_best"]:
+            if row["tune_best"] > best["tune_best"]:
                 best = row
         for value in args.t_stops:
             row = tune(best["lam"], value, ["mgd3"])
-            if row["val_best"] > best["val_best"]:
+            if row["tune_best"] > best["tune_best"]:
                 best = row
         lam = best["lam"] if lam is None else lam
         t_stop = best["t_stop"] if t_stop is None else t_stop
-        print(f"\ntuning on validation (IPC 10, seeds {args.tune_seeds}, epoch scale {args.tune_epoch_scale})")
-        print(f"{'method':<10}{'lam':>6}{'t_stop':>8}{'val best':>10}{'val last':>10}{'div cos':>9}{'repr cos':>9}")
+        print(f"\ntuning on the tune split (IPC 10, seeds {args.tune_seeds}, epoch scale {args.tune_epoch_scale})")
+        print(f"{'method':<10}{'lam':>6}{'t_stop':>8}{'tune best':>10}{'tune last':>10}{'div cos':>9}{'repr cos':>9}")
         for r in tuning:
             lam_text = "-" if r["lam"] is None else r["lam"]
             t_text = "-" if r["t_stop"] is None else r["t_stop"]
-            print(f"{r['method']:<10}{lam_text:>6}{t_text:>8}{100 * r['val_best']:>10.1f}"
-                  f"{100 * r['val_last']:>10.1f}{r['diversity_cosine']:>9.3f}{r['representativeness_cosine']:>9.3f}")
+            print(f"{r['method']:<10}{lam_text:>6}{t_text:>8}{100 * r['tune_best']:>10.1f}"
+                  f"{100 * r['tune_last']:>10.1f}{r['diversity_cosine']:>9.3f}{r['representativeness_cosine']:>9.3f}")
         print(f"chosen: lam={lam} t_stop={t_stop}")
     report["tuning"] = tuning
     report["chosen"] = {"lam": lam, "t_stop": t_stop}
@@ -124,7 +126,8 @@ def main() -> None:
     report["ipc"] = {}
     for ipc, scale in zip(args.ipcs, scales):
         settings = base.model_copy(update={"ipc": ipc, "methods": list(METHODS), "seeds": args.seeds, "lam": lam,
-                                           "t_stop": t_stop, "student": StudentSettings(width=32, epoch_scale=scale)})
+                                           "t_stop": t_stop, "student": StudentSettings(protocol="B", width=32, epoch_scale=scale,
+                                                                             students=1)})
         summary = run(settings, args.out / f"ipc{ipc}")
         print()
         print_summary(summary)

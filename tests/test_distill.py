@@ -23,7 +23,6 @@ from practicum.distill.protocol import (
     milestones,
     train_student,
 )
-from practicum.distill.sampler import RespacedSchedule, linear_alphas_cumprod, mode_guided_sample, respaced_timesteps
 
 
 # ---------------------------------------------------------------- mode discovery
@@ -113,87 +112,6 @@ def test_cosine_distance_and_tsne_scores_in_unit_range():
     np.testing.assert_allclose(joint.max(0), 1.0, atol=1e-12)
 
 
-# ---------------------------------------------------------------- the reference sampler (spec §3–§4)
-
-def test_respaced_timesteps_match_the_spec():
-    tau = respaced_timesteps(1000, 50)
-    assert list(tau[:3]) == [0, 20, 41] and tau[-1] == 999 and len(tau) == 50
-
-
-def test_learned_range_variance_endpoints():
-    sched = RespacedSchedule.build(linear_alphas_cumprod(), 50)
-    for i in (1, 10, 49):
-        lo = sched.log_variance(i, torch.tensor(-1.0))
-        hi = sched.log_variance(i, torch.tensor(1.0))
-        assert float(lo) == pytest.approx(math.log(float(sched.posterior_variance[i])))
-        assert float(hi) == pytest.approx(math.log(float(sched.beta[i])))
-    # the posterior log-variance at i = 0 is clipped to β̃'_1
-    assert float(sched.log_posterior_variance[0]) == pytest.approx(math.log(float(sched.posterior_variance[1])))
-
-
-_ALPHA_BAR = linear_alphas_cumprod()
-
-
-def _toy_eps(x, t, labels):
-    # the exact noise predictor when the data are N(0, I): ε = √(1−ᾱ_t) x_t, so x̂0 = √ᾱ_t x_t
-    ab = _ALPHA_BAR[t].float().view(-1, 1, 1, 1)
-    return (1 - ab).sqrt() * x
-
-
-def _run(lam, modes, t_stop=2, form="ddpm", steps=6, trace=None):
-    return mode_guided_sample(_toy_eps, torch.zeros(4, dtype=torch.long), (1, 4, 4),
-                              alphas_cumprod=_ALPHA_BAR, seeds=[0, 1, 2, 3], steps=steps,
-                              modes=modes, lam=lam, t_stop=t_stop, form=form, on_step=trace)
-
-
-def test_lambda_zero_equals_the_unguided_sampler_exactly():
-    modes = torch.ones(4, 1, 4, 4)
-    for form in ("ddpm", "ddim"):
-        plain = _run(0.0, None, form=form)
-        zero = _run(0.0, modes, form=form)
-        assert torch.equal(plain.samples, zero.samples) and zero.guided_steps == []
-
-
-@pytest.mark.parametrize("form", ["ddpm", "ddim"])
-def test_a_guided_step_moves_towards_the_mode(form):
-    modes = torch.full((4, 1, 4, 4), 0.8)
-    # one step from the same noise: compare x̂0 at the second step with and without guidance
-    seen = {}
-
-    def recorder(key):
-        def on_step(i, x0, guided):
-            seen.setdefault(key, []).append(x0.clone())
-        return on_step
-
-    _run(0.0, modes, t_stop=-1, form=form, trace=recorder("free"))
-    _run(0.3, modes, t_stop=-1, form=form, trace=recorder("guided"))
-    d_free = (seen["free"][1] - modes).flatten(1).norm(dim=1)
-    d_guided = (seen["guided"][1] - modes).flatten(1).norm(dim=1)
-    assert torch.equal(seen["free"][0], seen["guided"][0])  # same start
-    assert (d_guided < d_free).all()
-    # and the final samples end closer to their modes
-    final_free = (_run(0.0, modes, t_stop=-1, form=form).samples - modes).flatten(1).norm(dim=1)
-    final_guided = (_run(0.3, modes, t_stop=-1, form=form).samples - modes).flatten(1).norm(dim=1)
-    assert (final_guided < final_free).all()
-
-
-def test_stop_window_guides_the_first_steps_only():
-    modes = torch.zeros(4, 1, 4, 4)
-    for steps, t_stop in ((50, 25), (10, 5), (10, 0), (10, -1), (10, 9)):
-        trace = _run(0.1, modes, t_stop=t_stop, steps=steps)
-        assert len(trace.guided_steps) == max(0, steps - 1 - t_stop)
-        assert all(i > t_stop for i in trace.guided_steps)  # the high-noise end, i = S-1 down
-        assert trace.guided_steps == sorted(trace.guided_steps, reverse=True)
-
-
-def test_sampler_rejects_bad_settings():
-    with pytest.raises(ConfigError):
-        _run(0.1, torch.zeros(4, 1, 4, 4), form="euler")
-    with pytest.raises(ConfigError):
-        mode_guided_sample(_toy_eps, torch.zeros(2, dtype=torch.long), (1, 4, 4),
-                           alphas_cumprod=linear_alphas_cumprod(), seeds=[0], steps=4)
-
-
 # ---------------------------------------------------------------- evaluation protocol
 
 def test_epoch_rule():
@@ -208,7 +126,7 @@ def test_epoch_rule():
 def test_augment_and_cutmix_keep_shapes_and_range():
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(8, 3, 16, 16) * 2 - 1
-    out = augment(x, StudentSettings(image_size=12), gen)
+    out = augment(x, StudentSettings(protocol="B", image_size=12), gen)
     assert out.shape == (8, 3, 12, 12) and out.min() >= -1 and out.max() <= 1
     mixed, perm, lam = cutmix(x, 1.0, gen)
     changed = (mixed != x).flatten(1).any(1)
@@ -233,7 +151,8 @@ def _toy_sets(per_class=3):
 
 def test_student_reports_best_and_last_and_is_deterministic():
     train, test = _toy_sets()
-    settings = StudentSettings(arch="convnet", width=8, epochs=20, eval_points=5, hflip=False)
+    settings = StudentSettings(protocol="B", arch="convnet", width=8, epochs=20, eval_points=5, hflip=False,
+                               students=1)
     first = train_student(train, test, settings, seed=0)
     again = train_student(train, test, settings, seed=0)
     assert first.to_dict() == again.to_dict()
@@ -251,12 +170,101 @@ def test_soft_labels_need_a_teacher_and_train_with_one():
     from practicum.distill.protocol import train_teacher
 
     train, test = _toy_sets()
-    soft = StudentSettings(arch="convnet", width=8, epochs=4, eval_points=2, labels="soft", teacher_epochs=3)
+    soft = StudentSettings(arch="convnet", width=8, epochs=4, eval_points=2, labels="soft", teacher_epochs=3,
+                           teacher_arch="convnet", students=1, batch_size=64)
     with pytest.raises(ConfigError, match="teacher"):
         train_student(train, test, soft, seed=0)
-    teacher = train_teacher(test, soft, seed=0)
+    seen = []
+    import practicum.distill.protocol as protocol
+
+    original = protocol.accuracy
+    try:  # the teacher's reported accuracy is measured on the val split it is given, not on train
+        protocol.accuracy = lambda model, data, size=None: seen.append(data) or original(model, data, size)
+        teacher = train_teacher(test, soft, seed=0, val=train)
+    finally:
+        protocol.accuracy = original
+    assert seen and all(d is train for d in seen)
+    assert teacher.practicum_val_accuracy == original(teacher, train)
     result = train_student(train, test, soft, seed=0, teacher=teacher)
     assert 0.0 <= result.best_accuracy <= 1.0 and result.steps == 4
+
+
+def test_protocol_a_tests_once_averages_students_and_halves_nothing_else():
+    train, test = _toy_sets()
+    settings = StudentSettings(width=8, epochs=6, students=3)  # protocol A by default
+    assert settings.protocol == "A" and settings.batch() == 256 and settings.epochs_for(10, 10) == 6
+    assert StudentSettings().epochs_for(10, 10) == 1000 and StudentSettings(protocol="B").epochs_for(10, 10) == 2000
+    result = train_student(train, test, settings, seed=1)
+    assert len(result.curve) == 1 and result.curve[0][0] == 6  # the test split is evaluated once, at the end
+    assert result.best_accuracy == result.last_accuracy == pytest.approx(np.mean(result.per_student))
+    assert len(result.per_student) == 3
+    assert result.to_dict() == train_student(train, test, settings, seed=1).to_dict()
+
+
+def test_dsa_ops_keep_shape_and_are_deterministic():
+    from practicum.distill.protocol import DSA_OPS, dsa_augment
+
+    x = torch.rand(6, 1, 12, 12) * 2 - 1
+    for op in DSA_OPS:
+        a = dsa_augment(x, torch.Generator().manual_seed(3), ops=(op,))
+        b = dsa_augment(x, torch.Generator().manual_seed(3), ops=(op,))
+        assert a.shape == x.shape and torch.equal(a, b) and torch.isfinite(a).all(), op
+    flipped = dsa_augment(x, torch.Generator().manual_seed(0), ops=("flip",))
+    for k in range(6):  # each image is itself or its mirror
+        assert torch.equal(flipped[k], x[k]) or torch.equal(flipped[k], x[k].flip(-1))
+    cut = dsa_augment(x, torch.Generator().manual_seed(0), ops=("cutout",))
+    holes = ((cut == -1) & (x != -1)).flatten(1).sum(1)
+    assert holes.max() <= 36 and holes.min() >= 9  # a 6×6 hole, cut by the border at worst to 3×3
+    crop = dsa_augment(torch.zeros(4, 1, 8, 8), torch.Generator().manual_seed(1), ops=("crop",))
+    assert set(crop.unique().tolist()) <= {-1.0, 0.0}  # integer shifts, background fill
+
+
+def test_summary_std_is_the_sample_std_and_t_interval():
+    from practicum.distill.protocol import summarise, t_interval
+
+    mean, std = summarise([0.1, 0.2, 0.3, 0.4])
+    assert mean == pytest.approx(0.25) and std == pytest.approx(np.std([0.1, 0.2, 0.3, 0.4], ddof=1))
+    assert summarise([0.5]) == (0.5, 0.0)
+    lo, hi = t_interval([1.0, 2.0, 3.0, 4.0, 5.0])
+    half = 2.7764451051977987 * np.std([1, 2, 3, 4, 5], ddof=1) / math.sqrt(5)  # t_{0.975, 4}
+    assert (lo, hi) == pytest.approx((3 - half, 3 + half)) and t_interval([1.0]) is None
+
+
+def test_paired_differences_need_five_seeds_for_an_interval():
+    from practicum.distill.pipeline import paired_differences
+
+    def entry(values):
+        return {"per_seed": [{"seed": s, "last_accuracy": v} for s, v in enumerate(values)]}
+
+    few = paired_differences({"mgd3": entry([0.8, 0.7]), "unguided": entry([0.7, 0.7])})
+    assert few["mgd3 - unguided"]["per_seed"] == pytest.approx([0.1, 0.0]) and few["mgd3 - unguided"]["ci95"] is None
+    five = paired_differences({"mgd3": entry([0.8, 0.7, 0.9, 0.8, 0.8]), "unguided": entry([0.7] * 5)})
+    lo, hi = five["mgd3 - unguided"]["ci95"]
+    assert lo < five["mgd3 - unguided"]["mean"] < hi and five["mgd3 - unguided"]["mean"] == pytest.approx(0.1)
+
+
+def test_herding_by_hand():
+    from practicum.distill.generate import herding, real_selection
+
+    f = np.array([[0.5], [10.0], [3.0], [6.5], [-10.0]])  # mean 2
+    # step 1: the row nearest 2 is 3.0 (row 2); step 2: (3 + r)/2 nearest 2 → r = 0.5 (row 0)
+    assert herding(f, 2).tolist() == [2, 0]
+    rows = np.array([10, 11, 12, 13, 14])
+    assert real_selection("herding", rows, 2, None, seed=0, features=f).tolist() == [12, 10]
+
+
+def test_joint_tsne_puts_every_method_in_one_embedding():
+    from practicum.distill.metrics import joint_scores
+
+    rng = np.random.default_rng(0)
+    real = rng.standard_normal((60, 5))
+    labels = np.repeat([0, 1], 30)
+    sets = {"a": (real[[0, 1, 30, 31]] + 0.01, np.array([0, 0, 1, 1])),
+            "b": (rng.standard_normal((4, 5)) * 3, np.array([0, 0, 1, 1]))}
+    out = joint_scores(real, labels, sets, spaces=("tsne", "cosine"), real_per_class=None, k=1)
+    for c in (0, 1):  # the real points sit at the same place for both methods: one fit per class
+        np.testing.assert_array_equal(out["a"]["tsne"]["embeddings"][c][0], out["b"]["tsne"]["embeddings"][c][0])
+    assert out["a"]["cosine"]["representativeness"] < out["b"]["cosine"]["representativeness"]
 
 
 # ---------------------------------------------------------------- students

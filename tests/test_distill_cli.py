@@ -37,8 +37,9 @@ def _cli(args):
 
 
 def _config(tmp_path, model, **extra):
-    values = {"model": str(model), "ipc": 2, "seeds": [0, 1], "steps": 4, "metric_spaces": ["cosine"],
-              "student": {"width": 4, "epoch_scale": 0.002, "eval_points": 2}, **extra}
+    values = {"data": "digits", "model": str(model), "ipc": 2, "seeds": [0, 1], "steps": 4,
+              "metric_spaces": ["cosine"], "t_stop": None,
+              "student": {"width": 4, "epoch_scale": 0.002, "eval_points": 2, "students": 1}, **extra}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(values))
     return path
@@ -92,25 +93,6 @@ def test_distill_bad_input_is_one_clear_error(tmp_path, tiny_model, capsys):
         err = capsys.readouterr().err
         assert code == 2, args
         assert message in err and "Traceback" not in err, (args, err)
-
-
-def test_reference_loop_matches_the_engine(tiny_model):
-    """DDIM (η = 0) with the eps-form mode guidance: the spec-written loop equals practicum.diffusion's."""
-    from practicum.diffusion import ModeGuidance, load_denoiser, sample
-    from practicum.distill.generate import reference_eps_fn
-    from practicum.distill.sampler import mode_guided_sample
-
-    den = load_denoiser(tiny_model).eval()
-    labels = torch.tensor([0, 3, 7])
-    seeds = [11, 12, 13]
-    modes = torch.linspace(-0.5, 0.5, 64).reshape(1, 1, 8, 8).repeat(3, 1, 1, 1)
-    ours = mode_guided_sample(reference_eps_fn(den, 1.0), labels, (1, 8, 8), alphas_cumprod=den.alphas_cumprod,
-                              seeds=seeds, steps=8, modes=modes, lam=0.2, t_stop=3, form="ddim")
-    noise = torch.stack([torch.randn((1, 8, 8), generator=torch.Generator().manual_seed(s)) for s in seeds])
-    theirs = sample(den, labels, steps=8, scheduler="ddim", eta=0.0, timestep_spacing="linspace", noise=noise,
-                    clip_sample=False, guidance=[ModeGuidance(modes, lam=0.2, t_stop=3, form="eps")], seed=0)
-    assert ours.guided_steps == [7, 6, 5, 4] and theirs.guided_steps["mode"] == 4
-    np.testing.assert_allclose(ours.samples.numpy(), theirs.latents.numpy(), rtol=1e-4, atol=1e-4)
 
 
 def test_latent_dit_modes_and_guided_generation():
@@ -169,13 +151,23 @@ def test_precomputed_modes_file_is_used_and_checked(tmp_path, tiny_model, capsys
     assert "must hold 'centres' of shape (10, 2, 1, 8, 8)" in capsys.readouterr().err
 
 
-def test_reference_loop_soft_labels_and_classifier_features_through_the_cli(tmp_path, tiny_model):
-    config = _config(tmp_path, tiny_model, methods=["unguided", "mgd3"], seeds=[0], loop="reference",
+def test_soft_labels_and_classifier_features_share_one_teacher_through_the_cli(tmp_path, tiny_model):
+    config = _config(tmp_path, tiny_model, methods=["unguided", "mgd3"], seeds=[0],
                      metric_features="classifier", scheduler="ddim",
                      student={"width": 4, "epoch_scale": 0.002, "eval_points": 2, "labels": "soft",
-                              "teacher_epochs": 1})
+                              "teacher_epochs": 1, "teacher_arch": "convnet", "students": 1})
+    import practicum.distill.pipeline as pipeline
+
+    calls = []
+    original = pipeline.train_teacher
+    pipeline.train_teacher = lambda *a, **k: calls.append(k) or original(*a, **k)
     out = tmp_path / "run"
-    assert _cli(["distill", "--config", str(config), "--out", str(out)]) == 0
+    try:
+        assert _cli(["distill", "--config", str(config), "--out", str(out)]) == 0
+    finally:
+        pipeline.train_teacher = original
+    assert len(calls) == 1 and calls[0]["val"] is not None  # one teacher, measured on val
+    assert 0.0 <= json.loads((out / "teacher.json").read_text())["val_accuracy"] <= 1.0
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["methods"]) == {"unguided", "mgd3"}
     record = json.loads((out / "results" / "mgd3-seed0.json").read_text())

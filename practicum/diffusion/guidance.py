@@ -50,6 +50,9 @@ class StepState:
     labels: torch.Tensor  # class ids of the batch
     rows: torch.Tensor  # which rows of the caller's batch these are (retries redraw a subset)
     scheduler: str  # "ddim" | "ddpm"
+    # The x̂0 the step's update actually uses: clipped to [-1, 1] when the model clips, else x0.
+    # MGD³'s pull must use this one, or the shift and the posterior mean disagree (issue 13).
+    x0_step: torch.Tensor | None = None
 
     @property
     def step(self) -> int:
@@ -287,6 +290,11 @@ class ModeGuidance(GuidanceTerm):
         step's std; "eps" — ε̂ = ε − √(1−ᾱ_t) λ (m − x̂0), the DDIM form (Algorithm 1);
         "prev" — x_{t-1} += λ √ᾱ_t (m − x̂0) (the reference code's DDIM variant);
         "auto" (default) — "mean" under the DDPM sampler, "eps" under DDIM.
+        "mean" needs σ_t > 0: under DDIM with η = 0 (σ = 0) it would silently do nothing, so it
+        raises a ConfigError instead of falling back (use "auto"/"eps", Algorithm 1's form).
+
+    x̂0 is the one the step's posterior mean uses (`state.x0_step`: clipped when the model clips),
+    so the pull and the mean agree, as in the paper's DiT loop.
     """
 
     name = "mode"
@@ -307,13 +315,19 @@ class ModeGuidance(GuidanceTerm):
         if self.modes.shape[1:] != state.x0.shape[1:]:
             raise ConfigError(f"modes have shape {tuple(self.modes.shape[1:])} but samples {tuple(state.x0.shape[1:])}",
                               "give modes in the denoiser's encode() space")
-        modes = self.modes.to(state.x0.device, state.x0.dtype)[state.rows.to(self.modes.device)]
-        return modes - state.x0
+        x0 = state.x0 if state.x0_step is None else state.x0_step
+        modes = self.modes.to(x0.device, x0.dtype)[state.rows.to(self.modes.device)]
+        return modes - x0
 
     def correction(self, state: StepState) -> Correction:
         g = self._direction(state)
         form = self.form if self.form != "auto" else ("mean" if state.scheduler == "ddpm" else "eps")
         if form == "mean":
+            last = state.index == state.num_steps - 1  # σ is 0 at the last step of every sampler
+            if not last and not bool((state.sigma > 0).any()):
+                raise ConfigError("mode guidance form='mean' adds λσ_t(m − x̂0), but this sampler has σ_t = 0 "
+                                  "(DDIM with eta=0), so it would do nothing",
+                                  "use form='auto' or 'eps' (Algorithm 1's DDIM form), or the ddpm scheduler")
             return Correction(x_prev=self.lam * state.sigma * g)
         if form == "eps":
             return Correction(eps=-math.sqrt(1 - state.alpha_bar) * self.lam * g)

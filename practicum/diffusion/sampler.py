@@ -241,7 +241,7 @@ class _Loop:
                 sigma = torch.zeros_like(sigma)
             state = StepState(denoiser=den, index=i, num_steps=steps, t=t, alpha_bar=ab, alpha_bar_prev=ab_prev,
                               sigma=sigma, x_t=x, eps=eps, x0=x0, cond=cond, labels=labels_dev, rows=rows,
-                              scheduler=self.kind)
+                              scheduler=self.kind, x0_step=x0.clamp(-1, 1) if self.clip else x0)
             total = Correction()
             for term in self.terms:
                 if term.active(state):

@@ -29,22 +29,30 @@ def _split_list(value: Optional[str], cast=str) -> Optional[list]:
 def distill(
     out: Path = typer.Option(Path("runs/distill"), "--out", "-o", parser=out_option, help="Run directory."),
     ipc: Optional[int] = typer.Option(None, "--ipc", help="Images per class (1, 10, 50, ...). Default 10."),
-    data: Optional[str] = typer.Option(None, "--data", help="digits (default), folder:PATH or npz:PATH."),
-    model: Optional[str] = typer.Option(None, "--model", help="builtin (default) or a local diffusers folder."),
+    data: Optional[str] = typer.Option(None, "--data", help="fashion (default), digits, folder:PATH or npz:PATH."),
+    model: Optional[str] = typer.Option(None, "--model",
+                                        help="builtin (default: the data's built-in generator) or a model folder."),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="Resize the user's images to this size."),
     methods: Optional[str] = typer.Option(None, "--methods",
-                                          help="Comma list of random-real,kmeans-nearest-real,unguided,"
+                                          help="Comma list of random-real,kmeans-nearest-real,herding,unguided,"
                                                "mode-no-stop,mgd3 (default: all)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma list of seeds (default 0,1,2)."),
-    lam: Optional[float] = typer.Option(None, "--lam", help="Mode-guidance strength λ."),
-    t_stop: Optional[int] = typer.Option(None, "--t-stop", help="Guide while step index i > t_stop (default S/2)."),
+    lam: Optional[float] = typer.Option(None, "--lam", help="Mode-guidance strength λ (default: tuned)."),
+    t_stop: Optional[int] = typer.Option(None, "--t-stop", help="Guide while step index i > t_stop (default: tuned)."),
+    cfg_scale: Optional[float] = typer.Option(None, "--cfg-scale", help="Classifier-free guidance scale."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps S (default 50)."),
     mode_method: Optional[str] = typer.Option(None, "--mode-method", help="kmeans (default), gmm or random."),
+    protocol: Optional[str] = typer.Option(None, "--protocol",
+                                           help="A (default: ConvNet-3, DSA, final epoch) or B (MGD³'s: CutMix, best "
+                                                "and last)."),
+    students: Optional[int] = typer.Option(None, "--students", help="Student networks per distilled set (default 3)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Student epochs (default: A 1000, B by IPC)."),
+    width: Optional[int] = typer.Option(None, "--width", help="Student width (default 128)."),
     student: Optional[str] = typer.Option(None, "--student", help="convnet (default), resnetap10, resnet18, cnn, mlp."),
     epoch_scale: Optional[float] = typer.Option(None, "--epoch-scale",
                                                 help="Multiply the protocol's epochs (budget knob; default 1)."),
     labels: Optional[str] = typer.Option(None, "--labels", help="hard (default) or soft (teacher KD)."),
-    eval_split: Optional[str] = typer.Option(None, "--eval-split", help="test (default) or val (for tuning)."),
+    eval_split: Optional[str] = typer.Option(None, "--eval-split", help="test (default) or tune (for tuning)."),
     device: Optional[str] = typer.Option(None, "--device", help="Generator device: cpu (default), cuda, auto."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="Generator dtype: fp32 (default), bf16 or fp16."),
     class_map: Optional[str] = typer.Option(None, "--class-map",
@@ -60,8 +68,9 @@ def distill(
     from practicum.distill.pipeline import DistillSettings, print_summary, run_distill
     from practicum.log import echo
 
-    student_overrides = {k: v for k, v in {"arch": student, "epoch_scale": epoch_scale, "labels": labels}.items()
-                         if v is not None}
+    student_overrides = {k: v for k, v in {"arch": student, "epoch_scale": epoch_scale, "labels": labels,
+                                           "protocol": protocol, "students": students, "epochs": epochs,
+                                           "width": width}.items() if v is not None}
     if config is not None:
         base = DistillSettings.from_yaml(config)
     elif resume and (out / "config.yaml").exists():
@@ -73,7 +82,7 @@ def distill(
         values["student"] = {**values["student"], **student_overrides}
     settings = DistillSettings.build(
         values, ipc=ipc, data=data, model=model, image_size=image_size, methods=_split_list(methods),
-        seeds=_split_list(seeds, int), lam=lam, t_stop=t_stop, steps=steps, mode_method=mode_method,
+        seeds=_split_list(seeds, int), lam=lam, t_stop=t_stop, cfg_scale=cfg_scale, steps=steps, mode_method=mode_method,
         eval_split=eval_split, device=device, model_dtype=dtype, class_map=class_map,
         prompt_template=prompt_template)
     summary = run_distill(settings, out, resume=resume, overwrite=overwrite, engine=engine)

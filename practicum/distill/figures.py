@@ -117,9 +117,8 @@ def write_figures_and_report(settings, run, pool, summary: dict) -> Path:
         "Results",
         [f"IPC {summary['ipc']} on {summary['data']}, model {summary['model']}, student {summary['student']}, "
          f"λ = {summary['lam']}, t_stop = {summary['t_stop']} of {summary['steps']} steps.",
-         "Accuracy follows the hard-label protocol: the best test accuracy over training (evaluated 100 times), "
-         "mean ± std over seeds; the last-epoch accuracy is shown beside it. Seconds: time to make one distilled "
-         "set (mode discovery included for the methods that use modes)."],
+         f"Protocol {summary.get('protocol', 'A')}: {summary.get('accuracy', '')}. Standard deviations use ddof=1. "
+         "Seconds: time to make one distilled set (mode discovery included for the methods that use modes)."],
         [rows], [acc]))
     tsne = sorted(figures.glob("tsne-*.png"))
     extra = [metrics_figure(summary, figures / "diversity.png")] if any(
@@ -127,7 +126,8 @@ def write_figures_and_report(settings, run, pool, summary: dict) -> Path:
     sections.append(Section("Diversity and representativeness",
                             ["Diversity: distance to the nearest same-class distilled sample; representativeness: "
                              "mean distance to the 50 nearest real samples of the class (lower is better); both in "
-                             "a per-class t-SNE min-max normalised to the unit square."], [], extra + tsne))
+                             "one t-SNE per class fitted jointly on the real samples and every method's distilled "
+                             "samples, min-max normalised to the unit square."], [], extra + tsne))
     sections.append(Section("Samples", [], [], grids))
     return write_report(run.path / "report.html", f"MGD³ distillation, IPC {summary['ipc']}", sections,
                         subtitle=str(run.path))

@@ -7,8 +7,9 @@ Definitions, in some embedding e (all per class, then averaged over classes):
   real samples r of its class; **lower is better** (plots show 1 − representativeness).
 
 Two embeddings:
-- `tsne` (the paper's): a 2-D t-SNE fitted per class jointly on the real and distilled
-  features; the joint embedding is min-max normalised to the unit square (the paper's scores
+- `tsne` (the paper's): a 2-D t-SNE fitted per class jointly on the real features and the
+  distilled features of **every method** (`joint_scores`), so the methods' numbers live in one
+  embedding and can be compared (issue 13: a per-method fit put each method in its own space); the joint embedding is min-max normalised to the unit square (the paper's scores
   lie in [0, 1]; it does not say how, so this is our reading) and distances are divided by √2,
   the unit square's diagonal, so every score lies in [0, 1].
 - `cosine` (the stable project metric, no t-SNE): cosine distance / 2 between features centred
@@ -137,5 +138,56 @@ def distillation_scores(real: np.ndarray, real_labels: np.ndarray, distilled: np
     return out
 
 
-__all__ = ["METRIC_SPACES", "REPRESENTATIVE_NEIGHBOURS", "distillation_scores", "diversity_per_sample",
+def joint_scores(real: np.ndarray, real_labels: np.ndarray, sets: dict[str, tuple[np.ndarray, np.ndarray]],
+                 spaces: tuple[str, ...] = METRIC_SPACES, seed: int = 0, k: int = REPRESENTATIVE_NEIGHBOURS,
+                 real_per_class: int | None = 500) -> dict[str, dict]:
+    """Both metrics for several methods' distilled sets, with one joint t-SNE per class.
+
+    `sets`: method → (features (m, D), labels (m,)). For t-SNE, per class, the real rows (at most
+    `real_per_class`, a fixed seeded subsample, to bound the cost) and every method's rows of that
+    class are embedded together. The cosine variant needs no fit and uses all real rows.
+    Returns method → {space → {"diversity", "representativeness", "per_class"}}; the `tsne` entries
+    also carry `embeddings` (label → (real (n, 2), this method's distilled (m, 2))) for plots.
+    """
+    real = np.asarray(real, np.float64).reshape(len(real), -1)
+    real_labels = np.asarray(real_labels)
+    methods = list(sets)
+    flat = {m: (np.asarray(f, np.float64).reshape(len(f), -1), np.asarray(y)) for m, (f, y) in sets.items()}
+    out: dict[str, dict] = {m: {} for m in methods}
+    for space in spaces:
+        if space == "cosine":
+            for m in methods:
+                out[m]["cosine"] = distillation_scores(real, real_labels, *flat[m], spaces=("cosine",), k=k)["cosine"]
+        elif space == "tsne":
+            per_method = {m: {"real": [], "real_lab": [], "dist": [], "dist_lab": [], "emb": {}} for m in methods}
+            rng = np.random.default_rng(seed)
+            for label in np.unique(np.concatenate([flat[m][1] for m in methods])):
+                r = real[real_labels == label]
+                if real_per_class is not None and len(r) > real_per_class:
+                    r = r[np.sort(rng.choice(len(r), real_per_class, replace=False))]
+                parts = [flat[m][0][flat[m][1] == label] for m in methods]
+                r_emb, d_emb = tsne_embedding(r, np.concatenate(parts), seed=seed)
+                start = 0
+                for m, part in zip(methods, parts):
+                    mine = d_emb[start:start + len(part)]
+                    start += len(part)
+                    entry = per_method[m]
+                    entry["real"].append(r_emb)
+                    entry["real_lab"].append(np.full(len(r_emb), label))
+                    entry["dist"].append(mine)
+                    entry["dist_lab"].append(np.full(len(mine), label))
+                    entry["emb"][int(label)] = (r_emb, mine)
+            for m in methods:
+                e = per_method[m]
+                scores = scores_in_embedding(np.concatenate(e["real"]), np.concatenate(e["real_lab"]),
+                                             np.concatenate(e["dist"]), np.concatenate(e["dist_lab"]),
+                                             metric="euclidean", scale=math.sqrt(2.0), k=k)
+                scores["embeddings"] = e["emb"]
+                out[m]["tsne"] = scores
+        else:
+            raise ConfigError(f"unknown metric space {space!r}", f"use one of {', '.join(METRIC_SPACES)}")
+    return out
+
+
+__all__ = ["METRIC_SPACES", "joint_scores", "REPRESENTATIVE_NEIGHBOURS", "distillation_scores", "diversity_per_sample",
            "pairwise_distances", "representativeness_per_sample", "scores_in_embedding", "tsne_embedding"]

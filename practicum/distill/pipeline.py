@@ -36,7 +36,7 @@ from practicum.distill.generate import (
     generate_class_shard,
     real_selection,
 )
-from practicum.distill.metrics import METRIC_SPACES, distillation_scores
+from practicum.distill.metrics import METRIC_SPACES, joint_scores
 from practicum.distill.modes import MODE_METHODS, class_modes
 from practicum.distill.protocol import StudentSettings, summarise, train_student, train_teacher
 from practicum.errors import ConfigError, DataError, ModelError
@@ -44,9 +44,14 @@ from practicum.log import echo, logger, progress
 
 DIGITS = ("digits", "builtin", "builtin:digits")
 
+# The defaults `practicum distill` samples with. Issue 13 asks for λ, t_stop and CFG tuned on Fashion-MNIST's
+# tune split (benchmarks/distill_fashion.py phase 1); that sweep has not been run yet on the shared CPU, so these
+# are the paper's λ = 0.1 and t_stop = 25 of 50, and the generator's recommended CFG (None → its sidecar).
+TUNED = {"lam": 0.1, "t_stop": 25, "cfg_scale": None}
+
 
 class DistillSettings(Settings):
-    data: str = "digits"
+    data: str = "fashion"
     image_size: int | None = Field(default=None, ge=4, description="resize the user's images")
     model: str = "builtin"
     ipc: int = Field(default=10, ge=1)
@@ -56,28 +61,30 @@ class DistillSettings(Settings):
     mode_method: Literal["kmeans", "gmm", "random"] = "kmeans"
     closest_point: bool = False
     pca: int | None = Field(default=None, ge=1)
-    hflip: bool | None = Field(default=None, description="random flips (modes, student); None: off for digits")
+    hflip: bool = Field(default=False, description="random flips before mode discovery (spec §2; off unless "
+                                                   "asked: shoes and bags face one way)")
     modes_file: str | None = Field(default=None, description="precomputed centres: safetensors with 'centres' "
                                                             "(classes, ipc, *sample_shape)")
     shared_noise: bool = Field(default=False, description="the same noise for every class (off: per-class noise)")
     # generation (spec §3–§5)
-    lam: float = Field(default=0.1, ge=0)
-    t_stop: int | None = Field(default=None, ge=-1, description="None: steps // 2")
+    lam: float = Field(default=TUNED["lam"], ge=0)
+    t_stop: int | None = Field(default=TUNED["t_stop"], ge=-1, description="None: steps // 2 (the paper: 25 of 50)")
     steps: int = Field(default=50, ge=1)
     scheduler: Literal["ddpm", "ddim"] = "ddpm"
     form: Literal["auto", "mean", "eps"] = "auto"
     timestep_spacing: str | None = "linspace"
-    cfg_scale: float | None = Field(default=None, ge=1, description="None: the model's recommended scale")
-    loop: Literal["engine", "reference"] = "engine"
+    cfg_scale: float | None = Field(default=TUNED["cfg_scale"], ge=1,
+                                    description="None: the model's recommended scale")
     # where and how the generator runs; how data classes reach it (issue 16)
-    device: str = Field(default="cpu", description="generator device: cpu, cuda, cuda:N, auto")
+    device: str = Field(default="cpu", description="cpu, cuda, cuda:N or auto: where generation and students run")
     model_dtype: Literal["fp32", "bf16", "fp16"] = Field(default="fp32", description="generator network dtype")
     class_map: str | None = Field(default=None, description="data class folder → model class (index) and "
                                   "prompt name: LOC_synset_mapping.txt, CSV or JSON (see model_defaults)")
     prompt_template: str = Field(default="{name}", description="prompt of a text-conditioned model")
-    # evaluation (spec §7)
-    student: StudentSettings = Field(default_factory=lambda: StudentSettings(width=32))
-    eval_split: Literal["test", "val"] = "test"
+    # evaluation (spec §7; protocol A or B, see practicum.distill.protocol)
+    student: StudentSettings = Field(default_factory=StudentSettings)
+    eval_split: Literal["test", "val", "tune"] = "test"
+    tsne_real_per_class: int | None = Field(default=500, ge=10, description="real rows per class in the joint t-SNE")
     metric_spaces: list[str] = Field(default_factory=lambda: list(METRIC_SPACES))
     metric_features: Literal["encoder", "classifier"] = "encoder"
 
@@ -105,16 +112,25 @@ class DistillSettings(Settings):
 
     def resolved(self) -> "DistillSettings":
         """Fill the automatic values so config.yaml records what actually ran."""
-        hflip = self.hflip if self.hflip is not None else self.data not in DIGITS
-        student = self.student.model_copy(update={"hflip": hflip and self.student.hflip})
+        from practicum.diffusion.builtin import builtin_for
+
+        if self.form == "mean" and self.scheduler == "ddim":
+            raise ConfigError("form 'mean' adds λσ_t(m − x̂0), and DDIM (η = 0) has σ_t = 0: it would do nothing",
+                              "use form 'auto' or 'eps' with ddim, or the ddpm scheduler")
+        model = builtin_for(self.model, self.data) if self.model == "builtin" and self.data not in DIGITS \
+            else self.model
         t_stop = self.t_stop if self.t_stop is not None else self.steps // 2
-        return self.model_copy(update={"hflip": hflip, "student": student, "t_stop": t_stop})
+        # protocol B's student flips stay off for digits (not mirror-symmetric), as before issue 13
+        student = self.student.model_copy(update={"device": self.device,
+                                                  "hflip": self.student.hflip and self.data not in DIGITS})
+        return self.model_copy(update={"t_stop": t_stop, "model": model, "student": student})
 
 
 # ---------------------------------------------------------------- pieces
 
 def load_splits(settings: DistillSettings) -> tuple[Dataset, Dataset]:
-    options = {} if settings.image_size is None or settings.data in DIGITS else {"size": settings.image_size}
+    options = {} if settings.image_size is None or settings.data in DIGITS or settings.data == "fashion" \
+        else {"size": settings.image_size}
     train = load_source(settings.data, "train", **options)
     evaluation = load_source(settings.data, settings.eval_split, **options)
     if len(evaluation) == 0:
@@ -133,7 +149,7 @@ def model_args(settings: DistillSettings, train: Dataset) -> tuple:
 
     class_map = None if settings.class_map is None else read_class_map(settings.class_map)
     names = tuple(train.class_names)
-    if settings.model != "builtin":
+    if not settings.model.startswith("builtin"):
         try:
             names = tuple(prompt_names(train.class_names, class_map, settings.prompt_template))
         except ConfigError:
@@ -194,10 +210,7 @@ def discover(settings: DistillSettings, den, train: Dataset, run: RunDir):
     start = time.perf_counter()
     if settings.modes_file is not None:
         return _load_centres(settings, den, train, run, path, meta_path)
-    images = train.images
-    if settings.hflip:  # spec §2: a random horizontal flip before encoding (seed 0)
-        flip = torch.rand(len(images), generator=torch.Generator().manual_seed(0)) < 0.5
-        images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+    images = clustered_images(settings, train)
     features = encode(den, images, description="encoding the train split")
     modes = class_modes(features.reshape(len(features), -1).numpy(), train.labels.numpy(), settings.ipc,
                         train.num_classes, method=settings.mode_method, closest_point=settings.closest_point,
@@ -210,6 +223,18 @@ def discover(settings: DistillSettings, den, train: Dataset, run: RunDir):
     run.write_json(meta_path, {"method": settings.mode_method, "nearest": nearest, "seconds": seconds,
                                "nearest_ids": train.ids[nearest]})
     return centres, nearest, seconds
+
+
+def clustered_images(settings: DistillSettings, train: Dataset) -> torch.Tensor:
+    """The training images exactly as mode discovery sees them (randomly flipped, seed 0, if `hflip`).
+
+    kmeans-nearest-real takes its images from here, so it returns what was clustered.
+    """
+    images = train.images
+    if settings.hflip:  # spec §2's random horizontal flip; off unless asked
+        flip = torch.rand(len(images), generator=torch.Generator().manual_seed(0)) < 0.5
+        images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+    return images
 
 
 def _load_centres(settings: DistillSettings, den, train: Dataset, run: RunDir, path: Path, meta_path: str):
@@ -252,12 +277,17 @@ def make_set(settings: DistillSettings, method: str, seed: int, train: Dataset, 
     labels = train.labels.numpy()
     start = time.perf_counter()
     if method not in GENERATED_METHODS:
+        codes = None
+        if method == "herding":
+            den = cached_denoiser(settings.model, tuple(train.class_names), settings.device)
+            codes = encode(den, train.images).reshape(len(train), -1).numpy()
         rows = np.concatenate([
-            real_selection(method, np.flatnonzero(labels == c), settings.ipc, nearest[c], shard_seed(seed, 1, c))
+            real_selection(method, np.flatnonzero(labels == c), settings.ipc, nearest[c], shard_seed(seed, 1, c),
+                           features=None if codes is None else codes[labels == c])
             for c in range(train.num_classes)])
-        subset = train.subset(rows)
-        return subset.images, subset.labels, {"seconds": time.perf_counter() - start,
-                                              "source_ids": subset.ids.tolist()}
+        source = clustered_images(settings, train) if method == "kmeans-nearest-real" else train.images
+        return source[rows], train.labels[rows], {"seconds": time.perf_counter() - start,
+                                                  "source_ids": train.ids[rows].tolist()}
     den = cached_denoiser(*model_args(settings, train))
     ids = model_labels(settings, train, den)
     cfg = settings.cfg_scale
@@ -269,7 +299,7 @@ def make_set(settings: DistillSettings, method: str, seed: int, train: Dataset, 
                      seed=shard_seed(seed, 0, 0 if settings.shared_noise else c),
                      modes=centres[c].numpy(), ipc=settings.ipc, lam=settings.lam, t_stop=int(settings.t_stop),
                      steps=settings.steps, scheduler=settings.scheduler, form=settings.form, cfg_scale=cfg,
-                     timestep_spacing=settings.timestep_spacing, loop=settings.loop,
+                     timestep_spacing=settings.timestep_spacing,
                      model_label=None if ids is None else ids[c])
             for c in range(train.num_classes)]
     from functools import partial
@@ -278,18 +308,24 @@ def make_set(settings: DistillSettings, method: str, seed: int, train: Dataset, 
     results = executor.map(generate_class_shard, jobs, setup=load, description=f"{method} seed {seed}: generating")
     images = torch.from_numpy(np.concatenate([r["images"] for r in results])).clamp(-1, 1)
     out_labels = torch.cat([torch.full((settings.ipc,), r["label"], dtype=torch.long) for r in results])
+    per_class = [int(r["guided_steps"]) for r in results]  # read from every shard, not one
     info = {"seconds": float(sum(r["seconds"] for r in results)), "wall_seconds": time.perf_counter() - start,
-            "guided_steps": results[0]["guided_steps"], "retries": int(sum(r["retries"] for r in results)),
-            "cfg_scale": cfg}
+            "guided_steps": per_class[0] if len(set(per_class)) == 1 else per_class,
+            "retries": int(sum(r["retries"] for r in results)), "cfg_scale": cfg}
     return images, out_labels, info
 
 
-def _feature_fn(settings: DistillSettings, den, train: Dataset):
+def _feature_fn(settings: DistillSettings, den, teacher):
     if settings.metric_features == "encoder":
         return lambda images: encode(den, images).reshape(len(images), -1).numpy()
-    teacher = train_teacher(train, settings.student, seed=0)  # classifier features of a real-data network
-    return lambda images: teacher.features(images).detach().numpy() if hasattr(teacher, "features") else \
-        teacher(images).detach().numpy()
+
+    @torch.no_grad()
+    def classifier(images: torch.Tensor) -> np.ndarray:  # features of the real-data teacher
+        parts = [(teacher.features if hasattr(teacher, "features") else teacher)(images[k:k + 512])
+                 for k in range(0, len(images), 512)]
+        return torch.cat(parts).flatten(1).numpy()
+
+    return classifier
 
 
 # ---------------------------------------------------------------- the whole run
@@ -312,35 +348,44 @@ def run_distill(settings: DistillSettings, out: str | Path, *, resume: bool = Fa
         results_dir = run.sub("results")
         centres, nearest, mode_seconds = discover(settings, den, train, run)
         pool = Pool(run.path / "pool")
-        features = _feature_fn(settings, den, train)
-        real_features = features(train.images)
-        teacher = train_teacher(train, settings.student, seed=0) if settings.student.labels == "soft" else None
-        for method in settings.methods:
-            for seed in settings.seeds:
+        teacher = None  # one teacher serves both soft labels and classifier features
+        if settings.student.labels == "soft" or settings.metric_features == "classifier":
+            val = load_source(settings.data, "val") if settings.data in DIGITS or settings.data == "fashion" \
+                else load_splits(settings.model_copy(update={"eval_split": "val"}))[1]
+            teacher = train_teacher(train, settings.student, seed=0, val=val)
+            run.write_json("teacher.json", {"arch": settings.student.teacher_arch,
+                                            "val_accuracy": teacher.practicum_val_accuracy})
+        features = _feature_fn(settings, den, teacher)
+        real_features = None
+        for seed in settings.seeds:
+            # 1. every method's set for this seed (the generated ones share the seed's noise)
+            sets = {}
+            for method in settings.methods:
+                sets[method] = _distilled_set(settings, run, pool, method, seed, train, centres, nearest, executor)
+            # 2. diversity / representativeness in one joint embedding per class for all methods
+            metrics_path = f"results/metrics-seed{seed}.json"
+            scores = run.read_json(metrics_path)
+            if scores is None or set(scores) != set(settings.methods):
+                if real_features is None:
+                    real_features = features(train.images)
+                joint = joint_scores(real_features, train.labels.numpy(),
+                                     {m: (features(d.images), d.labels.numpy()) for m, (d, _) in sets.items()},
+                                     spaces=tuple(settings.metric_spaces), seed=0,
+                                     real_per_class=settings.tsne_real_per_class)
+                if seed == settings.seeds[0] and "tsne" in settings.metric_spaces:
+                    from practicum.distill.figures import tsne_figure
+
+                    for m in settings.methods:
+                        tsne_figure(joint[m]["tsne"]["embeddings"], m, run.sub("figures") / f"tsne-{m}.png")
+                scores = {m: {space: {"diversity": v["diversity"], "representativeness": v["representativeness"]}
+                              for space, v in per_space.items()} for m, per_space in joint.items()}
+                run.write_json(metrics_path, scores)
+            # 3. students
+            for method in settings.methods:
                 name = f"{method}-seed{seed}"
                 if (results_dir / f"{name}.json").exists():
                     continue
-                shard = f"{method}-seed{seed}"
-                if pool.has_shard(shard):  # made before an interruption: reuse it
-                    images = pool.images([shard])
-                    index = pool.index()
-                    labels = torch.as_tensor(index[index["shard"] == shard]["label"].to_numpy().copy())
-                    info = run.read_json(f"results/{name}.set.json", default={"seconds": float("nan")})
-                else:
-                    images, labels, info = make_set(settings, method, seed, train, centres, nearest, executor)
-                    run.write_json(f"results/{name}.set.json", info)
-                    ids = [f"{method}-s{seed}-c{int(c)}-{k % settings.ipc}" for k, c in enumerate(labels.tolist())]
-                    pool.append(shard, images, labels, seeds=seed, ids=ids, class_names=train.class_names,
-                                settings={"method": method, "lam": settings.lam, "t_stop": settings.t_stop})
-                    images = pool.images([shard])  # evaluate exactly what was stored (uint8)
-                distilled = Dataset(images, labels.long(), np.array([f"{shard}-{i}" for i in range(len(labels))]),
-                                    train.class_names)
-                scores = distillation_scores(real_features, train.labels.numpy(), features(images),
-                                             labels.numpy(), spaces=tuple(settings.metric_spaces), seed=0)
-                if seed == settings.seeds[0] and "tsne" in scores:
-                    from practicum.distill.figures import tsne_figure
-
-                    tsne_figure(scores["tsne"]["embeddings"], method, run.sub("figures") / f"tsne-{method}.png")
+                distilled, info = sets[method]
                 start = time.perf_counter()
                 student = train_student(distilled, evaluation, settings.student, seed, ipc=settings.ipc,
                                         teacher=teacher)
@@ -349,7 +394,7 @@ def run_distill(settings: DistillSettings, out: str | Path, *, resume: bool = Fa
                           "seconds": info.get("seconds", float("nan")) +
                           (mode_seconds if method in ("kmeans-nearest-real", "mode-no-stop", "mgd3") else 0.0),
                           "generation": info}
-                for space, values in scores.items():
+                for space, values in scores[method].items():
                     suffix = "" if space == "tsne" else f"_{space}"
                     record[f"diversity{suffix}"] = values["diversity"]
                     record[f"representativeness{suffix}"] = values["representativeness"]
@@ -365,6 +410,54 @@ def run_distill(settings: DistillSettings, out: str | Path, *, resume: bool = Fa
         write_figures_and_report(settings, run, pool, summary)
         run.finish()
     return summary
+
+
+def _distilled_set(settings: DistillSettings, run: RunDir, pool, method: str, seed: int, train: Dataset,
+                   centres, nearest, executor) -> tuple[Dataset, dict]:
+    """One (method, seed) set: from the pool if an earlier (interrupted) run made it, else made and stored."""
+    shard = f"{method}-seed{seed}"
+    name = shard
+    if pool.has_shard(shard):
+        images = pool.images([shard])
+        index = pool.index()
+        labels = torch.as_tensor(index[index["shard"] == shard]["label"].to_numpy().copy())
+        info = run.read_json(f"results/{name}.set.json", default={"seconds": float("nan")})
+    else:
+        images, labels, info = make_set(settings, method, seed, train, centres, nearest, executor)
+        run.write_json(f"results/{name}.set.json", info)
+        ids = [f"{method}-s{seed}-c{int(c)}-{k % settings.ipc}" for k, c in enumerate(labels.tolist())]
+        pool.append(shard, images, labels, seeds=seed, ids=ids, class_names=train.class_names,
+                    settings={"method": method, "lam": settings.lam, "t_stop": settings.t_stop})
+        images = pool.images([shard])  # evaluate exactly what was stored (uint8)
+    return Dataset(images, labels.long(), np.array([f"{shard}-{i}" for i in range(len(labels))]),
+                   train.class_names), info
+
+
+PAIRS = (("mgd3", "unguided"), ("mgd3", "mode-no-stop"), ("mgd3", "random-real"), ("mgd3", "herding"))
+
+
+def paired_differences(methods: dict, key: str = "last_accuracy") -> dict:
+    """Per-seed paired differences a − b with a t interval (none, and why, with fewer than 5 seeds)."""
+    from practicum.distill.protocol import t_interval
+
+    out = {}
+    for a, b in PAIRS:
+        if a not in methods or b not in methods:
+            continue
+        pa = {r["seed"]: r[key] for r in methods[a]["per_seed"]}
+        pb = {r["seed"]: r[key] for r in methods[b]["per_seed"]}
+        seeds = sorted(set(pa) & set(pb))
+        diffs = [pa[s] - pb[s] for s in seeds]
+        if not diffs:
+            continue
+        entry = {"seeds": seeds, "per_seed": diffs, "mean": float(np.mean(diffs))}
+        if len(diffs) >= 5:
+            entry["ci95"] = t_interval(diffs)
+        else:
+            entry["ci95"] = None
+            entry["why_no_interval"] = f"{len(diffs)} seeds: a t interval needs at least 5 to be worth printing"
+        out[f"{a} - {b}"] = entry
+    return out
 
 
 def summarise_run(settings: DistillSettings, run: RunDir, mode_seconds: float) -> dict:
@@ -386,13 +479,20 @@ def summarise_run(settings: DistillSettings, run: RunDir, mode_seconds: float) -
         entry["per_seed"] = [{"seed": r["seed"], "best_accuracy": r["best_accuracy"],
                               "last_accuracy": r["last_accuracy"]} for r in records]
         methods[method] = entry
+    protocol = settings.student.protocol
     return {
+        "protocol": protocol,
+        "students_per_set": settings.student.students,
+        "accuracy": "final-epoch accuracy (test once), mean over students, then mean ± std (ddof=1) over seeds"
+        if protocol == "A" else "best accuracy over training (peeks at the evaluation split) beside the last",
+        "paired": paired_differences(methods, "last_accuracy" if protocol == "A" else "best_accuracy"),
         "ipc": settings.ipc,
         "data": settings.data,
         "model": settings.model,
         "evaluated_on": settings.eval_split,
-        "accuracy_is": "best test accuracy over training (the protocol's number; last_accuracy_* beside it)",
         "student": settings.student.arch,
+        "width": settings.student.width or 128,
+        "epochs": settings.student.epochs_for(settings.ipc, 10),
         "lam": settings.lam,
         "t_stop": settings.t_stop,
         "steps": settings.steps,
@@ -406,8 +506,9 @@ def _fmt(value) -> str:
 
 
 def print_summary(summary: dict) -> None:
-    echo(f"IPC {summary['ipc']} on {summary['data']} ({summary['evaluated_on']} split; best / last accuracy "
-         f"over training, mean ± std over seeds; diversity ↑ and representativeness ↓ in t-SNE | cosine)")
+    echo(f"IPC {summary['ipc']} on {summary['data']} ({summary['evaluated_on']} split), protocol "
+         f"{summary['protocol']}: {summary['accuracy']}; diversity ↑ and representativeness ↓ in one joint "
+         f"t-SNE per class | cosine")
     echo(f"{'method':<21}{'best acc %':>13}{'last acc %':>13}{'div':>7}{'repr':>7}{'div cos':>9}{'repr cos':>9}"
          f"{'seconds':>9}")
     for name, m in summary["methods"].items():
@@ -415,7 +516,11 @@ def print_summary(summary: dict) -> None:
              f"{100 * m['last_accuracy_mean']:>7.1f} ± {100 * m['last_accuracy_std']:<3.1f}"
              f"{_fmt(m['diversity']):>7}{_fmt(m['representativeness']):>7}{_fmt(m['diversity_cosine']):>9}"
              f"{_fmt(m['representativeness_cosine']):>9}{m['seconds']:>9.2f}")
+    for pair, d in summary.get("paired", {}).items():
+        ci = d["ci95"]
+        tail = f"95% t interval [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else d.get("why_no_interval", "")
+        echo(f"paired {pair}: {100 * d['mean']:+.1f} points over {len(d['seeds'])} seeds; {tail}")
 
 
-__all__ = ["DistillSettings", "MODE_METHODS", "discover", "encode", "load_splits", "make_set", "open_model",
-           "print_summary", "run_distill", "summarise_run"]
+__all__ = ["DistillSettings", "MODE_METHODS", "PAIRS", "TUNED", "clustered_images", "discover", "encode", "load_splits", "make_set", "open_model",
+           "paired_differences", "print_summary", "run_distill", "summarise_run"]

@@ -1,0 +1,221 @@
+"""MGD³ on Fashion-MNIST against the dataset-distillation literature (issue 13).
+
+Phases, each a resumable `practicum distill` run directory under --out (rerun to continue):
+
+1. **tune** (the tune split only; test untouched): `mgd3` over a λ grid at t_stop = 25, then a
+   t_stop grid at the best λ, then a CFG grid at the best (λ, t_stop); `unguided` at each CFG as
+   its reference. Kept: the best mean tune accuracy. Prints the tuning table.
+2. **test, protocol A** (ConvNet-3, DSA, final epoch, `--students` networks per set): every
+   method at each `--ipc`, over `--seeds` generation seeds, with the tuned settings. Paired
+   MGD³ − unguided per seed with a t interval (≥ 5 seeds).
+3. **ranking check**: IPC 10 again at a reduced width/epochs (`--small-width`, `--small-epochs`,
+   the CPU budget) on the same sets; the method ranking is compared with phase 2's.
+4. **protocol B** (MGD³'s own: CutMix, best and last) at IPC 10 (`--protocol-b`).
+
+Budget knobs: --ipc, --seeds, --students, --epochs, --width, --tune-seeds. The literature's
+protocol is width 128, 1000 epochs (DSA/DM), 20 students; every departure is printed and stored.
+
+    python benchmarks/distill_fashion.py --ipc 10 --seeds 5 --students 2 --epochs 300     # CPU: hours
+    python benchmarks/distill_fashion.py --device cuda --ipc 10,1,50 --seeds 5 --students 3
+
+Writes benchmarks/results/distill_fashion.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from practicum.data import atomic_write_json  # noqa: E402
+from practicum.distill.generate import METHODS  # noqa: E402
+from practicum.distill.pipeline import DistillSettings, print_summary, run_distill  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "distill_fashion.json"
+LITERATURE = {  # ConvNet-3, Zhao et al.'s protocol; IPC 1 / 10 / 50 (shared/data/README.md)
+    "random real": (51.4, 73.8, 82.5), "DC": (70.5, 82.3, 83.6), "DSA": (70.6, 84.6, 88.7),
+    "DM": (70.7, 83.5, 88.1), "MTT": (75.1, 87.2, 88.3)}
+FULL_DATA = 93.5
+
+
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def _seeds(text: str) -> list[int]:
+    values = _ints(text)
+    return list(range(values[0])) if len(values) == 1 else values
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("runs/bench-fashion"))
+    parser.add_argument("--model", default="builtin", help="builtin (the Fashion generator) or a model folder")
+    parser.add_argument("--ipc", type=_ints, default=[10])
+    parser.add_argument("--seeds", type=_seeds, default=list(range(5)), help="a count (5) or a list (0,1,2)")
+    parser.add_argument("--students", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=300, help="protocol A epochs (the literature: 1000)")
+    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--tune-seeds", type=_seeds, default=[100, 101])
+    parser.add_argument("--tune-epochs", type=int, default=None, help="default: --epochs")
+    parser.add_argument("--lams", type=_floats, default=[0.03, 0.1, 0.3, 1.0])
+    parser.add_argument("--t-stops", type=_ints, default=[10, 25, 35])
+    parser.add_argument("--cfgs", type=_floats, default=[1.0, 2.0, 4.0])
+    parser.add_argument("--lam", type=float, default=None, help="skip tuning with --t-stop and --cfg")
+    parser.add_argument("--t-stop", type=int, default=None)
+    parser.add_argument("--cfg", type=float, default=None)
+    parser.add_argument("--small-width", type=int, default=32)
+    parser.add_argument("--small-epochs", type=int, default=100)
+    parser.add_argument("--no-ranking-check", action="store_true")
+    parser.add_argument("--protocol-b", action="store_true", help="also run protocol B at IPC 10")
+    parser.add_argument("--b-epochs", type=int, default=300, help="protocol B epochs (the rule: 2000 at IPC 10)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--steps", type=int, default=50, help="sampling steps (t_stop values are for 50)")
+    parser.add_argument("--tsne-real", type=int, default=300, help="real rows per class in the joint t-SNE")
+    args = parser.parse_args()
+    torch.set_num_threads(1 if args.device == "cpu" else torch.get_num_threads())
+    started = time.time()
+    report: dict = {"machine": "see docs/benchmarks.md", "date": time.strftime("%Y-%m-%d"),
+                    "command": "python " + " ".join(sys.argv), "python": platform.python_version(),
+                    "device": args.device, "literature": LITERATURE, "full_data": FULL_DATA,
+                    "budget": {"width": args.width, "epochs_A": args.epochs, "students": args.students,
+                               "seeds": args.seeds, "literature": "width 128, 1000 epochs (DSA/DM), 20 students"}}
+
+    def settings(**values) -> DistillSettings:
+        student = {"width": args.width, "epochs": args.epochs, "students": args.students,
+                   **values.pop("student", {})}
+        base = {"model": args.model, "data": "fashion", "device": args.device, "tsne_real_per_class": args.tsne_real,
+                "steps": args.steps}
+        return DistillSettings.model_validate({**base, **values, "student": student})
+
+    def save() -> None:
+        report["minutes"] = (time.time() - started) / 60
+        atomic_write_json(RESULTS, report)
+
+    # ---- phase 1: tune λ, then t_stop, then CFG on the tune split (IPC 10)
+    modes_file = None
+    lam, t_stop, cfg = args.lam, args.t_stop, args.cfg
+    tuning: list[dict] = []
+    if lam is None or t_stop is None or cfg is None:
+        tune_student = {"students": 1, "epochs": args.tune_epochs or args.epochs}
+
+        def tune(method: str, lam_: float, t_stop_: int, cfg_: float) -> float:
+            nonlocal modes_file
+            name = f"tune-{method}-lam{lam_}-ts{t_stop_}-cfg{cfg_}"
+            s = settings(ipc=10, methods=[method], seeds=args.tune_seeds, lam=lam_, t_stop=t_stop_, cfg_scale=cfg_,
+                         eval_split="tune", metric_spaces=["cosine"], modes_file=modes_file, student=tune_student)
+            summary = run_distill(s, args.out / name, resume=(args.out / name / "run.json").exists())
+            if modes_file is None:
+                modes_file = str(args.out / name / "modes" / "modes.safetensors")
+            m = summary["methods"][method]
+            row = {"method": method, "lam": lam_, "t_stop": t_stop_, "cfg": cfg_, "tune_accuracy": m["last_accuracy_mean"],
+                   "std": m["last_accuracy_std"], "diversity_cosine": m["diversity_cosine"],
+                   "representativeness_cosine": m["representativeness_cosine"]}
+            if row not in tuning:
+                tuning.append(row)
+            print(f"  tune {method:<9} λ={lam_:<5} t_stop={t_stop_:<3} cfg={cfg_:<4} → {100 * row['tune_accuracy']:.1f}",
+                  flush=True)
+            return row["tune_accuracy"]
+
+        cfg0 = 2.0 if cfg is None else cfg  # the generator's recommended scale
+        ts0 = 25 if t_stop is None else t_stop
+        tune("unguided", 0.0, ts0, cfg0)
+        if lam is None:
+            lam = max(args.lams, key=lambda v: tune("mgd3", v, ts0, cfg0))
+        if t_stop is None:
+            t_stop = max(args.t_stops, key=lambda v: tune("mgd3", lam, v, cfg0))
+        if cfg is None:
+            for c in args.cfgs:
+                tune("unguided", 0.0, t_stop, c)
+            cfg = max(args.cfgs, key=lambda v: tune("mgd3", lam, t_stop, v))
+    report["tuning"] = tuning
+    report["tuned"] = {"lam": lam, "t_stop": t_stop, "cfg_scale": cfg, "tuned": bool(tuning)}
+    origin = "tuned on the tune split" if tuning else "given on the command line (not tuned)"
+    print(f"{origin}: λ={lam}, t_stop={t_stop}, cfg={cfg}", flush=True)
+    save()
+
+    # ---- phase 2: protocol A on test, every method, each IPC
+    report["protocol_A"] = {}
+    for ipc in args.ipc:
+        s = settings(ipc=ipc, methods=list(METHODS), seeds=args.seeds, lam=lam, t_stop=t_stop, cfg_scale=cfg)
+        out = args.out / f"A-ipc{ipc}"
+        summary = run_distill(s, out, resume=(out / "run.json").exists())
+        print_summary(summary)
+        report["protocol_A"][str(ipc)] = summary
+        save()
+        if ipc == 10 and not args.no_ranking_check:
+            # ---- phase 3: the same sets at the reduced (CPU) budget; does the ranking change?
+            small = settings(ipc=10, methods=list(METHODS), seeds=args.seeds, lam=lam, t_stop=t_stop, cfg_scale=cfg,
+                             metric_spaces=["cosine"],
+                             student={"width": args.small_width, "epochs": args.small_epochs})
+            small_out = args.out / "A-ipc10-small"
+            small_summary = run_distill(small, small_out, resume=(small_out / "run.json").exists())
+            full_rank = sorted(summary["methods"], key=lambda m: -summary["methods"][m]["last_accuracy_mean"])
+            small_rank = sorted(small_summary["methods"],
+                                key=lambda m: -small_summary["methods"][m]["last_accuracy_mean"])
+            report["ranking_check"] = {
+                "full": {"width": args.width, "epochs": args.epochs, "ranking": full_rank},
+                "small": {"width": args.small_width, "epochs": args.small_epochs, "ranking": small_rank,
+                          "accuracy": {m: v["last_accuracy_mean"] for m, v in small_summary["methods"].items()}},
+                "same_order": full_rank == small_rank,
+                "kendall_tau": _kendall(full_rank, small_rank)}
+            print(f"ranking full {full_rank}\nranking small {small_rank}", flush=True)
+            save()
+
+    # ---- phase 4: protocol B at IPC 10
+    if args.protocol_b:
+        s = settings(ipc=10, methods=list(METHODS), seeds=args.seeds, lam=lam, t_stop=t_stop, cfg_scale=cfg,
+                     metric_spaces=["cosine"],
+                     student={"protocol": "B", "epochs": args.b_epochs, "students": 1, "eval_points": 10})
+        out = args.out / "B-ipc10"
+        summary = run_distill(s, out, resume=(out / "run.json").exists())
+        print_summary(summary)
+        report["protocol_B"] = {"10": summary}
+        save()
+    print(table(report))
+    save()
+
+
+def _kendall(a: list[str], b: list[str]) -> float:
+    from scipy.stats import kendalltau
+
+    return float(kendalltau([a.index(m) for m in a], [b.index(m) for m in a]).statistic)
+
+
+def table(report: dict) -> str:
+    """The markdown table for docs/benchmarks.md: literature rows beside practicum's (protocol A)."""
+    ipcs = sorted(int(k) for k in report.get("protocol_A", {}))
+    col = {1: 0, 10: 1, 50: 2}
+    lines = ["| method | " + " | ".join(f"IPC {i}" for i in ipcs) + " |", "|---|" + "---|" * len(ipcs)]
+    for name, values in LITERATURE.items():
+        lines.append(f"| {name} (literature) | " + " | ".join(f"{values[col[i]]}" for i in ipcs if i in col) + " |")
+    for method in METHODS:
+        cells = []
+        for i in ipcs:
+            m = report["protocol_A"][str(i)]["methods"].get(method)
+            cells.append("-" if m is None else f"{100 * m['last_accuracy_mean']:.1f} ± {100 * m['last_accuracy_std']:.1f}")
+        lines.append(f"| {method} (practicum) | " + " | ".join(cells) + " |")
+    lines.append("")
+    for i in ipcs:
+        for pair, d in report["protocol_A"][str(i)].get("paired", {}).items():
+            ci = d.get("ci95")
+            ci_text = f"95% t interval [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else \
+                f"no interval ({d.get('why_no_interval', '')})"
+            lines.append(f"- IPC {i}, paired {pair}: {100 * d['mean']:+.1f} points; {ci_text}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
+    print(json.dumps({"results": str(RESULTS)}))
