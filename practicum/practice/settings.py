@@ -25,6 +25,10 @@ class GeneratorSettings(Settings):
     every: int = Field(3, ge=1, description="guide at steps i with i mod every == 0 [paper code: 5 of 30]")
     form: Literal["latent", "score"] = "latent"
     through: Literal["full", "learner"] = Field("full", description="gradient path of the entropy guidance")
+    guide_start: int | None = Field(None, ge=0, description="first guided loop step (None = 0)")
+    guide_stop: int | None = Field(None, description="guide only steps < this (negative: from the end); None = "
+                                   "all but the last max(1, round(S/6)) steps, which are never guided by default")
+    min_alpha_bar: float = Field(0.01, ge=0, lt=1, description="skip steps whose ᾱ_t is below this (x̂0 is noise)")
     shard_size: int = Field(100, ge=1, description="samples per parallel generation shard")
 
     def sampling(self) -> dict:
@@ -32,7 +36,8 @@ class GeneratorSettings(Settings):
         return {k: v for k, v in values.items() if v is not None}
 
     def guidance(self) -> dict:
-        return {"every": self.every, "form": self.form, "through": self.through}
+        return {"every": self.every, "form": self.form, "through": self.through, "start": self.guide_start,
+                "stop": self.guide_stop, "min_alpha_bar": self.min_alpha_bar}
 
 
 class PracticeSettings(Settings):
