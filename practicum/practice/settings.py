@@ -60,6 +60,8 @@ class PracticeSettings(Settings):
     reset_best: bool = Field(False, description="forget the best accuracy after each round")
     eval_every: int | None = Field(160, ge=1, description="τ in samples seen; None = N (one pass over the start set)")
     max_rounds: int | None = Field(None, ge=0, description="stop adding after this many rounds (0 = static run)")
+    track_val: bool = Field(True, description="evaluate on val every τ samples even when no round can be added "
+                            "(static runs only need it for the training-curve figure)")
     add_during_warmup: bool = Field(False, description="allow rounds during the LR warm-up (an untrained "
                                     "learner's entropy is uninformative; the paper's patience rarely fires there)")
     branch_out: bool = Field(True, description="branch out before rounds (accuracy vs data size)")
@@ -92,7 +94,10 @@ class PracticeSettings(Settings):
             import torch
 
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        return DiffusionGenerator(g.model, sampling=g.sampling(), guidance=g.guidance(), shard_size=g.shard_size,
+        from practicum.diffusion.builtin import builtin_for
+
+        model = builtin_for(g.model, self.data) if g.model == "builtin" else g.model
+        return DiffusionGenerator(model, sampling=g.sampling(), guidance=g.guidance(), shard_size=g.shard_size,
                                   engine=engine, class_names=data.class_names, image_shape=data.image_shape,
                                   device=device)
 
