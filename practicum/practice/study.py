@@ -1,16 +1,22 @@
 """`practicum study`: Deliberate Practice against static generation, measured on real held-out data.
 
-For each seed:
-1. a vanilla bank: the largest static set, drawn once from the generator (class-balanced by
-   position). Static sets are its prefixes, DP's start set is its first N, dynamic-vanilla
-   rounds are its next slices and generate-then-prune candidates too: vanilla data is generated
-   once and its per-image cost is charged to every run that uses it;
-2. independent runs, through `executor.map` (local or Ray): static at every size, DP (with
-   branch-outs), dynamic-vanilla (ω = 0, with branch-outs) and generate-then-prune, all with
-   the same iteration budget, learner and validation split;
-3. the analysis: mean curves, the data multiplier with a bootstrap CI over seeds, paired gains
-   at equal size, fitted scaling laws, compute accounting, figures, `report.html`, `summary.json`.
+Built-in Fashion-MNIST by default (`--data digits` for the 8×8 digits). For each seed:
+1. a vanilla bank: one class-balanced stream drawn from the generator and grown as needed.
+   Static sets are its prefixes, DP's start set is its first N, dynamic-vanilla rounds and
+   generate-then-prune candidates are its next slices (generated on demand past its end);
+   vanilla images are generated once and their per-image cost is charged to every run using them;
+2. static runs on a geometric grid N·2^k, one size at a time, until a doubling changes mean val
+   accuracy by less than one standard error (or grid_max_factor·N): this fixes the static
+   curve, and with it the target, from static alone before DP is looked at;
+3. DP (with branch-outs; growth not capped by the static grid), dynamic-vanilla (ω = 0) and
+   generate-then-prune, all with the same iteration budget, learner and validation split,
+   through `executor.map` (local or Ray);
+4. the analysis (`practicum.practice.analysis`): per-seed multipliers with censoring, t intervals
+   only with >= 5 seeds, paired gains above the start size, a one-family fitted multiplier;
+   figures, `report.html`, `summary.json`.
 
+Splits: val drives patience and the static grid; tune (optional `report_tune`) scores every
+point for hyper-parameter choices in benchmarks; test is only read for the reported numbers.
 Every run is its own run directory under `runs/` and resumes on its own; a finished run is read
 back, so `--resume` after a kill only redoes what was not finished.
 """
@@ -49,8 +55,8 @@ LABELS = {"static": "static (all up front)", "dp": "Deliberate Practice", "vanil
 # 50-70 ms on one core (docs/benchmarks.md, Issue 12). Digits keep the settings tuned for 8×8.
 PRESETS: dict[str, dict[str, Any]] = {
     "fashion": {"practice": {"arch": "cnn", "width": 16, "train": {"steps": 600, "batch_size": 32},
-                             "initial_size": 50, "add_size": 50, "eval_every": 400, "omega": 0.1,
-                             "generator": {"steps": 10, "every": 3}},
+                             "initial_size": 50, "add_size": 50, "eval_every": 960, "omega": 0.1,
+                             "val_size": 1000, "generator": {"steps": 10, "every": 3}},
                 "grid_max_factor": 32},
     "digits": {"practice": {"arch": "cnn", "width": 16, "train": {"steps": 700, "batch_size": 32},
                             "initial_size": 40, "add_size": 40, "eval_every": 160, "omega": 0.1,
@@ -58,8 +64,9 @@ PRESETS: dict[str, dict[str, Any]] = {
                "grid_max_factor": 64},
 }
 QUICK: dict[str, dict[str, Any]] = {
-    "fashion": {"seeds": 2, "strategies": ["static", "dp"], "grid_max_factor": 8,
-                "practice": {"initial_size": 40, "add_size": 40, "eval_every": 400, "train": {"steps": 300}}},
+    "fashion": {"seeds": 2, "strategies": ["static", "dp"], "grid_max_factor": 4,
+                "practice": {"initial_size": 40, "add_size": 40, "eval_every": 640, "train": {"steps": 300},
+                             "test_size": 2000}},
     "digits": {"seeds": 2, "strategies": ["static", "dp"], "grid_max_factor": 16,
                "practice": {"initial_size": 30, "add_size": 30, "eval_every": 120, "train": {"steps": 400}}},
 }
@@ -141,8 +148,8 @@ def plateau_reached(val_by_seed: dict[int, dict[int, float]], smaller: int, larg
 
 def static_item(s: StudySettings, out: Path, seed: int, size: int) -> dict[str, Any]:
     base = s.practice.model_dump(mode="json") | {"seed": seed, "data": s.data}
-    # periodic val evaluations only matter where a round can be added; seed 0 keeps them for the figure
-    settings = base | {"initial_size": size, "max_rounds": 0, "branch_out": False, "track_val": seed == 0}
+    # periodic val evaluations only matter where a round can be added (they would double a static run's cost)
+    settings = base | {"initial_size": size, "max_rounds": 0, "branch_out": False, "track_val": False}
     return {"seed": seed, "data": s.data, "bank": str(out / "banks" / f"seed-{seed}"), "threads": s.threads,
             "report_tune": s.report_tune, "strategy": "static", "size": size, "settings": settings,
             "path": str(out / "runs" / f"static-n{size}-s{seed}")}
