@@ -33,8 +33,12 @@ sys.path.insert(0, str(ROOT))
 
 BUDGETS = {
     # small: the heaviest version the shared 2-core box affords in about half an hour of one core
-    "small": {"practice": {"train": {"steps": 400}, "initial_size": 40, "add_size": 40, "eval_every": 640,
-                           "val_size": 1000, "test_size": 4000}, "grid_max_factor": 16},
+    "small": {"practice": {"train": {"steps": 300}, "initial_size": 40, "add_size": 40, "eval_every": 640,
+                           "val_size": 1000, "test_size": 2000}, "grid_max_factor": 8},
+    # smoke: checks that every stage runs (seconds of work; the numbers mean nothing)
+    "smoke": {"practice": {"train": {"steps": 40}, "initial_size": 20, "add_size": 20, "eval_every": 64,
+                           "val_size": 200, "test_size": 200, "generator": {"steps": 4, "every": 1}},
+              "grid_max_factor": 2, "prune_ratio": 2},
     # full: the study's own defaults (10k test, grid up to 32x)
     "full": {},
 }
@@ -45,6 +49,8 @@ ABLATIONS = {
     "every step (k=1)": {"generator": {"every": 1}},
 }
 PRUNE_RATIOS = (2, 4, 8, 16)
+SMOKE_PRUNE_RATIOS = (2,)
+LIMIT = {"seeds": 10 ** 6}
 
 
 def _merge(base: dict, update: dict) -> dict:
@@ -59,7 +65,7 @@ def variant_runs(settings, out: Path, name: str, strategy: str, change: dict) ->
     from practicum.practice.study import plan_runs
 
     slug = "".join(c if c.isalnum() else "-" for c in name).strip("-")
-    items = [i for i in plan_runs(settings, out) if i["strategy"] == strategy]
+    items = [i for i in plan_runs(settings, out) if i["strategy"] == strategy and i["seed"] < LIMIT["seeds"]]
     return [i | {"settings": _merge(i["settings"], change),
                  "path": str(Path(i["path"]).with_name(f"abl-{slug}-s{i['seed']}"))} for i in items]
 
@@ -99,14 +105,15 @@ def guided_cost(results: list[dict]) -> float | None:
 
 
 def train_judge(steps: int, seed: int = 7):
-    """A width-32 CNN trained on real Fashion train images: the independent judge of hardness."""
+    """An MLP (another architecture than the CNN learner) trained on REAL Fashion train images:
+    the independent judge of hardness."""
     import torch
 
     from practicum.data import load_source
     from practicum.learn import Learner, TrainSettings, build_model
 
     train, test = load_source("fashion", "train"), load_source("fashion", "test")
-    learner = Learner(build_model("cnn", 10, train.image_shape, 32, seed=seed),
+    learner = Learner(build_model("mlp", 10, train.image_shape, 256, seed=seed),
                       TrainSettings(steps=steps, batch_size=64), seed=seed)
     generator = torch.Generator().manual_seed(seed)
     while learner.step < steps:
@@ -143,7 +150,9 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--skip", type=str, default="", help="comma list: ablations,prune,judge")
     parser.add_argument("--sweep", type=str, default="", help="extra ω values for DP, chosen on tune")
-    parser.add_argument("--judge-steps", type=int, default=1500)
+    parser.add_argument("--judge-steps", type=int, default=2000)
+    parser.add_argument("--ablation-seeds", type=int, default=None,
+                        help="seeds for the ablation and prune-ratio rows (default: --seeds); < 5 prints no intervals")
     args = parser.parse_args()
 
     import torch
@@ -152,6 +161,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     skip = set(filter(None, args.skip.split(",")))
+    LIMIT["seeds"] = args.ablation_seeds or args.seeds
     name = f"study_fashion_{args.budget}"
     out = args.out or ROOT / "runs" / f"bench-{name}"
     values = _merge(BUDGETS[args.budget], {"report_tune": True})
@@ -167,78 +177,90 @@ def main() -> None:
     statics = [p for p in summary["points"] if p["strategy"] == "static"]
     by_strategy = {s: [r for r in results if r["strategy"] == s] for s in settings.strategies}
 
-    rows = [row_for("DP (ω={:g}, default schedule)".format(settings.practice.omega), by_strategy["dp"], statics, start)]
-    if "vanilla" in by_strategy:
-        rows.append(row_for("ω = 0 (dynamic-vanilla)", by_strategy["vanilla"], statics, start))
+    state: dict = {"rows": [], "prune_rows": [], "judge": None, "costs": {}}
+    target = ROOT / "benchmarks" / "results" / f"{name}.json"
+
+    def save(stage: str) -> None:
+        """Write what is known so far (each stage adds to it; a kill keeps the earlier stages)."""
+        state["costs"] = costs(results, by_strategy, variants, summary)
+        record = {"benchmark": name, "stage": stage, "machine": "2-core shared dev box, loaded",
+                  "date": time.strftime("%Y-%m-%d"), "python": platform.python_version(),
+                  "command": " ".join(["python", *sys.argv]), "wall_seconds": time.perf_counter() - started,
+                  "study_wall_seconds": study_wall,
+                  "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "settings": settings.model_dump(mode="json"),
+                  "study": {k: summary.get(k) for k in ("data_multiplier", "data_multiplier_ci",
+                                                        "data_multiplier_detail", "data_multiplier_fit",
+                                                        "dp_gain_equal_size", "dp_vs_vanilla_equal_size",
+                                                        "vanilla_multiplier", "dp_vs_prune", "grid", "start_size")},
+                  "curves": {s: v["grid"] for s, v in summary["strategies"].items()}, **state}
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(record, indent=2, default=float) + "\n")
+        print_table(record)
+        print(f"[{stage}] wrote {target}", flush=True)
+
     variants: dict[str, list[dict]] = {}
+    state["rows"].append(row_for("DP (ω={:g}, default schedule)".format(settings.practice.omega), by_strategy["dp"],
+                                 statics, start))
+    if "vanilla" in by_strategy:
+        state["rows"].append(row_for("ω = 0 (dynamic-vanilla)", by_strategy["vanilla"], statics, start))
+    judge = None
+    if "judge" not in skip:
+        judge, judge_acc = train_judge(args.judge_steps)
+        state["judge"] = judge_entropies(judge, judge_acc, by_strategy, variants)
+    save("study")
+
     if "ablations" not in skip:
         extra = {f"ω = {w:g}": {"omega": float(w)} for w in filter(None, args.sweep.split(","))}
         for label, change in {**ABLATIONS, **extra}.items():
             variants[label] = [run_one(i) for i in variant_runs(settings, out, label, "dp", change)]
-            rows.append(row_for(label, variants[label], statics, start))
-            print(f"ablation {label}: done", flush=True)
-    prune_rows = []
+            state["rows"].append(row_for(label, variants[label], statics, start))
+            save(f"ablation {label}")
     if "prune" not in skip:
-        for ratio in PRUNE_RATIOS:
+        from practicum.practice import analysis
+
+        for ratio in (SMOKE_PRUNE_RATIOS if args.budget == "smoke" else PRUNE_RATIOS):
             label = f"generate-then-prune x{ratio}"
             runs = [run_one(i) for i in variant_runs(settings, out, label, "prune", {"ratio": float(ratio)})]
             variants[label] = runs
             points = statics + [p | {"strategy": "prune", "seed": r["seed"]} for r in runs for p in r["points"]]
-            from practicum.practice import analysis
+            state["prune_rows"].append({
+                "name": label, "ratio": ratio, "size": runs[0]["pool_size"] if runs else None, "seeds": len(runs),
+                "test_mean": sum(r["points"][0]["test_accuracy"] for r in runs) / len(runs),
+                "tune_mean": sum(r["points"][0].get("tune_accuracy", 0) for r in runs) / len(runs),
+                "gain_vs_static": analysis.paired_gain(points, "static", "prune", start_size=start),
+                "gen_seconds": sum(r["seconds"]["generate"] for r in runs),
+                "train_seconds": sum(r["seconds"]["train"] for r in runs)})
+            save(label)
+    if judge is not None:
+        state["judge"] = judge_entropies(judge, state["judge"]["judge_test_accuracy"], by_strategy, variants)
+    save("done")
 
-            gain = analysis.paired_gain(points, "static", "prune", start_size=start)
-            size = runs[0]["pool_size"] if runs else None
-            prune_rows.append({"name": label, "ratio": ratio, "size": size,
-                               "test_mean": sum(r["points"][0]["test_accuracy"] for r in runs) / len(runs),
-                               "tune_mean": sum(r["points"][0].get("tune_accuracy", 0) for r in runs) / len(runs),
-                               "gain_vs_static": gain,
-                               "gen_seconds": sum(r["seconds"]["generate"] for r in runs),
-                               "train_seconds": sum(r["seconds"]["train"] for r in runs)})
-            print(f"{label}: done", flush=True)
 
-    judge_row = None
-    if "judge" not in skip:
-        judge, judge_acc = train_judge(args.judge_steps)
-        judge_row = {"judge_test_accuracy": judge_acc,
-                     "entropy_start_set": judge_entropy(judge, by_strategy["dp"], "start"),
-                     "entropy_added": {"DP": judge_entropy(judge, by_strategy["dp"], "added")}}
-        if "vanilla" in by_strategy:
-            judge_row["entropy_added"]["ω = 0"] = judge_entropy(judge, by_strategy["vanilla"], "added")
-        for label, runs in variants.items():  # DP variants: guided rounds; prune: the kept candidates
-            judge_row["entropy_added"][label] = judge_entropy(judge, runs, "added")
-        # the guide's own view: each DP round's new-sample entropy under the learner that asked for it
-        guide = [e["new_entropy_mean"] for r in by_strategy["dp"] for e in _events(r["path"], "injection")]
-        judge_row["guide_entropy_added_DP"] = sum(guide) / len(guide) if guide else None
+def judge_entropies(judge, judge_acc: float, by_strategy: dict, variants: dict) -> dict:
+    row = {"judge_test_accuracy": judge_acc, "entropy_start_set": judge_entropy(judge, by_strategy["dp"], "start"),
+           "entropy_added": {"DP": judge_entropy(judge, by_strategy["dp"], "added")}}
+    if by_strategy.get("vanilla"):
+        row["entropy_added"]["ω = 0"] = judge_entropy(judge, by_strategy["vanilla"], "added")
+    for label, runs in variants.items():  # DP variants: their guided rounds; prune: the kept candidates
+        row["entropy_added"][label] = judge_entropy(judge, runs, "added")
+    # the guide's own view: each DP round's new-sample entropy under the learner that asked for it
+    guide = [e["new_entropy_mean"] for r in by_strategy["dp"] for e in _events(r["path"], "injection")]
+    row["guide_entropy_added_DP"] = sum(guide) / len(guide) if guide else None
+    return row
 
-    vanilla_cost = summary.get("dp_vs_prune", {}).get("vanilla_seconds_per_image")
+
+def costs(results: list[dict], by_strategy: dict, variants: dict, summary: dict) -> dict:
     from practicum.practice.study import _vanilla_cost
 
-    vanilla_cost = vanilla_cost or _vanilla_cost(results)
-    costs = {"vanilla_seconds_per_image": vanilla_cost, "guided_seconds_per_image": guided_cost(by_strategy["dp"])}
-    if costs["vanilla_seconds_per_image"] and costs["guided_seconds_per_image"]:
-        costs["guided_over_vanilla"] = costs["guided_seconds_per_image"] / costs["vanilla_seconds_per_image"]
+    out = {"vanilla_seconds_per_image": _vanilla_cost(results),
+           "guided_seconds_per_image": guided_cost(by_strategy["dp"])}
+    if out["vanilla_seconds_per_image"] and out["guided_seconds_per_image"]:
+        out["guided_over_vanilla"] = out["guided_seconds_per_image"] / out["vanilla_seconds_per_image"]
     for label in ("learner-only gradient", "every step (k=1)", "last steps guided"):
         if label in variants:
-            c = guided_cost(variants[label])
-            costs[f"guided_seconds_per_image ({label})"] = c
-
-    wall = time.perf_counter() - started
-    record = {"benchmark": name, "machine": "2-core shared dev box, loaded", "date": time.strftime("%Y-%m-%d"),
-              "python": platform.python_version(), "command": " ".join(["python", *sys.argv]),
-              "wall_seconds": wall, "study_wall_seconds": study_wall,
-              "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-              "settings": settings.model_dump(mode="json"),
-              "study": {k: summary.get(k) for k in ("data_multiplier", "data_multiplier_ci", "data_multiplier_detail",
-                                                    "data_multiplier_fit", "dp_gain_equal_size",
-                                                    "dp_vs_vanilla_equal_size", "vanilla_multiplier", "dp_vs_prune",
-                                                    "grid", "start_size")},
-              "curves": {s: v["grid"] for s, v in summary["strategies"].items()},
-              "rows": rows, "prune_rows": prune_rows, "judge": judge_row, "costs": costs}
-    print_table(record)
-    target = ROOT / "benchmarks" / "results" / f"{name}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(record, indent=2, default=float) + "\n")
-    print(f"wrote {target}")
+            out[f"guided_seconds_per_image ({label})"] = guided_cost(variants[label])
+    return out
 
 
 def _events(path: str, kind: str) -> list[dict]:
@@ -263,9 +285,9 @@ def print_table(record: dict) -> None:
     for r in record["prune_rows"]:
         print(f"{r['name']} | n={r['size']} | test {100 * r['test_mean']:.1f}% | tune {100 * r['tune_mean']:.1f}% "
               f"| gen {r['gen_seconds']:.0f}s train {r['train_seconds']:.0f}s | {_fmt_gain(r['gain_vs_static'])}")
-    if record["judge"]:
+    if record.get("judge"):
         j = record["judge"]
-        print(f"judge (CNN w32 on real train, test {100 * j['judge_test_accuracy']:.1f}%): start set "
+        print(f"judge (MLP on real train, test {100 * j['judge_test_accuracy']:.1f}%): start set "
               f"{j['entropy_start_set']:.3f} nats; added: " + ", ".join(
                   f"{k} {v:.3f}" for k, v in j["entropy_added"].items() if v is not None))
     print("costs:", json.dumps(record["costs"], default=float))
