@@ -50,14 +50,17 @@ LABELS = {"static": "static (all up front)", "dp": "Deliberate Practice", "vanil
           "prune": "generate-then-prune"}
 
 # Run settings per built-in data set, applied before the user's values. Fashion-MNIST (28×28) is
-# the default: the small CNN (width 16) is the cheapest learner whose accuracy keeps rising with
-# data over the sizes a CPU can afford, and a 10-step DDIM sampler keeps a vanilla image at about
-# 50-70 ms on one core (docs/benchmarks.md, Issue 12). Digits keep the settings tuned for 8×8.
+# the default: the small CNN (width 16, ~21 ms per batch-32 step on one core) is the cheapest
+# learner whose accuracy keeps rising with data over the sizes a CPU can afford; a 10-step DDIM
+# sampler costs ~70 ms per vanilla image on one core; patience reads a fixed 1000-image subset of
+# val (an evaluation of all 5000 costs ~100 training steps). 3 seeds × static up to 16·N, DP,
+# dynamic-vanilla and generate-then-prune come to ~10 minutes of one idle core (docs/benchmarks.md,
+# Issue 12). Digits keep the settings tuned for 8×8.
 PRESETS: dict[str, dict[str, Any]] = {
-    "fashion": {"practice": {"arch": "cnn", "width": 16, "train": {"steps": 600, "batch_size": 32},
-                             "initial_size": 50, "add_size": 50, "eval_every": 960, "omega": 0.1,
+    "fashion": {"practice": {"arch": "cnn", "width": 16, "train": {"steps": 400, "batch_size": 32},
+                             "initial_size": 40, "add_size": 40, "eval_every": 640, "omega": 0.1,
                              "val_size": 1000, "generator": {"steps": 10, "every": 3}},
-                "grid_max_factor": 32},
+                "grid_max_factor": 16},
     "digits": {"practice": {"arch": "cnn", "width": 16, "train": {"steps": 700, "batch_size": 32},
                             "initial_size": 40, "add_size": 40, "eval_every": 160, "omega": 0.1,
                             "generator": {"steps": 10, "every": 3}},
