@@ -211,8 +211,7 @@ def main() -> None:
     save("study")
 
     if "ablations" not in skip:
-        extra = {f"ω = {w:g}": {"omega": float(w)} for w in filter(None, args.sweep.split(","))}
-        for label, change in {**ABLATIONS, **extra}.items():
+        for label, change in ABLATIONS.items():
             variants[label] = [run_one(i) for i in variant_runs(settings, out, label, "dp", change)]
             state["rows"].append(row_for(label, variants[label], statics, start))
             save(f"ablation {label}")
@@ -232,6 +231,11 @@ def main() -> None:
                 "gen_seconds": sum(r["seconds"]["generate"] for r in runs),
                 "train_seconds": sum(r["seconds"]["train"] for r in runs)})
             save(label)
+    for w in filter(None, args.sweep.split(",")):  # last: the ω sweep, judged on tune only
+        label = f"ω = {float(w):g}"
+        variants[label] = [run_one(i) for i in variant_runs(settings, out, label, "dp", {"omega": float(w)})]
+        state["rows"].append(row_for(label, variants[label], statics, start))
+        save(f"sweep {label}")
     if judge is not None:
         state["judge"] = judge_entropies(judge, state["judge"]["judge_test_accuracy"], by_strategy, variants)
     save("done")
