@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 BUDGETS = {
     # small: the heaviest version the shared 2-core box affords in about half an hour of one core
     "small": {"practice": {"train": {"steps": 300}, "initial_size": 40, "add_size": 40, "eval_every": 640,
-                           "val_size": 1000, "test_size": 2000}, "grid_max_factor": 8},
+                           "val_size": 1000, "test_size": 2000}, "grid_max_factor": 8,
+              "strategies": ["static", "dp", "vanilla"]},
     # smoke: checks that every stage runs (seconds of work; the numbers mean nothing)
     "smoke": {"practice": {"train": {"steps": 40}, "initial_size": 20, "add_size": 20, "eval_every": 64,
                            "val_size": 200, "test_size": 200, "generator": {"steps": 4, "every": 1}},
@@ -42,11 +43,11 @@ BUDGETS = {
     # full: the study's own defaults (10k test, grid up to 32x)
     "full": {},
 }
-ABLATIONS = {
+ABLATIONS = {  # in order of importance: a kill keeps the rows finished before it
     "last steps guided": {"generator": {"guide_stop": 10_000}},
     "learner-only gradient": {"generator": {"through": "learner"}},
-    "score form (ω=5)": {"generator": {"form": "score"}, "omega": 5.0},
     "every step (k=1)": {"generator": {"every": 1}},
+    "score form (ω=5)": {"generator": {"form": "score"}, "omega": 5.0},
 }
 PRUNE_RATIOS = (2, 4, 8, 16)
 SMOKE_PRUNE_RATIOS = (2,)
