@@ -66,7 +66,11 @@ def variant_runs(settings, out: Path, name: str, strategy: str, change: dict) ->
     from practicum.practice.study import plan_runs
 
     slug = "".join(c if c.isalnum() else "-" for c in name).strip("-")
-    items = [i for i in plan_runs(settings, out) if i["strategy"] == strategy and i["seed"] < LIMIT["seeds"]]
+    items = [i for i in plan_runs(settings, out) if i["strategy"] == "dp" and i["seed"] < LIMIT["seeds"]]
+    if strategy == "prune":  # built from the DP items, so prune rows run even when the study had no prune
+        items = [i | {"strategy": "prune", "settings": i["settings"] | {"ratio": settings.prune_ratio,
+                                                                         "prune_at": settings.prune_at}}
+                 for i in items]
     return [i | {"settings": _merge(i["settings"], change),
                  "path": str(Path(i["path"]).with_name(f"abl-{slug}-s{i['seed']}"))} for i in items]
 
@@ -222,6 +226,8 @@ def main() -> None:
         for ratio in (SMOKE_PRUNE_RATIOS if args.budget == "smoke" else PRUNE_RATIOS):
             label = f"generate-then-prune x{ratio}"
             runs = [run_one(i) for i in variant_runs(settings, out, label, "prune", {"ratio": float(ratio)})]
+            if not runs:
+                continue
             variants[label] = runs
             points = statics + [p | {"strategy": "prune", "seed": r["seed"]} for r in runs for p in r["points"]]
             state["prune_rows"].append({
