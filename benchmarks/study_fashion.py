@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 BUDGETS = {
     # small: the heaviest version the shared 2-core box affords in about half an hour of one core
     "small": {"practice": {"train": {"steps": 300}, "initial_size": 40, "add_size": 40, "eval_every": 640,
-                           "val_size": 1000, "test_size": 2000}, "grid_max_factor": 8,
+                           "val_size": 1000, "test_size": 2000}, "grid_max_factor": 4,
               "strategies": ["static", "dp", "vanilla"]},
     # smoke: checks that every stage runs (seconds of work; the numbers mean nothing)
     "smoke": {"practice": {"train": {"steps": 40}, "initial_size": 20, "add_size": 20, "eval_every": 64,
