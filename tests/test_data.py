@@ -9,11 +9,10 @@ from practicum.errors import DataError
 
 
 def test_digits_splits_are_fixed_disjoint_and_complete():
-    splits = {s: load_digits(s) for s in ("train", "val", "test")}
-    assert [len(splits[s]) for s in ("train", "val", "test")] == [987, 270, 540]
+    splits = {s: load_digits(s) for s in ("train", "val", "tune", "test")}
+    assert [len(splits[s]) for s in ("train", "val", "tune", "test")] == [987, 135, 135, 540]
     ids = [set(d.ids.tolist()) for d in splits.values()]
-    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
-    assert len(ids[0] | ids[1] | ids[2]) == 1797
+    assert sum(len(i) for i in ids) == len(set().union(*ids)) == 1797  # disjoint and complete
     train = splits["train"]
     assert train.images.dtype == torch.float32 and train.image_shape == (1, 8, 8)
     assert train.images.min() >= -1 and train.images.max() <= 1
@@ -21,6 +20,33 @@ def test_digits_splits_are_fixed_disjoint_and_complete():
     # stable: the same ids and pixels every call
     again = load_digits("train")
     assert (again.ids == train.ids).all() and torch.equal(again.images, train.images)
+
+
+def test_fashion_splits_are_fixed_stratified_disjoint_and_complete():
+    from practicum.data import fashion_split_indices, load_fashion
+
+    index = fashion_split_indices()
+    assert {s: len(i) for s, i in index.items()} == {"train": 50000, "val": 5000, "tune": 5000, "test": 10000}
+    assert len(np.unique(np.concatenate(list(index.values())))) == 70000
+    val = load_fashion("val")
+    assert val.image_shape == (1, 28, 28) and val.images.dtype == torch.float32
+    assert val.images.min() == -1 and val.images.max() == 1
+    assert (val.class_counts() == 500).all() and val.class_names[9] == "Ankle boot"
+    # ids name the row of the shipped file, so they are stable and the pixels can be found again
+    row = int(val.ids[7].split("-")[1])
+    assert val.ids[7] == f"fashion-{row:05d}" and row == index["val"][7]
+    again = load_source("fashion", "val")
+    assert (again.ids == val.ids).all() and torch.equal(again.images, val.images)
+
+
+def test_fashion_file_is_the_documented_one():
+    import hashlib
+
+    from practicum.data.sources import FASHION_FILE
+
+    digest = hashlib.sha256(FASHION_FILE.read_bytes()).hexdigest()
+    assert digest == "680f8d9f40a1f30289935f64bcb142fb8283fe6328fac14f2ef06ae014334671"
+    assert (FASHION_FILE.parent / "FASHION-MNIST-LICENSE.txt").exists()
 
 
 def test_unknown_split_and_source():
@@ -42,7 +68,7 @@ def _write_folder(root, n_per_class=10, size=6):
 
 def test_image_folder_roundtrip(tmp_path):
     _write_folder(tmp_path)
-    parts = [load_image_folder(tmp_path, s) for s in ("train", "val", "test")]
+    parts = [load_image_folder(tmp_path, s) for s in ("train", "val", "tune", "test")]
     assert sum(len(p) for p in parts) == 20
     train = parts[0]
     assert train.class_names == ("cat", "dog") and train.image_shape == (1, 6, 6)

@@ -148,7 +148,7 @@ def test_learns_digits_quickly():
     torch.manual_seed(0)
     learner = train_classifier(load_digits("train"), steps=250, arch="mlp", seed=0)
     result = learner.evaluate(load_digits("val"))
-    assert result["n"] == 270 and result["accuracy"] > 0.93
+    assert result["n"] == 135 and result["accuracy"] > 0.93
 
 
 def test_patience_rules():

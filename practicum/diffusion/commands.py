@@ -60,7 +60,10 @@ def register(app: typer.Typer) -> None:
         guidance_every: Optional[int] = typer.Option(None, "--guidance-every", help="Guide every K-th step (default 5)."),
         learner: Optional[str] = typer.Option(None, help="Saved learner folder to guide with (default: train a "
                                                          "small classifier on the train split, cached in OUT/guide)."),
-        model: Optional[str] = typer.Option(None, help="'builtin' (default) or a local diffusers folder."),
+        model: Optional[str] = typer.Option(None, help="'builtin' (default: the built-in generator of --data), a "
+                                                       "`practicum diffusion train` folder or a local diffusers folder."),
+        data: Optional[str] = typer.Option(None, help="Data the model must match; its train split trains the default "
+                                                      "guide: fashion (default), digits, folder:PATH or npz:PATH."),
         form: Optional[str] = typer.Option(None, help="Guidance form: latent (default) or score."),
         through: Optional[str] = typer.Option(None, help="Gradient path: full (default) or learner."),
         steps: Optional[int] = typer.Option(None, help="Sampling steps (default: the model's, 50)."),
@@ -81,7 +84,7 @@ def register(app: typer.Typer) -> None:
             torch.set_num_threads(threads)
         from practicum.diffusion.generate import GenerateSettings, run_generate
 
-        overrides = dict(n=n, omega=omega, guidance_every=guidance_every, learner=learner, model=model, form=form,
+        overrides = dict(n=n, omega=omega, guidance_every=guidance_every, learner=learner, model=model, data=data, form=form,
                          through=through, steps=steps, cfg_scale=cfg_scale, shard_size=shard_size, seed=seed,
                          round=round_index)
         settings = (GenerateSettings.from_yaml(config, **overrides) if config

@@ -6,7 +6,8 @@ by the top-level function `generate_shard` through `get_executor(engine).map`, s
 not depend on the engine or on which shards were already done. Shards are appended to
 `OUT/pool` after every group, so an interrupted run resumes (`--resume`) at the first missing
 shard. Without `--learner` the guide is a small classifier trained on the train split of
-`--data` (default: the built-in digits), cached in `OUT/guide/`.
+`--data` (default: the built-in Fashion-MNIST), cached in `OUT/guide/`. `--model builtin` means the
+built-in generator of `--data`; a model whose image shape or classes differ from the data's is refused.
 """
 
 from __future__ import annotations
@@ -33,13 +34,14 @@ SHARDS_PER_GROUP = 4  # shards computed between two appends to the pool (resume 
 
 class GenerateSettings(Settings):
     n: int = Field(1000, ge=1, description="examples to generate")
-    model: str = Field("builtin", description="'builtin' or a local diffusers folder")
+    model: str = Field("builtin", description="'builtin' (the built-in generator of `data`), a folder written by "
+                                              "`practicum diffusion train`, or a local diffusers folder")
     omega: float = Field(0.05, description="entropy guidance strength ω (0 = vanilla samples)")
     guidance_every: int = Field(5, ge=1, description="guide every k-th step")
     form: Literal["latent", "score"] = "latent"
     through: Literal["full", "learner"] = "full"
     learner: str | None = Field(None, description="a saved learner folder (Learner.save); default: train one")
-    data: str = Field("digits", description="data whose train split trains the default guide")
+    data: str = Field("fashion", description="data the generator must match; its train split trains the default guide")
     guide_steps: int = Field(600, ge=1, description="training steps of the default guide classifier")
     guide_arch: str = "cnn"
     steps: int | None = Field(None, ge=1, description="sampling steps (default: the model's)")
@@ -112,6 +114,17 @@ def generate_shard(job: ShardJob) -> dict[str, Any]:
             "guided_steps": out.guided_steps.get("entropy", 0), "sampling": options}
 
 
+def check_model_matches_data(den, data, model: str, data_spec: str) -> None:
+    """Refuse a generator whose images or classes are not the data's (the guide learns the data)."""
+    if tuple(den.image_shape) != tuple(data.image_shape):
+        raise ModelError(f"the model {model} makes {'x'.join(map(str, den.image_shape))} images but the data "
+                         f"{data_spec} has {'x'.join(map(str, data.image_shape))}",
+                         "pass --data of the kind the model was trained on, or a model trained on this data")
+    if den.num_classes != data.num_classes:
+        raise ModelError(f"the model {model} has {den.num_classes} classes but the data {data_spec} has "
+                         f"{data.num_classes}", "pass --data of the kind the model was trained on")
+
+
 def _default_guide(run: RunDir, settings: GenerateSettings) -> Path:
     from practicum.learn import Learner, train_classifier
 
@@ -132,11 +145,14 @@ def _default_guide(run: RunDir, settings: GenerateSettings) -> Path:
 def run_generate(settings: GenerateSettings, out: str | Path, *, engine: str = "local", resume: bool = False,
                  overwrite: bool = False, command: str | None = None) -> dict[str, Any]:
     """Generate `settings.n` examples into `out/pool`; write `out/summary.json` and return it."""
+    from practicum.diffusion.builtin import builtin_for
     from practicum.diffusion.denoisers import load_denoiser
 
-    den = _cached("model", settings.model, lambda: load_denoiser(settings.model))  # fail early on a bad model
+    model = builtin_for(settings.model, settings.data)
+    den = _cached("model", model, lambda: load_denoiser(model))  # fail early on a bad model
     if not den.num_classes:
         raise ModelError("generate needs a class-conditional model", "use the built-in model or a conditional one")
+    check_model_matches_data(den, load_source(settings.data, "val"), model, settings.data)
     executor = get_executor(engine)
     sampling = {k: v for k, v in dict(steps=settings.steps, cfg_scale=settings.cfg_scale,
                                        scheduler=settings.scheduler, eta=settings.eta).items() if v is not None}
@@ -160,14 +176,14 @@ def run_generate(settings: GenerateSettings, out: str | Path, *, engine: str = "
             name = f"r{settings.round:04d}-s{shard:05d}"
             jobs.append(ShardJob(name=name, shard=shard, seed=shard_seed(settings.seed, settings.round, shard),
                                  labels=tuple(int(v) for v in labels[start:start + settings.shard_size]),
-                                 model=settings.model, learner_dir=str(learner_dir.resolve()),
+                                 model=model, learner_dir=str(learner_dir.resolve()),
                                  omega=settings.omega, every=settings.guidance_every, form=settings.form,
                                  through=settings.through, sampling=tuple(sorted(sampling.items()))))
         pending = [job for job in jobs if not pool.has_shard(job.name)]
         if len(pending) < len(jobs):
             logger.info("resuming: %d of %d shards already in the pool", len(jobs) - len(pending), len(jobs))
         shard_settings = {"omega": settings.omega, "guidance_every": settings.guidance_every,
-                          "form": settings.form, "through": settings.through, "model": settings.model}
+                          "form": settings.form, "through": settings.through, "model": model}
         for g in range(0, len(pending), SHARDS_PER_GROUP):
             group = pending[g:g + SHARDS_PER_GROUP]
             first = jobs.index(group[0]) + 1
@@ -197,7 +213,8 @@ def run_generate(settings: GenerateSettings, out: str | Path, *, engine: str = "
             "retries": int(sum(row["retries"] for row in shard_rows.values())),
             "shards": len(jobs),
             "engine": engine,
-            "model": settings.model,
+            "model": model,
+            "data": settings.data,
             "guide": str(learner_dir),
             "omega": settings.omega,
             "guidance_every": settings.guidance_every,
