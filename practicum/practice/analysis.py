@@ -171,7 +171,8 @@ def data_multiplier(points: list[dict], a: str = "static", b: str = "dp", level:
         out["multiplier_reached_only"] = float(math.exp(np.mean(logs)))
     if len(reached) < len(rows):
         bounds = sorted(r["dp_needs_more_than"] for r in rows if not r["reached"])
-        out["ci_note"] = (f"DP did not reach the target in {len(rows) - len(reached)} of {len(rows)} seeds "
+        who = "DP" if b == "dp" else b
+        out["ci_note"] = (f"{who} did not reach the target in {len(rows) - len(reached)} of {len(rows)} seeds "
                           f"(it needs more than {', '.join(str(b) for b in bounds)} images there); "
                           "no multiplier over seeds is given")
         return out
