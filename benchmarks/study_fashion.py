@@ -156,6 +156,8 @@ def main() -> None:
     parser.add_argument("--skip", type=str, default="", help="comma list: ablations,prune,judge")
     parser.add_argument("--sweep", type=str, default="", help="extra ω values for DP, chosen on tune")
     parser.add_argument("--judge-steps", type=int, default=2000)
+    parser.add_argument("--prune-ratios", type=str, default=",".join(map(str, PRUNE_RATIOS)),
+                        help="oversampling ratios of the generate-then-prune rows")
     parser.add_argument("--ablation-seeds", type=int, default=None,
                         help="seeds for the ablation and prune-ratio rows (default: --seeds); < 5 prints no intervals")
     args = parser.parse_args()
@@ -223,7 +225,8 @@ def main() -> None:
     if "prune" not in skip:
         from practicum.practice import analysis
 
-        for ratio in (SMOKE_PRUNE_RATIOS if args.budget == "smoke" else PRUNE_RATIOS):
+        ratios = [int(r) for r in args.prune_ratios.split(",") if r]
+        for ratio in (SMOKE_PRUNE_RATIOS if args.budget == "smoke" else ratios):
             label = f"generate-then-prune x{ratio}"
             runs = [run_one(i) for i in variant_runs(settings, out, label, "prune", {"ratio": float(ratio)})]
             if not runs:
