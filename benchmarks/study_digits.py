@@ -81,7 +81,7 @@ def main() -> None:
 
     name = args.name or ("study_digits_quick" if args.quick else "study_digits")
     out = args.out or ROOT / "runs" / f"bench-{name}"
-    settings = study_settings(json.loads(args.set), quick=args.quick, seeds=args.seeds)
+    settings = study_settings(json.loads(args.set), quick=args.quick, seeds=args.seeds, data="digits")
     started = time.perf_counter()
     summary = run_study(out, settings, resume=args.resume, overwrite=not args.resume)
     wall = time.perf_counter() - started
