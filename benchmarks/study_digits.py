@@ -48,17 +48,17 @@ def sweep(out: Path, settings, omegas: list[float], base_results: list[dict]) ->
         results = [run_one(i) for i in items]
         dp_points = [p | {"strategy": "dp", "seed": r["seed"]} for r in results for p in r["points"]]
         val_points = val_view(statics + dp_points)
-        mult = analysis.data_multiplier(val_points, n_boot=200)
-        gain = analysis.paired_gain(val_points, "static", "dp", n_boot=0)
+        mult = analysis.data_multiplier(val_points)
+        gain = analysis.paired_gain(val_points, "static", "dp")
         # Test-side numbers of the same runs: for reporting the ω that validation picked, never for choosing.
         test_points = statics + dp_points
-        test_mult = analysis.data_multiplier(test_points, n_boot=1000)
+        test_mult = analysis.data_multiplier(test_points)
         rows.append({"omega": omega, "val_multiplier": mult["multiplier"], "val_multiplier_ci": mult["ci"],
                      "val_target": mult["target"], "val_dp_size": mult["dp_size"],
                      "val_gain_equal_size": {n: g["mean"] for n, g in gain.items()},
                      "rounds": [r["rounds"] for r in results], "seconds": time.perf_counter() - started,
                      "test_multiplier": test_mult["multiplier"], "test_multiplier_ci": test_mult["ci"],
-                     "test_multiplier_fit": analysis.fitted_multiplier(test_points, n_boot=200),
+                     "test_multiplier_fit": analysis.fitted_multiplier(test_points),
                      "test_gain_equal_size": analysis.paired_gain(test_points, "static", "dp"),
                      "test_dp_curve": analysis.mean_curve(test_points, "dp"),
                      "test_gain_vs_vanilla": analysis.paired_gain(vanilla + dp_points, "vanilla", "dp")})
@@ -81,7 +81,7 @@ def main() -> None:
 
     name = args.name or ("study_digits_quick" if args.quick else "study_digits")
     out = args.out or ROOT / "runs" / f"bench-{name}"
-    settings = study_settings(json.loads(args.set), quick=args.quick, seeds=args.seeds)
+    settings = study_settings(json.loads(args.set), quick=args.quick, seeds=args.seeds, data="digits")
     started = time.perf_counter()
     summary = run_study(out, settings, resume=args.resume, overwrite=not args.resume)
     wall = time.perf_counter() - started
@@ -97,8 +97,8 @@ def main() -> None:
         "test": {k: summary.get(k) for k in ("data_multiplier", "data_multiplier_ci", "dp_gain_equal_size",
                                              "dp_vs_vanilla_equal_size", "vanilla_multiplier", "dp_vs_prune",
                                              "data_multiplier_fit")},
-        "val": {"data_multiplier": analysis.data_multiplier(val_points, n_boot=200),
-                "dp_gain_equal_size": analysis.paired_gain(val_points, "static", "dp", n_boot=0)},
+        "val": {"data_multiplier": analysis.data_multiplier(val_points),
+                "dp_gain_equal_size": analysis.paired_gain(val_points, "static", "dp")},
         "curves_test": {s: v["mean"] for s, v in summary["strategies"].items()},
         "curves_val": {s: analysis.mean_curve(val_points, s) for s in summary["strategies"]},
         "rounds": {s: v["rounds"] for s, v in summary["strategies"].items() if v.get("rounds")},

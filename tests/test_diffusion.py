@@ -86,7 +86,8 @@ def test_every_adapter_runs_every_term(denoisers, kind, scheduler):
     den = denoisers[kind]
     clf = make_classifier(den.image_shape)
     modes = torch.randn(len(LABELS), *den.sample_shape)
-    terms = [EntropyGuidance(clf, 0.05, every=2), EntropyGuidance(clf, 0.5, every=3, form="score", through="learner"),
+    terms = [EntropyGuidance(clf, 0.05, every=2, min_alpha_bar=0),
+             EntropyGuidance(clf, 0.5, every=3, form="score", through="learner", min_alpha_bar=0),
              ModeGuidance(modes, 0.1, t_stop=3), ClassGuidance(clf, torch.tensor(LABELS), scale=0.5)]
     out = sample(den, LABELS, steps=6, cfg_scale=2.0, guidance=terms, seed=0, scheduler=scheduler)
     assert out.images.shape == (4, *den.image_shape)
@@ -109,7 +110,7 @@ def test_latent_models_encode_to_sample_space(denoisers):
 
 def _mean_entropy(den, clf, omega, form, steps=8, n=8):
     labels = [i % 3 for i in range(n)]
-    term = EntropyGuidance(clf, omega, every=1, form=form)
+    term = EntropyGuidance(clf, omega, every=1, form=form, min_alpha_bar=0)
     out = sample(den, labels, steps=steps, cfg_scale=1.0, guidance=[term], seed=3, clip_sample=False)
     with torch.no_grad():
         return float(entropy_from_logits(clf(out.images)).mean())
@@ -143,7 +144,7 @@ def test_one_guided_step_raises_entropy_of_x0(denoisers):
             return Correction()
 
     for key, omega in (("plain", 0.0), ("guided", 0.1)):
-        sample(den, LABELS, steps=4, guidance=[EntropyGuidance(clf, omega, every=4), Probe(key)], seed=5,
+        sample(den, LABELS, steps=4, guidance=[EntropyGuidance(clf, omega, every=4, min_alpha_bar=0), Probe(key)], seed=5,
                clip_sample=False)
     assert seen["guided"] > seen["plain"]
 
@@ -170,7 +171,7 @@ def test_score_form_equals_a_hand_computed_step(denoisers):
     den = denoisers["unet"]
     clf = make_classifier(den.image_shape)
     omega, labels = 2.0, torch.tensor([0, 1])
-    out = sample(den, labels, steps=1, guidance=[EntropyGuidance(clf, omega, every=1, form="score")],
+    out = sample(den, labels, steps=1, guidance=[EntropyGuidance(clf, omega, every=1, form="score", stop=1, min_alpha_bar=0)],
                  seed=4, clip_sample=False)
     # by hand: x_T from the same generator, ε and g = ∇_x Σ H(f(x̂0(x))) through the conditional pass
     x = torch.randn((2, *den.sample_shape), generator=torch.Generator().manual_seed(4))
@@ -473,3 +474,87 @@ def test_load_sd_and_dit_folders(tmp_path, denoisers):
     a = sample(dit, [1], steps=2, cfg_scale=4.0, seed=0, scheduler="ddpm")
     b = sample(loaded, [1], steps=2, cfg_scale=4.0, seed=0, scheduler="ddpm")
     assert torch.allclose(a.images, b.images, atol=1e-5)
+
+
+# ---------------------------------------------------------------- the guided window (DP schedule)
+
+class _StepLog(GuidanceTerm):
+    """Records, per loop step, whether the entropy term under test was active."""
+
+    name = "log"
+
+    def __init__(self, term):
+        self.term, self.active_at, self.alpha_bar = term, [], []
+
+    def correction(self, state):
+        self.alpha_bar.append(state.alpha_bar)
+        if self.term.active(state):
+            self.active_at.append(state.index)
+        return Correction()
+
+
+def test_last_step_is_never_guided_by_default(denoisers):
+    den = denoisers["unet"]
+    clf = make_classifier(den.image_shape)
+    for steps in (1, 2, 6, 10, 30):
+        term = EntropyGuidance(clf, 0.1, every=1, min_alpha_bar=0)
+        log = _StepLog(term)
+        out = sample(den, [0], steps=steps, guidance=[term, log], seed=0)
+        assert steps - 1 not in log.active_at
+        assert out.guided_steps.get("entropy", 0) == len(log.active_at)
+    # with 30 steps the last 5 are free of guidance (the predecessor guides 0-24 of 30)
+    assert log.active_at == list(range(25))
+
+
+def test_guided_window_start_stop_every_is_honoured(denoisers):
+    den = denoisers["unet"]
+    clf = make_classifier(den.image_shape)
+    term = EntropyGuidance(clf, 0.1, every=3, start=2, stop=9, min_alpha_bar=0)
+    log = _StepLog(term)
+    sample(den, [0], steps=12, guidance=[term, log], seed=0)
+    assert log.active_at == [2, 5, 8] == term.guided_steps(log.alpha_bar)
+    # a negative stop counts from the end; stop = S guides through the last step (ablation)
+    assert list(EntropyGuidance(clf, 0.1, every=1, stop=-1).window(5)) == [0, 1, 2, 3]
+    assert list(EntropyGuidance(clf, 0.1, every=2, stop=5).window(5)) == [0, 2, 4]
+
+
+def test_steps_with_tiny_alpha_bar_are_skipped(denoisers):
+    den = denoisers["unet"]
+    clf = make_classifier(den.image_shape)
+    _, schedule = make_schedule(den, 10)
+    floor = schedule.alpha_bar[2]  # noisiest first: steps 0 and 1 lie below it
+    term = EntropyGuidance(clf, 0.1, every=1, min_alpha_bar=floor)
+    log = _StepLog(term)
+    sample(den, [0], steps=10, guidance=[term, log], seed=0)
+    assert log.active_at[0] == 2 and all(log.alpha_bar[i] >= floor for i in log.active_at)
+    assert EntropyGuidance(clf, 0.0).guided_steps(schedule.alpha_bar) == []  # ω = 0 guides nothing
+
+
+def test_minmax_preprocessing_sees_the_unclamped_decode():
+    from practicum.diffusion.guidance import StepState
+
+    seen = {}
+
+    class Spy(nn.Module):
+        def forward(self, images):
+            seen["spread"] = float(images.detach().std())
+            return images.flatten(1)[:, :3] * torch.tensor([1.0, -1.0, 0.5])
+
+    class Clamping(GaussianDenoiser):  # decode clamps, decode_unclamped does not: like the built-ins
+        def decode(self, z):
+            return z.clamp(-1, 1)
+
+        def decode_unclamped(self, z):
+            return z
+
+    den = Clamping(torch.zeros(1, 4, 4))
+    x = (2.0 + torch.arange(16.0) / 4).view(1, 1, 4, 4)  # every pixel above 1: a clamp flattens them
+    state = StepState(denoiser=den, index=0, num_steps=2, t=0, alpha_bar=0.99, alpha_bar_prev=1.0,
+                      sigma=torch.zeros(1, 1, 1, 1), x_t=x, eps=torch.zeros_like(x), x0=x, cond=None,
+                      labels=torch.tensor([0]), rows=torch.tensor([0]), scheduler="ddim")
+    minmax = EntropyGuidance(Spy(), 0.1, preprocess="minmax", through="learner", x0_blend=False)
+    g = minmax.gradient(state)
+    assert seen["spread"] > 0.5 and float(g.abs().sum()) > 0  # the image's own range, rescaled
+    clamped = EntropyGuidance(Spy(), 0.1, preprocess="clamp", through="learner", x0_blend=False)
+    g = clamped.gradient(state)
+    assert seen["spread"] == 0.0 and float(g.abs().sum()) == 0.0  # what minmax used to get

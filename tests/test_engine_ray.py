@@ -252,7 +252,7 @@ def test_study_on_ray_writes_the_same_summary_as_local(ray_session, tmp_path):
     model = _tiny_diffusers_folder(tmp_path / "tiny-unet")
     config = tmp_path / "study.yaml"
     config.write_text(yaml.safe_dump({
-        "seeds": 1, "static_sizes": [20, 40], "strategies": ["static", "dp"], "n_boot": 20,
+        "data": "digits", "seeds": 1, "static_sizes": [20, 40], "strategies": ["static", "dp"],
         "practice": {"initial_size": 20, "add_size": 10, "eval_every": 20, "t_init": 1, "arch": "mlp", "width": 16,
                      "train": {"steps": 40, "batch_size": 16},
                      "generator": {"model": str(model), "steps": 3, "every": 1}}}))

@@ -156,3 +156,20 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path, monkeypatch):
         assert pool.index()[["id", "label", "round"]].equals(ref_pool.index()[["id", "label", "round"]])
         assert torch.equal(pool.images(), ref_pool.images())
         assert _events(tmp_path / name) == _events(tmp_path / "ref")
+
+
+def test_static_run_without_tracking_skips_periodic_evals_and_reports_tune(tmp_path):
+    settings = _settings(max_rounds=0, track_val=False, branch_out=False)
+    tune = _real(40, 3)
+    with RunDir.create(tmp_path / "static", settings.to_yaml(), seed=0) as run:
+        result = practice(run, settings, FakeGenerator(), VAL, TEST, tune=tune)
+    assert _events(tmp_path / "static", "eval") == []  # no round can be added: nothing to be patient about
+    (point,) = result["points"]
+    assert point["size"] == 16 and 0 <= point["tune_accuracy"] <= 1 and "test_accuracy" in point
+
+
+def test_val_and_test_subsets_are_fixed_and_smaller():
+    settings = PracticeSettings.build({"data": "digits", "val_size": 100, "test_size": 50})
+    first, again = settings.load_data("val"), settings.load_data("val")
+    assert len(first) == 100 and list(first.ids) == list(again.ids)
+    assert len(settings.load_data("test")) == 50 and len(settings.load_data("tune")) == 135  # tune is not cut

@@ -50,27 +50,125 @@ def test_reach_size_interpolates_in_log_size():
     assert analysis.reach_size(curve, 0.95) is None
 
 
-def test_multiplier_and_bootstrap_over_seeds():
+def _two_strategies(seeds, dp_curve=None):
+    """Static 100/200/400/800 and DP 100/200/400 per seed; seed s shifts both by 0.002 s."""
+    points = []
+    for seed in range(seeds):
+        j = 0.002 * seed
+        points += _pts("static", {100: 0.80 + j, 200: 0.85 + j, 400: 0.88 + j, 800: 0.90 + j}, seed)
+        points += _pts("dp", dp_curve(seed) if dp_curve else {100: 0.80 + j, 200: 0.89 + j, 400: 0.93 + j}, seed)
+    return points
+
+
+def test_multiplier_is_per_seed_on_its_own_curves_with_a_t_interval():
+    seeds = 5
+    points = _two_strategies(seeds)
+    result = analysis.data_multiplier(points)
+    # n* = 800 from static alone; each seed's target is its own static 0.90 + j, which its DP curve
+    # (0.89 + j at 200, 0.93 + j at 400) reaches a quarter of the way from 200 to 400 in log size
+    n_dp = math.exp(math.log(200) + 0.25 * math.log(2))
+    assert result["static_size"] == 800 and result["reached_fraction"] == 1.0
+    assert [r["multiplier"] for r in result["per_seed"]] == pytest.approx([800 / n_dp] * seeds)
+    assert result["multiplier"] == pytest.approx(800 / n_dp)
+    lo, hi = result["ci"]
+    assert lo == pytest.approx(800 / n_dp) and hi == pytest.approx(800 / n_dp)  # no spread: a zero-width t interval
+    # with 4 seeds: the multiplier, but no interval and the reason why
+    four = analysis.data_multiplier(_two_strategies(4))
+    assert four["multiplier"] == pytest.approx(800 / n_dp) and four["ci"] is None and "fewer than 5" in four["ci_note"]
+
+
+def test_t_interval_matches_a_hand_computation():
+    values = [1.0, 2.0, 3.0, 4.0, 5.0]  # mean 3, sd sqrt(2.5), t(0.975, 4) = 2.7764
+    ci, why = analysis.t_interval(values)
+    half = 2.776445 * math.sqrt(2.5) / math.sqrt(5)
+    assert why is None and ci == pytest.approx([3 - half, 3 + half], rel=1e-5)
+    assert analysis.t_interval(values[:4]) == (None, analysis.NO_CI.format(min=5, n=4))
+
+
+def test_a_seed_where_dp_never_reaches_the_target_is_censored_not_zero():
+    def dp(seed):  # seed 2 tops out below its static target
+        return {100: 0.80, 200: 0.85, 400: 0.87} if seed == 2 else {100: 0.80, 200: 0.89, 400: 0.95}
+
     points = []
     for seed in range(5):
-        jitter = 0.0015 * seed
-        points += _pts("static", {100: 0.80 + jitter, 200: 0.85 + jitter, 800: 0.90 + jitter}, seed)
-        points += _pts("dp", {100: 0.85 + jitter, 200: 0.92 + jitter}, seed)
-    result = analysis.data_multiplier(points, n_boot=200)
-    # static's best (mean 0.903 at 800) is reached by DP between 100 and 200
-    target = 0.90 + 0.003
-    expected = 800 / math.exp(math.log(100) + (target - 0.853) / (0.923 - 0.853) * math.log(2))
-    # with 4 seeds there is no seed-bootstrap interval (too few distinct resamples), and it says so
-    four = [p for p in points if p["seed"] < 4]
-    assert analysis.data_multiplier(four, n_boot=50)["ci"] is None
-    assert "fewer than the 5" in analysis.data_multiplier(four, n_boot=50)["ci_note"]
-    assert result["static_size"] == 800 and result["multiplier"] == pytest.approx(expected, rel=1e-6)
-    assert result["ci"][0] <= result["multiplier"] <= result["ci"][1] and result["reached_fraction"] == 1.0
-    gains = analysis.paired_gain(points, "static", "dp", n_boot=100)
-    assert set(gains) == {100, 200}
-    assert gains[100]["mean"] == pytest.approx(0.05) and gains[200]["mean"] == pytest.approx(0.07)
-    never = _pts("static", {100: 0.8, 200: 0.9}) + _pts("dp", {100: 0.7, 200: 0.75})
-    assert analysis.data_multiplier(never, n_boot=0)["multiplier"] is None
+        points += _pts("static", {100: 0.80, 200: 0.85, 400: 0.88, 800: 0.90}, seed)
+        points += _pts("dp", dp(seed), seed)
+    result = analysis.data_multiplier(points)
+    censored = [r for r in result["per_seed"] if not r["reached"]]
+    assert result["reached_fraction"] == pytest.approx(0.8)
+    assert [r["seed"] for r in censored] == [2] and censored[0]["dp_needs_more_than"] == 400
+    assert censored[0]["multiplier"] is None and censored[0]["multiplier_below"] == pytest.approx(2.0)
+    assert result["multiplier"] is None and result["ci"] is None and "1 of 5" in result["ci_note"]
+    assert result["multiplier_reached_only"] > 2.0  # reported apart, labelled as conditional on reaching
+
+
+def test_multiplier_does_not_average_different_seed_subsets():
+    # seed 0's DP reaches 300, seed 1's only 240: the old mean curve mixed a 1-seed value at 300
+    # with a 2-seed mean at 240. Per seed, each multiplier uses that seed's own curve only.
+    points = (_pts("static", {120: 0.80, 240: 0.85, 480: 0.86}, 0) + _pts("dp", {120: 0.80, 240: 0.86, 300: 0.99}, 0)
+              + _pts("static", {120: 0.80, 240: 0.85, 480: 0.90}, 1) + _pts("dp", {120: 0.80, 240: 0.95}, 1))
+    result = analysis.data_multiplier(points)
+    assert result["static_size"] == 480  # mean 0.88
+    by_seed = {r["seed"]: r for r in result["per_seed"]}
+    assert by_seed[0]["target"] == pytest.approx(0.86) and by_seed[0]["dp_size"] == pytest.approx(240.0)
+    assert by_seed[1]["dp_size"] < 240 and by_seed[1]["multiplier"] == pytest.approx(480 / by_seed[1]["dp_size"])
+
+
+def test_gains_are_paired_on_the_shared_grid_and_skip_the_start_size():
+    points = _two_strategies(5)
+    gains = analysis.paired_gain(points, "static", "dp", start_size=100)
+    assert set(gains) == {200, 400}  # 100 is the shared start; 800 is beyond DP's measured range
+    assert gains[200]["mean"] == pytest.approx(0.04) and gains[400]["mean"] == pytest.approx(0.05)
+    assert gains[200]["ci"] == pytest.approx([0.04, 0.04]) and gains[200]["n_seeds"] == 5
+    # DP at a size between its points is read on the log axis: 0.89 + (0.93 − 0.89)/2 at √(200·400)
+    assert analysis.interpolate({200: 0.89, 400: 0.93}, math.sqrt(200 * 400)) == pytest.approx(0.91)
+    assert analysis.interpolate({200: 0.89}, 400) is None  # never extrapolated
+    assert analysis.shared_grid(points + _pts("dp", {3000: 0.95}), "static", ("dp",)) == [100, 200, 400, 800,
+                                                                                         1600, 3200]
+
+
+def test_fitted_multiplier_uses_one_family_for_both_and_a_paired_jackknife():
+    rng = np.random.default_rng(0)
+    points = []
+    for seed in range(5):
+        for n in (100, 200, 400, 800, 1600):
+            points += _pts("static", {n: 1 - (0.05 + 2.0 * n ** -0.5) + rng.normal(0, 0.002)}, seed)
+            points += _pts("dp", {n: 1 - (0.05 + 2.0 * (4 * n) ** -0.5) + rng.normal(0, 0.002)}, seed)
+    result = analysis.fitted_multiplier(points)
+    assert result["family"] and "family_a" not in result
+    assert 2.0 < result["multiplier"] < 8.0  # the laws differ by a factor 4 in size
+    assert result["ci"][0] < result["multiplier"] < result["ci"][1]
+    few = [p for p in points if p["seed"] < 3]
+    assert analysis.fitted_multiplier(few)["ci"] is None
+
+
+def test_static_grid_is_geometric_and_stops_at_the_one_se_plateau():
+    from practicum.practice.study import plateau_reached, static_grid, study_settings
+
+    settings = study_settings({"practice": {"initial_size": 50}, "grid_max_factor": 64})
+    assert settings.data == "fashion" and static_grid(settings) == [50, 100, 200, 400, 800, 1600, 3200]
+    assert study_settings(data="digits").practice.data == "digits"
+    # 5 seeds, val of 5000 images: a +0.5 point step with SD 0.1 is real; a +0.05 point step is not
+    rising = {s: {100: 0.80, 200: 0.805 + 0.001 * (s % 2)} for s in range(5)}
+    flat = {s: {100: 0.80, 200: 0.8005 + 0.001 * (s % 2) - 0.0005} for s in range(5)}
+    assert not plateau_reached(rising, 100, 200, 5000)
+    assert plateau_reached(flat, 100, 200, 5000)
+
+
+def test_fallback_generator_serves_vanilla_past_the_bank_from_the_model():
+    from practicum.practice.generate import FallbackGenerator
+
+    bank = BankGenerator(torch.zeros(20, 1, 8, 8), balanced_labels(0, 20, 10), 0.5)
+    asked = []
+
+    def model(request):
+        asked.append((request.start, request.omega))
+        return Generation(torch.ones(len(request.labels), 1, 8, 8), 1.0)
+
+    both = FallbackGenerator(bank, model)
+    assert both(Request(labels=balanced_labels(10, 10, 10), start=10)).images.sum() == 0  # from the bank
+    assert both(Request(labels=balanced_labels(20, 10, 10), start=20)).images.sum() > 0  # past it: the model
+    assert asked == [(20, 0.0)]
 
 
 def test_select_hardest_is_class_balanced():
@@ -120,7 +218,7 @@ def test_generate_then_prune(tmp_path):
 def test_tiny_study_end_to_end(tmp_path, tiny_model):
     from practicum.practice.study import print_summary, run_study, study_settings
 
-    settings = study_settings({"seeds": 2, "static_sizes": [20, 40], "n_boot": 50, "prune_ratio": 2,
+    settings = study_settings({"data": "digits", "seeds": 2, "static_sizes": [20, 40], "prune_ratio": 2,
                                "practice": {"initial_size": 20, "add_size": 10, "eval_every": 20, "t_init": 1,
                                             "arch": "mlp", "width": 16, "train": {"steps": 40, "batch_size": 16},
                                             "generator": {"model": tiny_model, "steps": 3, "every": 1}}})
@@ -133,7 +231,11 @@ def test_tiny_study_end_to_end(tmp_path, tiny_model):
     assert set(stored["strategies"]) == {"static", "dp", "vanilla", "prune"}
     assert set(stored["strategies"]["static"]["per_seed"]) == {"0", "1"}
     assert stored["strategies"]["static"]["sizes"] == [20, 40]
-    assert {"bank", "runs", "analysis"} <= set(stored["seconds"]["phases"])
+    assert {"bank", "static", "dynamic", "analysis"} <= set(stored["seconds"]["phases"])
+    assert 20 not in {int(n) for n in stored["dp_gain_equal_size"]}  # the shared start size is no gain
+    detail = stored["data_multiplier_detail"]
+    assert len(detail["per_seed"]) == 2 and stored["data_multiplier_ci"] is None
+    assert "fewer than 5 seeds" in (detail["ci_note"] or "") or detail["reached_fraction"] < 1
     dp_pool_rounds = [p["rounds"] for p in summary["points"] if p["strategy"] == "dp" and p["kind"] == "final"]
     assert max(dp_pool_rounds) >= 1  # guided rounds really ran through the diffusion model
     html = (out / "report.html").read_text()

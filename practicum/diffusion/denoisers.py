@@ -115,6 +115,10 @@ class Denoiser(nn.Module):
         """Clean sample → images in [-1, 1] (differentiable)."""
         return z
 
+    def decode_unclamped(self, z: torch.Tensor) -> torch.Tensor:
+        """Like `decode` but without the final clamp to [-1, 1] (for guidance that rescales itself)."""
+        return self.decode(z)
+
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Images in [-1, 1] → the sampler's space (inverse of decode for pixel models)."""
         return images
@@ -224,6 +228,9 @@ class PixelUNetDenoiser(Denoiser):
     def decode(self, z):
         return _center_crop(z, self.image_shape).clamp(-1, 1) if self.clip_sample else _center_crop(z, self.image_shape)
 
+    def decode_unclamped(self, z):
+        return _center_crop(z, self.image_shape)
+
     def encode(self, images):
         return _center_pad(images, self.sample_shape)
 
@@ -258,6 +265,9 @@ class _LatentDenoiser(Denoiser):
     def decode(self, z):
         images = self.vae.decode((z / self.scaling_factor).to(self.vae.dtype)).sample
         return images.to(torch.promote_types(z.dtype, torch.float32)).clamp(-1, 1)
+
+    def decode_unclamped(self, z):
+        return self.vae.decode(z / self.scaling_factor).sample
 
     def encode(self, images, *, posterior: str = "mean", generator: torch.Generator | None = None):
         """s · the VAE posterior mean (DiT/MGD³ default), or a posterior sample (`posterior="sample"`,

@@ -163,7 +163,15 @@ class EntropyGuidance(GuidanceTerm):
     input_size : (H, W) the classifier expects; decoded images are resized when they differ.
     preprocess : "clamp" (default), "minmax" (predecessor's fg_minmax) or "none"; see
         `prepare_for_classifier`.
-    start, stop : only guide loop steps start <= i < stop (None = no bound).
+    start, stop : the guided window: loop steps start <= i < stop, counted every `every` from
+        `start` (i − start ≡ 0 mod every). start None = 0. stop None = S − max(1, round(S/6)):
+        the last steps are never guided by default, because a nudge with no denoising after it
+        lands on the output pixels as a gradient attack on the guide (the predecessor guides
+        steps 0–25 of 30). A negative stop counts from the end (stop=-1: all but the last
+        step); stop=S guides through the last step (an ablation, not a default).
+    min_alpha_bar : skip steps with ᾱ_t below this (default 0.01): there x̂0 = (x_t − √(1−ᾱ)ε)/√ᾱ
+        amplifies the noise-prediction error by 1/√ᾱ, the decode clamps it and most rows get a
+        zero gradient (at ᾱ ≈ 2e-9 the first step of the built-in schedule is pure noise).
     micro_batch : rows per backward pass (None = the whole batch). The gradient is computed
         chunk by chunk, so peak memory grows with the micro-batch, not the shard; rows do not
         interact (the classifier is in eval mode), so the result is the same.
@@ -176,7 +184,8 @@ class EntropyGuidance(GuidanceTerm):
                  normalize: bool | None = None, x0_blend: bool | None = None,
                  input_size: tuple[int, int] | None = None, clamp: bool = True,
                  preprocess: Literal["clamp", "minmax", "none"] = "clamp",
-                 start: int | None = None, stop: int | None = None, micro_batch: int | None = None):
+                 start: int | None = None, stop: int | None = None, min_alpha_bar: float = 0.01,
+                 micro_batch: int | None = None):
         if micro_batch is not None and int(micro_batch) < 1:
             raise ConfigError(f"guidance micro_batch={micro_batch} must be at least 1", "give a positive integer")
         self.micro_batch = None if micro_batch is None else int(micro_batch)
@@ -188,6 +197,10 @@ class EntropyGuidance(GuidanceTerm):
             raise ConfigError(f"guidance every={every} must be at least 1")
         if preprocess not in ("clamp", "minmax", "none"):
             raise ConfigError(f"unknown preprocess {preprocess!r}", "use 'clamp', 'minmax' or 'none'")
+        if start is not None and int(start) < 0:
+            raise ConfigError(f"guidance start={start} must be >= 0")
+        if not 0.0 <= float(min_alpha_bar) < 1.0:
+            raise ConfigError(f"min_alpha_bar={min_alpha_bar} must lie in [0, 1)")
         if not math.isfinite(float(omega)):
             raise ConfigError(f"omega={omega} is not a finite number")
         self.classifier = classifier
@@ -200,17 +213,32 @@ class EntropyGuidance(GuidanceTerm):
         self.input_size = None if input_size is None else tuple(int(s) for s in input_size)
         self.clamp = clamp
         self.preprocess = preprocess
-        self.start, self.stop = start, stop
+        self.start = None if start is None else int(start)
+        self.stop = None if stop is None else int(stop)
+        self.min_alpha_bar = float(min_alpha_bar)
+
+    def window(self, num_steps: int) -> range:
+        """The loop steps the schedule may guide (before the ᾱ floor): range(start, stop, every)."""
+        start = self.start or 0
+        if self.stop is None:
+            stop = num_steps - max(1, round(num_steps / 6))
+        else:
+            stop = self.stop if self.stop >= 0 else num_steps + self.stop
+        return range(start, min(stop, num_steps), self.every)
+
+    def guided_steps(self, alpha_bar: list[float]) -> list[int]:
+        """The loop steps that are guided for a schedule with these ᾱ_t (noisiest first)."""
+        if self.omega == 0.0:
+            return []
+        return [i for i in self.window(len(alpha_bar)) if alpha_bar[i] >= self.min_alpha_bar]
 
     def active(self, state: StepState) -> bool:
-        if self.omega == 0.0 or state.index % self.every != 0:
+        if self.omega == 0.0 or state.alpha_bar < self.min_alpha_bar:
             return False
-        if self.start is not None and state.index < self.start:
-            return False
-        return self.stop is None or state.index < self.stop
+        return state.index in self.window(state.num_steps)
 
     def entropy(self, images: torch.Tensor) -> torch.Tensor:
-        """The classifier's entropy per image (images in [-1, 1], decoded space)."""
+        """The classifier's entropy per image (images in decoded space; clamped/rescaled here)."""
         images = images.to(_param_dtype(self.classifier))  # explicit cast: generator dtype → learner dtype
         return entropy_from_logits(self.classifier(prepare_for_classifier(images, self.input_size, self.clamp,
                                                                          self.preprocess)))
@@ -237,7 +265,9 @@ class EntropyGuidance(GuidanceTerm):
             if self.x0_blend:
                 c = math.sqrt(1 - ab)
                 x0 = c * x0 + (1 - c) * z
-            h = self.entropy(den.decode(x0)).sum()
+            # minmax rescales each image itself, so it must see the decode before any clamp
+            decoded = den.decode_unclamped(x0) if self.preprocess == "minmax" else den.decode(x0)
+            h = self.entropy(decoded).sum()
             # fp16 networks: scale the loss so small gradients do not underflow on the way back
             scale = FP16_GRAD_SCALE if den.dtype == torch.float16 else 1.0
             (grad,) = torch.autograd.grad(h * scale, z)
@@ -259,7 +289,8 @@ class EntropyGuidance(GuidanceTerm):
     def settings(self) -> dict[str, Any]:
         return {"name": self.name, "omega": self.omega, "every": self.every, "form": self.form,
                 "through": self.through, "normalize": self.normalize, "x0_blend": self.x0_blend,
-                "micro_batch": self.micro_batch}
+                "start": self.start, "stop": self.stop, "min_alpha_bar": self.min_alpha_bar,
+                "preprocess": self.preprocess, "micro_batch": self.micro_batch}
 
 
 FP16_GRAD_SCALE = 2.0 ** 12  # static loss scale of guidance gradients through an fp16 generator

@@ -1,15 +1,29 @@
-"""The study's numbers, from a flat table of points (strategy, seed, size, test accuracy).
+"""The study's numbers, from a flat table of points (strategy, seed, size, accuracy).
 
-- mean curve of a strategy: mean test accuracy per size over the seeds that have that size;
-- data multiplier (the paper's definition): static's best mean accuracy and the static size that
-  achieved it, against the smallest DP pool whose mean accuracy reaches it (interpolated on a
-  log-size axis between the two DP sizes around the crossing); m = n_static / n_dp;
-- its confidence interval: the same computation on seeds resampled with replacement;
-- gains at equal size: per-seed paired differences (DP − static, DP − dynamic-vanilla) at the
-  sizes both strategies measured, with a bootstrap CI over seeds.
+Conventions (the same in the terminal summary, summary.json and report.html):
 
-Fitted scaling laws (and a fit-based multiplier) come from `practicum.scaling`, called through
-`fit_law` and `fitted_multiplier` only.
+- **Pairing by seed.** Every comparison is made inside one seed (the same vanilla bank, the
+  same learner initialisation) and only then summarised over seeds.
+- **Shared log-size grid.** A seed's curve is a piecewise-linear function of log(size) through
+  its measured points. Strategies are compared at the sizes of one grid (the static sizes,
+  extended geometrically over DP's range); a curve is read only inside its measured range,
+  never extrapolated.
+- **Target fixed from static alone.** n* = the static size with the best mean accuracy over seeds
+  (ties: the smallest). Each seed's target is its own static accuracy at n*, so the target is
+  known before DP is looked at.
+- **Per-seed multiplier** m_s = n* / n_DP,s where n_DP,s is the (log-interpolated) smallest DP
+  size whose accuracy reaches seed s's target. If DP never reaches it within its largest pool
+  D_s, the seed is **censored**: DP needs more than D_s images (a lower bound on DP's size, i.e.
+  m_s < n*/D_s). Censored seeds are counted (`reached_fraction`) and listed, never scored 0.
+- **Summary over seeds**: the geometric mean of m_s with a t interval on log m_s (n − 1 degrees
+  of freedom), only when every seed reached the target and there are at least `MIN_SEEDS_FOR_CI`
+  seeds; otherwise no interval, with the reason in `ci_note`.
+- **Gains at equal size** (DP − static, DP − dynamic-vanilla): per seed at grid sizes above the
+  start size (equal for both strategies by construction, so not a gain), then mean and t interval
+  over seeds under the same rule.
+- **Fitted-law multiplier**: one law family for both strategies (chosen on static), fitted to all
+  seeds' points; the interval is a paired leave-one-seed-out jackknife (both curves drop the same
+  seed) with a t quantile, again only with at least `MIN_SEEDS_FOR_CI` seeds.
 """
 
 from __future__ import annotations
@@ -20,26 +34,35 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
+from scipy import stats
+
+MIN_SEEDS_FOR_CI = 5
+NO_CI = "fewer than {min} seeds ({n}): no interval is printed (a t or bootstrap interval is not valid there)"
 
 
-def mean_curve(points: list[dict], strategy: str, seeds: list[int] | None = None) -> dict[int, float]:
-    """{size: mean test accuracy} over `seeds` (a resample may repeat seeds)."""
-    by_seed = per_seed(points, strategy)
-    chosen = list(by_seed) if seeds is None else seeds
-    values: dict[int, list[float]] = defaultdict(list)
-    for seed in chosen:
-        for size, acc in by_seed.get(seed, {}).items():
-            values[size].append(acc)
-    return {size: float(np.mean(v)) for size, v in sorted(values.items())}
+# ---------------------------------------------------------------- curves
 
-
-def per_seed(points: list[dict], strategy: str) -> dict[int, dict[int, float]]:
-    """{seed: {size: test accuracy}} for one strategy."""
+def per_seed(points: list[dict], strategy: str, key: str = "test_accuracy") -> dict[int, dict[int, float]]:
+    """{seed: {size: accuracy}} for one strategy (`key`: test_accuracy, or val_accuracy for choices)."""
     out: dict[int, dict[int, float]] = defaultdict(dict)
     for p in points:
-        if p["strategy"] == strategy and p.get("test_accuracy") is not None:
-            out[int(p["seed"])][int(p["size"])] = float(p["test_accuracy"])
+        if p["strategy"] == strategy and p.get(key) is not None:
+            out[int(p["seed"])][int(p["size"])] = float(p[key])
     return dict(out)
+
+
+def interpolate(curve: dict[int, float], size: float) -> float | None:
+    """The curve's accuracy at `size`, linear in log size between measured points; None outside."""
+    sizes = sorted(curve)
+    if not sizes or size < sizes[0] - 1e-9 or size > sizes[-1] + 1e-9:
+        return None
+    for lo, hi in zip(sizes, sizes[1:] + [sizes[-1]]):
+        if lo - 1e-9 <= size <= hi + 1e-9:
+            if hi == lo:
+                return curve[lo]
+            frac = (math.log(size) - math.log(lo)) / (math.log(hi) - math.log(lo))
+            return curve[lo] + frac * (curve[hi] - curve[lo])
+    return None
 
 
 def reach_size(curve: dict[int, float], target: float) -> float | None:
@@ -56,85 +79,150 @@ def reach_size(curve: dict[int, float], target: float) -> float | None:
     return None
 
 
-def multiplier_from_curves(static: dict[int, float], dp: dict[int, float]) -> dict[str, Any]:
-    """Static's best mean accuracy, the size it needed, and the DP size that reaches it."""
-    if not static or not dp:
-        return {"multiplier": None, "target": None, "static_size": None, "dp_size": None}
-    best_size = max(static, key=lambda n: (static[n], -n))  # the smallest size at the best accuracy
-    target = static[best_size]
-    dp_size = reach_size(dp, target)
-    return {"multiplier": None if dp_size is None else best_size / dp_size, "target": target,
-            "static_size": best_size, "dp_size": dp_size}
+def shared_grid(points: list[dict], base: str = "static", others: tuple[str, ...] = ()) -> list[int]:
+    """The base strategy's sizes, continued geometrically (same ratio) to cover the others' largest size."""
+    sizes = sorted({int(p["size"]) for p in points if p["strategy"] == base})
+    if not sizes:
+        return []
+    top = max([int(p["size"]) for p in points if p["strategy"] in others] + [sizes[-1]])
+    ratio = sizes[-1] / sizes[-2] if len(sizes) > 1 else 2.0
+    grid = list(sizes)
+    while grid[-1] < top and ratio > 1:
+        grid.append(int(round(grid[-1] * ratio)))
+    return grid
 
 
-def data_multiplier(points: list[dict], a: str = "static", b: str = "dp", n_boot: int = 1000,
-                    seed: int = 0, level: float = 0.95) -> dict[str, Any]:
-    """The data multiplier of `b` over `a` with a bootstrap CI over seeds.
+def grid_curve(points: list[dict], strategy: str, grid: list[int], key: str = "test_accuracy"
+               ) -> dict[int, dict[str, Any]]:
+    """{size: mean, min, max and seed count} of the seeds' interpolated curves at each grid size.
 
-    The rules of `practicum.scaling`: whole seeds are resampled only with at least
-    `MIN_SEEDS` (5) seeds — with fewer there is no interval, and `ci_note` says why — and a
-    resample in which `b` never reaches the target is not counted as a multiplier of 0: it ranks
-    below every finite one, so a lower bound landing on it is unbounded (None)."""
-    from practicum.scaling.bootstrap import MIN_SEEDS
-
-    seeds = sorted(set(per_seed(points, a)) & set(per_seed(points, b)))
-    result = multiplier_from_curves(mean_curve(points, a, seeds), mean_curve(points, b, seeds))
-    rng = np.random.default_rng(seed)
-    draws = []
-    enough = len(seeds) >= MIN_SEEDS
-    for _ in range(n_boot if enough else 0):
-        sample = [seeds[i] for i in rng.integers(len(seeds), size=len(seeds))]
-        draws.append(multiplier_from_curves(mean_curve(points, a, sample), mean_curve(points, b, sample))["multiplier"])
-    ci, note = None, ""
-    if not enough:
-        note = f"no interval: {len(seeds)} seed(s), fewer than the {MIN_SEEDS} a seed bootstrap needs"
-    elif not draws:
-        note = "no interval: n_boot = 0"
-    else:
-        key = np.array([-np.inf if d is None else d for d in draws], dtype=float)
-        lo, hi = np.quantile(key, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
-        ci = [None if lo == -np.inf else float(lo), float(hi)]
-        note = "bootstrap over seeds" + ("; lower bound unbounded: DP misses the target in too many resamples"
-                                         if ci[0] is None else "")
-    result.update(ci=ci, ci_note=note, level=level, seeds=seeds, n_boot=len(draws),
-                  reached_fraction=float(np.mean([d is not None for d in draws])) if draws else None)
-    return result
-
-
-def paired_gain(points: list[dict], a: str, b: str, n_boot: int = 1000, seed: int = 0,
-                level: float = 0.95) -> dict[int, dict[str, Any]]:
-    """{size: mean and CI of acc_b − acc_a over the seeds that measured both at that size}."""
-    pa, pb = per_seed(points, a), per_seed(points, b)
-    diffs: dict[int, list[float]] = defaultdict(list)
-    for s in sorted(set(pa) & set(pb)):
-        for size in sorted(set(pa[s]) & set(pb[s])):
-            diffs[size].append(pb[s][size] - pa[s][size])
-    rng = np.random.default_rng(seed)
+    A size is listed when at least one seed's measured range covers it; `n_seeds` says how many,
+    so a mean of fewer seeds is visible as such."""
+    by_seed = per_seed(points, strategy, key)
     out = {}
-    for size, values in sorted(diffs.items()):
-        v = np.asarray(values)
-        boots = [float(v[rng.integers(len(v), size=len(v))].mean()) for _ in range(n_boot if len(v) > 1 else 0)]
-        ci = [float(np.quantile(boots, (1 - level) / 2)), float(np.quantile(boots, (1 + level) / 2))] if boots else None
-        out[int(size)] = {"mean": float(v.mean()), "ci": ci, "n_seeds": int(len(v))}
+    for size in grid:
+        values = [v for v in (interpolate(c, size) for c in by_seed.values()) if v is not None]
+        if values:
+            out[size] = {"mean": float(np.mean(values)), "min": float(min(values)), "max": float(max(values)),
+                         "n_seeds": len(values)}
     return out
 
 
-# ---------------------------------------------------------------- practicum.scaling call sites
+def mean_curve(points: list[dict], strategy: str, key: str = "test_accuracy") -> dict[int, float]:
+    """{size: mean accuracy} at the measured sizes that every seed of the strategy measured."""
+    by_seed = per_seed(points, strategy, key)
+    if not by_seed:
+        return {}
+    common = set.intersection(*(set(c) for c in by_seed.values()))
+    return {n: float(np.mean([c[n] for c in by_seed.values()])) for n in sorted(common)}
 
-def _curve_arrays(points: list[dict], strategy: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rows = [p for p in points if p["strategy"] == strategy and p.get("test_accuracy") is not None]
+
+# ---------------------------------------------------------------- intervals
+
+def t_interval(values, level: float = 0.95) -> tuple[list[float] | None, str | None]:
+    """Mean ± t·SE over seeds, or (None, why) with fewer than MIN_SEEDS_FOR_CI values."""
+    v = np.asarray(values, dtype=float)
+    if v.size < MIN_SEEDS_FOR_CI:
+        return None, NO_CI.format(min=MIN_SEEDS_FOR_CI, n=v.size)
+    half = float(stats.t.ppf((1 + level) / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
+    return [float(v.mean() - half), float(v.mean() + half)], None
+
+
+# ---------------------------------------------------------------- the data multiplier
+
+def static_target(points: list[dict], strategy: str = "static", key: str = "test_accuracy") -> dict[str, Any]:
+    """n*: the static size with the best mean accuracy over the sizes every seed measured."""
+    curve = mean_curve(points, strategy, key)
+    if not curve:
+        return {"static_size": None, "target": None}
+    best = max(curve, key=lambda n: (curve[n], -n))
+    return {"static_size": int(best), "target": curve[best]}
+
+
+def data_multiplier(points: list[dict], a: str = "static", b: str = "dp", level: float = 0.95,
+                    key: str = "test_accuracy") -> dict[str, Any]:
+    """Per-seed multipliers of `b` over `a` (module docstring), their geometric mean and t interval."""
+    target = static_target(points, a, key)
+    pa, pb = per_seed(points, a, key), per_seed(points, b, key)
+    seeds = sorted(set(pa) & set(pb))
+    n_star = target["static_size"]
+    rows = []
+    for s in seeds:
+        if n_star is None or n_star not in pa[s]:
+            continue
+        goal = pa[s][n_star]
+        need = reach_size(pb[s], goal)
+        largest = max(pb[s])
+        rows.append({"seed": s, "target": goal, "dp_size": need, "reached": need is not None,
+                     "multiplier": None if need is None else n_star / need,
+                     "dp_largest": largest, "dp_needs_more_than": None if need is not None else largest,
+                     "multiplier_below": None if need is not None else n_star / largest})
+    reached = [r for r in rows if r["reached"]]
+    out: dict[str, Any] = {"static_size": n_star, "target": target["target"], "per_seed": rows,
+                           "seeds": [r["seed"] for r in rows], "n_seeds": len(rows),
+                           "reached_fraction": (len(reached) / len(rows)) if rows else None,
+                           "level": level, "multiplier": None, "ci": None, "ci_note": None,
+                           "multiplier_reached_only": None}
+    if not rows:
+        out["ci_note"] = "no seed has both curves"
+        return out
+    logs = [math.log(r["multiplier"]) for r in reached]
+    if reached:
+        out["multiplier_reached_only"] = float(math.exp(np.mean(logs)))
+    if len(reached) < len(rows):
+        bounds = sorted(r["dp_needs_more_than"] for r in rows if not r["reached"])
+        who = "DP" if b == "dp" else b
+        out["ci_note"] = (f"{who} did not reach the target in {len(rows) - len(reached)} of {len(rows)} seeds "
+                          f"(it needs more than {', '.join(str(b) for b in bounds)} images there); "
+                          "no multiplier over seeds is given")
+        return out
+    out["multiplier"] = float(math.exp(np.mean(logs)))
+    ci, why = t_interval(logs, level)
+    out["ci"] = None if ci is None else [float(math.exp(ci[0])), float(math.exp(ci[1]))]
+    out["ci_note"] = why
+    return out
+
+
+def paired_gain(points: list[dict], a: str, b: str, level: float = 0.95, start_size: int | None = None,
+                grid: list[int] | None = None, key: str = "test_accuracy") -> dict[int, dict[str, Any]]:
+    """{size: mean and t interval of acc_b − acc_a over seeds}, at grid sizes above the start size.
+
+    Both curves are read on the shared log-size grid inside each seed's measured range."""
+    pa, pb = per_seed(points, a, key), per_seed(points, b, key)
+    grid = grid if grid is not None else shared_grid(points, a, (b,))
+    out = {}
+    for size in grid:
+        if start_size is not None and size <= start_size:
+            continue  # equal for both by construction
+        diffs = []
+        for s in sorted(set(pa) & set(pb)):
+            va, vb = interpolate(pa[s], size), interpolate(pb[s], size)
+            if va is not None and vb is not None:
+                diffs.append(vb - va)
+        if diffs:
+            ci, why = t_interval(diffs, level)
+            out[int(size)] = {"mean": float(np.mean(diffs)), "ci": ci, "ci_note": why, "n_seeds": len(diffs)}
+    return out
+
+
+# ---------------------------------------------------------------- fitted laws (practicum.scaling)
+
+def _curve_arrays(points: list[dict], strategy: str, drop_seed: int | None = None,
+                  key: str = "test_accuracy") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rows = [p for p in points if p["strategy"] == strategy and p.get(key) is not None
+            and (drop_seed is None or int(p["seed"]) != drop_seed)]
     x = np.array([p["size"] for p in rows], dtype=float)
-    err = np.array([1.0 - p["test_accuracy"] for p in rows], dtype=float)
+    err = np.array([1.0 - p[key] for p in rows], dtype=float)
     seeds = np.array([p["seed"] for p in rows])
     return x, err, seeds
 
 
-def fit_law(points: list[dict], strategy: str, family: str = "auto"):
+def fit_law(points: list[dict], strategy: str, family: str = "auto", drop_seed: int | None = None):
     """A scaling law of test error vs size for one strategy, or None with the reason."""
     from practicum.errors import PracticumError
     from practicum.scaling import fit
 
-    x, err, seeds = _curve_arrays(points, strategy)
+    x, err, seeds = _curve_arrays(points, strategy, drop_seed)
     if len(np.unique(x)) < 3:
         return None, f"{strategy}: fewer than 3 sizes"
     try:
@@ -145,21 +233,46 @@ def fit_law(points: list[dict], strategy: str, family: str = "auto"):
         return None, f"{strategy}: {exc}"
 
 
-def fitted_multiplier(points: list[dict], a: str = "static", b: str = "dp", n_boot: int = 200) -> dict[str, Any]:
-    """The fit-based multiplier of practicum.scaling (x_a(y*) / x_b(y*) at a's best observed error)."""
+def _fitted_ratio(points, a, b, family, target_error, drop_seed=None) -> float | None:
     from practicum.errors import PracticumError
-    from practicum.scaling.compare import data_multiplier as scaling_multiplier
 
-    xa, ea, sa = _curve_arrays(points, a)
-    xb, eb, sb = _curve_arrays(points, b)
-    if len(np.unique(xa)) < 3 or len(np.unique(xb)) < 3:
-        return {"multiplier": None, "note": "fewer than 3 sizes"}
+    law_a, _ = fit_law(points, a, family, drop_seed)
+    law_b, _ = fit_law(points, b, family, drop_seed)
+    if law_a is None or law_b is None:
+        return None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = scaling_multiplier(xa, ea, xb, eb, metric="error", seeds_a=sa, seeds_b=sb, n_boot=n_boot)
-    except PracticumError as exc:
-        return {"multiplier": None, "note": str(exc)}
-    out = res.to_dict()
-    out.pop("law_a", None), out.pop("law_b", None)
+        return float(law_a.invert(target_error) / law_b.invert(target_error))
+    except (PracticumError, ValueError, ZeroDivisionError):
+        return None
+
+
+def fitted_multiplier(points: list[dict], a: str = "static", b: str = "dp", level: float = 0.95) -> dict[str, Any]:
+    """x_a(y*) / x_b(y*) from two laws of ONE family (chosen on `a`), y* = a's best mean error."""
+    law_a, why = fit_law(points, a)
+    if law_a is None:
+        return {"multiplier": None, "note": why}
+    family = law_a.family_
+    target = static_target(points, a)
+    if target["target"] is None:
+        return {"multiplier": None, "note": "no static size measured by every seed"}
+    y_star = 1.0 - target["target"]
+    m = _fitted_ratio(points, a, b, family, y_star)
+    out: dict[str, Any] = {"multiplier": m, "family": family, "target_error": y_star, "ci": None, "level": level,
+                           "method": "paired leave-one-seed-out jackknife, t quantile"}
+    if m is None:
+        out["note"] = f"the {family} laws cannot both reach error {y_star:.4f}"
+        return out
+    seeds = sorted(set(per_seed(points, a)) & set(per_seed(points, b)))
+    if len(seeds) < MIN_SEEDS_FOR_CI:
+        out["ci_note"] = NO_CI.format(min=MIN_SEEDS_FOR_CI, n=len(seeds))
+        return out
+    loo = [_fitted_ratio(points, a, b, family, y_star, drop_seed=s) for s in seeds]
+    if any(v is None or v <= 0 for v in loo):
+        out["ci_note"] = "a leave-one-seed-out fit could not reach the target: no interval"
+        return out
+    logs = np.log(loo)
+    n = len(logs)
+    se = math.sqrt((n - 1) / n * float(((logs - logs.mean()) ** 2).sum()))
+    half = float(stats.t.ppf((1 + level) / 2, n - 1)) * se
+    out["ci"] = [float(m * math.exp(-half)), float(m * math.exp(half))]
     return out

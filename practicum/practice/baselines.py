@@ -59,7 +59,7 @@ def select_hardest(entropy: np.ndarray, labels: np.ndarray, keep: int, num_class
 
 
 def generate_then_prune(run: RunDir, settings: PruneSettings, generator: Generator, val, test=None, *,
-                        model=None, description: str = "generate-then-prune") -> dict[str, Any]:
+                        tune=None, model=None, description: str = "generate-then-prune") -> dict[str, Any]:
     """Run the baseline in `run` (a finished run returns its stored result)."""
     s = settings
     done = run.read_json("result.json")
@@ -107,6 +107,8 @@ def generate_then_prune(run: RunDir, settings: PruneSettings, generator: Generat
              "val_accuracy": learner.evaluate(val)["accuracy"]}
     if test is not None:
         point["test_accuracy"] = learner.evaluate(test)["accuracy"]
+    if tune is not None:
+        point["tune_accuracy"] = learner.evaluate(tune)["accuracy"]
     run.log_metric({"event": "final", **point})
     summary = {"settings": s.model_dump(mode="json"), "points": [point], "rounds": 1, "pool_size": len(labels),
                "steps": learner.step, "seconds": seconds}

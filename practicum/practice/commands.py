@@ -18,11 +18,12 @@ def register(app: typer.Typer) -> None:
 
 def study(
     out: Path = typer.Option(Path("runs/study"), "--out", parser=out_option, help="Run folder to write."),
-    quick: bool = typer.Option(False, "--quick", help="2 seeds, small sizes and budget: a few minutes on a laptop CPU."),
+    quick: bool = typer.Option(False, "--quick", help="2 seeds, static grid to 4x the start, 300 iterations: the smoke test."),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="Runs per strategy."),
     omega: Optional[float] = typer.Option(None, "--omega", help="Entropy guidance strength of DP."),
     model: Optional[str] = typer.Option(None, "--model", help="Generator: 'builtin' or a local diffusers folder."),
-    data: Optional[str] = typer.Option(None, "--data", help="Real val/test data: digits, folder:PATH, npz:PATH."),
+    data: Optional[str] = typer.Option(None, "--data", help="Real val/test data: fashion (default), digits, "
+                                       "folder:PATH, npz:PATH."),
     engine: str = typer.Option("local", "--engine", help="local (default) or ray: where the independent runs go."),
     device: Optional[str] = typer.Option(None, "--device", help="Learner and generator device: cpu, cuda, auto."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="Generator dtype: fp32 (default), bf16 or fp16."),
@@ -30,9 +31,10 @@ def study(
     resume: bool = typer.Option(False, "--resume", help="Continue the study in --out (finished runs are kept)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start the study in --out again."),
 ) -> None:
-    """Deliberate Practice vs static generation on real held-out data: static at several sizes,
-    DP with branch-outs, dynamic-vanilla and generate-then-prune over several seeds; scaling
-    laws, the data multiplier with its CI, figures and report.html."""
+    """Deliberate Practice vs static generation on real held-out data (Fashion-MNIST by default):
+    static on a geometric grid up to its plateau, DP with branch-outs, dynamic-vanilla and
+    generate-then-prune over several seeds; per-seed data multipliers (t intervals from 5 seeds),
+    paired gains, fitted laws, figures and report.html."""
     import yaml
 
     from practicum.practice.study import print_summary, run_study, study_settings

@@ -70,7 +70,7 @@ def _denoiser(spec: str, class_names: tuple[str, ...] | None = None, device: str
         from practicum.diffusion import load_denoiser
         from practicum.diffusion.precision import prepare_denoiser
 
-        options = {} if (spec == "builtin" or class_names is None) else {"class_names": list(class_names)}
+        options = {} if (spec.startswith("builtin") or class_names is None) else {"class_names": list(class_names)}
         _DENOISERS[key] = prepare_denoiser(load_denoiser(spec, **options), device=device, **dict(runtime))
     return _DENOISERS[key]
 
@@ -249,10 +249,12 @@ class BankGenerator:
 
 
 class FallbackGenerator:
-    """Vanilla requests from the bank, guided ones from the diffusion model."""
+    """Vanilla requests from the bank while it lasts; guided ones, and vanilla ones past the end of
+    the bank (DP's growth is not capped by the static grid), from the diffusion model."""
 
     def __init__(self, bank: BankGenerator, guided: Generator):
         self.bank, self.guided = bank, guided
 
     def __call__(self, request: Request) -> Generation:
-        return self.bank(request) if request.omega == 0.0 else self.guided(request)
+        fits = request.start + len(request.labels) <= len(self.bank)
+        return self.bank(request) if request.omega == 0.0 and fits else self.guided(request)

@@ -66,11 +66,12 @@ class LoopState:
 
 
 def practice(run: RunDir, settings: PracticeSettings, generator: Generator, val, test=None, *,
-             model=None, engine: str = "local", description: str = "practice") -> dict[str, Any]:
+             tune=None, model=None, engine: str = "local", description: str = "practice") -> dict[str, Any]:
     """Run (or resume) one DP / static / dynamic-vanilla run in `run`; returns its result.
 
     `val` (real) drives patience; `test` (real, held out) is only used for the reported
-    numbers. `model` is an optional user nn.Module (freshly initialised) for the learner.
+    numbers; `tune` (real), when given, scores the same points for choosing hyper-parameters.
+    `model` is an optional user nn.Module (freshly initialised) for the learner.
     """
     s = settings
     if s.train.steps < 1:
@@ -109,7 +110,8 @@ def practice(run: RunDir, settings: PracticeSettings, generator: Generator, val,
             state.seen_since_eval += s.train.batch_size
             advance()
 
-            if state.seen_since_eval >= s.tau:
+            can_add = s.max_rounds is None or state.rounds < s.max_rounds
+            if state.seen_since_eval >= s.tau and (can_add or s.track_val):
                 started = time.perf_counter()
                 result = learner.evaluate(val)
                 state.seconds["eval"] += time.perf_counter() - started
@@ -153,8 +155,8 @@ def practice(run: RunDir, settings: PracticeSettings, generator: Generator, val,
     # ---- the reported numbers: the final learner and every branch-out, on held-out real data
     state.patience = asdict(patience)
     _checkpoint(run, checkpoints, learner, state)
-    points = [_final_point(run, learner, state, val, test)]
-    points += _branch_outs(run, checkpoints, pool, state, val, test, engine, str(learner.device))
+    points = [_final_point(run, learner, state, val, test, tune)]
+    points += _branch_outs(run, checkpoints, pool, state, val, test, engine, str(learner.device), tune)
     points.sort(key=lambda p: p["size"])
     summary = {"settings": s.model_dump(mode="json"), "points": points, "rounds": state.rounds,
                "pool_size": state.pool_size, "steps": state.step, "evals": state.evals,
@@ -205,17 +207,19 @@ def _entropy_stats(prefix: str, values: np.ndarray) -> dict[str, float]:
 
 # ---------------------------------------------------------------- reported numbers
 
-def _final_point(run: RunDir, learner: Learner, state: LoopState, val, test) -> dict[str, Any]:
+def _final_point(run: RunDir, learner: Learner, state: LoopState, val, test, tune=None) -> dict[str, Any]:
     point = {"kind": "final", "size": state.pool_size, "rounds": state.rounds, "step": state.step,
              "val_accuracy": learner.evaluate(val)["accuracy"]}
     if test is not None:
         point["test_accuracy"] = learner.evaluate(test)["accuracy"]
+    if tune is not None:
+        point["tune_accuracy"] = learner.evaluate(tune)["accuracy"]
     run.log_metric({"event": "final", **point})
     return point
 
 
 def _branch_outs(run: RunDir, checkpoints: Path, pool: Pool, state: LoopState, val, test,
-                 engine: str, device: str) -> list[dict[str, Any]]:
+                 engine: str, device: str, tune=None) -> list[dict[str, Any]]:
     """Train every branch-out snapshot to the budget on the data it had; in parallel when asked."""
     done = run.sub("branches")
     todo, positions, points = [], [], []
@@ -228,7 +232,7 @@ def _branch_outs(run: RunDir, checkpoints: Path, pool: Pool, state: LoopState, v
         data = pool.to_dataset(rounds=list(range(k)))
         todo.append({"round": k, "state": learner.state(), "model": learner.model, "settings": learner.settings,
                      "device": device,
-                     "images": data.images, "labels": data.labels, "val": val, "test": test})
+                     "images": data.images, "labels": data.labels, "val": val, "test": test, "tune": tune})
         positions.append(position)  # the same position (and global seed) whether or not others were done
     if todo:
         # each branch-out is saved the moment it finishes, so a kill loses only the unfinished ones
@@ -257,6 +261,8 @@ def _train_branch(item: dict[str, Any]) -> dict[str, Any]:
              "step": step, "final_step": learner.step, "val_accuracy": learner.evaluate(item["val"])["accuracy"], "train_seconds": seconds}
     if item["test"] is not None:
         point["test_accuracy"] = learner.evaluate(item["test"])["accuracy"]
+    if item.get("tune") is not None:
+        point["tune_accuracy"] = learner.evaluate(item["tune"])["accuracy"]
     return point
 
 

@@ -29,6 +29,10 @@ class GeneratorSettings(Settings):
     every: int = Field(3, ge=1, description="guide at steps i with i mod every == 0 [paper code: 5 of 30]")
     form: Literal["latent", "score"] = "latent"
     through: Literal["full", "learner"] = Field("full", description="gradient path of the entropy guidance")
+    guide_start: int | None = Field(None, ge=0, description="first guided loop step (None = 0)")
+    guide_stop: int | None = Field(None, description="guide only steps < this (negative: from the end); None = "
+                                   "all but the last max(1, round(S/6)) steps, which are never guided by default")
+    min_alpha_bar: float = Field(0.01, ge=0, lt=1, description="skip steps whose ᾱ_t is below this (x̂0 is noise)")
     shard_size: int = Field(100, ge=1, description="samples per parallel generation shard")
     # precision and memory (issue 16); the device is the run's `device`
     model_dtype: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="dtype of the generator's networks")
@@ -49,7 +53,8 @@ class GeneratorSettings(Settings):
         return {k: v for k, v in values.items() if v is not None}
 
     def guidance(self) -> dict:
-        values = {"every": self.every, "form": self.form, "through": self.through}
+        values = {"every": self.every, "form": self.form, "through": self.through, "start": self.guide_start,
+                  "stop": self.guide_stop, "min_alpha_bar": self.min_alpha_bar}
         return values if self.guidance_batch is None else {**values, "micro_batch": self.guidance_batch}
 
 
@@ -58,6 +63,11 @@ class PracticeSettings(Settings):
 
     data: str = Field("digits", description="real data: val drives patience, test is reported")
     image_size: int | None = Field(None, ge=1, description="resize an image-folder data source to this size")
+    val_size: int | None = Field(None, ge=1, description="use this many val images (a fixed random subset) for "
+                                 "patience and the static grid; None = all (an evaluation costs about as much as "
+                                 "100 training steps of the 28×28 CNN on the full 5k)")
+    test_size: int | None = Field(None, ge=1, description="score reported points on this many test images "
+                                  "(a fixed random subset); None = all")
     device: str = Field("cpu", description="learner and generator device: cpu, cuda, auto")
     seed: int = 0
     arch: str = Field("cnn", description="learner architecture (practicum.learn.ARCHS)")
@@ -73,6 +83,8 @@ class PracticeSettings(Settings):
     reset_best: bool = Field(False, description="forget the best accuracy after each round")
     eval_every: int | None = Field(160, ge=1, description="τ in samples seen; None = N (one pass over the start set)")
     max_rounds: int | None = Field(None, ge=0, description="stop adding after this many rounds (0 = static run)")
+    track_val: bool = Field(True, description="evaluate on val every τ samples even when no round can be added "
+                            "(static runs only need it for the training-curve figure)")
     add_during_warmup: bool = Field(False, description="allow rounds during the LR warm-up (an untrained "
                                     "learner's entropy is uninformative; the paper's patience rarely fires there)")
     branch_out: bool = Field(True, description="branch out before rounds (accuracy vs data size)")
@@ -90,10 +102,18 @@ class PracticeSettings(Settings):
         return self
 
     def load_data(self, split: str):
+        """A real split; val and test are cut to `val_size` / `test_size` images when those are set."""
         from practicum.data import load_source
 
         options = {"size": self.image_size} if self.image_size is not None else {}
-        return load_source(self.data, split, **options)
+        data = load_source(self.data, split, **options)
+        keep = {"val": self.val_size, "test": self.test_size}.get(split)
+        if keep is not None and keep < len(data):
+            import numpy as np
+
+            # a fixed random subset (the same for every run and seed), so every class is represented
+            data = data.subset(np.sort(np.random.default_rng(12345).permutation(len(data))[:keep]))
+        return data
 
     def make_generator(self, data, engine: str = "local"):
         """The diffusion generator for this run, fitted to the real data's classes and image shape."""
@@ -105,7 +125,10 @@ class PracticeSettings(Settings):
             import torch
 
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        return DiffusionGenerator(g.model, sampling=g.sampling(), guidance=g.guidance(), shard_size=g.shard_size,
+        from practicum.diffusion.builtin import builtin_for
+
+        model = builtin_for(g.model, self.data) if g.model == "builtin" else g.model
+        return DiffusionGenerator(model, sampling=g.sampling(), guidance=g.guidance(), shard_size=g.shard_size,
                                   engine=engine, class_names=data.class_names, image_shape=data.image_shape,
                                   device=device, class_map=g.class_map, prompt_template=g.prompt_template,
                                   **g.runtime())

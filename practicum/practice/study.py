@@ -1,16 +1,22 @@
 """`practicum study`: Deliberate Practice against static generation, measured on real held-out data.
 
-For each seed:
-1. a vanilla bank: the largest static set, drawn once from the generator (class-balanced by
-   position). Static sets are its prefixes, DP's start set is its first N, dynamic-vanilla
-   rounds are its next slices and generate-then-prune candidates too: vanilla data is generated
-   once and its per-image cost is charged to every run that uses it;
-2. independent runs, through `executor.map` (local or Ray): static at every size, DP (with
-   branch-outs), dynamic-vanilla (ω = 0, with branch-outs) and generate-then-prune, all with
-   the same iteration budget, learner and validation split;
-3. the analysis: mean curves, the data multiplier with a bootstrap CI over seeds, paired gains
-   at equal size, fitted scaling laws, compute accounting, figures, `report.html`, `summary.json`.
+Built-in Fashion-MNIST by default (`--data digits` for the 8×8 digits). For each seed:
+1. a vanilla bank: one class-balanced stream drawn from the generator and grown as needed.
+   Static sets are its prefixes, DP's start set is its first N, dynamic-vanilla rounds and
+   generate-then-prune candidates are its next slices (generated on demand past its end);
+   vanilla images are generated once and their per-image cost is charged to every run using them;
+2. static runs on a geometric grid N·2^k, one size at a time, until a doubling changes mean val
+   accuracy by less than one standard error (or grid_max_factor·N): this fixes the static
+   curve, and with it the target, from static alone before DP is looked at;
+3. DP (with branch-outs; growth not capped by the static grid), dynamic-vanilla (ω = 0) and
+   generate-then-prune, all with the same iteration budget, learner and validation split,
+   through `executor.map` (local or Ray);
+4. the analysis (`practicum.practice.analysis`): per-seed multipliers with censoring, t intervals
+   only with >= 5 seeds, paired gains above the start size, a one-family fitted multiplier;
+   figures, `report.html`, `summary.json`.
 
+Splits: val drives patience and the static grid; tune (optional `report_tune`) scores every
+point for hyper-parameter choices in benchmarks; test is only read for the reported numbers.
 Every run is its own run directory under `runs/` and resumes on its own; a finished run is read
 back, so `--resume` after a kill only redoes what was not finished.
 """
@@ -43,40 +49,65 @@ STRATEGIES = ("static", "dp", "vanilla", "prune")
 LABELS = {"static": "static (all up front)", "dp": "Deliberate Practice", "vanilla": "dynamic-vanilla (ω=0)",
           "prune": "generate-then-prune"}
 
-
-def _default_practice() -> PracticeSettings:
-    # PracticeSettings' defaults are the ones tuned on the validation split with the built-in
-    # model (docs/benchmarks.md, Deliberate Practice): cnn width 16, 700 iterations of batch 32,
-    # N = P = 40, ω = 0.1, T_init = 1, τ = 160 samples, DDIM 10 steps guided every 3rd.
-    return PracticeSettings()
+# Run settings per built-in data set, applied before the user's values. Fashion-MNIST (28×28) is
+# the default: the small CNN (width 16, ~21 ms per batch-32 step on one core) is the cheapest
+# learner whose accuracy keeps rising with data over the sizes a CPU can afford; a 10-step DDIM
+# sampler costs ~70 ms per vanilla image on one core; patience reads a fixed 1000-image subset of
+# val (an evaluation of all 5000 costs ~100 training steps). 3 seeds × static up to 16·N, DP,
+# dynamic-vanilla and generate-then-prune come to ~10 minutes of one idle core (docs/benchmarks.md,
+# Issue 12). Digits keep the settings tuned for 8×8.
+PRESETS: dict[str, dict[str, Any]] = {
+    "fashion": {"practice": {"arch": "cnn", "width": 16, "train": {"steps": 400, "batch_size": 32},
+                             "initial_size": 40, "add_size": 40, "eval_every": 640, "omega": 0.1,
+                             "val_size": 1000, "generator": {"steps": 10, "every": 3}},
+                "grid_max_factor": 16},
+    "digits": {"practice": {"arch": "cnn", "width": 16, "train": {"steps": 700, "batch_size": 32},
+                            "initial_size": 40, "add_size": 40, "eval_every": 160, "omega": 0.1,
+                            "generator": {"steps": 10, "every": 3}},
+               "grid_max_factor": 64},
+}
+QUICK: dict[str, dict[str, Any]] = {
+    "fashion": {"seeds": 2, "strategies": ["static", "dp"], "grid_max_factor": 4,
+                "practice": {"initial_size": 40, "add_size": 40, "eval_every": 640, "train": {"steps": 300},
+                             "test_size": 2000}},
+    "digits": {"seeds": 2, "strategies": ["static", "dp"], "grid_max_factor": 16,
+               "practice": {"initial_size": 30, "add_size": 30, "eval_every": 120, "train": {"steps": 400}}},
+}
 
 
 class StudySettings(Settings):
-    data: str = Field("digits", description="real data: val drives patience, test is reported")
-    seeds: int = Field(3, ge=1, description="runs per strategy (seeds 0..seeds-1)")
-    static_sizes: list[int] = Field(default_factory=lambda: [40, 80, 160, 320, 640])
+    data: str = Field("fashion", description="real data: val drives patience and the static grid, test is reported")
+    seeds: int = Field(3, ge=1, description="runs per strategy (seeds 0..seeds-1); intervals need at least 5")
+    static_sizes: list[int] | None = Field(None, description="fixed static sizes; None = the adaptive geometric "
+                                           "grid (grid_ratio, grid_max_factor, stopped by the 1-SE rule on val)")
+    grid_ratio: float = Field(2.0, gt=1.0, description="growth factor of the static grid")
+    grid_max_factor: int = Field(64, ge=1, description="the static grid stops at this multiple of the start size")
     strategies: list[str] = Field(default_factory=lambda: list(STRATEGIES))
-    practice: PracticeSettings = Field(default_factory=_default_practice,
+    practice: PracticeSettings = Field(default_factory=PracticeSettings,
                                        description="the shared run settings (learner, budget, DP loop)")
     prune_ratio: float = Field(4.0, ge=1.0)
     prune_at: float = Field(0.34, gt=0, lt=1)
     threads: int = Field(1, ge=1, description="torch threads per run (tiny models run best on one)")
-    n_boot: int = Field(1000, ge=0)
-
-
-QUICK = {"seeds": 2, "static_sizes": [30, 60, 120, 240, 480], "strategies": ["static", "dp"],
-         "practice": {"initial_size": 30, "add_size": 30, "eval_every": 120, "train": {"steps": 400}}}
+    report_tune: bool = Field(False, description="also score every reported point on the tune split "
+                              "(for choosing hyper-parameters in benchmarks; costs one evaluation per point)")
 
 
 def study_settings(values: dict[str, Any] | None = None, quick: bool = False, **overrides: Any) -> StudySettings:
-    """Defaults, then --quick, then the user's values (a YAML mapping), then CLI overrides."""
-    merged = _merge(_merge(StudySettings().model_dump(mode="json"), QUICK if quick else {}), values or {})
-    settings = StudySettings.build(merged, **overrides)
+    """Defaults, the data set's preset, then --quick, then the user's values (YAML), then CLI overrides."""
+    from practicum.diffusion.builtin import builtin_name
+
+    values = values or {}
+    data = overrides.get("data") or values.get("data") or StudySettings.model_fields["data"].default
+    preset = builtin_name(data) or "fashion"  # a user's own images: the 28×28-sized settings
+    merged = _merge(StudySettings().model_dump(mode="json"), PRESETS[preset])
+    merged = _merge(_merge(merged, QUICK[preset] if quick else {}), values)
+    settings = StudySettings.build(merged, **{k: v for k, v in overrides.items() if v is not None})
+    settings.practice = settings.practice.model_copy(update={"data": settings.data})
     unknown = set(settings.strategies) - set(STRATEGIES)
     if unknown or "static" not in settings.strategies:
         raise ConfigError(f"strategies must include 'static' and come from {STRATEGIES} (got {settings.strategies})")
-    if min(settings.static_sizes) < 1:
-        raise ConfigError("static sizes must be positive")
+    if settings.static_sizes is not None and (not settings.static_sizes or min(settings.static_sizes) < 1):
+        raise ConfigError("static sizes must be positive", "give a list of sizes, or leave it out for the grid")
     return settings
 
 
@@ -89,35 +120,60 @@ def _merge(base: dict, update: dict) -> dict:
 
 # ---------------------------------------------------------------- the plan
 
-def bank_size(s: StudySettings, num_classes: int) -> int:
-    """How many vanilla samples a seed needs: the largest static set, or N + the prune candidates."""
-    p = s.practice
-    candidates = math.ceil(s.prune_ratio * p.add_size / num_classes) * num_classes
-    need_prune = p.initial_size + candidates if "prune" in s.strategies else 0
-    return max(max(s.static_sizes), p.initial_size, need_prune)
+def static_grid(s: StudySettings) -> list[int]:
+    """The candidate static sizes: fixed ones, or N·r^k up to grid_max_factor·N (rounded to whole classes)."""
+    if s.static_sizes is not None:
+        return sorted(set(int(n) for n in s.static_sizes))
+    start = s.practice.initial_size
+    sizes, n = [], float(start)
+    while n <= start * s.grid_max_factor + 1e-9:
+        sizes.append(int(round(n)))
+        n *= s.grid_ratio
+    return sizes
+
+
+def plateau_reached(val_by_seed: dict[int, dict[int, float]], smaller: int, larger: int, n_val: int) -> bool:
+    """True when growing static from `smaller` to `larger` changes mean val accuracy by < 1 SE.
+
+    SE of the paired (per-seed) difference, and never below the binomial SE of a difference of
+    two accuracies on `n_val` images (with one or two seeds the sample SD alone is unreliable)."""
+    diffs = [c[larger] - c[smaller] for c in val_by_seed.values() if smaller in c and larger in c]
+    if not diffs:
+        return False
+    mean = sum(diffs) / len(diffs)
+    p = sum(c[larger] for c in val_by_seed.values() if larger in c) / len(diffs)
+    se = math.sqrt(2 * p * (1 - p) / max(1, n_val) / len(diffs))
+    if len(diffs) > 1:
+        sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1))
+        se = max(se, sd / math.sqrt(len(diffs)))
+    return abs(mean) < se
+
+
+def static_item(s: StudySettings, out: Path, seed: int, size: int) -> dict[str, Any]:
+    base = s.practice.model_dump(mode="json") | {"seed": seed, "data": s.data}
+    # periodic val evaluations only matter where a round can be added (they would double a static run's cost)
+    settings = base | {"initial_size": size, "max_rounds": 0, "branch_out": False, "track_val": False}
+    return {"seed": seed, "data": s.data, "bank": str(out / "banks" / f"seed-{seed}"), "threads": s.threads,
+            "report_tune": s.report_tune, "strategy": "static", "size": size, "settings": settings,
+            "path": str(out / "runs" / f"static-n{size}-s{seed}")}
 
 
 def plan_runs(s: StudySettings, out: Path) -> list[dict[str, Any]]:
-    """One item per independent run (all plain data, so they travel to Ray workers)."""
+    """The dynamic runs (DP, dynamic-vanilla, generate-then-prune): plain data, so they travel to Ray.
+
+    DP's growth is not capped by the static grid: rounds are limited only by `practice.max_rounds`
+    and by the budget (patience, and no rounds in the cool-down)."""
     p = s.practice
-    max_rounds = max(0, (max(s.static_sizes) - p.initial_size) // p.add_size)
-    if p.max_rounds is not None:
-        max_rounds = min(max_rounds, p.max_rounds)
     items = []
     for seed in range(s.seeds):
         base = p.model_dump(mode="json") | {"seed": seed, "data": s.data}
         common = {"seed": seed, "data": s.data, "bank": str(out / "banks" / f"seed-{seed}"),
-                  "threads": s.threads}
-        for size in s.static_sizes:
-            settings = base | {"initial_size": size, "max_rounds": 0, "branch_out": False}
-            items.append(common | {"strategy": "static", "size": size, "settings": settings,
-                                   "path": str(out / "runs" / f"static-n{size}-s{seed}")})
+                  "threads": s.threads, "report_tune": s.report_tune}
         if "dp" in s.strategies:
-            items.append(common | {"strategy": "dp", "size": None, "settings": base | {"max_rounds": max_rounds},
+            items.append(common | {"strategy": "dp", "size": None, "settings": base,
                                    "path": str(out / "runs" / f"dp-s{seed}")})
         if "vanilla" in s.strategies:
-            items.append(common | {"strategy": "vanilla", "size": None,
-                                   "settings": base | {"omega": 0.0, "max_rounds": max_rounds},
+            items.append(common | {"strategy": "vanilla", "size": None, "settings": base | {"omega": 0.0},
                                    "path": str(out / "runs" / f"vanilla-s{seed}")})
         if "prune" in s.strategies:
             items.append(common | {"strategy": "prune", "size": None,
@@ -128,21 +184,28 @@ def plan_runs(s: StudySettings, out: Path) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------- phase 1: vanilla banks
 
-def build_bank(s: StudySettings, out: Path, seed: int, data, engine: str) -> Pool:
-    """The seed's vanilla stream (generated once; a resumed study finds it on disk)."""
+def prune_need(s: StudySettings, num_classes: int) -> int:
+    p = s.practice
+    if "prune" not in s.strategies:
+        return 0
+    return p.initial_size + math.ceil(s.prune_ratio * p.add_size / num_classes) * num_classes
+
+
+def build_bank(s: StudySettings, out: Path, seed: int, data, engine: str, size: int) -> Pool:
+    """The seed's vanilla stream, grown to at least `size` samples (shards bank-000, bank-001, ...).
+
+    Each shard continues the class-balanced stream where the last one stopped, with its own
+    seed, so growing the bank never changes the samples already in it."""
     pool = Pool(out / "banks" / f"seed-{seed}")
-    num_classes = data.num_classes
-    size = bank_size(s, num_classes)
-    if pool.has_shard("bank") and len(pool) >= size:
+    have = len(pool)
+    if have >= size:
         return pool
-    if pool.has_shard("bank"):
-        raise ConfigError(f"{pool.path} holds {len(pool)} samples but this study needs {size}",
-                          "use --overwrite (the sizes changed)")
     generator = s.practice.make_generator(data, engine=engine)
-    labels = balanced_labels(0, size, num_classes)
-    out_gen = generator(Request(labels=labels, omega=0.0, seed=shard_seed(seed, 0), start=0))
-    pool.append("bank", out_gen.images, labels, seeds=seed,
-                settings={"seconds_per_image": out_gen.seconds / size, "gen_seconds": out_gen.seconds})
+    k = len(pool.shards())
+    labels = balanced_labels(have, size - have, data.num_classes)
+    out_gen = generator(Request(labels=labels, omega=0.0, seed=shard_seed(seed, 0, k), start=have))
+    pool.append(f"bank-{k:03d}", out_gen.images, labels, seeds=seed,
+                settings={"seconds_per_image": out_gen.seconds / len(labels), "gen_seconds": out_gen.seconds})
     return pool
 
 
@@ -164,6 +227,13 @@ class _LazyDiffusion:
         return _GUIDED[key](request)
 
 
+def bank_cost(bank: Pool) -> float:
+    """Measured seconds per vanilla image of a bank (over all its shards)."""
+    index = bank.index()
+    per_shard = index.groupby("shard")["gen_seconds"].first()
+    return float(per_shard.sum() / max(1, len(index)))
+
+
 def run_one(item: dict[str, Any]) -> dict[str, Any]:
     """One study run (a top-level function, so it pickles for Ray); returns its result."""
     path = Path(item["path"])
@@ -182,20 +252,20 @@ def run_one(item: dict[str, Any]) -> dict[str, Any]:
 def _execute(item: dict[str, Any], path: Path) -> dict[str, Any]:
     bank = Pool(item["bank"])
     index = bank.index()
-    per_image = float(index["seconds_per_image"].iloc[0])
-    vanilla = BankGenerator(bank.images(["bank"]), torch.from_numpy(index["label"].to_numpy().copy()), per_image)
+    vanilla = BankGenerator(bank.images(), torch.from_numpy(index["label"].to_numpy().copy()), bank_cost(bank))
     settings_cls = PruneSettings if item["strategy"] == "prune" else PracticeSettings
     settings = settings_cls.build(item["settings"])
     val, test = settings.load_data("val"), settings.load_data("test")
+    tune = settings.load_data("tune") if item.get("report_tune") else None
     generator = FallbackGenerator(vanilla, _LazyDiffusion(settings, val))
     resume = (path / "config.yaml").exists()
     with RunDir.create(path, settings.to_yaml(), seed=settings.seed, resume=resume,
                        command=f"practicum study ({item['strategy']}, seed {item['seed']})") as run:
         label = f"{item['strategy']} s{item['seed']}" + (f" n{item['size']}" if item["size"] else "")
         if item["strategy"] == "prune":
-            result = generate_then_prune(run, settings, generator, val, test, description=label)
+            result = generate_then_prune(run, settings, generator, val, test, tune=tune, description=label)
         else:
-            result = practice(run, settings, generator, val, test, description=label)
+            result = practice(run, settings, generator, val, test, tune=tune, description=label)
         run.finish()
     return result
 
@@ -224,18 +294,31 @@ def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, ov
 
             for sub in ("banks", "runs", "figures"):
                 shutil.rmtree(out / sub, ignore_errors=True)
-        started = time.perf_counter()
-        val = settings.practice.model_copy(update={"data": settings.data}).load_data("val")
-        for seed in range(settings.seeds):
-            build_bank(settings, out, seed, val, engine)
-        seconds["bank"] = time.perf_counter() - started
-        run.log_metric({"event": "phase", "phase": "bank", "seconds": seconds["bank"]})
+        val = settings.practice.load_data("val")
+        executor = get_executor(engine)
+        seconds["bank"] = 0.0
 
+        # static first, one grid size at a time: the grid stops (and the target is fixed) from static alone
+        results, grid = [], static_grid(settings)
+        seconds["static"] = 0.0
+        for i, size in enumerate(grid):
+            seconds["bank"] += _grow_banks(settings, out, val, engine, size)
+            started = time.perf_counter()
+            items = [static_item(settings, out, seed, size) for seed in range(settings.seeds)]
+            results += executor.map(run_one, items, description=f"static n={size}")
+            seconds["static"] += time.perf_counter() - started
+            if settings.static_sizes is None and i > 0:
+                by_seed = analysis.per_seed(_points(results), "static", "val_accuracy")
+                if plateau_reached(by_seed, grid[i - 1], size, len(val.labels)):
+                    run.log_metric({"event": "static_plateau", "smaller": grid[i - 1], "larger": size})
+                    break
+
+        seconds["bank"] += _grow_banks(settings, out, val, engine,
+                                       max(settings.practice.initial_size, prune_need(settings, val.num_classes)))
         started = time.perf_counter()
-        items = plan_runs(settings, out)
-        results = get_executor(engine).map(run_one, items, description="study runs")
-        seconds["runs"] = time.perf_counter() - started
-        run.log_metric({"event": "phase", "phase": "runs", "seconds": seconds["runs"]})
+        results += executor.map(run_one, plan_runs(settings, out), description="dynamic runs")
+        seconds["dynamic"] = time.perf_counter() - started
+        run.log_metric({"event": "phase", "phase": "runs", "seconds": seconds})
 
         started = time.perf_counter()
         summary = summarize(settings, results, out)
@@ -251,6 +334,17 @@ def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, ov
     return summary
 
 
+def _grow_banks(settings: StudySettings, out: Path, val, engine: str, size: int) -> float:
+    started = time.perf_counter()
+    for seed in range(settings.seeds):
+        build_bank(settings, out, seed, val, engine, size)
+    return time.perf_counter() - started
+
+
+def _points(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"strategy": r["strategy"], "seed": r["seed"], **p} for r in results for p in r["points"]]
+
+
 def peak_memory_mb() -> float:
     """Peak resident memory of this process and its finished children, in MiB."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -259,48 +353,60 @@ def peak_memory_mb() -> float:
 
 
 def summarize(settings: StudySettings, results: list[dict[str, Any]], out: Path) -> dict[str, Any]:
-    points = [{"strategy": r["strategy"], "seed": r["seed"], **p} for r in results for p in r["points"]]
+    """Every number of the study, under the conventions of `practicum.practice.analysis`."""
+    points = _points(results)
+    start = settings.practice.initial_size
+    grid = analysis.shared_grid(points, "static", tuple(settings.strategies))
     strategies: dict[str, Any] = {}
-    for name in settings.strategies:
+    family = None
+    for name in settings.strategies:  # static first: its law's family is shared by all strategies
         by_seed = analysis.per_seed(points, name)
-        curve = analysis.mean_curve(points, name)
         runs = [r for r in results if r["strategy"] == name]
+        law, why = analysis.fit_law(points, name, family or "auto")
+        if name == "static" and law is not None:
+            family = law.family_
         strategies[name] = {
-            "sizes": sorted(curve),
+            "sizes": sorted({n for c in by_seed.values() for n in c}),
             "per_seed": {str(seed): {str(n): acc for n, acc in sorted(v.items())} for seed, v in sorted(by_seed.items())},
-            "mean": {str(n): acc for n, acc in curve.items()},
+            "grid": {str(n): v for n, v in analysis.grid_curve(points, name, grid).items()},
+            "mean": {str(n): v["mean"] for n, v in analysis.grid_curve(points, name, grid).items()},
             "seconds": {k: sum(r["seconds"].get(k, 0.0) for r in runs)
                         for k in ("generate", "train", "eval", "branches", "score")},
             "rounds": [r.get("rounds") for r in runs] if name in ("dp", "vanilla") else None,
+            "fit": ({"family": law.family_, "params": {k: float(v) for k, v in law.params_.items()},
+                     "rmsle": float(getattr(law, "rmsle_", float("nan")))} if law is not None else {"error": why}),
         }
-    fits = {}
-    for name in settings.strategies:
-        law, why = analysis.fit_law(points, name)
-        fits[name] = {"family": law.family_, "params": {k: float(v) for k, v in law.params_.items()},
-                      "rmsle": float(getattr(law, "rmsle_", float("nan")))} if law is not None else {"error": why}
-        strategies[name]["fit"] = fits[name]
-
-    summary: dict[str, Any] = {"strategies": strategies, "seeds": list(range(settings.seeds)),
-                               "test_split": settings.data + ":test", "points": points,
+    summary: dict[str, Any] = {"strategies": strategies, "seeds": list(range(settings.seeds)), "grid": grid,
+                               "start_size": start, "test_split": settings.data + ":test", "points": points,
+                               "conventions": CONVENTIONS,
                                "runs": [{"strategy": r["strategy"], "seed": r["seed"], "path": r["path"],
                                          "rounds": r.get("rounds"), "pool_size": r.get("pool_size")}
                                         for r in results]}
     if "dp" in settings.strategies:
-        mult = analysis.data_multiplier(points, "static", "dp", n_boot=settings.n_boot)
+        mult = analysis.data_multiplier(points, "static", "dp")
         summary["data_multiplier"] = mult["multiplier"]
         summary["data_multiplier_ci"] = mult["ci"]
         summary["data_multiplier_detail"] = mult
-        summary["data_multiplier_fit"] = analysis.fitted_multiplier(points, "static", "dp",
-                                                                    n_boot=min(200, settings.n_boot))
-        summary["dp_gain_equal_size"] = analysis.paired_gain(points, "static", "dp", n_boot=settings.n_boot)
+        summary["data_multiplier_fit"] = analysis.fitted_multiplier(points, "static", "dp")
+        summary["dp_gain_equal_size"] = analysis.paired_gain(points, "static", "dp", start_size=start, grid=grid)
         if "vanilla" in settings.strategies:
-            summary["dp_vs_vanilla_equal_size"] = analysis.paired_gain(points, "vanilla", "dp", n_boot=settings.n_boot)
-            summary["vanilla_multiplier"] = analysis.data_multiplier(points, "static", "vanilla",
-                                                                     n_boot=settings.n_boot)["multiplier"]
+            summary["dp_vs_vanilla_equal_size"] = analysis.paired_gain(points, "vanilla", "dp", start_size=start,
+                                                                       grid=grid)
+            summary["vanilla_multiplier"] = analysis.data_multiplier(points, "static", "vanilla")
         if "prune" in settings.strategies:
             summary["dp_vs_prune"] = _dp_vs_prune(settings, points, results)
     summary["seconds"] = {name: strategies[name]["seconds"] for name in settings.strategies}
     return summary
+
+
+CONVENTIONS = ("Per seed, then over seeds. Curves are read on a shared log-size grid inside each seed's measured "
+               "range (no extrapolation). Target: static's best mean test accuracy over the grid (size n*), fixed "
+               "before DP is compared; each seed's target is its own static accuracy at n*. Multiplier per seed = "
+               "n* / the DP size reaching that target; a seed where DP never reaches it is censored (DP needs more "
+               "than its largest pool), never scored 0. Over seeds: geometric mean with a t interval on the log, "
+               "only with >= 5 seeds and no censoring. Gains: paired per seed, above the start size (equal by "
+               "construction), t intervals with >= 5 seeds. Fitted multiplier: one law family for both, "
+               "paired leave-one-seed-out jackknife.")
 
 
 def _dp_vs_prune(settings: StudySettings, points: list[dict], results: list[dict]) -> dict[str, Any]:
@@ -352,50 +458,82 @@ def _guided_cost(results: list[dict]) -> float | None:
     return total / count
 
 
+def _interval(ci, note, fmt) -> str:
+    """'a to b' for an interval, or '[why there is none]'."""
+    if ci is None:
+        return f"[{note}]" if note else ""
+    return f"{fmt(ci[0])} to {fmt(ci[1])}"
+
+
+def headline(summary: dict[str, Any]) -> list[dict[str, str]]:
+    """The headline numbers as rows (quantity, value, 95% interval over seeds, detail): the terminal
+    summary and report.html print exactly these."""
+    rows: list[dict[str, str]] = []
+    if "data_multiplier_detail" not in summary:
+        return rows
+    d = summary["data_multiplier_detail"]
+    if d.get("target") is not None:
+        reached = sum(r["reached"] for r in d["per_seed"])
+        detail = (f"target: static's best mean {100 * d['target']:.1f}% at n*={d['static_size']}; "
+                  f"DP reached each seed's own target in {reached} of {d['n_seeds']} seeds")
+        per_seed = ", ".join(f"s{r['seed']}: {r['multiplier']:.2f}x" if r["reached"]
+                             else f"s{r['seed']}: DP needs > {r['dp_needs_more_than']}" for r in d["per_seed"])
+        rows.append({"quantity": "data multiplier (geometric mean of per-seed n*/n_DP)",
+                     "value": "not defined" if d["multiplier"] is None else f"{d['multiplier']:.2f}x",
+                     "95% interval": _interval(d["ci"], d["ci_note"], lambda v: f"{v:.2f}x"),
+                     "detail": f"{detail} ({per_seed})"})
+        if d["multiplier"] is None and d.get("multiplier_reached_only") is not None:
+            rows.append({"quantity": "  among the seeds that reached it only (biased upward)",
+                         "value": f"{d['multiplier_reached_only']:.2f}x", "95% interval": "", "detail": ""})
+    fit = summary.get("data_multiplier_fit", {})
+    rows.append({"quantity": "data multiplier from fitted laws (one family for both)",
+                 "value": "not defined" if fit.get("multiplier") is None else f"{fit['multiplier']:.2f}x",
+                 "95% interval": _interval(fit.get("ci"), fit.get("ci_note") or fit.get("note"), lambda v: f"{v:.2f}x"),
+                 "detail": f"family {fit.get('family')}; paired leave-one-seed-out jackknife" if fit.get("family") else ""})
+    for key, label in (("dp_gain_equal_size", "DP − static"), ("dp_vs_vanilla_equal_size", "DP − dynamic-vanilla")):
+        for n, g in summary.get(key, {}).items():
+            rows.append({"quantity": f"{label} at n={n} (points)", "value": f"{100 * g['mean']:+.1f}",
+                         "95% interval": _interval(g["ci"], g.get("ci_note"),
+                                                   lambda v: f"{100 * v:+.1f}"),
+                         "detail": f"{g['n_seeds']} seeds, paired"})
+    vm = summary.get("vanilla_multiplier")
+    if isinstance(vm, dict) and vm.get("target") is not None:
+        rows.append({"quantity": "dynamic-vanilla multiplier (control)",
+                     "value": "not defined" if vm["multiplier"] is None else f"{vm['multiplier']:.2f}x",
+                     "95% interval": _interval(vm["ci"], vm["ci_note"], lambda v: f"{v:.2f}x"), "detail": ""})
+    pr = summary.get("dp_vs_prune")
+    if pr and pr.get("prune_accuracy") is not None and pr.get("dp_accuracy") is not None:
+        cost = pr.get("prune_over_dp_cost")
+        rows.append({"quantity": f"DP vs generate-then-prune at n={pr['size']}",
+                     "value": f"{100 * pr['dp_accuracy']:.1f}% vs {100 * pr['prune_accuracy']:.1f}%",
+                     "95% interval": "", "detail": "" if cost is None else f"prune generation costs {cost:.2f}x DP's"})
+    return rows
+
+
 def print_summary(summary: dict[str, Any], out: Path) -> None:
     """The readable table at the end of a study."""
     strategies = summary["strategies"]
-    sizes = sorted({int(n) for s in strategies.values() for n in s["mean"]})
     names = list(strategies)
+    sizes = sorted({int(n) for s in strategies.values() for n in s.get("grid", {})})
     header = f"{'size':>6} | " + " | ".join(f"{LABELS.get(n, n)[:22]:>22}" for n in names)
     echo("")
-    echo("test accuracy on real held-out digits (mean over seeds)")
+    echo(f"test accuracy on real held-out {summary.get('test_split', 'data')} (mean over seeds on the shared "
+         "log-size grid; (k) = seeds whose measured range covers the size)")
     echo(header)
     echo("-" * len(header))
     for n in sizes:
         cells = []
         for name in names:
-            acc = strategies[name]["mean"].get(str(n))
-            k = sum(1 for v in strategies[name]["per_seed"].values() if str(n) in v)
-            cells.append(f"{'':>22}" if acc is None else f"{100 * acc:>17.1f}% ({k})")
+            cell = strategies[name].get("grid", {}).get(str(n))
+            cells.append(f"{'':>22}" if cell is None else f"{100 * cell['mean']:>17.1f}% ({cell['n_seeds']})")
         echo(f"{n:>6} | " + " | ".join(cells))
     echo("")
-    if "data_multiplier" in summary:
-        d = summary["data_multiplier_detail"]
-        ci = summary["data_multiplier_ci"]
-        if summary["data_multiplier"] is None:
-            echo(f"data multiplier: DP did not reach static's best ({100 * d['target']:.1f}% at n={d['static_size']}) "
-                 "within the sizes measured")
-        else:
-            lo_text = "unbounded" if ci is None or ci[0] is None else f"{ci[0]:.2f}"
-            ci_text = (f" ({d.get('ci_note') or 'no interval'})" if ci is None
-                       else f" (95% CI {lo_text}-{ci[1]:.2f} over seeds)")
-            echo(f"data multiplier: {summary['data_multiplier']:.2f}x{ci_text} - DP reaches static's best "
-                 f"{100 * d['target']:.1f}% (n={d['static_size']}) with n={d['dp_size']:.0f}")
-        gains = summary.get("dp_gain_equal_size", {})
-        if gains:
-            echo("DP - static at equal size: " + ", ".join(
-                f"n={n}: {100 * g['mean']:+.1f} pts" for n, g in gains.items()))
-        vs = summary.get("dp_vs_vanilla_equal_size", {})
-        if vs:
-            echo("DP - dynamic-vanilla at equal size: " + ", ".join(
-                f"n={n}: {100 * g['mean']:+.1f} pts" for n, g in vs.items()))
-        pr = summary.get("dp_vs_prune")
-        if pr and pr.get("prune_accuracy") is not None and pr.get("dp_accuracy") is not None:
-            cost = pr.get("prune_over_dp_cost")
-            echo(f"at n={pr['size']}: DP {100 * pr['dp_accuracy']:.1f}% vs generate-then-prune "
-                 f"{100 * pr['prune_accuracy']:.1f}%" + ("" if cost is None else
-                                                          f"; prune costs {cost:.2f}x DP's generation time"))
+    for row in headline(summary):
+        text = row["95% interval"]
+        interval = "" if not text else (f" {text}" if text.startswith("[") else f" (95% CI {text})")
+        echo(f"{row['quantity']}: {row['value']}{interval}")
+        if row["detail"]:
+            echo(f"    {row['detail']}")
     phases = summary["seconds"].get("phases", {})
     if phases:
         echo("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in phases.items())

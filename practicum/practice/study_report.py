@@ -30,10 +30,14 @@ def write_study_report(out: Path, settings, summary: dict[str, Any], results: li
     table = _accuracy_rows(summary, LABELS)
     sections = [
         Section("Result", [
-            "Every learner was trained only on generated digits and is scored on the real test split "
-            "(never used for tuning or patience). Static sets are all generated up front; Deliberate "
-            "Practice starts small and, when validation accuracy stops improving, adds samples generated "
-            "with entropy guidance from the current learner. All runs share one iteration budget."],
+            "Every learner was trained only on generated images and is scored on the real test split "
+            "(never used for tuning or patience). Static sets are all generated up front, on a geometric "
+            "grid that stops where a doubling changes validation accuracy by less than one standard error; "
+            "Deliberate Practice starts small and, when validation accuracy stops improving, adds samples "
+            "generated with entropy guidance from the current learner. All runs share one iteration budget.",
+            "Conventions: " + summary.get("conventions", ""),
+            "Accuracy table: mean over seeds on the shared log-size grid; (k) = seeds whose measured range "
+            "covers that size."],
             tables=[headline, table]),
         Section("Accuracy vs data", ["Mean over seeds with min-max band; dashed: fitted scaling law "
                                      "(practicum.scaling, test error vs size). DP and dynamic-vanilla points "
@@ -60,50 +64,21 @@ def write_study_report(out: Path, settings, summary: dict[str, Any], results: li
                                  f"iterations: {settings.practice.iterations}")
 
 
-def _ci_text(ci) -> str:
-    """A multiplier interval; a None bound is unbounded (a strategy missed the target in the tail)."""
-    fmt = lambda v: "unbounded" if v is None else f"{v:.2f}"  # noqa: E731
-    return f"{fmt(ci[0])} - {fmt(ci[1])}"
-
-
 def _headline_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
-    if "data_multiplier" in summary:
-        d = summary["data_multiplier_detail"]
-        ci = summary.get("data_multiplier_ci")
-        rows.append({"quantity": "data multiplier (static best / DP size reaching it)",
-                     "value": "not reached" if summary["data_multiplier"] is None else f"{summary['data_multiplier']:.2f}x",
-                     "95% CI over seeds": d.get("ci_note", "") if ci is None else _ci_text(ci),
-                     "detail": f"target {100 * d['target']:.1f}% at n={d['static_size']}" if d["target"] else ""})
-        fit = summary.get("data_multiplier_fit", {})
-        if fit.get("multiplier") is not None:
-            rows.append({"quantity": "data multiplier from fitted laws", "value": f"{fit['multiplier']:.2f}x",
-                         "95% CI over seeds": fit.get("ci_note", "") if fit.get("ci") is None else _ci_text(fit["ci"]),
-                         "detail": f"{fit['family_a']} vs {fit['family_b']}"})
-        for key, label in (("dp_gain_equal_size", "DP − static"), ("dp_vs_vanilla_equal_size", "DP − dynamic-vanilla")):
-            for n, g in summary.get(key, {}).items():
-                rows.append({"quantity": f"{label} at n={n} (points)", "value": f"{100 * g['mean']:+.1f}",
-                             "95% CI over seeds": "" if g["ci"] is None else
-                             f"{100 * g['ci'][0]:+.1f} - {100 * g['ci'][1]:+.1f}", "detail": f"{g['n_seeds']} seeds"})
-        pr = summary.get("dp_vs_prune")
-        if pr and pr.get("prune_accuracy") is not None and pr.get("dp_accuracy") is not None:
-            rows.append({"quantity": f"DP vs generate-then-prune at n={pr['size']}",
-                         "value": f"{100 * pr['dp_accuracy']:.1f}% vs {100 * pr['prune_accuracy']:.1f}%",
-                         "95% CI over seeds": "",
-                         "detail": "" if pr.get("prune_over_dp_cost") is None else
-                         f"prune generation costs {pr['prune_over_dp_cost']:.2f}x DP's"})
-    return rows
+    from practicum.practice.study import headline
+
+    return headline(summary)
 
 
 def _accuracy_rows(summary: dict[str, Any], labels: dict[str, str]) -> list[dict[str, Any]]:
     strategies = summary["strategies"]
-    sizes = sorted({int(n) for s in strategies.values() for n in s["mean"]})
+    sizes = sorted({int(n) for s in strategies.values() for n in s.get("grid", {})})
     rows = []
     for n in sizes:
         row: dict[str, Any] = {"size": n}
         for name, s in strategies.items():
-            acc = s["mean"].get(str(n))
-            row[labels.get(name, name)] = "" if acc is None else f"{100 * acc:.1f}%"
+            cell = s.get("grid", {}).get(str(n))
+            row[labels.get(name, name)] = "" if cell is None else f"{100 * cell['mean']:.1f}% ({cell['n_seeds']})"
         rows.append(row)
     return rows
 
@@ -125,7 +100,8 @@ def accuracy_vs_data(path: Path, summary: dict[str, Any], labels: dict[str, str]
         color = COLORS.get(name)
         ax.fill_between(sizes, [min(v) for v in values], [max(v) for v in values], color=color, alpha=0.15)
         ax.plot(sizes, mean, "o-", color=color, label=labels.get(name, name), markersize=4)
-        law, _ = analysis.fit_law(points, name)
+        family = summary["strategies"].get("static", {}).get("fit", {}).get("family", "auto")
+        law, _ = analysis.fit_law(points, name, family or "auto")
         if law is not None:
             grid = np.geomspace(min(sizes), max(sizes) * 2, 100)
             with np.errstate(all="ignore"):
@@ -135,7 +111,7 @@ def accuracy_vs_data(path: Path, summary: dict[str, Any], labels: dict[str, str]
         ax.axhline(d["target"], color="k", linewidth=0.8, alpha=0.5, linestyle=":")
     ax.set_xscale("log")
     ax.set_xlabel("generated training images")
-    ax.set_ylabel("test accuracy (real digits)")
+    ax.set_ylabel(f"test accuracy ({summary.get('test_split', 'real test')})")
     ax.legend(loc="lower right", fontsize=8)
     return save_figure(fig, path)
 
