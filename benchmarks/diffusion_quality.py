@@ -1,6 +1,6 @@
 """Quality of a built-in (or your own) generator, measured against real held-out data.
 
-    python benchmarks/diffusion_quality.py --model fashion          # recorded in docs/benchmarks.md
+    python benchmarks/diffusion_quality.py --model fashion          # the defaults are the run in docs/benchmarks.md
     python benchmarks/diffusion_quality.py --model digits
     python benchmarks/diffusion_quality.py --model runs/my-gen --data npz:own.npz
     python benchmarks/diffusion_quality.py --model fashion --per-class 50 --cfg 2 --quick   # smoke run
@@ -11,7 +11,7 @@ Measured, for each CFG scale s, on `--per-class` class-balanced samples:
   steps=--clf-steps, seed=0)`) trained only on generated images, accuracy on the real **test** split;
   the same recipe on the real train split is the **ceiling** (all of it, and a class-balanced
   subset the size of the generated set).
-- **fidelity**: a stronger real-data **judge** (a width-64 CNN, its own seed, `--judge-steps`)
+- **fidelity**: a separate real-data **judge** (a CNN of `--judge-width`, its own seed, `--judge-steps`)
   classifies the generated images: does each look like its label?
 - **Fréchet distance** and **precision / recall** (k-NN manifolds, k = 3, Kynkäänniemi et al. 2019)
   between generated images and real test images in the judge's penultimate features, each the mean
@@ -173,14 +173,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="fashion", help="fashion, digits (the built-ins) or a model folder")
     parser.add_argument("--data", default=None, help="default: the built-in model's own data")
-    parser.add_argument("--per-class", type=int, default=1000)
-    parser.add_argument("--cfg", type=float, nargs="+", default=[1.5, 2.5, 4.0])
+    parser.add_argument("--per-class", type=int, default=200)
+    parser.add_argument("--cfg", type=float, nargs="+", default=[1.5, 2.5, 4.0])  # the recorded run's defaults
     parser.add_argument("--steps", type=int, default=10, help="DDIM steps for the CAS sets")
-    parser.add_argument("--clf-steps", type=int, default=2000)
-    parser.add_argument("--judge-steps", type=int, default=4000)
-    parser.add_argument("--judge-width", type=int, default=64)
+    parser.add_argument("--clf-steps", type=int, default=500)
+    parser.add_argument("--judge-steps", type=int, default=1000)
+    parser.add_argument("--judge-width", type=int, default=32)
     parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples of the accuracies")
-    parser.add_argument("--draws", type=int, default=20, help="subsets for Fréchet distance and precision/recall")
+    parser.add_argument("--draws", type=int, default=10, help="subsets for Fréchet distance and precision/recall")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="skip the cost and memory measurements")
