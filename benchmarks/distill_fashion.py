@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--tune-seeds", type=_seeds, default=[100, 101])
     parser.add_argument("--tune-epochs", type=int, default=None, help="default: --epochs")
     parser.add_argument("--lams", type=_floats, default=[0.03, 0.1, 0.3, 1.0])
-    parser.add_argument("--t-stops", type=_ints, default=[10, 25, 35])
+    parser.add_argument("--t-stops", type=_ints, default=None, help="default: 0.2, 0.5, 0.7 of --steps (paper grid 10/25/35 of 50)")
     parser.add_argument("--cfgs", type=_floats, default=[1.0, 2.0, 4.0])
     parser.add_argument("--lam", type=float, default=None, help="skip tuning with --t-stop and --cfg")
     parser.add_argument("--t-stop", type=int, default=None)
@@ -81,8 +81,9 @@ def main() -> None:
     parser.add_argument("--protocol-b", action="store_true", help="also run protocol B at IPC 10")
     parser.add_argument("--b-epochs", type=int, default=300, help="protocol B epochs (the rule: 2000 at IPC 10)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--steps", type=int, default=50, help="sampling steps (t_stop values are for 50)")
+    parser.add_argument("--steps", type=int, default=50, help="sampling steps (the t_stop grid scales with it)")
     parser.add_argument("--tsne-real", type=int, default=300, help="real rows per class in the joint t-SNE")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON report goes")
     args = parser.parse_args()
     torch.set_num_threads(1 if args.device == "cpu" else torch.get_num_threads())
     started = time.time()
@@ -101,7 +102,7 @@ def main() -> None:
 
     def save() -> None:
         report["minutes"] = (time.time() - started) / 60
-        atomic_write_json(RESULTS, report)
+        atomic_write_json(args.results, report)
 
     # ---- phase 1: tune λ, then t_stop, then CFG on the tune split (IPC 10)
     modes_file = None
@@ -129,12 +130,13 @@ def main() -> None:
             return row["tune_accuracy"]
 
         cfg0 = 2.0 if cfg is None else cfg  # the generator's recommended scale
-        ts0 = 25 if t_stop is None else t_stop
+        ts0 = args.steps // 2 if t_stop is None else t_stop  # the paper's 25 of 50 steps, scaled
         tune("unguided", 0.0, ts0, cfg0)
         if lam is None:
             lam = max(args.lams, key=lambda v: tune("mgd3", v, ts0, cfg0))
         if t_stop is None:
-            t_stop = max(args.t_stops, key=lambda v: tune("mgd3", lam, v, cfg0))
+            t_stops = args.t_stops or [round(f * args.steps) for f in (0.2, 0.5, 0.7)]
+            t_stop = max(t_stops, key=lambda v: tune("mgd3", lam, v, cfg0))
         if cfg is None:
             for c in args.cfgs:
                 tune("unguided", 0.0, t_stop, c)
@@ -185,6 +187,7 @@ def main() -> None:
         save()
     print(table(report))
     save()
+    print(json.dumps({"results": str(args.results)}))
 
 
 def _kendall(a: list[str], b: list[str]) -> float:
@@ -218,4 +221,3 @@ def table(report: dict) -> str:
 
 if __name__ == "__main__":
     main()
-    print(json.dumps({"results": str(RESULTS)}))
