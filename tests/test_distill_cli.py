@@ -151,6 +151,19 @@ def test_precomputed_modes_file_is_used_and_checked(tmp_path, tiny_model, capsys
     assert "must hold 'centres' of shape (10, 2, 1, 8, 8)" in capsys.readouterr().err
 
 
+def test_sampling_defaults_come_from_the_data_tuned_settings():
+    from practicum.distill.pipeline import DistillSettings, tuned_defaults
+
+    fashion = DistillSettings(data="fashion").resolved()
+    assert (fashion.lam, fashion.steps, fashion.cfg_scale) == (0.3, 20, 4.0)
+    assert fashion.t_stop == 14  # 0.7 of 20 steps
+    digits = DistillSettings(data="digits", steps=50).resolved()
+    assert (digits.lam, digits.t_stop) == (1.0, 10)
+    given = DistillSettings(data="fashion", lam=0.05, steps=50, t_stop=3, cfg_scale=1.5).resolved()
+    assert (given.lam, given.steps, given.t_stop, given.cfg_scale) == (0.05, 50, 3, 1.5)
+    assert tuned_defaults("folder:/somewhere") == {"lam": 0.1, "t_stop_fraction": 0.5, "cfg_scale": None, "steps": 50}
+
+
 def test_soft_labels_and_classifier_features_share_one_teacher_through_the_cli(tmp_path, tiny_model):
     config = _config(tmp_path, tiny_model, methods=["unguided", "mgd3"], seeds=[0],
                      metric_features="classifier", scheduler="ddim",
@@ -171,5 +184,6 @@ def test_soft_labels_and_classifier_features_share_one_teacher_through_the_cli(t
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["methods"]) == {"unguided", "mgd3"}
     record = json.loads((out / "results" / "mgd3-seed0.json").read_text())
-    assert record["generation"]["guided_steps"] == 4 - 1 - 2  # S = 4, t_stop = S // 2
+    # S = 4 and no t_stop given: the data's tuned fraction of the steps (digits 0.2 → t_stop 1, guides i = 3, 2)
+    assert record["generation"]["guided_steps"] == 4 - 1 - 1
     assert json.loads((out / "results" / "unguided-seed0.json").read_text())["generation"]["guided_steps"] == 0

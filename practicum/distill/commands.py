@@ -37,10 +37,10 @@ def distill(
                                           help="Comma list of random-real,kmeans-nearest-real,herding,unguided,"
                                                "mode-no-stop,mgd3 (default: all)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma list of seeds (default 0,1,2)."),
-    lam: Optional[float] = typer.Option(None, "--lam", help="Mode-guidance strength λ (default: tuned)."),
+    lam: Optional[float] = typer.Option(None, "--lam", help="Mode-guidance strength λ (default: tuned per data)."),
     t_stop: Optional[int] = typer.Option(None, "--t-stop", help="Guide while step index i > t_stop (default: tuned)."),
     cfg_scale: Optional[float] = typer.Option(None, "--cfg-scale", help="Classifier-free guidance scale."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps S (default 50)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps S (default: the data's tuned count; 20 for fashion, 50 untuned)."),
     mode_method: Optional[str] = typer.Option(None, "--mode-method", help="kmeans (default), gmm or random."),
     protocol: Optional[str] = typer.Option(None, "--protocol",
                                            help="A (default: ConvNet-3, DSA, final epoch) or B (MGD³'s: CutMix, best "

@@ -44,10 +44,21 @@ from practicum.log import echo, logger, progress
 
 DIGITS = ("digits", "builtin", "builtin:digits")
 
-# The defaults `practicum distill` samples with. Issue 13 asks for λ, t_stop and CFG tuned on Fashion-MNIST's
-# tune split (benchmarks/distill_fashion.py phase 1); that sweep has not been run yet on the shared CPU, so these
-# are the paper's λ = 0.1 and t_stop = 25 of 50, and the generator's recommended CFG (None → its sidecar).
-TUNED = {"lam": 0.1, "t_stop": 25, "cfg_scale": None}
+# The defaults `practicum distill` samples with, per data: λ, t_stop (as a fraction of the steps: guide while
+# i > t_stop) and the CFG scale chosen on that data's tune split by benchmarks/distill_<data>.py phase 1, at the
+# step count they were tuned for (docs/benchmarks.md, issue 13). Other data get the paper's λ = 0.1 and
+# t_stop = S/2 (25 of 50) with the model's recommended CFG (None → its sidecar or model defaults).
+TUNED = {
+    "fashion": {"lam": 0.3, "t_stop_fraction": 0.7, "cfg_scale": 4.0, "steps": 20},
+    "digits": {"lam": 1.0, "t_stop_fraction": 0.2, "cfg_scale": None, "steps": 50},
+    "paper": {"lam": 0.1, "t_stop_fraction": 0.5, "cfg_scale": None, "steps": 50},
+}
+
+
+def tuned_defaults(data: str) -> dict:
+    """The tuned sampling settings of a data source ('paper' for data that was never tuned)."""
+    key = "digits" if data in DIGITS else data
+    return TUNED.get(key, TUNED["paper"])
 
 
 class DistillSettings(Settings):
@@ -67,14 +78,14 @@ class DistillSettings(Settings):
                                                             "(classes, ipc, *sample_shape)")
     shared_noise: bool = Field(default=False, description="the same noise for every class (off: per-class noise)")
     # generation (spec §3–§5)
-    lam: float = Field(default=TUNED["lam"], ge=0)
-    t_stop: int | None = Field(default=TUNED["t_stop"], ge=-1, description="None: steps // 2 (the paper: 25 of 50)")
-    steps: int = Field(default=50, ge=1)
+    lam: float | None = Field(default=None, ge=0, description="None: the data's tuned λ (TUNED)")
+    t_stop: int | None = Field(default=None, ge=-1, description="None: the data's tuned fraction of the steps")
+    steps: int | None = Field(default=None, ge=1, description="None: the data's tuned step count (50 if untuned)")
     scheduler: Literal["ddpm", "ddim"] = "ddpm"
     form: Literal["auto", "mean", "eps"] = "auto"
     timestep_spacing: str | None = "linspace"
-    cfg_scale: float | None = Field(default=TUNED["cfg_scale"], ge=1,
-                                    description="None: the model's recommended scale")
+    cfg_scale: float | None = Field(default=None, ge=1,
+                                    description="None: the data's tuned scale, else the model's recommended one")
     # where and how the generator runs; how data classes reach it (issue 16)
     device: str = Field(default="cpu", description="cpu, cuda, cuda:N or auto: where generation and students run")
     model_dtype: Literal["fp32", "bf16", "fp16"] = Field(default="fp32", description="generator network dtype")
@@ -119,11 +130,16 @@ class DistillSettings(Settings):
                               "use form 'auto' or 'eps' with ddim, or the ddpm scheduler")
         model = builtin_for(self.model, self.data) if self.model == "builtin" and self.data not in DIGITS \
             else self.model
-        t_stop = self.t_stop if self.t_stop is not None else self.steps // 2
+        tuned = tuned_defaults(self.data)
+        steps = self.steps if self.steps is not None else tuned["steps"]
+        t_stop = self.t_stop if self.t_stop is not None else int(round(tuned["t_stop_fraction"] * steps))
+        lam = self.lam if self.lam is not None else tuned["lam"]
+        cfg_scale = self.cfg_scale if self.cfg_scale is not None else tuned["cfg_scale"]
         # protocol B's student flips stay off for digits (not mirror-symmetric), as before issue 13
         student = self.student.model_copy(update={"device": self.device,
                                                   "hflip": self.student.hflip and self.data not in DIGITS})
-        return self.model_copy(update={"t_stop": t_stop, "model": model, "student": student})
+        return self.model_copy(update={"t_stop": t_stop, "lam": lam, "steps": steps, "cfg_scale": cfg_scale,
+                                       "model": model, "student": student})
 
 
 # ---------------------------------------------------------------- pieces
@@ -522,5 +538,5 @@ def print_summary(summary: dict) -> None:
         echo(f"paired {pair}: {100 * d['mean']:+.1f} points over {len(d['seeds'])} seeds; {tail}")
 
 
-__all__ = ["DistillSettings", "MODE_METHODS", "PAIRS", "TUNED", "clustered_images", "discover", "encode", "load_splits", "make_set", "open_model",
+__all__ = ["DistillSettings", "MODE_METHODS", "PAIRS", "TUNED", "tuned_defaults", "clustered_images", "discover", "encode", "load_splits", "make_set", "open_model",
            "paired_differences", "print_summary", "run_distill", "summarise_run"]
