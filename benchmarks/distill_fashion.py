@@ -8,8 +8,11 @@ Phases, each a resumable `practicum distill` run directory under --out (rerun to
 2. **test, protocol A** (ConvNet-3, DSA, final epoch, `--students` networks per set): every
    method at each `--ipc`, over `--seeds` generation seeds, with the tuned settings. Paired
    MGD³ − unguided per seed with a t interval (≥ 5 seeds).
-3. **ranking check**: IPC 10 again at a reduced width/epochs (`--small-width`, `--small-epochs`,
-   the CPU budget) on the same sets; the method ranking is compared with phase 2's.
+   At IPC 10, unguided is also run at its own best CFG on tune (`--unguided-cfg`) and MGD³ is paired
+   against it, so guidance is not credited for a CFG scale that only suits MGD³.
+3. **ranking check**: IPC 10 again with another student width/epochs (`--check-width`,
+   `--check-epochs`, `--check-seeds`; e.g. larger than a CPU-reduced phase 2) on the same sets (the same
+   seeds give the same noise); the method ranking over the check's seeds is compared with phase 2's.
 4. **protocol B** (MGD³'s own: CutMix, best and last) at IPC 10 (`--protocol-b`).
 
 Budget knobs: --ipc, --seeds, --students, --epochs, --width, --tune-seeds. The literature's
@@ -75,8 +78,11 @@ def main() -> None:
     parser.add_argument("--lam", type=float, default=None, help="skip tuning with --t-stop and --cfg")
     parser.add_argument("--t-stop", type=int, default=None)
     parser.add_argument("--cfg", type=float, default=None)
-    parser.add_argument("--small-width", type=int, default=32)
-    parser.add_argument("--small-epochs", type=int, default=100)
+    parser.add_argument("--check-width", type=int, default=32, help="ranking check: the other student width")
+    parser.add_argument("--check-epochs", type=int, default=100, help="ranking check: the other epoch count")
+    parser.add_argument("--check-seeds", type=_seeds, default=None, help="ranking check seeds (default: --seeds)")
+    parser.add_argument("--unguided-cfg", type=float, default=None,
+                        help="also run unguided at its own CFG (default: its best on tune, when tuned here)")
     parser.add_argument("--no-ranking-check", action="store_true")
     parser.add_argument("--protocol-b", action="store_true", help="also run protocol B at IPC 10")
     parser.add_argument("--b-epochs", type=int, default=300, help="protocol B epochs (the rule: 2000 at IPC 10)")
@@ -156,23 +162,48 @@ def main() -> None:
         print_summary(summary)
         report["protocol_A"][str(ipc)] = summary
         save()
+        if ipc == 10:
+            own_cfg = args.unguided_cfg if args.unguided_cfg is not None else max(
+                (r for r in tuning if r["method"] == "unguided"), key=lambda r: r["tune_accuracy"],
+                default={"cfg": cfg})["cfg"]
+            if own_cfg != cfg:
+                # MGD³ against unguided at unguided's own best CFG: guidance is not credited for a CFG
+                # scale that suits MGD³ and hurts unguided sampling (same seeds, hence the same noise)
+                s_own = settings(ipc=10, methods=["unguided"], seeds=args.seeds, lam=lam, t_stop=t_stop,
+                                 cfg_scale=own_cfg, metric_spaces=["cosine"])
+                own_out = args.out / f"A-ipc10-unguided-cfg{own_cfg}"
+                own = run_distill(s_own, own_out, resume=(own_out / "run.json").exists())
+                report["unguided_own_cfg"] = {"cfg": own_cfg, "summary": own["methods"]["unguided"],
+                                              "mgd3 - unguided(own cfg)": _paired(
+                                                  summary["methods"]["mgd3"], own["methods"]["unguided"])}
+                save()
         if ipc == 10 and not args.no_ranking_check:
-            # ---- phase 3: the same sets at the reduced (CPU) budget; does the ranking change?
-            small = settings(ipc=10, methods=list(METHODS), seeds=args.seeds, lam=lam, t_stop=t_stop, cfg_scale=cfg,
-                             metric_spaces=["cosine"],
-                             student={"width": args.small_width, "epochs": args.small_epochs})
-            small_out = args.out / "A-ipc10-small"
-            small_summary = run_distill(small, small_out, resume=(small_out / "run.json").exists())
-            full_rank = sorted(summary["methods"], key=lambda m: -summary["methods"][m]["last_accuracy_mean"])
-            small_rank = sorted(small_summary["methods"],
-                                key=lambda m: -small_summary["methods"][m]["last_accuracy_mean"])
+            # ---- phase 3: the same recipe at another student budget; does the ranking change?
+            check_seeds = args.check_seeds or args.seeds
+            check = settings(ipc=10, methods=list(METHODS), seeds=check_seeds, lam=lam, t_stop=t_stop,
+                             cfg_scale=cfg, metric_spaces=["cosine"],
+                             student={"width": args.check_width, "epochs": args.check_epochs})
+            check_out = args.out / f"A-ipc10-w{args.check_width}-e{args.check_epochs}"
+            check_summary = run_distill(check, check_out, resume=(check_out / "run.json").exists())
+
+            def ranking(methods: dict) -> list[str]:  # by mean final accuracy over the check's seeds
+                def mean(m: str) -> float:
+                    values = [r["last_accuracy"] for r in methods[m]["per_seed"] if r["seed"] in check_seeds]
+                    return sum(values) / len(values)
+                return sorted(methods, key=lambda m: -mean(m))
+
+            main_rank = ranking(summary["methods"])
+            check_rank = ranking(check_summary["methods"])
             report["ranking_check"] = {
-                "full": {"width": args.width, "epochs": args.epochs, "ranking": full_rank},
-                "small": {"width": args.small_width, "epochs": args.small_epochs, "ranking": small_rank,
-                          "accuracy": {m: v["last_accuracy_mean"] for m, v in small_summary["methods"].items()}},
-                "same_order": full_rank == small_rank,
-                "kendall_tau": _kendall(full_rank, small_rank)}
-            print(f"ranking full {full_rank}\nranking small {small_rank}", flush=True)
+                "main": {"width": args.width, "epochs": args.epochs, "seeds": args.seeds, "ranking": main_rank},
+                "check": {"width": args.check_width, "epochs": args.check_epochs, "seeds": check_seeds,
+                          "ranking": check_rank,
+                          "accuracy": {m: v["last_accuracy_mean"] for m, v in check_summary["methods"].items()},
+                          "paired": check_summary.get("paired", {})},
+                "same_order": main_rank == check_rank,
+                "kendall_tau": _kendall(main_rank, check_rank)}
+            print(f"ranking at width {args.width}, {args.epochs} epochs: {main_rank}\n"
+                  f"ranking at width {args.check_width}, {args.check_epochs} epochs: {check_rank}", flush=True)
             save()
 
     # ---- phase 4: protocol B at IPC 10
@@ -188,6 +219,17 @@ def main() -> None:
     print(table(report))
     save()
     print(json.dumps({"results": str(args.results)}))
+
+
+def _paired(a: dict, b: dict, key: str = "last_accuracy") -> dict:
+    """Per-seed differences a − b of two methods' records, with a t interval at 5 or more seeds."""
+    from practicum.distill.protocol import t_interval
+
+    pa = {r["seed"]: r[key] for r in a["per_seed"]}
+    pb = {r["seed"]: r[key] for r in b["per_seed"]}
+    diffs = [pa[s] - pb[s] for s in sorted(set(pa) & set(pb))]
+    return {"per_seed": diffs, "mean": sum(diffs) / len(diffs),
+            "ci95": t_interval(diffs) if len(diffs) >= 5 else None}
 
 
 def _kendall(a: list[str], b: list[str]) -> float:
