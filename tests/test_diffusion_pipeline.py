@@ -13,9 +13,8 @@ from practicum.diffusion import generate as gen_module
 from practicum.diffusion import train as train_module
 from practicum.diffusion.generate import GenerateSettings, run_generate
 from practicum.diffusion.train import DiffusionTrainSettings, train_diffusion
+from tiny_models import TINY_UNET
 
-TINY_UNET = dict(layers_per_block=1, block_out_channels=[8, 16], down_block_types=["DownBlock2D", "DownBlock2D"],
-                 up_block_types=["UpBlock2D", "UpBlock2D"], norm_num_groups=4)
 
 
 def _train_settings(**extra):

@@ -8,22 +8,13 @@ import torch
 import yaml
 
 from practicum.distill.generate import METHODS
+from tiny_models import save_tiny_pixel_unet
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     """A tiny, randomly initialised class-conditional pixel UNet saved as a local diffusers folder."""
-    from diffusers import UNet2DModel
-
-    folder = tmp_path_factory.mktemp("tiny_unet")
-    torch.manual_seed(0)
-    unet = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, layers_per_block=1, block_out_channels=(8, 16),
-                       down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
-                       norm_num_groups=4, num_class_embeds=11)
-    unet.save_pretrained(folder)
-    (folder / "scheduler_config.json").write_text(json.dumps(
-        {"num_train_timesteps": 1000, "beta_schedule": "linear", "prediction_type": "epsilon", "clip_sample": True}))
-    return folder
+    return save_tiny_pixel_unet(tmp_path_factory.mktemp("tiny_unet"))
 
 
 def _cli(args):

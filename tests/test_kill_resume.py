@@ -19,9 +19,8 @@ import pytest
 import yaml
 
 from reliability_helpers import comparable_metrics, invoke, run_and_kill
+from tiny_models import TINY_UNET, save_tiny_pixel_unet
 
-TINY_UNET = dict(layers_per_block=1, block_out_channels=[8, 16], down_block_types=["DownBlock2D", "DownBlock2D"],
-                 up_block_types=["UpBlock2D", "UpBlock2D"], norm_num_groups=4)
 CSV = "curve,x,y,seed\n" + "".join(f"{c},{x},{a * x ** -0.3 + 0.05:.5f},{s}\n" for c, a in (("a", 0.5), ("b", 0.7))
                                    for x in (100, 200, 400, 800, 1600) for s in (0, 1))
 
@@ -29,17 +28,7 @@ CSV = "curve,x,y,seed\n" + "".join(f"{c},{x},{a * x ** -0.3 + 0.05:.5f},{s}\n" f
 @pytest.fixture(scope="module")
 def tiny_model_folder(tmp_path_factory):
     """A tiny random digits-shaped UNet saved as a diffusers folder (safetensors)."""
-    import torch
-    from diffusers import UNet2DModel
-
-    folder = tmp_path_factory.mktemp("tiny_unet")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        UNet2DModel(sample_size=8, in_channels=1, out_channels=1, num_class_embeds=11, **TINY_UNET) \
-            .save_pretrained(folder)
-    (folder / "scheduler_config.json").write_text(json.dumps(
-        {"num_train_timesteps": 1000, "beta_schedule": "linear", "prediction_type": "epsilon", "clip_sample": True}))
-    return folder
+    return save_tiny_pixel_unet(tmp_path_factory.mktemp("tiny_unet"))
 
 
 def kill_and_resume(args, out, seed, *, ready_file="run.json"):

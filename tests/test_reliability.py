@@ -17,9 +17,8 @@ import pytest
 import yaml
 
 from reliability_helpers import invoke
+from tiny_models import TINY_UNET
 
-TINY_UNET = dict(layers_per_block=1, block_out_channels=[8, 16], down_block_types=["DownBlock2D", "DownBlock2D"],
-                 up_block_types=["UpBlock2D", "UpBlock2D"], norm_num_groups=4)
 CSV = "curve,x,y,seed\n" + "".join(f"a,{x},{0.5 * x ** -0.3 + 0.05:.5f},{s}\n"
                                    for x in (100, 200, 400, 800, 1600) for s in (0, 1))
 
