@@ -16,7 +16,6 @@ from practicum.diffusion.train import DiffusionTrainSettings, train_diffusion
 from tiny_models import TINY_UNET
 
 
-
 def _train_settings(**extra):
     return DiffusionTrainSettings.build({"steps": 6, "batch_size": 8, "checkpoint_every": 3, "warmup": 2,
                                          "unet": TINY_UNET, **extra})
