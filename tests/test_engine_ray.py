@@ -141,6 +141,21 @@ def test_nested_maps_do_not_deadlock_on_two_cpus(ray_session):
     assert outer.map(_outer_run, [3]) == [[9, _score_total(_load_scorer(), 3)]]
 
 
+def test_score_on_ray_writes_the_same_bytes_as_local(ray_session, tmp_path):
+    """`practicum score --engine ray`: workers get their rows alone (`ShardRows`), same scores.parquet."""
+    from practicum.select import pipeline
+    from practicum.select.rater import RaterSettings, RaterTrainer, rater_meta, save_rater
+
+    trainer = RaterTrainer(RaterSettings(), (1, 8, 8), 10)
+    save_rater(tmp_path / "r.safetensors", trainer.rater, rater_meta(trainer, 0))
+    config = pipeline.ScoreConfig(rater=str(tmp_path / "r.safetensors"), mode="group", shard_size=300,
+                                  batch_size=64, source=pipeline.DataSettings(data="digits", defects=True))
+    for engine in ("local", "ray"):
+        pipeline.run_score(config, tmp_path / engine, engine=engine)
+    assert len(list((tmp_path / "ray" / "parts").glob("part-*.parquet"))) == 4
+    assert (tmp_path / "ray" / "scores.parquet").read_bytes() == (tmp_path / "local" / "scores.parquet").read_bytes()
+
+
 # ---------------------------------------------------------------- failures
 
 def test_a_killed_task_worker_loses_and_duplicates_nothing(ray_session, tmp_path):

@@ -213,11 +213,6 @@ def _cached_rater(path: str):
     return load_rater(path)[0]
 
 
-@functools.lru_cache(maxsize=2)
-def _cached_split(source_json: str, split: str):
-    return load_split(DataSettings.model_validate_json(source_json), split)
-
-
 def score_shard(item: dict[str, Any]) -> dict[str, np.ndarray]:
     """Rate one shard (a row range of an image split, or row groups of an embeddings parquet).
 
@@ -228,7 +223,7 @@ def score_shard(item: dict[str, Any]) -> dict[str, np.ndarray]:
 
     from practicum.engine import shard_seed
     from practicum.select.pool import ParquetPool
-    from practicum.select.rater import even_batches, rate_batch, rating_batches
+    from practicum.select.rater import even_batches, rate_batch
 
     rater = _cached_rater(item["rater"])
     if item["kind"] == "parquet":
@@ -240,15 +235,12 @@ def score_shard(item: dict[str, Any]) -> dict[str, np.ndarray]:
         order = np.random.default_rng(shard_seed(item["seed"], 0, item["shard"])).permutation(len(y))
         batches = even_batches(order, item["batch_size"])
     else:
-        # whole batches of the split's one rating layout (`rating_batches`, as `rate()` uses):
-        # the ratings are the same for any shard size or engine
-        dataset, all_kinds = _cached_split(item["source"], item["split"])
-        layout = rating_batches(len(dataset), item["batch_size"], item["seed"])[item["start"]:item["stop"]]
-        rows = np.concatenate(layout)
-        picked = torch.as_tensor(rows)
-        x, y, ids = dataset.images[picked], dataset.labels[picked], np.asarray(dataset.ids)[rows]
-        kinds = None if all_kinds is None else np.asarray(all_kinds)[rows]
-        offsets = np.cumsum([0] + [len(b) for b in layout])
+        # the shard's rows only (`ShardRows`: a worker never loads the split), in the order of
+        # whole batches of the split's one rating layout, so the ratings are the same for any
+        # shard size or engine
+        columns = item["rows"].read()
+        x, y, ids, kinds = columns["images"], columns["labels"], columns["ids"], columns.get("kind")
+        offsets = np.cumsum([0, *item["batch_sizes"]])
         batches = [np.arange(a, b) for a, b in zip(offsets[:-1], offsets[1:])]
     scores = np.empty(len(y))
     for idx in batches:
@@ -324,10 +316,27 @@ def run_score(config: ScoreConfig, out: str | Path, *, engine: str = "local", re
 def _score_with_rater(config: ScoreConfig, parts: Path, engine: str) -> int:
     from practicum.engine import get_executor
     from practicum.engine.shards import run_shards
+
+    items, total = score_items(config, str(_resolve_rater(config).resolve()))
+    executor = get_executor(engine)
+    try:
+        run_shards(executor, score_shard, items, parts, codec=_part_codec(),
+                   name_of=lambda item: f"part-{item['shard']:06d}", description="scoring shards")
+    finally:
+        executor.close()
+    return total
+
+
+def score_items(config: ScoreConfig, rater_path: str) -> tuple[list[dict[str, Any]], int]:
+    """The shards of a rater pass (one `score_shard` item each) and the pool size.
+
+    An image split is loaded once, here; each item holds its rows as `ShardRows`, which a Ray
+    worker receives alone (not the split). Embeddings stay on disk: an item names its row groups.
+    """
+    from practicum.data import ShardRows
     from practicum.select.pool import ParquetPool
     from practicum.select.rater import rating_batches
 
-    rater_path = str(_resolve_rater(config).resolve())
     common = {"rater": rater_path, "mode": config.mode, "seed": config.seed, "batch_size": config.batch_size}
     items: list[dict[str, Any]] = []
     if config.source.embeddings is not None:
@@ -345,23 +354,21 @@ def _score_with_rater(config: ScoreConfig, parts: Path, engine: str) -> int:
                   "shard": i} for i, gs in enumerate(groups)]
         total = len(pool)
     else:
-        dataset, _ = load_split(config.source, config.split)
+        dataset, kinds = load_split(config.source, config.split)
         total = len(dataset)
         if total == 0:
             raise DataError(f"the {config.split} split of {config.source.data} is empty")
-        source_json = config.source.model_dump_json()
-        n_batches = len(rating_batches(total, config.batch_size, config.seed))
+        columns = {"images": dataset.images, "labels": dataset.labels, "ids": np.asarray(dataset.ids)}
+        if kinds is not None:
+            columns["kind"] = np.asarray(kinds)
+        layout = rating_batches(total, config.batch_size, config.seed)
         per_shard = max(1, config.shard_size // config.batch_size)  # shards hold whole rating batches
-        items = [{**common, "kind": "images", "source": source_json, "split": config.split, "start": s,
-                  "stop": min(s + per_shard, n_batches), "shard": i}
-                 for i, s in enumerate(range(0, n_batches, per_shard))]
-    executor = get_executor(engine)
-    try:
-        run_shards(executor, score_shard, items, parts, codec=_part_codec(),
-                   name_of=lambda item: f"part-{item['shard']:06d}", description="scoring shards")
-    finally:
-        executor.close()
-    return total
+        items = []
+        for i, s in enumerate(range(0, len(layout), per_shard)):
+            batches = layout[s:s + per_shard]
+            items.append({**common, "kind": "images", "rows": ShardRows(columns, np.concatenate(batches)),
+                          "batch_sizes": [len(b) for b in batches], "shard": i})
+    return items, total
 
 
 def _score_with_heuristic(config: ScoreConfig, parts: Path) -> int:
@@ -580,4 +587,4 @@ def print_summary(summary: dict) -> None:
 
 
 __all__ = ["DataSettings", "RateConfig", "SCORERS", "ScoreConfig", "SelectConfig", "load_split", "open_pools",
-           "print_summary", "read_scores", "run_rate", "run_score", "run_select", "score_shard"]
+           "print_summary", "read_scores", "run_rate", "run_score", "run_select", "score_items", "score_shard"]
