@@ -282,9 +282,11 @@ class RayExecutor:
 
 
 def _inside_ray_worker(ray) -> bool:
-    # a task, or an actor's method call, has a task id; the driver has none (asking for the
-    # actor id there only logs a warning)
-    return ray.get_runtime_context().get_task_id() is not None
+    # a Ray worker process runs only tasks and actor calls (asking the driver for a task or actor
+    # id logs a warning, so the mode is read instead)
+    from ray._private.worker import WORKER_MODE
+
+    return ray.get_runtime_context().worker.mode == WORKER_MODE
 
 
 def _run_in_process(fn, setup, items, positions, threads) -> Iterator[Outcome]:
