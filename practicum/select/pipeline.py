@@ -59,6 +59,8 @@ class ScoreConfig(Settings):
     seed: int = 0
     steps: int = 600  # heuristic scorers: training steps of the learner they record
     observations: int = 10
+    device: str = "cpu"  # the rater's device: cpu, cuda, cuda:N, mps or auto
+    dtype: Literal["fp32", "bf16", "fp16"] = "fp32"  # the rater's forward passes (autocast); ratings are float64
 
 
 class SelectConfig(Settings):
@@ -153,8 +155,10 @@ def run_rate(config: RateConfig, out: str | Path, *, resume: bool = False, overw
     """Train the rater; save a rater checkpoint every epoch and the full training state for --resume."""
     from safetensors.torch import load_file, save_file
 
+    from practicum.diffusion.precision import resolve_device
     from practicum.select.rater import RaterTrainer, rater_meta, save_rater, train_rater
 
+    resolve_device(config.rater.device)  # fail before loading any data on a device this machine lacks
     train_pool, val_pool = open_pools(config.source)
     with RunDir.create(out, config.to_yaml(), seed=config.rater.seed, resume=resume, overwrite=overwrite) as run:
         checkpoints = run.sub("checkpoints")
@@ -207,10 +211,11 @@ def run_rate(config: RateConfig, out: str | Path, *, resume: bool = False, overw
 # ---------------------------------------------------------------- score
 
 @functools.lru_cache(maxsize=4)
-def _cached_rater(path: str):
+def _cached_rater(path: str, device: str = "cpu"):
+    from practicum.diffusion.precision import resolve_device
     from practicum.select.rater import load_rater
 
-    return load_rater(path)[0]
+    return load_rater(path)[0].to(resolve_device(device))
 
 
 def score_shard(item: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -225,7 +230,7 @@ def score_shard(item: dict[str, Any]) -> dict[str, np.ndarray]:
     from practicum.select.pool import ParquetPool
     from practicum.select.rater import even_batches, rate_batch
 
-    rater = _cached_rater(item["rater"])
+    rater = _cached_rater(item["rater"], item.get("device", "cpu"))
     if item["kind"] == "parquet":
         parts = list(ParquetPool(item["path"]).groups(item["groups"]))
         x = torch.cat([p.x for p in parts])
@@ -244,7 +249,7 @@ def score_shard(item: dict[str, Any]) -> dict[str, np.ndarray]:
         batches = [np.arange(a, b) for a, b in zip(offsets[:-1], offsets[1:])]
     scores = np.empty(len(y))
     for idx in batches:
-        scores[idx] = rate_batch(rater, x[idx], y[idx], item["mode"])
+        scores[idx] = rate_batch(rater, x[idx], y[idx], item["mode"], dtype=item.get("dtype"))
     out = {"id": np.asarray(ids).astype(str), "label": y.numpy().astype(np.int64), "score": scores}
     if kinds is not None:
         out["kind"] = np.asarray(kinds).astype(str)
@@ -289,6 +294,12 @@ def run_score(config: ScoreConfig, out: str | Path, *, engine: str = "local", re
         raise ConfigError(f"unknown scorer {config.scorer!r}", f"use one of {', '.join(SCORERS)}")
     if config.shard_size < 1 or config.batch_size < 1:
         raise ConfigError("shard_size and batch_size must be >= 1")
+    if config.scorer != "rater" and (config.device != "cpu" or config.dtype != "fp32"):
+        raise ConfigError(f"--device and --dtype apply to the rater; the {config.scorer} scorer trains its "
+                          "learner on the CPU in fp32", "drop --device/--dtype, or use --scorer rater")
+    from practicum.diffusion.precision import resolve_device
+
+    resolve_device(config.device)  # fail before any work on a device this machine lacks
     started = time.time()
     with RunDir.create(out, config.to_yaml(), seed=config.seed, resume=resume, overwrite=overwrite) as run:
         parts = run.sub("parts")
@@ -337,7 +348,8 @@ def score_items(config: ScoreConfig, rater_path: str) -> tuple[list[dict[str, An
     from practicum.select.pool import ParquetPool
     from practicum.select.rater import rating_batches
 
-    common = {"rater": rater_path, "mode": config.mode, "seed": config.seed, "batch_size": config.batch_size}
+    common = {"rater": rater_path, "mode": config.mode, "seed": config.seed, "batch_size": config.batch_size,
+              "device": config.device, "dtype": config.dtype}
     items: list[dict[str, Any]] = []
     if config.source.embeddings is not None:
         pool = ParquetPool(config.source.embeddings)
