@@ -8,7 +8,7 @@ Three workloads of real practicum code, each item seeded from `shard_seed`:
 - scoring (`practicum score`, i.e. `practicum.select.pipeline.run_score`, Ray tasks through
   `run_shards`): a briefly trained Alchemist rater scores a pool of --shards × --shard-size
   digit-like images (train digits plus seeded noise, an npz source), end to end;
-- entropy on an actor pool (Ray Data `map_batches`, `setup=`): each actor loads a trained
+- entropy on an actor pool (`map(..., setup=)`, a persistent pool): each actor loads a trained
   learner once from its safetensors checkpoint, then scores shards of a seeded pool by
   predictive entropy (the DP hardness score).
 
@@ -20,7 +20,7 @@ What is timed is steady-state work. Before it, each of the three runs (local, 1 
 workers alike) gets a warm-up call, timed and reported on its own ("first call" columns), never
 inside the timed figure:
 - study seeds: two rounds of two 1-step runs (task workers start, import torch and practicum);
-- scoring: `practicum score` of a small pool (--shards shards of 500 images) with the same
+- scoring: `practicum score` of a small pool (--shards shards of 512 images) with the same
   rater (workers import the scorer and load the rater, which each worker process keeps);
 - actor pool: the same map on the first two shards at 200 images: the pool starts (actor
   processes, `import torch`, loading the checkpoint); actor pools persist across map calls,
@@ -30,8 +30,9 @@ worker its own rows). Start-up of Ray itself: `ray.init` of a local instance, th
 round trip (worker processes start and import torch), a warm round trip, and the first and a
 second call on a new actor pool.
 
-    python benchmarks/engine.py                # the measurement recorded in docs/benchmarks.md
-    python benchmarks/engine.py --quick        # a smoke run
+    python benchmarks/engine.py --seeds 6 --steps 200 --shards 6 --shard-size 20000 --score-shard-size 100000
+                                               # the measurement recorded in docs/benchmarks.md
+    python benchmarks/engine.py --quick --out /tmp/engine.json   # a smoke run (keeps the recorded JSON)
 """
 
 from __future__ import annotations
