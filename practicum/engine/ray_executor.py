@@ -379,20 +379,26 @@ def _drop_pool(ray, pool: _Pool) -> None:
 
 def _release_idle_pools(ray, cpus: float, gpus: float, keep: tuple | None = None) -> None:
     """Shut down idle pools, least recently used first, until `cpus` and `gpus` are free (or none is left)."""
-    def enough() -> bool:
-        free = ray.available_resources()
-        return free.get("CPU", 0.0) + 1e-6 >= cpus and free.get("GPU", 0.0) + 1e-6 >= gpus
+    def free() -> tuple[float, float]:
+        available = ray.available_resources()
+        return available.get("CPU", 0.0), available.get("GPU", 0.0)
 
     for key in list(_POOLS):
         pool = _POOLS[key]
         if key == keep or pool.users or not pool.actors:
             continue
-        if enough():
+        cpu, gpu = free()
+        if cpu + 1e-6 >= cpus and gpu + 1e-6 >= gpus:
             return
         logger.debug("releasing an idle Ray actor pool of %d actors for other work", len(pool.actors))
+        back = (cpu + len(pool.actors) * pool.cpus - 1e-6, gpu + len(pool.actors) * pool.gpus - 1e-6)
         _drop_pool(ray, pool)
-        deadline = time.monotonic() + 10.0  # killing is asynchronous: wait until its resources are back
-        while not enough() and time.monotonic() < deadline:
+        # killing is asynchronous: wait until the pool's own resources are back (not for busy work's)
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            cpu, gpu = free()
+            if cpu >= back[0] and gpu >= back[1]:
+                break
             time.sleep(0.05)
 
 
