@@ -255,6 +255,10 @@ class RayExecutor:
                     actor, position = pending.pop(ref)
                     try:
                         outcome = ray.get(ref)
+                    except ray.exceptions.RayTaskError as exc:  # raised outside run_item (e.g. unpickling)
+                        _drop_pool(ray, pool)
+                        raise RunError(f"item {position} failed on a Ray actor: {str(exc)[:300]}",
+                                       "check that the function and its items can be imported and pickled") from None
                     except ray.exceptions.RayError as exc:
                         _drop_pool(ray, pool)
                         raise RunError(f"item {position} was lost on the Ray actor pool after {self.max_retries} "
