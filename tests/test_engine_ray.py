@@ -141,6 +141,21 @@ def test_nested_maps_do_not_deadlock_on_two_cpus(ray_session):
     assert outer.map(_outer_run, [3]) == [[9, _score_total(_load_scorer(), 3)]]
 
 
+def test_score_on_ray_writes_the_same_bytes_as_local(ray_session, tmp_path):
+    """`practicum score --engine ray`: workers get their rows alone (`ShardRows`), same scores.parquet."""
+    from practicum.select import pipeline
+    from practicum.select.rater import RaterSettings, RaterTrainer, rater_meta, save_rater
+
+    trainer = RaterTrainer(RaterSettings(), (1, 8, 8), 10)
+    save_rater(tmp_path / "r.safetensors", trainer.rater, rater_meta(trainer, 0))
+    config = pipeline.ScoreConfig(rater=str(tmp_path / "r.safetensors"), mode="group", shard_size=300,
+                                  batch_size=64, source=pipeline.DataSettings(data="digits", defects=True))
+    for engine in ("local", "ray"):
+        pipeline.run_score(config, tmp_path / engine, engine=engine)
+    assert len(list((tmp_path / "ray" / "parts").glob("part-*.parquet"))) == 4
+    assert (tmp_path / "ray" / "scores.parquet").read_bytes() == (tmp_path / "local" / "scores.parquet").read_bytes()
+
+
 # ---------------------------------------------------------------- failures
 
 def test_a_killed_task_worker_loses_and_duplicates_nothing(ray_session, tmp_path):
@@ -180,6 +195,42 @@ def test_actor_pool_survives_a_killed_actor_and_a_failed_shard_and_matches_local
     for a, b in zip(local, remote):
         assert a["entropy"].tobytes() == b["entropy"].tobytes()
     assert len({r["entropy"].tobytes() for r in remote}) == 6
+
+
+def _counted_scorer(folder):
+    """`_load_scorer` that leaves one file per call, so a test can count how often setup ran."""
+    import uuid
+
+    (folder / f"setup-{os.getpid()}-{uuid.uuid4().hex}").touch()
+    return _load_scorer()
+
+
+def _needs_both_cpus(item):
+    return item + 1
+
+
+def test_an_actor_pool_is_set_up_once_across_map_calls_and_gives_way_to_tasks(ray_session, tmp_path):
+    """Two map calls with the same setup share the pool's warm actors (setup ran once per actor);
+    an idle pool is released when tasks need its CPUs, instead of starving them."""
+    from functools import partial
+
+    from practicum.engine.ray_executor import pool_pids
+
+    setup = partial(_counted_scorer, tmp_path)
+    items = [{"seed": shard_seed(9, 0, s), "n": 20} for s in range(4)]
+    pool = RayExecutor(actors=2, cpus_per_actor=0.5)
+    first = pool.map(_score_chunk, items, setup=setup)
+    pids = sorted(pool_pids(setup))
+    second = RayExecutor(actors=2, cpus_per_actor=0.5).map(_score_chunk, items, setup=setup)  # a new executor
+    assert len(list(tmp_path.glob("setup-*"))) == 2  # once per actor, not once per call
+    assert sorted(pool_pids(setup)) == pids and len(set(pids)) == 2
+    local = LocalExecutor().map(_score_chunk, items, setup=setup)
+    for a, b, c in zip(local, first, second):
+        assert a["entropy"].tobytes() == b["entropy"].tobytes() == c["entropy"].tobytes()
+    assert {int(r["pid"][0]) for r in first + second} == set(pids)
+    # tasks asking for both CPUs: the idle pool (1 CPU) must give way, not deadlock them
+    assert RayExecutor(cpus_per_task=2).map(_needs_both_cpus, [1, 2]) == [2, 3]
+    assert pool_pids(setup) == []
 
 
 def test_a_user_error_in_a_task_comes_back_as_itself(ray_session):

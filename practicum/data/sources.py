@@ -285,9 +285,13 @@ def load_npz(path: str | Path, split: str = "train") -> Dataset:
         if not np.isfinite(x).all() or x.min() < -1.0001 or x.max() > 1.0001:
             raise DataError(f"{path}: float images must be finite and in [-1, 1]", "or save them as uint8 0..255")
     ids = arrays.get("ids")
-    ids = np.array([f"{path.stem}-{i:06d}" for i in range(len(y))]) if ids is None else ids.astype(str)
-    if len(set(ids.tolist())) != len(ids):
-        raise DataError(f"{path}: ids are not unique")
+    if ids is None:  # row numbers: unique by construction (`Path.stem` once, not per row: large pools)
+        stem = path.stem
+        ids = np.array([f"{stem}-{i:06d}" for i in range(len(y))])
+    else:
+        ids = ids.astype(str)
+        if len(set(ids.tolist())) != len(ids):
+            raise DataError(f"{path}: ids are not unique")
     n_classes = int(y.max()) + 1 if len(y) else 0
     names = arrays.get("class_names")
     class_names = tuple(str(c) for c in names) if names is not None else tuple(str(c) for c in range(n_classes))

@@ -12,6 +12,8 @@ from typing import Optional
 
 import typer
 
+from practicum.cli_options import (device_option, dtype_option, gradient_checkpointing_option,
+                                   guidance_batch_option, vae_slicing_option)
 from practicum.validate import out_option, threads_option
 
 
@@ -75,14 +77,11 @@ def register(app: typer.Typer) -> None:
         round_index: Optional[int] = typer.Option(None, "--round", help="Round number stored in the index."),
         engine: str = typer.Option("local", help="local or ray."),
         threads: Optional[int] = typer.Option(None, parser=threads_option, help="torch CPU threads (1 is fastest on a busy shared CPU)."),
-        device: Optional[str] = typer.Option(None, "--device", help="cpu (default), cuda, cuda:N or auto."),
-        dtype: Optional[str] = typer.Option(None, "--dtype", help="Generator dtype: fp32 (default), bf16 or fp16."),
-        guidance_batch: Optional[int] = typer.Option(None, "--guidance-batch",
-                                                     help="Rows per guidance backward pass (default: the shard)."),
-        gradient_checkpointing: Optional[bool] = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing",
-                                                              help="Recompute activations in the guidance backward."),
-        vae_slicing: Optional[bool] = typer.Option(None, "--vae-slicing/--no-vae-slicing",
-                                                   help="Decode one image at a time in the VAE."),
+        device: Optional[str] = device_option(),
+        dtype: Optional[str] = dtype_option(),
+        guidance_batch: Optional[int] = guidance_batch_option(),
+        gradient_checkpointing: Optional[bool] = gradient_checkpointing_option(),
+        vae_slicing: Optional[bool] = vae_slicing_option(),
         config: Optional[Path] = typer.Option(None, help="YAML settings (flags override it)."),
         resume: bool = typer.Option(False, "--resume", help="Continue OUT: shards already in the pool are kept."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Start OUT again from scratch."),

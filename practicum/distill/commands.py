@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from practicum.cli_options import GENERATOR_DEVICE_HELP, device_option, dtype_option
 from practicum.validate import out_option
 
 
@@ -53,8 +54,8 @@ def distill(
                                                 help="Multiply the protocol's epochs (budget knob; default 1)."),
     labels: Optional[str] = typer.Option(None, "--labels", help="hard (default) or soft (teacher KD)."),
     eval_split: Optional[str] = typer.Option(None, "--eval-split", help="test (default) or tune (for tuning)."),
-    device: Optional[str] = typer.Option(None, "--device", help="Generator device: cpu (default), cuda, auto."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="Generator dtype: fp32 (default), bf16 or fp16."),
+    device: Optional[str] = device_option(GENERATOR_DEVICE_HELP),
+    dtype: Optional[str] = dtype_option(),
     class_map: Optional[str] = typer.Option(None, "--class-map",
                                             help="Data class folder → model class and name (LOC_synset_mapping.txt, "
                                                  "CSV wnid,name[,index] or JSON); needed for DiT-XL/2 on a subset."),

@@ -10,8 +10,12 @@ Two kinds of work:
 
 - independent runs: `executor.map(fn, items)` calls `fn(item)` (Ray: one task per item);
 - model-holding work: `executor.map(fn, items, setup=load_model)` calls `state = setup()` once
-  per worker and then `fn(state, item)` (Ray: Ray Data `map_batches` over an actor pool, so a
-  model is loaded once per actor, not once per shard). `state` must be read-only.
+  per worker and then `fn(state, item)` (Ray: a pool of actors, so a model is loaded once per
+  actor, not once per shard). `state` must be read-only. The state outlives the call: a later
+  map with the same setup (the same function with equal arguments, compared pickled) reuses it
+  (the local executor keeps the last one; Ray keeps its actor pools for the process, see
+  `practicum.engine.ray_executor`), so a setup must build the same state whenever it is called
+  with the same arguments (load a checkpoint that is not rewritten in place).
 
 `executor.imap(...)` takes the same arguments and yields `(position, result)` as items finish,
 which is what `run_shards` uses to write each shard the moment it exists.
@@ -28,7 +32,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
-from practicum.engine.worker import GlobalStateGuard, driver_threads, run_item, run_setup
+from practicum.engine.worker import GlobalStateGuard, driver_threads, run_item, run_setup, setup_key
 from practicum.errors import ConfigError
 from practicum.log import progress_bar
 
@@ -51,7 +55,7 @@ class Executor(Protocol):
         """`(position, result)` pairs as items finish (any order)."""
 
     def close(self) -> None:
-        """Release workers (a no-op for the in-process executor)."""
+        """Release workers and kept states (Ray: shuts down the instance this executor started)."""
 
 
 def resolve_threads(threads: int | None) -> int:
@@ -87,6 +91,17 @@ class LocalExecutor:
 
     def __init__(self, threads: int | None = None):
         self.threads = threads
+        self._state: tuple[tuple[str, int], Any] | None = None  # ((setup key, threads), state) of the last setup
+
+    def _state_for(self, setup: Callable[[], Any], threads: int) -> Any:
+        key = setup_key(setup)
+        if key is not None and self._state is not None and self._state[0] == (key, threads):
+            return self._state[1]
+        self._state = None  # release the previous state before building the next
+        state = run_setup(setup, threads)
+        if key is not None:
+            self._state = ((key, threads), state)
+        return state
 
     def map(self, fn: Callable[..., R], items: Sequence[Any], *, setup: Callable[[], Any] | None = None,
             description: str = "work") -> list[R]:
@@ -99,14 +114,14 @@ class LocalExecutor:
         if not items:
             return
         with GlobalStateGuard(), progress_bar(description, len(items)) as advance:
-            state = run_setup(setup, threads) if setup is not None else None
+            state = self._state_for(setup, threads) if setup is not None else None
             for position, item in zip(positions, items):
                 outcome = run_item(fn, item, position, threads, state=state, with_state=setup is not None)
                 advance()
                 yield position, outcome.unwrap()
 
     def close(self) -> None:
-        pass
+        self._state = None
 
     def __enter__(self) -> "LocalExecutor":
         return self

@@ -1,10 +1,20 @@
 """The Ray executor: the same `map` as the local one, spread over the cores, GPUs and nodes of a Ray cluster.
 
 - `map(fn, items)`: one Ray task per item, retried if its worker dies (`max_retries`).
-- `map(fn, items, setup=load_model)`: Ray Data `map_batches` over a pool of actors, each of
-  which calls `setup()` once and then `fn(state, item)` for the items it is given, so a model
-  is loaded once per actor. Killed actors are restarted and their items run again. Called
-  from inside a Ray task (nested work), it runs in that task's process instead.
+- `map(fn, items, setup=load_model)`: a pool of actors, each of which calls `setup()` once and
+  then `fn(state, item)` for the items it is given (one at a time, the next item to whichever
+  actor is free), so a model is loaded once per actor. Killed actors are restarted and their
+  items run again. Called from inside a Ray task (nested work), it runs in that task's process
+  instead.
+
+Actor pools persist: a pool belongs to the process, not to one `map` call, keyed by the setup
+(its function and arguments, compared pickled), the threads and the actor resources; a later
+`map` with the same key reuses its warm actors (a pool's start, i.e. a process, `import torch`
+and loading a checkpoint, costs seconds and is paid once). A pool grows to `actors` as the work
+needs. Idle pools give way: before work that needs CPUs or GPUs they hold, the least recently
+used idle pools are shut down, so a kept pool never starves other tasks. Pools end at
+`close()` of the executor that started Ray, at `shutdown_pools()`, or at exit; a pool whose
+item raised is shut down too (its state may be the cause).
 
 Where Ray runs: `address` (or `RAY_ADDRESS`) connects to a running cluster (`ray start
 --head` on one machine, `ray start --address=HEAD:6379` on the others); without one a private
@@ -28,11 +38,13 @@ import atexit
 import logging
 import os
 import sys
+import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from practicum.engine import check_positions, resolve_threads
-from practicum.engine.worker import Outcome, run_item, run_setup
+from practicum.engine.worker import Outcome, run_item, run_setup, setup_key, try_setup
 from practicum.errors import ConfigError, RunError
 from practicum.log import logger, progress_bar
 
@@ -119,9 +131,11 @@ class RayExecutor:
         return ray
 
     def close(self) -> None:
-        """Shut down the Ray instance this executor started (a connection made elsewhere is left alone)."""
+        """Shut down the Ray instance this executor started, and its actor pools (a connection made
+        elsewhere, and the pools on it, are left alone: they persist for the process)."""
         if not self._started_ray:
             return
+        shutdown_pools()
         ray = _import_ray()
         if ray.is_initialized():
             ray.shutdown()
@@ -188,6 +202,9 @@ class RayExecutor:
         gpus = self.gpus_per_task or 0.0
         self._check_gpus(ray, gpus, "gpus_per_task")
         cpus = self._cpus(ray, self.cpus_per_task, threads, gpus)
+        total = ray.cluster_resources()
+        _release_idle_pools(ray, min(len(items) * cpus, total.get("CPU", 0.0)),
+                            min(len(items) * gpus, total.get("GPU", 0.0)))
         remote = ray.remote(_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=self.max_retries)
         fn_ref = ray.put(fn)  # pickled once, not once per item
         pending = {remote.remote(fn_ref, item, position, threads): position for item, position in zip(items, positions)}
@@ -216,45 +233,50 @@ class RayExecutor:
 
     # ------------------------------------------------------------------ actors: model-holding work
     def _run_actors(self, ray, fn, setup, items, positions, threads) -> Iterator[Outcome]:
-        import ray.data
-        from ray import cloudpickle
-
         gpus = self.gpus_per_actor or 0.0
         self._check_gpus(ray, gpus, "gpus_per_actor")
         cpus = self._cpus(ray, self.cpus_per_actor, threads, gpus)
-        actors = self.actors or self._default_actors(ray, cpus, gpus)
-        actors = max(1, min(actors, len(items)))
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False  # practicum draws its own bar
-        context.print_on_execution_start = False
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
-        # Items travel as pickled bytes so Ray Data's Arrow conversion cannot reshape them.
-        rows = [{"position": position, "item": cloudpickle.dumps(item)} for item, position in zip(items, positions)]
-        dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
-            _ActorWorker,
-            fn_constructor_args=(fn, setup, threads),
-            batch_size=1,
-            batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=actors),
-            num_cpus=cpus,
-            num_gpus=gpus,
-        )
-        rows_out = iter(dataset.iter_rows())
+        size = self.actors or self._default_actors(ray, cpus, gpus)
+        pool = _get_pool(ray, setup, threads, cpus, gpus, size, self.max_retries)
+        pool.grow(ray, len(items))
+        fn_ref = ray.put(fn)  # pickled once, not once per item
+        queue = deque(zip(items, positions))
+        idle = deque(pool.actors)
+        pending: dict[Any, tuple[Any, int]] = {}  # call → (actor, position)
+        pool.users += 1
         try:
-            for row in rows_out:
-                outcome = cloudpickle.loads(row["outcome"])  # made by _ActorWorker from our own worker
-                yield outcome
-                if outcome.error is not None:
-                    return
-        except ray.exceptions.RayError as exc:
-            raise RunError(f"the Ray actor pool failed ({type(exc).__name__}: {str(exc)[:300]})",
-                           "rerun with --resume: finished shards are kept") from None
+            while queue or pending:
+                while queue and idle:  # one item per actor at a time: the next goes to whoever is free
+                    actor = idle.popleft()
+                    item, position = queue.popleft()
+                    pending[actor.run.remote(fn_ref, item, position)] = (actor, position)
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    actor, position = pending.pop(ref)
+                    try:
+                        outcome = ray.get(ref)
+                    except ray.exceptions.RayTaskError as exc:  # raised outside run_item (e.g. unpickling)
+                        _drop_pool(ray, pool)
+                        raise RunError(f"item {position} failed on a Ray actor: {str(exc)[:300]}",
+                                       "check that the function and its items can be imported and pickled") from None
+                    except ray.exceptions.RayError as exc:
+                        _drop_pool(ray, pool)
+                        raise RunError(f"item {position} was lost on the Ray actor pool after {self.max_retries} "
+                                       f"restarts ({type(exc).__name__}: {str(exc)[:300]})",
+                                       "rerun with --resume: finished shards are kept") from None
+                    if outcome.error is not None:
+                        _drop_pool(ray, pool)  # the state may be what failed; the next call starts afresh
+                        yield outcome
+                        return
+                    idle.append(actor)
+                    yield outcome
         finally:
-            # Stopping early (an error, or the caller breaking off) must stop the pool now, not at
-            # garbage collection, when Ray may already be shut down.
-            close = getattr(rows_out, "close", None)
-            if close is not None:
-                close()
+            pool.users -= 1
+            for ref in pending:  # the caller stopped early: do not leave queued work behind
+                try:
+                    ray.cancel(ref)
+                except Exception:  # noqa: BLE001 - already finished or the actor is gone
+                    pass
 
     def _default_actors(self, ray, cpus: float, gpus: float) -> int:
         total = ray.cluster_resources()
@@ -264,8 +286,11 @@ class RayExecutor:
 
 
 def _inside_ray_worker(ray) -> bool:
-    context = ray.get_runtime_context()
-    return context.get_task_id() is not None or context.get_actor_id() is not None
+    # a Ray worker process runs only tasks and actor calls (asking the driver for a task or actor
+    # id logs a warning, so the mode is read instead)
+    from ray._private.worker import WORKER_MODE
+
+    return ray.get_runtime_context().worker.mode == WORKER_MODE
 
 
 def _run_in_process(fn, setup, items, positions, threads) -> Iterator[Outcome]:
@@ -281,23 +306,125 @@ def _task(fn: Callable, item: Any, position: int, threads: int) -> Outcome:
     return run_item(fn, item, position, threads)
 
 
-class _ActorWorker:
-    """One actor of the pool: builds the state once, then runs `fn(state, item)` per row."""
+class _PoolActor:
+    """One actor of a pool: builds the state once, then runs `fn(state, item)` per call."""
 
-    def __init__(self, fn: Callable, setup: Callable[[], Any], threads: int):
-        self.fn = fn
+    def __init__(self, setup: Callable[[], Any], threads: int):
         self.threads = threads
-        self.state = run_setup(setup, threads)
+        self.setup = try_setup(setup, threads)  # a failed setup is reported with the first item
 
-    def __call__(self, batch: dict) -> dict:
-        import numpy as np
-        from ray import cloudpickle
+    def run(self, fn: Callable, item: Any, position: int) -> Outcome:
+        if self.setup.error is not None:
+            return Outcome(position, error=self.setup.error, remote_traceback=self.setup.remote_traceback)
+        return run_item(fn, item, position, self.threads, state=self.setup.value, with_state=True)
 
-        blobs = []
-        for position, payload in zip(batch["position"], batch["item"]):
-            item = cloudpickle.loads(payload)
-            outcome = run_item(self.fn, item, int(position), self.threads, state=self.state, with_state=True)
-            blobs.append(cloudpickle.dumps(outcome))
-        out = np.empty(len(blobs), dtype=object)
-        out[:] = blobs
-        return {"position": np.asarray(batch["position"]), "outcome": out}
+    def pid(self) -> int:
+        return os.getpid()
+
+
+class _Pool:
+    """Actors sharing one setup; created on demand up to `size`."""
+
+    def __init__(self, ray, key: tuple, setup: Callable[[], Any], threads: int, cpus: float, gpus: float,
+                 size: int, max_retries: int):
+        self.key, self.size, self.cpus, self.gpus = key, size, cpus, gpus
+        self.setup, self.threads = setup, threads
+        self.job = ray.get_runtime_context().get_job_id()
+        self.actor_class = ray.remote(_PoolActor).options(num_cpus=cpus, num_gpus=gpus, max_restarts=max_retries,
+                                                          max_task_retries=max_retries)
+        self.actors: list[Any] = []
+        self.users = 0  # map calls running on it now; a pool in use is never released
+
+    def grow(self, ray, items: int) -> None:
+        target = max(1, min(self.size, items))
+        missing = target - len(self.actors)
+        if missing > 0:
+            _release_idle_pools(ray, missing * self.cpus, missing * self.gpus, keep=self.key)
+            self.actors += [self.actor_class.remote(self.setup, self.threads) for _ in range(missing)]
+
+    def shutdown(self, ray) -> None:
+        for actor in self.actors:
+            try:
+                ray.kill(actor)
+            except Exception:  # noqa: BLE001 - already dead
+                pass
+        self.actors = []
+
+
+_POOLS: dict[tuple, _Pool] = {}  # by key, least recently used first
+_EXIT_HOOK = []
+
+
+def _get_pool(ray, setup, threads, cpus, gpus, size, max_retries) -> _Pool:
+    """The live pool for this setup and shape, or a new one."""
+    from ray import cloudpickle
+
+    job = ray.get_runtime_context().get_job_id()
+    for stale in [k for k, p in _POOLS.items() if p.job != job]:  # left over from an earlier Ray instance
+        del _POOLS[stale]
+    fingerprint = setup_key(setup, cloudpickle.dumps)
+    key = (fingerprint, threads, cpus, gpus, size, max_retries)
+    pool = _POOLS.pop(key, None) if fingerprint is not None else None
+    if pool is None:
+        pool = _Pool(ray, key, setup, threads, cpus, gpus, size, max_retries)
+        if not _EXIT_HOOK:
+            atexit.register(shutdown_pools)
+            _EXIT_HOOK.append(True)
+    if fingerprint is not None:
+        _POOLS[key] = pool  # (re)inserted last: the most recently used
+    return pool
+
+
+def _drop_pool(ray, pool: _Pool) -> None:
+    if _POOLS.get(pool.key) is pool:
+        del _POOLS[pool.key]
+    pool.shutdown(ray)
+
+
+def _release_idle_pools(ray, cpus: float, gpus: float, keep: tuple | None = None) -> None:
+    """Shut down idle pools, least recently used first, until `cpus` and `gpus` are free (or none is left)."""
+    def free() -> tuple[float, float]:
+        available = ray.available_resources()
+        return available.get("CPU", 0.0), available.get("GPU", 0.0)
+
+    for key in list(_POOLS):
+        pool = _POOLS[key]
+        if key == keep or pool.users or not pool.actors:
+            continue
+        cpu, gpu = free()
+        if cpu + 1e-6 >= cpus and gpu + 1e-6 >= gpus:
+            return
+        logger.debug("releasing an idle Ray actor pool of %d actors for other work", len(pool.actors))
+        back = (cpu + len(pool.actors) * pool.cpus - 1e-6, gpu + len(pool.actors) * pool.gpus - 1e-6)
+        _drop_pool(ray, pool)
+        # killing is asynchronous: wait until the pool's own resources are back (not for busy work's)
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            cpu, gpu = free()
+            if cpu >= back[0] and gpu >= back[1]:
+                break
+            time.sleep(0.05)
+
+
+def shutdown_pools() -> None:
+    """Shut down every actor pool of this process (at exit, and when the executor that started Ray closes)."""
+    pools = list(_POOLS.values())
+    _POOLS.clear()
+    try:
+        import ray
+    except ImportError:
+        return
+    if not ray.is_initialized():
+        return
+    for pool in pools:
+        pool.shutdown(ray)
+
+
+def pool_pids(setup: Callable[[], Any] | None = None) -> list[int]:
+    """Process ids of the live pool actors (of one setup, or all): what tests and benchmarks count."""
+    ray = _import_ray()
+    from ray import cloudpickle
+
+    key = None if setup is None else setup_key(setup, cloudpickle.dumps)
+    actors = [a for p in _POOLS.values() if key is None or p.key[0] == key for a in p.actors]
+    return ray.get([a.pid.remote() for a in actors])

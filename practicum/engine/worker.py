@@ -83,6 +83,30 @@ def run_setup(setup: Callable[[], Any], threads: int) -> Any:
     return setup()
 
 
+def try_setup(setup: Callable[[], Any], threads: int) -> Outcome:
+    """`run_setup`, with its error carried back as a value (as `run_item` does for items)."""
+    try:
+        return Outcome(-1, value=run_setup(setup, threads))
+    except Exception as exc:  # noqa: BLE001 - re-raised in the driver for the first item
+        return Outcome(-1, error=_pickle_error(exc), remote_traceback=traceback.format_exc())
+
+
+def setup_key(setup: Callable[[], Any], dumps: Callable[[Any], bytes] = pickle.dumps) -> str | None:
+    """What identifies a worker state for reuse: a hash of the pickled setup (function and arguments).
+
+    Two map calls whose `setup` pickles to the same bytes (the same top-level function, or a
+    `functools.partial` of it with equal arguments) share one state, so a setup called again
+    with the same arguments must build the same state. None when `setup` cannot be pickled
+    (then nothing is reused).
+    """
+    import hashlib
+
+    try:
+        return hashlib.sha256(dumps(setup)).hexdigest()
+    except Exception:  # noqa: BLE001 - a closure over something unpicklable: never reused
+        return None
+
+
 class GlobalStateGuard:
     """Save and restore the driver's thread count and global generators around an in-process run."""
 

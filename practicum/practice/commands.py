@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from practicum.cli_options import (LEARNER_AND_GENERATOR_DEVICE_HELP, device_option, dtype_option,
+                                   gradient_checkpointing_option, guidance_batch_option, vae_slicing_option)
 from practicum.validate import check_out, data_input, model_input, out_option
 
 
@@ -25,8 +27,8 @@ def study(
     data: Optional[str] = typer.Option(None, "--data", help="Real val/test data: fashion (default), digits, "
                                        "folder:PATH, npz:PATH."),
     engine: str = typer.Option("local", "--engine", help="local (default) or ray: where the independent runs go."),
-    device: Optional[str] = typer.Option(None, "--device", help="Learner and generator device: cpu, cuda, auto."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="Generator dtype: fp32 (default), bf16 or fp16."),
+    device: Optional[str] = device_option(LEARNER_AND_GENERATOR_DEVICE_HELP),
+    dtype: Optional[str] = dtype_option(),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML settings (flags override it)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the study in --out (finished runs are kept)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start the study in --out again."),
@@ -81,14 +83,11 @@ def practice_command(
     data: Optional[str] = typer.Option(None, "--data", help="Real val/test data: digits, folder:PATH, npz:PATH."),
     seed: Optional[int] = typer.Option(None, "--seed"),
     engine: str = typer.Option("local", "--engine", help="local or ray (generation shards, branch-outs)."),
-    device: Optional[str] = typer.Option(None, "--device", help="Learner and generator device: cpu, cuda, auto."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="Generator dtype: fp32 (default), bf16 or fp16."),
-    guidance_batch: Optional[int] = typer.Option(None, "--guidance-batch",
-                                                 help="Rows per guidance backward pass (default: the shard)."),
-    gradient_checkpointing: Optional[bool] = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing",
-                                                          help="Recompute activations in the guidance backward."),
-    vae_slicing: Optional[bool] = typer.Option(None, "--vae-slicing/--no-vae-slicing",
-                                               help="Decode one image at a time in the VAE."),
+    device: Optional[str] = device_option(LEARNER_AND_GENERATOR_DEVICE_HELP),
+    dtype: Optional[str] = dtype_option(),
+    guidance_batch: Optional[int] = guidance_batch_option(),
+    gradient_checkpointing: Optional[bool] = gradient_checkpointing_option(),
+    vae_slicing: Optional[bool] = vae_slicing_option(),
     learner: Optional[str] = typer.Option(None, "--learner", help="Custom learner network: module:factory "
                                                                   "(called with num_classes and image_shape)."),
 ) -> None:

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from practicum.cli_options import RATER_DEVICE_HELP, RATER_DTYPE_HELP, device_option, dtype_option
 from practicum.validate import out_option
 
 
@@ -51,6 +52,8 @@ def rate(
     lr: Optional[float] = typer.Option(None, "--lr", help="Rater learning rate."),
     proxy_lr: Optional[float] = typer.Option(None, "--proxy-lr", help="Proxy learning rate."),
     seed: Optional[int] = typer.Option(None, "--seed"),
+    device: Optional[str] = device_option(RATER_DEVICE_HELP),
+    dtype: Optional[str] = dtype_option(RATER_DTYPE_HELP),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML settings (flags override it)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start the run in --out again."),
@@ -69,7 +72,8 @@ def rate(
     rater.update({k: v for k, v in dict(update_rule=update_rule, proxy=proxy, diffusion_model=diffusion_model,
                                         heads=heads, epochs=epochs,
                                         iterations_per_epoch=iterations, batch_size=batch_size, lr=lr,
-                                        proxy_lr=proxy_lr, seed=seed).items() if v is not None})
+                                        proxy_lr=proxy_lr, seed=seed, device=device, dtype=dtype).items()
+                   if v is not None})
     values["rater"] = rater
     print_summary(run_rate(RateConfig.build(values), out, resume=resume, overwrite=overwrite))
     typer.echo(f"rater: {out / 'rater.safetensors'}")
@@ -90,6 +94,8 @@ def score(
     shard_size: Optional[int] = typer.Option(None, "--shard-size", help="Examples per shard (4096)."),
     seed: Optional[int] = typer.Option(None, "--seed"),
     engine: str = typer.Option("local", "--engine", help="local or ray: where shards are scored."),
+    device: Optional[str] = device_option(RATER_DEVICE_HELP),
+    dtype: Optional[str] = dtype_option(RATER_DTYPE_HELP),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML settings (flags override it)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out (finished shards are kept)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start the run in --out again."),
@@ -100,7 +106,7 @@ def score(
     values = _base(ScoreConfig, config, out, resume)
     values["source"] = _source(values, data=data, embeddings=embeddings, defects=defects)
     settings = ScoreConfig.build(values, rater=rater, scorer=scorer, epoch=epoch, mode=mode, split=split,
-                                 shard_size=shard_size, seed=seed)
+                                 shard_size=shard_size, seed=seed, device=device, dtype=dtype)
     print_summary(run_score(settings, out, engine=engine, resume=resume, overwrite=overwrite))
 
 

@@ -59,6 +59,8 @@ class ScoreConfig(Settings):
     seed: int = 0
     steps: int = 600  # heuristic scorers: training steps of the learner they record
     observations: int = 10
+    device: str = "cpu"  # the rater's device: cpu, cuda, cuda:N, mps or auto
+    dtype: Literal["fp32", "bf16", "fp16"] = "fp32"  # the rater's forward passes (autocast); ratings are float64
 
 
 class SelectConfig(Settings):
@@ -153,8 +155,10 @@ def run_rate(config: RateConfig, out: str | Path, *, resume: bool = False, overw
     """Train the rater; save a rater checkpoint every epoch and the full training state for --resume."""
     from safetensors.torch import load_file, save_file
 
+    from practicum.diffusion.precision import resolve_device
     from practicum.select.rater import RaterTrainer, rater_meta, save_rater, train_rater
 
+    resolve_device(config.rater.device)  # fail before loading any data on a device this machine lacks
     train_pool, val_pool = open_pools(config.source)
     with RunDir.create(out, config.to_yaml(), seed=config.rater.seed, resume=resume, overwrite=overwrite) as run:
         checkpoints = run.sub("checkpoints")
@@ -207,15 +211,11 @@ def run_rate(config: RateConfig, out: str | Path, *, resume: bool = False, overw
 # ---------------------------------------------------------------- score
 
 @functools.lru_cache(maxsize=4)
-def _cached_rater(path: str):
+def _cached_rater(path: str, device: str = "cpu"):
+    from practicum.diffusion.precision import resolve_device
     from practicum.select.rater import load_rater
 
-    return load_rater(path)[0]
-
-
-@functools.lru_cache(maxsize=2)
-def _cached_split(source_json: str, split: str):
-    return load_split(DataSettings.model_validate_json(source_json), split)
+    return load_rater(path)[0].to(resolve_device(device))
 
 
 def score_shard(item: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -228,9 +228,9 @@ def score_shard(item: dict[str, Any]) -> dict[str, np.ndarray]:
 
     from practicum.engine import shard_seed
     from practicum.select.pool import ParquetPool
-    from practicum.select.rater import even_batches, rate_batch, rating_batches
+    from practicum.select.rater import even_batches, rate_batch
 
-    rater = _cached_rater(item["rater"])
+    rater = _cached_rater(item["rater"], item.get("device", "cpu"))
     if item["kind"] == "parquet":
         parts = list(ParquetPool(item["path"]).groups(item["groups"]))
         x = torch.cat([p.x for p in parts])
@@ -240,19 +240,16 @@ def score_shard(item: dict[str, Any]) -> dict[str, np.ndarray]:
         order = np.random.default_rng(shard_seed(item["seed"], 0, item["shard"])).permutation(len(y))
         batches = even_batches(order, item["batch_size"])
     else:
-        # whole batches of the split's one rating layout (`rating_batches`, as `rate()` uses):
-        # the ratings are the same for any shard size or engine
-        dataset, all_kinds = _cached_split(item["source"], item["split"])
-        layout = rating_batches(len(dataset), item["batch_size"], item["seed"])[item["start"]:item["stop"]]
-        rows = np.concatenate(layout)
-        picked = torch.as_tensor(rows)
-        x, y, ids = dataset.images[picked], dataset.labels[picked], np.asarray(dataset.ids)[rows]
-        kinds = None if all_kinds is None else np.asarray(all_kinds)[rows]
-        offsets = np.cumsum([0] + [len(b) for b in layout])
+        # the shard's rows only (`ShardRows`: a worker never loads the split), in the order of
+        # whole batches of the split's one rating layout, so the ratings are the same for any
+        # shard size or engine
+        columns = item["rows"].read()
+        x, y, ids, kinds = columns["images"], columns["labels"], columns["ids"], columns.get("kind")
+        offsets = np.cumsum([0, *item["batch_sizes"]])
         batches = [np.arange(a, b) for a, b in zip(offsets[:-1], offsets[1:])]
     scores = np.empty(len(y))
     for idx in batches:
-        scores[idx] = rate_batch(rater, x[idx], y[idx], item["mode"])
+        scores[idx] = rate_batch(rater, x[idx], y[idx], item["mode"], dtype=item.get("dtype"))
     out = {"id": np.asarray(ids).astype(str), "label": y.numpy().astype(np.int64), "score": scores}
     if kinds is not None:
         out["kind"] = np.asarray(kinds).astype(str)
@@ -297,6 +294,12 @@ def run_score(config: ScoreConfig, out: str | Path, *, engine: str = "local", re
         raise ConfigError(f"unknown scorer {config.scorer!r}", f"use one of {', '.join(SCORERS)}")
     if config.shard_size < 1 or config.batch_size < 1:
         raise ConfigError("shard_size and batch_size must be >= 1")
+    if config.scorer != "rater" and (config.device != "cpu" or config.dtype != "fp32"):
+        raise ConfigError(f"--device and --dtype apply to the rater; the {config.scorer} scorer trains its "
+                          "learner on the CPU in fp32", "drop --device/--dtype, or use --scorer rater")
+    from practicum.diffusion.precision import resolve_device
+
+    resolve_device(config.device)  # fail before any work on a device this machine lacks
     started = time.time()
     with RunDir.create(out, config.to_yaml(), seed=config.seed, resume=resume, overwrite=overwrite) as run:
         parts = run.sub("parts")
@@ -324,11 +327,29 @@ def run_score(config: ScoreConfig, out: str | Path, *, engine: str = "local", re
 def _score_with_rater(config: ScoreConfig, parts: Path, engine: str) -> int:
     from practicum.engine import get_executor
     from practicum.engine.shards import run_shards
+
+    items, total = score_items(config, str(_resolve_rater(config).resolve()))
+    executor = get_executor(engine)
+    try:
+        run_shards(executor, score_shard, items, parts, codec=_part_codec(),
+                   name_of=lambda item: f"part-{item['shard']:06d}", description="scoring shards")
+    finally:
+        executor.close()
+    return total
+
+
+def score_items(config: ScoreConfig, rater_path: str) -> tuple[list[dict[str, Any]], int]:
+    """The shards of a rater pass (one `score_shard` item each) and the pool size.
+
+    An image split is loaded once, here; each item holds its rows as `ShardRows`, which a Ray
+    worker receives alone (not the split). Embeddings stay on disk: an item names its row groups.
+    """
+    from practicum.data import ShardRows
     from practicum.select.pool import ParquetPool
     from practicum.select.rater import rating_batches
 
-    rater_path = str(_resolve_rater(config).resolve())
-    common = {"rater": rater_path, "mode": config.mode, "seed": config.seed, "batch_size": config.batch_size}
+    common = {"rater": rater_path, "mode": config.mode, "seed": config.seed, "batch_size": config.batch_size,
+              "device": config.device, "dtype": config.dtype}
     items: list[dict[str, Any]] = []
     if config.source.embeddings is not None:
         pool = ParquetPool(config.source.embeddings)
@@ -345,23 +366,21 @@ def _score_with_rater(config: ScoreConfig, parts: Path, engine: str) -> int:
                   "shard": i} for i, gs in enumerate(groups)]
         total = len(pool)
     else:
-        dataset, _ = load_split(config.source, config.split)
+        dataset, kinds = load_split(config.source, config.split)
         total = len(dataset)
         if total == 0:
             raise DataError(f"the {config.split} split of {config.source.data} is empty")
-        source_json = config.source.model_dump_json()
-        n_batches = len(rating_batches(total, config.batch_size, config.seed))
+        columns = {"images": dataset.images, "labels": dataset.labels, "ids": np.asarray(dataset.ids)}
+        if kinds is not None:
+            columns["kind"] = np.asarray(kinds)
+        layout = rating_batches(total, config.batch_size, config.seed)
         per_shard = max(1, config.shard_size // config.batch_size)  # shards hold whole rating batches
-        items = [{**common, "kind": "images", "source": source_json, "split": config.split, "start": s,
-                  "stop": min(s + per_shard, n_batches), "shard": i}
-                 for i, s in enumerate(range(0, n_batches, per_shard))]
-    executor = get_executor(engine)
-    try:
-        run_shards(executor, score_shard, items, parts, codec=_part_codec(),
-                   name_of=lambda item: f"part-{item['shard']:06d}", description="scoring shards")
-    finally:
-        executor.close()
-    return total
+        items = []
+        for i, s in enumerate(range(0, len(layout), per_shard)):
+            batches = layout[s:s + per_shard]
+            items.append({**common, "kind": "images", "rows": ShardRows(columns, np.concatenate(batches)),
+                          "batch_sizes": [len(b) for b in batches], "shard": i})
+    return items, total
 
 
 def _score_with_heuristic(config: ScoreConfig, parts: Path) -> int:
@@ -580,4 +599,4 @@ def print_summary(summary: dict) -> None:
 
 
 __all__ = ["DataSettings", "RateConfig", "SCORERS", "ScoreConfig", "SelectConfig", "load_split", "open_pools",
-           "print_summary", "read_scores", "run_rate", "run_score", "run_select", "score_shard"]
+           "print_summary", "read_scores", "run_rate", "run_score", "run_select", "score_items", "score_shard"]

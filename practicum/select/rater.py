@@ -20,6 +20,12 @@ Rating (§4): eval mode, batches of 256 after a seeded shuffle; the rating is p_
 softmax), or a_i alone with `mode="instance"`
 (as its logit, which keeps the order without saturation ties). Higher rating = the rater wants it more; the
 easiest examples sit at the top, which is why Shift-Gsample drops the top slice.
+
+Device and precision (`device`, `dtype`): the rater and the proxies live on `device`; with bf16
+or fp16 their forward passes run under autocast in that dtype, while the weights, the optimiser
+state, the proxy's noise schedule ᾱ and every loss and rating stay float32 (explicit casts at the
+network outputs); fp16 training scales its losses (a `GradScaler` per optimiser, saved for
+--resume). Batches, draws and the shuffles are made on the CPU, so they are the same on any device.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from torch import nn
 
 from practicum.config import Settings
 from practicum.data import atomic_write_json, atomic_write_with
+from practicum.diffusion.precision import parse_dtype, resolve_device
 from practicum.engine import shard_seed
 from practicum.errors import ModelError
 from practicum.select.nets import ClassifierProxy, DiffusionProxy, RaterNet, build_denoiser_proxy
@@ -70,6 +77,8 @@ class RaterSettings(Settings):
     diffusion_model: str = "tiny"  # "tiny" (MLP ε-model), "builtin" (fresh built-in UNet) or a denoiser spec
     diffusion_draws: int = 4
     seed: int = 0
+    device: str = "cpu"  # cpu, cuda, cuda:N, mps or auto
+    dtype: Literal["fp32", "bf16", "fp16"] = "fp32"  # forward passes under autocast; weights stay fp32
 
 
 # ---------------------------------------------------------------- schedules and optimisers
@@ -137,16 +146,22 @@ class RaterTrainer:
         self.settings = settings
         self.input_shape = tuple(input_shape)
         self.num_classes = num_classes
+        self.device, self.dtype = resolve_device(settings.device), parse_dtype(settings.dtype)
         torch.manual_seed(shard_seed(settings.seed, 0, 0) % 2**31)
+        # built on the CPU (the same initial weights on any device), then moved
         self.rater = RaterNet(self.input_shape, num_classes, settings.feature_dim, settings.width,
-                              settings.head_hidden, settings.heads)
-        self.proxy = build_proxy(settings, self.input_shape, num_classes)
-        self.second = build_proxy(settings, self.input_shape, num_classes) \
+                              settings.head_hidden, settings.heads).to(self.device)
+        self.proxy = build_proxy(settings, self.input_shape, num_classes).to(self.device)
+        self.second = build_proxy(settings, self.input_shape, num_classes).to(self.device) \
             if settings.update_rule == "two_model" else None
         self.opt_rater = make_optimizer(self.rater, settings.lr, settings.weight_decay)
         self.opt_proxy = make_optimizer(self.proxy, settings.proxy_lr, settings.weight_decay)
         self.opt_second = make_optimizer(self.second, settings.proxy_lr, settings.weight_decay) \
             if self.second is not None else None
+        # fp16 gradients underflow without a loss scale; bf16 and fp32 need none
+        self.scalers = {name: torch.amp.GradScaler(self.device.type) for name, opt in
+                        (("rater", self.opt_rater), ("proxy", self.opt_proxy), ("second", self.opt_second))
+                        if opt is not None} if self.dtype == torch.float16 else {}
         self.step = 0
         self.total_steps = 1
 
@@ -154,8 +169,15 @@ class RaterTrainer:
     def _draws(self, batch: Batch):
         if self.settings.proxy != "diffusion":
             return None
-        return diffusion_draws(batch.ids, int(math.prod(self.input_shape)), self.settings.diffusion_draws,
-                               len(self.proxy.alphas_cumprod), self.settings.seed)
+        t, noise = diffusion_draws(batch.ids, int(math.prod(self.input_shape)), self.settings.diffusion_draws,
+                                   len(self.proxy.alphas_cumprod), self.settings.seed)
+        return t.to(self.device), noise.to(self.device)
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
+
+    def _on_device(self, batch: Batch) -> Batch:
+        return Batch(batch.x.to(self.device), batch.y.to(self.device), batch.ids)
 
     def _set_lr(self) -> None:
         factor = lin0(self.step, self.total_steps) if self.settings.schedule == "lin0" else 1.0
@@ -165,46 +187,59 @@ class RaterTrainer:
                 for group in opt.param_groups:
                     group["lr"] = base * factor
 
-    def _clip_step(self, model: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    def _clip_step(self, model: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor, name: str) -> None:
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler = self.scalers.get(name)
+        if scaler is None:
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), self.settings.grad_clip)
+            opt.step()
+            return
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)  # clip the true gradients
         nn.utils.clip_grad_norm_(model.parameters(), self.settings.grad_clip)
-        opt.step()
+        scaler.step(opt)  # skipped when a gradient overflowed
+        scaler.update()
 
     def iteration(self, train: Batch, val: Batch, gamma: float) -> dict[str, float]:
+        with self._autocast():
+            return self._iteration(self._on_device(train), self._on_device(val), gamma)
+
+    def _iteration(self, train: Batch, val: Batch, gamma: float) -> dict[str, float]:
         s = self.settings
         self._set_lr()
         self.rater.train()
         draws_tr, draws_val = self._draws(train), self._draws(val)
 
         # (1) proxy step with the rater frozen; keep the pre-update train losses for the rater.
-        losses_tr = self.proxy(train.x, train.y, draws_tr)
-        loss_val = self.proxy(val.x, val.y, draws_val).mean()
+        # (network outputs are cast to float32 explicitly: losses and weights are fp32 in any dtype)
+        losses_tr = self.proxy(train.x, train.y, draws_tr).float()
+        loss_val = self.proxy(val.x, val.y, draws_val).float().mean()
         with torch.no_grad():
-            w = torch.softmax(self.rater(train.x, train.y)["score"], dim=0)
+            w = torch.softmax(self.rater(train.x, train.y)["score"].float(), dim=0)
         pre_losses = losses_tr.detach()
         if self.settings.update_rule == "unrolled":
             theta_t = {k: v.detach().clone() for k, v in self.proxy.named_parameters()}
         proxy_objective = gamma * loss_val + (1 - gamma) * _reduce(w, losses_tr, s.weighted_loss_reduction)
-        self._clip_step(self.proxy, self.opt_proxy, proxy_objective)
+        self._clip_step(self.proxy, self.opt_proxy, proxy_objective, "proxy")
 
         # (2) rater step from θ_t.
-        w_grad = torch.softmax(self.rater(train.x, train.y)["score"], dim=0)
+        w_grad = torch.softmax(self.rater(train.x, train.y)["score"].float(), dim=0)
         record: dict[str, float] = {"loss_val": float(loss_val.detach()), "loss_train": float(pre_losses.mean())}
         if s.update_rule == "first_order":
             objective = _reduce(w_grad, pre_losses, s.weighted_loss_reduction)
         elif s.update_rule == "two_model":
-            second_losses = self.second(train.x, train.y, draws_tr)
+            second_losses = self.second(train.x, train.y, draws_tr).float()
             excess = pre_losses - second_losses.detach()
             objective = _reduce(w_grad, excess, s.weighted_loss_reduction)
-            self._clip_step(self.second, self.opt_second, (w * second_losses).sum())
+            self._clip_step(self.second, self.opt_second, (w * second_losses).sum(), "second")
             record["excess_mean"] = float(excess.mean())
         else:
             objective = self._lookahead_objective(theta_t, train, val, w_grad, draws_tr, draws_val)
             record["loss_val_lookahead"] = float(objective.detach())
         if s.entropy_reg > 0:
             objective = objective + s.entropy_reg * (w_grad * torch.log(w_grad + 1e-12)).sum()
-        self._clip_step(self.rater, self.opt_rater, objective)
+        self._clip_step(self.rater, self.opt_rater, objective, "rater")
         self.step += 1
         record["weight_ratio"] = float(w.max() / w.min())
         return record
@@ -214,10 +249,10 @@ class RaterTrainer:
         from torch.func import functional_call
 
         params = {k: v.requires_grad_(True) for k, v in theta_t.items()}
-        inner = (weights * functional_call(self.proxy, params, (train.x, train.y, draws_tr))).sum()
+        inner = (weights * functional_call(self.proxy, params, (train.x, train.y, draws_tr)).float()).sum()
         grads = torch.autograd.grad(inner, list(params.values()), create_graph=True)
         stepped = {k: p - self.settings.lookahead_lr * g for (k, p), g in zip(params.items(), grads)}
-        return functional_call(self.proxy, stepped, (val.x, val.y, draws_val)).mean()
+        return functional_call(self.proxy, stepped, (val.x, val.y, draws_val)).float().mean()
 
     # -- epochs
     def run_epoch(self, epoch: int, train_pool, val_pool, iterations: int) -> dict[str, float]:
@@ -239,12 +274,15 @@ class RaterTrainer:
         opts = {"rater": self.opt_rater, "proxy": self.opt_proxy, "second": self.opt_second}
         for name, model in models.items():
             if model is not None:
-                tensors.update({f"{name}.{k}": v.detach().clone().contiguous() for k, v in model.state_dict().items()})
+                tensors.update({f"{name}.{k}": v.detach().cpu().clone().contiguous()
+                                for k, v in model.state_dict().items()})
         for name, opt in opts.items():
             if opt is not None:
                 flat, info = _flatten_optimizer(opt.state_dict(), f"opt_{name}")
                 tensors.update(flat)
                 meta[f"opt_{name}"] = info
+        if self.scalers:
+            meta["grad_scalers"] = {name: scaler.state_dict() for name, scaler in self.scalers.items()}
         return tensors, meta
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -258,6 +296,9 @@ class RaterTrainer:
         for name, opt in opts.items():
             if opt is not None:
                 opt.load_state_dict(_unflatten_optimizer(tensors, meta[f"opt_{name}"], f"opt_{name}"))
+        for name, state in meta.get("grad_scalers", {}).items():
+            if name in self.scalers:
+                self.scalers[name].load_state_dict(state)
 
 
 def _flatten_optimizer(state: dict, prefix: str) -> tuple[dict[str, torch.Tensor], dict]:
@@ -265,7 +306,7 @@ def _flatten_optimizer(state: dict, prefix: str) -> tuple[dict[str, torch.Tensor
     for pid, values in state["state"].items():
         for key, value in values.items():
             if torch.is_tensor(value):
-                tensors[f"{prefix}.{pid}.{key}"] = value.detach().clone().contiguous()
+                tensors[f"{prefix}.{pid}.{key}"] = value.detach().cpu().clone().contiguous()
             else:
                 scalars[f"{pid}.{key}"] = value
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
@@ -302,15 +343,19 @@ def train_rater(settings: RaterSettings, train_pool, val_pool, *, start_epoch: i
 # ---------------------------------------------------------------- rating
 
 @torch.no_grad()
-def rate_batch(rater: RaterNet, x: torch.Tensor, y: torch.Tensor, mode: str = "group") -> np.ndarray:
+def rate_batch(rater: RaterNet, x: torch.Tensor, y: torch.Tensor, mode: str = "group",
+               dtype: "str | torch.dtype | None" = None) -> np.ndarray:
     """Ratings of one batch: p·g (the paper's stored rating) or the instance head alone (`mode="instance"`).
 
     The instance rating is the pre-sigmoid logit of a: the same order as a, without the ties a
-    saturated float32 sigmoid leaves at 0 and 1.
+    saturated float32 sigmoid leaves at 0 and 1. The batch goes to the rater's device; with a
+    bf16/fp16 `dtype` the forward pass runs under autocast and the ratings come back as float64.
     """
     rater.eval()
-    out = rater(x, y)
-    return (out["score"] if mode == "group" else out["logit"]).double().numpy()
+    device, dtype = next(rater.parameters()).device, parse_dtype(dtype)
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+        out = rater(x.to(device), y.to(device))
+    return (out["score"] if mode == "group" else out["logit"]).double().cpu().numpy()
 
 
 def rating_batches(n: int, batch_size: int, seed: int) -> list[np.ndarray]:
@@ -357,7 +402,7 @@ def save_rater(path: str | Path, rater: RaterNet, meta: dict[str, Any]) -> None:
     from safetensors.torch import save_file
 
     path = Path(path)
-    weights = {k: v.detach().clone().contiguous() for k, v in rater.state_dict().items()}
+    weights = {k: v.detach().cpu().clone().contiguous() for k, v in rater.state_dict().items()}
     atomic_write_with(path, lambda tmp: save_file(weights, tmp))
     atomic_write_json(path.with_suffix(".json"), meta)
 
