@@ -382,6 +382,39 @@ def summarise(result):
                         for a, b in PAIRS}
 
 
+def markdown(result) -> str:
+    """The across-seed table and the paired differences, as docs/benchmarks.md shows them."""
+    def ms(entry, scale=1.0, digits=1):
+        if entry is None:
+            return ""
+        std = "" if entry["std"] is None else f" ± {entry['std'] * scale:.{digits}f}"
+        return f"{entry['mean'] * scale:.{digits}f}{std}"
+
+    order = [a for tier in ARM_TIERS for a in tier]
+    lines = ["| arm | images | steps | seeds | FD ↓ | precision | recall | cond. acc. | CAS | harmful share |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for arm in sorted(result["summary"], key=lambda a: order.index(a) if a in order else len(order)):
+        row = result["summary"][arm]
+        first = next(run["arms"][arm] for run in result["runs"].values() if arm in run["arms"])
+        lines.append(f"| {arm} | {first['size']} | {first['steps']} | {len(row['fd']['seeds'])} | {ms(row['fd'])} | "
+                     f"{ms(row['precision'], digits=3)} | {ms(row['recall'], digits=3)} | "
+                     f"{ms(row['cond_accuracy'], digits=3)} | {ms(row['cas'], digits=3)} | "
+                     f"{ms(row['harmful_share'], digits=3)} |")
+    lines += ["", "| paired difference (per seed) | seeds (df) | FD | cond. acc. | CAS | precision | recall |",
+              "|---|---|---|---|---|---|---|"]
+    for pair, by_metric in result["paired"].items():
+        if by_metric["fd"] is None:
+            continue
+        cells = []
+        for metric, digits in (("fd", 1), ("cond_accuracy", 3), ("cas", 3), ("precision", 3), ("recall", 3)):
+            d = by_metric[metric]
+            ci = "" if d["ci"] is None else f" [{d['ci'][0]:+.{digits}f}, {d['ci'][1]:+.{digits}f}]"
+            cells.append(f"{d['mean']:+.{digits}f}{ci}")
+        fd = by_metric["fd"]
+        lines.append(f"| {pair} | {len(fd['seeds'])} ({fd['df']}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------- main
 
 def main() -> None:
@@ -405,7 +438,11 @@ def main() -> None:
                         help="seeds 0..N-1; each re-trains the rater, re-draws the selections and re-trains and "
                              "re-samples every arm's generator (the pool and the judge stay fixed)")
     parser.add_argument("--results", type=Path, default=None, help="also write the JSON here after every arm")
+    parser.add_argument("--table", action="store_true", help="print the markdown tables of DIR's JSON and stop")
     args = parser.parse_args()
+    if args.table:
+        print(markdown(json.loads((args.out / "select_fashion.json").read_text())))
+        return
     device = torch.device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "select_fashion.json"
