@@ -51,11 +51,11 @@ def kind_ranks(ratings, labels, info):
     return {k: round(ranks[k]["mean_rank_pct"], 3) for k in KINDS_SHOWN if k in ranks}
 
 
-def settings_for(seed, iterations=None, epochs=10):
+def settings_for(seed, iterations=None, epochs=10, draws=4):
     from practicum.select.rater import RaterSettings
 
     return RaterSettings(proxy="diffusion", diffusion_model="tiny", epochs=epochs, iterations_per_epoch=iterations,
-                         seed=seed)
+                         seed=seed, diffusion_draws=draws)
 
 
 def untrained_ratings(pool, seed):
@@ -65,18 +65,38 @@ def untrained_ratings(pool, seed):
     return rate(trainer.rater, pool.images, pool.labels, mode="instance")
 
 
-def trained_ratings(pool, holdout, seed, iterations):
+def trained_ratings(pool, holdout, seed, iterations, draws=4):
     """The epoch-5 checkpoint of a rater trained with `iterations` per epoch (the 10-epoch lin0 schedule)."""
     from practicum.select.pool import MemoryPool
     from practicum.select.rater import RaterTrainer, rate
 
-    settings = settings_for(seed, iterations)
+    settings = settings_for(seed, iterations, draws=draws)
     trainer = RaterTrainer(settings, tuple(pool.images.shape[1:]), 10)
     trainer.total_steps = settings.epochs * iterations
     train_pool, val_pool = MemoryPool.from_dataset(pool), MemoryPool.from_dataset(holdout)
     for epoch in range(5):  # epochs 0..4: the epoch-5 checkpoint the benchmark rates with
         trainer.run_epoch(epoch, train_pool, val_pool, iterations)
-    return rate(trainer.rater, pool.images, pool.labels, mode="instance")
+    losses = proxy_losses(trainer, pool)
+    # split-half reliability of a row's ε-MSE: two independent sets of K draws (seeds 101, 202), correlated
+    reliability = {k: round(float(np.corrcoef(proxy_losses(trainer, pool, k, 101), proxy_losses(trainer, pool, k, 202))[0, 1]), 3)
+                   for k in (4, 32)}
+    return rate(trainer.rater, pool.images, pool.labels, mode="instance"), losses, reliability
+
+
+@torch.no_grad()
+def proxy_losses(trainer, pool, k=None, draw_seed=None, batch=1000):
+    """Each pool row's ε-MSE under the trained proxy over K draws (default: the rater's own fixed draws)."""
+    from practicum.select.pool import diffusion_draws
+
+    trainer.proxy.eval()
+    k = trainer.settings.diffusion_draws if k is None else k
+    seed = trainer.settings.seed if draw_seed is None else draw_seed
+    out = []
+    for start in range(0, len(pool), batch):
+        draws = diffusion_draws(pool.ids[start:start + batch], int(np.prod(pool.images.shape[1:])), k,
+                                len(trainer.proxy.alphas_cumprod), seed)
+        out.append(trainer.proxy(pool.images[start:start + batch], pool.labels[start:start + batch], draws).numpy())
+    return np.concatenate(out)
 
 
 def main() -> None:
@@ -85,6 +105,8 @@ def main() -> None:
     parser.add_argument("--pool-size", type=int, default=20000)
     parser.add_argument("--train-iterations", type=int, default=0, help="also train a rater with N iterations/epoch")
     parser.add_argument("--variant-seeds", default="0,1")
+    parser.add_argument("--draws", type=int, default=4, help="the variant's K (ε-MSE draws per id)")
+    parser.add_argument("--skip-saved", action="store_true", help="only the variant, not the saved ratings")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "select_rater_analysis.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -103,7 +125,7 @@ def main() -> None:
                  "rater_steps_per_epoch": int(np.ceil(len(holdout) / 64)), "seeds": {}}
     seeds = sorted(int(p.stem.split("seed")[1]) for p in args.run.glob("ratings_seed*.npy"))
     trained = {s: np.load(args.run / f"ratings_seed{s}.npy") for s in seeds}
-    for s in seeds:
+    for s in [] if args.skip_saved else seeds:
         init = untrained_ratings(pool, s)
         w_tr, w_init = within(trained[s], labels), within(init, labels)
         out["seeds"][str(s)] = {
@@ -114,21 +136,29 @@ def main() -> None:
             "spearman_with_pixel_mean": round(spearman(w_tr, pixel_mean), 3),
             "untrained_spearman_with_pixel_std": round(spearman(w_init, pixel_std), 3)}
         print(s, json.dumps(out["seeds"][str(s)]), flush=True)
-    out["spearman_between_seeds"] = {f"{a}-{b}": round(spearman(within(trained[a], labels), within(trained[b], labels)), 3)
+    out["spearman_between_seeds"] = {} if args.skip_saved else {f"{a}-{b}": round(spearman(within(trained[a], labels), within(trained[b], labels)), 3)
                                      for i, a in enumerate(seeds) for b in seeds[i + 1:]}
     print("between seeds", out["spearman_between_seeds"], flush=True)
 
     if args.train_iterations:
-        variant: dict = {"iterations_per_epoch": args.train_iterations, "seeds": {}}
+        variant: dict = {"iterations_per_epoch": args.train_iterations, "draws": args.draws, "seeds": {}}
         ratings = {}
         for s in [int(v) for v in args.variant_seeds.split(",")]:
             start = time.time()
-            ratings[s] = trained_ratings(pool, holdout, s, args.train_iterations)
+            ratings[s], losses, reliability = trained_ratings(pool, holdout, s, args.train_iterations, args.draws)
             init = untrained_ratings(pool, s)
+            kinds = np.asarray(info["kind"])
             variant["seeds"][str(s)] = {
                 "kind_ranks": kind_ranks(ratings[s], labels, info),
                 "spearman_vs_untrained": round(spearman(within(ratings[s], labels), within(init, labels)), 3),
                 "spearman_with_pixel_std": round(spearman(within(ratings[s], labels), pixel_std), 3),
+                # the proxy's ε-MSE per kind (mean, and its within-class percentile: 1 = hardest)
+                "proxy_loss_by_kind": {k: round(float(losses[kinds == k].mean()), 4) for k in KINDS_SHOWN
+                                       if (kinds == k).any()},
+                "proxy_loss_pct_by_kind": {k: round(float(within(losses, labels)[kinds == k].mean()), 3)
+                                           for k in KINDS_SHOWN if (kinds == k).any()},
+                "loss_split_half_reliability_by_draws": reliability,
+                "spearman_rating_vs_proxy_loss": round(spearman(within(ratings[s], labels), within(losses, labels)), 3),
                 "seconds": round(time.time() - start, 1)}
             print("variant", s, json.dumps(variant["seeds"][str(s)]), flush=True)
         keys = sorted(ratings)
