@@ -9,7 +9,7 @@ of steps on its selection and is scored on the real test split (540). Seeds chan
 the scorers' recordings, the selection draws and the learner; the defects stay fixed.
 
 Writes DIR/summary.json (per arm: accuracy_mean, accuracy_std, accuracies, composition) and
-benchmarks/results/select_digits.json (a copy); progress is cached in WORK/cache.json (--work,
+benchmarks/results/<DIR's name>.json (a copy); progress is cached in WORK/cache.json (--work,
 a scratch folder), so an interrupted run continues where it stopped. `--part streaming` measures scoring throughput and
 peak memory as an embeddings pool grows 10x and 100x; `--part generative` trains the built-in
 diffusion model on full / rater 50 % / random 50 % and compares samples.
@@ -64,7 +64,7 @@ def rater_ratings(train, val, rule: str, seed: int, args) -> list[float]:
                              iterations_per_epoch=args.rater_iterations, lr=args.rater_lr,
                              proxy_lr=args.proxy_lr, width=args.rater_width)
     trainer = train_rater(settings, MemoryPool.from_dataset(train), MemoryPool.from_dataset(val))
-    return rate(trainer.rater, train.images, train.labels, seed=seed).tolist()
+    return rate(trainer.rater, train.images, train.labels, seed=seed, mode=args.rating_mode).tolist()
 
 
 def dynamics_scores(train, seed: int, args) -> dict[str, list[float]]:
@@ -129,6 +129,7 @@ def selections(scores: dict[str, np.ndarray], n: int, seed: int, kinds: np.ndarr
         "rater-shift-gsample-d10-m3std6-50-bal": balanced(sel.shift_gsample, 0.5, prune_top=0.1, shape="m3_std6",
                                                           seed=seed),
         "rater-block-s10-50-bal": balanced(sel.block, 0.5, start=0.1),
+        "rater-reverse-50-bal": balanced(sel.bottom_k, 0.5),
     })
     for rule in rules:
         if rule == "first_order":
@@ -172,6 +173,8 @@ def classification(args) -> dict:
         for name, value in scores.items():
             sanity.setdefault(name, []).append(rank_by_kind(value, kinds))
         arms = selections(scores, n, seed, kinds, rules, train.labels.numpy())
+        wanted = [a for a in args.arms.split(",") if a]
+        arms = {a: index for a, index in arms.items() if not wanted or a in wanted}
         for arm, index in arms.items():
             acc = cache.get(f"acc/{arm}/{seed}/{args.steps}",
                             lambda: train_and_test(train, test, index, args.steps, seed))
@@ -179,6 +182,8 @@ def classification(args) -> dict:
             compositions.setdefault(arm, []).append(composition(kinds, index))
             print(f"seed {seed} {arm:34s} acc {acc:.4f}  ({time.time() - started:.0f}s)", flush=True)
         for arm, fraction in EQUAL_EPOCH_ARMS.items():
+            if arm not in arms:
+                continue
             steps = max(1, int(round(args.steps * fraction)))
             acc = cache.get(f"acc/{arm}/{seed}/{steps}",
                             lambda: train_and_test(train, test, arms[arm], steps, seed))
@@ -189,7 +194,8 @@ def classification(args) -> dict:
     summary = {
         "benchmark": "select_digits", "date": time.strftime("%Y-%m-%d"), "machine": args.machine,
         "command": "python benchmarks/select_digits.py " + " ".join(sys.argv[1:]),
-        "settings": {"steps": args.steps, "seeds": seeds, "rules": rules, "rater_epochs": args.rater_epochs,
+        "settings": {"steps": args.steps, "seeds": seeds, "rules": rules, "rating_mode": args.rating_mode,
+                     "arms": args.arms or "all", "rater_epochs": args.rater_epochs,
                      "rater_iterations_per_epoch": args.rater_iterations, "rater_lr": args.rater_lr,
                      "proxy_lr": args.proxy_lr, "rater_width": args.rater_width,
                      "defects": {"wrong_label": 0.2, "duplicate": 0.1, "noise": 0.1, "seed": 0},
@@ -364,6 +370,9 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--steps", type=int, default=400, help="learner steps for every arm (equal-step)")
     parser.add_argument("--rules", default=",".join(RULES))
+    parser.add_argument("--arms", default="", help="comma list of classification arms to run (default: all)")
+    parser.add_argument("--rating-mode", default="instance", choices=["instance", "group"],
+                        help="instance (a_i, batch-free: the CLI default since issue 14) or group (p·g)")
     parser.add_argument("--rater-epochs", type=int, default=30)
     parser.add_argument("--rater-iterations", type=int, default=25)
     parser.add_argument("--rater-lr", type=float, default=3e-3)
@@ -391,7 +400,7 @@ def main() -> None:
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     summary.update(fresh)
     atomic_write_json(summary_path, summary)
-    atomic_write_json(ROOT / "benchmarks" / "results" / "select_digits.json", summary)
+    atomic_write_json(ROOT / "benchmarks" / "results" / f"{out.name}.json", summary)  # a copy, named by --out
     print(f"wrote {summary_path}")
 
 

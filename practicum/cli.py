@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "practicum.diffusion.commands",  # generate, diffusion train
     "practicum.distill.commands",  # distill
     "practicum.select.commands",  # rate, score, select
+    "practicum.select.curate_commands",  # dedup, label-issues, cover
     "practicum.scaling.commands",  # fit, compare
     "practicum.scaling.theory_commands",  # theory
 )

@@ -1,0 +1,215 @@
+"""The curation runs behind `practicum dedup | label-issues | cover`, each in its own run directory.
+
+dedup        → RUN/scores.parquet (id, label, score = 1 kept / 0 near-duplicate[, kind]) + summary.json
+label-issues → RUN/scores.parquet (id, label, score = 1 label looks right / 0 issue, quality[, kind]) + summary.json
+cover        → RUN/manifest.parquet (id, label[, kind]) + summary.json
+
+The two score files point "higher is better", so `practicum select --filter RUN:1:` keeps what passed, and
+several such filters intersect with absolute thresholds on the main scores (`--min-score`, `--max-score`).
+Features: an embeddings parquet when given (`--embeddings`), else the images' pixels, average-pooled to
+at most 14×14 (enough for hashing-free geometry on the built-in sets; bring embeddings for real pools).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from practicum.config import Settings
+from practicum.data import RunDir, atomic_write_with
+from practicum.errors import ConfigError, DataError
+from practicum.select.pipeline import DataSettings, load_split
+
+
+class DedupConfig(Settings):
+    source: DataSettings = DataSettings()
+    split: Literal["train", "val", "test"] = "train"
+    method: Literal["phash", "semdedup"] = "phash"
+    max_distance: int = 4  # phash: Hamming bits within which two images are one
+    eps: float = 0.05  # semdedup: cosine distance within which two members of a cluster are one
+    clusters: int = 10  # semdedup: k-means clusters
+    priority: str | None = None  # a scores file (by id): keep the highest-scored member of each group
+    seed: int = 0
+
+
+class LabelIssueConfig(Settings):
+    source: DataSettings = DataSettings()
+    split: Literal["train", "val", "test"] = "train"
+    folds: int = 5  # out-of-sample probabilities: K-fold logistic regression on the features
+    seed: int = 0
+
+
+class CoverConfig(Settings):
+    source: DataSettings = DataSettings()
+    split: Literal["train", "val", "test"] = "train"
+    method: Literal["k-center", "herding", "facility-location"] = "k-center"
+    keep: float = 0.2  # fraction in (0, 1], or a count when > 1
+    balance: bool | None = None  # None: within each class whenever there are labels
+    seed: int = 0
+
+
+def load_features(source: DataSettings, split: str = "train") -> dict:
+    """{"ids", "labels", "kinds" (or None), "images" (or None), "features" (N, D)} for a pool."""
+    if source.embeddings is not None:
+        from practicum.select.pool import ParquetPool
+
+        pool = ParquetPool(source.embeddings)
+        batches = list(pool.groups(list(range(pool.num_row_groups))))
+        return {"ids": np.concatenate([b.ids for b in batches]).astype(str),
+                "labels": np.concatenate([b.y.numpy() for b in batches]).astype(np.int64),
+                "kinds": None, "images": None,
+                "features": np.concatenate([b.x.numpy() for b in batches]).astype(np.float64)}
+    import torch.nn.functional as F
+
+    dataset, kinds = load_split(source, split)
+    if len(dataset) == 0:
+        raise DataError(f"the {split} split of {source.data} is empty")
+    images = dataset.images.float()
+    factor = max(1, images.shape[-1] // 14)
+    small = F.avg_pool2d(images, factor) if factor > 1 else images
+    return {"ids": np.asarray(dataset.ids).astype(str), "labels": dataset.labels.numpy().astype(np.int64),
+            "kinds": None if kinds is None else np.asarray(kinds).astype(str), "images": images.numpy(),
+            "features": small.reshape(len(dataset), -1).numpy().astype(np.float64)}
+
+
+def _write_table(path, columns: dict) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({k: pa.array(v) for k, v in columns.items()})
+    atomic_write_with(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def _by_kind(kinds, flag) -> dict | None:
+    """{kind: {"pool": n, "flagged": m}} when the pool knows its kinds."""
+    if kinds is None:
+        return None
+    return {k: {"pool": int((kinds == k).sum()), "flagged": int(flag[kinds == k].sum())} for k in sorted(set(kinds))}
+
+
+def _start(config: Settings, out, resume: bool, overwrite: bool) -> RunDir:
+    return RunDir.create(out, config.to_yaml(), seed=getattr(config, "seed", None), resume=resume,
+                         overwrite=overwrite)
+
+
+def run_dedup(config: DedupConfig, out, *, resume: bool = False, overwrite: bool = False) -> dict:
+    """Near-duplicate removal: a keep mask written as scores (1 kept, 0 duplicate)."""
+    from practicum.select.dedup import hash_dedup, perceptual_hash, semdedup
+
+    if config.method == "phash" and config.source.embeddings is not None:
+        raise ConfigError("perceptual hashing needs images, not embeddings",
+                          "use --method semdedup with --embeddings, or --data for images")
+    if config.max_distance < 0 or config.clusters < 1:
+        raise ConfigError("max_distance must be >= 0 and clusters >= 1")
+    with _start(config, out, resume, overwrite) as run:
+        existing = run.read_json("summary.json") if resume and (run.path / "scores.parquet").exists() else None
+        if existing is not None:
+            run.finish()
+            return existing
+        data = load_features(config.source, config.split)
+        priority = None
+        if config.priority is not None:
+            from practicum.select.pipeline import read_scores
+
+            other = read_scores(config.priority)
+            by_id = dict(zip(other["id"].tolist(), other["score"].tolist()))
+            priority = np.array([by_id.get(i, -np.inf) for i in data["ids"].tolist()])
+        if config.method == "phash":
+            keep = hash_dedup(perceptual_hash(data["images"]), max_distance=config.max_distance, priority=priority)
+        else:
+            keep = semdedup(data["features"], eps=config.eps, n_clusters=config.clusters, seed=config.seed)
+        columns = {"id": data["ids"], "label": data["labels"], "score": keep.astype(np.float64)}
+        if data["kinds"] is not None:
+            columns["kind"] = data["kinds"]
+        _write_table(run.path / "scores.parquet", columns)
+        summary = {"method": config.method, "examples": len(keep), "kept": int(keep.sum()),
+                   "removed": int((~keep).sum()), "direction": "higher_is_better",
+                   "direction_note": "score 1 = kept, 0 = a near-duplicate of a kept example; "
+                                     "filter with practicum select --filter RUN:1:",
+                   "removed_by_kind": _by_kind(data["kinds"], ~keep)}
+        run.write_json("summary.json", summary)
+        run.finish()
+    return summary
+
+
+def run_label_issues(config: LabelIssueConfig, out, *, resume: bool = False, overwrite: bool = False) -> dict:
+    """Confident learning on out-of-sample probabilities: scores 1 (label looks right) / 0 (issue)."""
+    from practicum.select.label_issues import find_label_issues, label_quality, out_of_sample_probs
+
+    if config.folds < 2:
+        raise ConfigError(f"out-of-sample probabilities need >= 2 folds, not {config.folds}", "pass --folds 5")
+    with _start(config, out, resume, overwrite) as run:
+        existing = run.read_json("summary.json") if resume and (run.path / "scores.parquet").exists() else None
+        if existing is not None:
+            run.finish()
+            return existing
+        data = load_features(config.source, config.split)
+        labels = data["labels"]
+        counts = np.bincount(labels)
+        if len(counts) < 2 or counts.min() < config.folds:  # a missing label would shift the probability columns
+            raise DataError(f"confident learning needs labels 0..C-1 (C >= 2), each with at least {config.folds} "
+                            f"examples (one per fold); got counts {counts.tolist()}", "lower --folds or give more data")
+        probs = out_of_sample_probs(data["features"], labels, folds=config.folds, seed=config.seed)
+        issues = find_label_issues(probs, labels)
+        columns = {"id": data["ids"], "label": labels, "score": (~issues).astype(np.float64),
+                   "quality": label_quality(probs, labels)}
+        if data["kinds"] is not None:
+            columns["kind"] = data["kinds"]
+        _write_table(run.path / "scores.parquet", columns)
+        summary = {"examples": len(labels), "issues": int(issues.sum()), "folds": config.folds,
+                   "out_of_sample_accuracy": float((probs.argmax(1) == labels).mean()),
+                   "direction": "higher_is_better",
+                   "direction_note": "score 1 = the label looks right, 0 = confidently another class; the column "
+                                     "quality is the out-of-sample self-confidence p(given label)",
+                   "issues_by_kind": _by_kind(data["kinds"], issues)}
+        run.write_json("summary.json", summary)
+        run.finish()
+    return summary
+
+
+def run_cover(config: CoverConfig, out, *, resume: bool = False, overwrite: bool = False) -> dict:
+    """A coverage selection (k-center greedy, herding or facility location), per class by default."""
+    from practicum.select import coverage
+    from practicum.select.selectors import budget
+
+    if config.keep <= 0 or (config.keep > 1 and config.keep != int(config.keep)):
+        raise ConfigError(f"keep {config.keep} is neither a fraction in (0, 1] nor a whole count")
+    keep: float | int = int(config.keep) if config.keep > 1 else float(config.keep)
+    pick = {"k-center": lambda x, k: coverage.k_center_greedy(x, k, seed=config.seed),
+            "herding": coverage.herding, "facility-location": coverage.facility_location}[config.method]
+    with _start(config, out, resume, overwrite) as run:
+        existing = run.read_json("summary.json") if resume and (run.path / "manifest.parquet").exists() else None
+        if existing is not None:
+            run.finish()
+            return existing
+        data = load_features(config.source, config.split)
+        x, labels = data["features"], data["labels"]
+        balance = True if config.balance is None else config.balance
+        if balance:
+            total = budget(len(x), keep)
+            groups = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+            # the budget split by class size (largest remainders), as the class-balanced selectors do
+            quota = np.array([total * len(g) / len(x) for g in groups])
+            counts = np.floor(quota).astype(int)
+            counts[np.argsort(-(quota - counts), kind="stable")[:total - counts.sum()]] += 1
+            chosen = np.sort(np.concatenate([g[pick(x[g], int(k))] for g, k in zip(groups, counts) if k > 0]))
+        else:
+            chosen = pick(x, keep)
+        columns = {"id": data["ids"][chosen], "label": labels[chosen]}
+        if data["kinds"] is not None:
+            columns["kind"] = data["kinds"][chosen]
+        _write_table(run.path / "manifest.parquet", columns)
+        summary = {"method": config.method, "keep": config.keep, "pool": len(x), "selected": len(chosen),
+                   "balance": balance, "class_counts": np.bincount(labels[chosen], minlength=labels.max() + 1).tolist()}
+        if data["kinds"] is not None:
+            kinds = data["kinds"]
+            summary["kind_counts"] = {k: {"pool": int((kinds == k).sum()), "selected": int((kinds[chosen] == k).sum())}
+                                      for k in sorted(set(kinds))}
+        run.write_json("summary.json", summary)
+        run.finish()
+    return summary
+
+
+__all__ = ["CoverConfig", "DedupConfig", "LabelIssueConfig", "load_features", "run_cover", "run_dedup",
+           "run_label_issues"]

@@ -1,0 +1,91 @@
+"""`practicum dedup | label-issues | cover` on the digits pool with injected defects, and their use as filters."""
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from practicum.cli import main
+from practicum.select.pool import write_embeddings
+
+
+def run_cli(*args: str) -> int:
+    try:
+        main(["--quiet", *args])
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def _rates(summary_by_kind):
+    return {k: v["flagged"] / v["pool"] for k, v in summary_by_kind.items()}
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory):
+    root = tmp_path_factory.mktemp("curate")
+    assert run_cli("dedup", "--out", str(root / "dedup"), "--data", "digits", "--defects") == 0
+    assert run_cli("label-issues", "--out", str(root / "labels"), "--data", "digits", "--defects", "--folds", "3") == 0
+    return root
+
+
+def test_dedup_flags_the_injected_duplicates(curated):
+    summary = json.loads((curated / "dedup" / "summary.json").read_text())
+    rates = _rates(summary["removed_by_kind"])
+    assert rates["duplicate"] > 0.5 and rates["clean"] < 0.05
+    table = pq.read_table(curated / "dedup" / "scores.parquet")
+    assert table.num_rows == 987 and set(table.column("score").to_pylist()) == {0.0, 1.0}
+    assert summary["kept"] == sum(table.column("score").to_pylist())
+
+
+def test_label_issues_flag_the_wrong_labels(curated):
+    summary = json.loads((curated / "labels" / "summary.json").read_text())
+    rates = _rates(summary["issues_by_kind"])
+    assert rates["wrong_label"] > 0.5 and rates["clean"] < 0.15
+    table = pq.read_table(curated / "labels" / "scores.parquet")
+    assert {"quality", "score", "kind"} <= set(table.column_names)
+
+
+def test_filters_intersect_in_select(curated, tmp_path):
+    """The two keep-scores as --filter RUN:1: on a third scores file: nothing flagged survives."""
+    out = tmp_path / "sel"
+    assert run_cli("select", "--scores", str(curated / "dedup"), "--out", str(out), "--strategy", "random",
+                   "--keep", "0.5", "--filter", f"{curated / 'dedup'}:1:", "--filter", f"{curated / 'labels'}:1:") == 0
+    chosen = set(pq.read_table(out / "manifest.parquet").column("id").to_pylist())
+    for name in ("dedup", "labels"):
+        t = pq.read_table(curated / name / "scores.parquet")
+        flagged = {i for i, s in zip(t.column("id").to_pylist(), t.column("score").to_pylist()) if s == 0}
+        assert not chosen & flagged
+
+
+@pytest.mark.parametrize("method", ["k-center", "herding", "facility-location"])
+def test_cover_is_class_balanced_and_covers(tmp_path, method):
+    rng = np.random.default_rng(0)
+    # two classes, each a tight blob plus a few far points that k-center must take
+    x = np.concatenate([rng.normal(0, 0.1, (40, 3)), rng.normal(0, 0.1, (40, 3)) + 5])
+    x[[0, 40]] += 3
+    y = np.repeat([0, 1], 40)
+    write_embeddings(tmp_path / "e.parquet", [f"e{i}" for i in range(80)], y, x)
+    out = tmp_path / method
+    assert run_cli("cover", "--out", str(out), "--embeddings", str(tmp_path / "e.parquet"), "--method", method,
+                   "--keep", "0.1") == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["selected"] == 8 and summary["class_counts"] == [4, 4]
+    ids = set(pq.read_table(out / "manifest.parquet").column("id").to_pylist())
+    if method == "k-center":
+        assert {"e0", "e40"} <= ids  # the outliers are the worst covered
+
+
+@pytest.mark.parametrize("args, message", [
+    (["dedup", "--out", "{tmp}/a", "--method", "phash", "--embeddings", "{tmp}/e.parquet"], "needs images"),
+    (["dedup", "--out", "{tmp}/b", "--method", "md5", "--data", "digits"], "method"),
+    (["label-issues", "--out", "{tmp}/c", "--data", "digits", "--folds", "1"], "folds"),
+    (["cover", "--out", "{tmp}/d", "--data", "digits", "--keep", "2.5"], "keep"),
+])
+def test_bad_input_gives_one_clear_error(tmp_path, capsys, args, message):
+    write_embeddings(tmp_path / "e.parquet", ["a", "b"], [0, 1], np.eye(2))
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert run_cli(*args) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and message in err and "Traceback" not in err
