@@ -20,7 +20,8 @@ What is timed is steady-state work. Before it, each of the three runs (local, 1 
 workers alike) gets a warm-up call, timed and reported on its own ("first call" columns), never
 inside the timed figure:
 - study seeds: two rounds of two 1-step runs (task workers start, import torch and practicum);
-- scoring: `practicum score` of a small pool (--shards shards of 512 images) with the same
+- scoring: `practicum score` of a smaller pool (--shards shards of up to 16,384 images, so that every
+  worker process scores one) with the same
   rater (workers import the scorer and load the rater, which each worker process keeps);
 - actor pool: the same map on the first two shards at 200 images: the pool starts (actor
   processes, `import torch`, loading the checkpoint); actor pools persist across map calls,
@@ -204,8 +205,11 @@ def _score_runs(args, work: Path) -> dict:
     run_rate(RateConfig(rater=RaterSettings(epochs=1, iterations_per_epoch=20)), rater)
     pool = _score_pool(work, args.shards * args.score_shard_size)
     config = ScoreConfig(source=DataSettings(data=f"npz:{pool}"), rater=str(rater), shard_size=args.score_shard_size)
-    small = ScoreConfig(source=DataSettings(data=f"npz:{_score_pool(work, args.shards * 512, 'warm-up')}"),
-                        rater=str(rater), shard_size=512)  # as many shards, 2 batches each
+    # as many shards as the timed run, each long enough (~0.2 s) that every worker process runs one: shards of
+    # a few milliseconds all went to the first worker, leaving the second cold inside the timed call
+    warm_size = min(args.score_shard_size, 16384)
+    small = ScoreConfig(source=DataSettings(data=f"npz:{_score_pool(work, args.shards * warm_size, 'warm-up')}"),
+                        rater=str(rater), shard_size=warm_size)
 
     def runner(label, engine, cpus_per_task):
         def run():
