@@ -11,7 +11,6 @@ a law cannot reach the target are counted as unbounded, not hidden and not as 0.
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Any

@@ -25,7 +25,7 @@ import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import least_squares, leastsq, minimize, minimize_scalar
+from scipy.optimize import least_squares, leastsq, minimize_scalar
 
 from practicum.errors import FitError
 from practicum.scaling.families import Family, bnsl_value, m4_solve
