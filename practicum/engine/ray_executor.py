@@ -59,7 +59,7 @@ def _import_ray():
         import ray
     except ImportError:
         raise ConfigError("--engine ray needs Ray, which is not installed",
-                          "pip install 'practicum[ray]' (or pip install 'ray[data]')") from None
+                          "pip install 'practicum[ray]' (or pip install ray)") from None
     return ray
 
 
