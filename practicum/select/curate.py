@@ -93,6 +93,24 @@ def _start(config: Settings, out, resume: bool, overwrite: bool) -> RunDir:
                          overwrite=overwrite)
 
 
+def _finished(run: RunDir, resume: bool, output: str) -> dict | None:
+    """On --resume of a run that already wrote `output`, its summary (the run is marked finished again)."""
+    if not (resume and (run.path / output).exists()):
+        return None
+    summary = run.read_json("summary.json")
+    if summary is not None:
+        run.finish()
+    return summary
+
+
+def _score_columns(data: dict, score: np.ndarray, **extra) -> dict:
+    """The scores.parquet columns of a pass over `data`: id, label, score, any extras, and kind when known."""
+    columns = {"id": data["ids"], "label": data["labels"], "score": score, **extra}
+    if data["kinds"] is not None:
+        columns["kind"] = data["kinds"]
+    return columns
+
+
 def run_dedup(config: DedupConfig, out, *, resume: bool = False, overwrite: bool = False) -> dict:
     """Near-duplicate removal: a keep mask written as scores (1 kept, 0 duplicate)."""
     from practicum.select.dedup import hash_dedup, perceptual_hash, semdedup
@@ -103,9 +121,8 @@ def run_dedup(config: DedupConfig, out, *, resume: bool = False, overwrite: bool
     if config.max_distance < 0 or config.clusters < 1:
         raise ConfigError("max_distance must be >= 0 and clusters >= 1")
     with _start(config, out, resume, overwrite) as run:
-        existing = run.read_json("summary.json") if resume and (run.path / "scores.parquet").exists() else None
+        existing = _finished(run, resume, "scores.parquet")
         if existing is not None:
-            run.finish()
             return existing
         data = load_features(config.source, config.split)
         priority = None
@@ -119,10 +136,7 @@ def run_dedup(config: DedupConfig, out, *, resume: bool = False, overwrite: bool
             keep = hash_dedup(perceptual_hash(data["images"]), max_distance=config.max_distance, priority=priority)
         else:
             keep = semdedup(data["features"], eps=config.eps, n_clusters=config.clusters, seed=config.seed)
-        columns = {"id": data["ids"], "label": data["labels"], "score": keep.astype(np.float64)}
-        if data["kinds"] is not None:
-            columns["kind"] = data["kinds"]
-        _write_table(run.path / "scores.parquet", columns)
+        _write_table(run.path / "scores.parquet", _score_columns(data, keep.astype(np.float64)))
         summary = {"method": config.method, "examples": len(keep), "kept": int(keep.sum()),
                    "removed": int((~keep).sum()), "direction": "higher_is_better",
                    "direction_note": "score 1 = kept, 0 = a near-duplicate of a kept example; "
@@ -140,9 +154,8 @@ def run_label_issues(config: LabelIssueConfig, out, *, resume: bool = False, ove
     if config.folds < 2:
         raise ConfigError(f"out-of-sample probabilities need >= 2 folds, not {config.folds}", "pass --folds 5")
     with _start(config, out, resume, overwrite) as run:
-        existing = run.read_json("summary.json") if resume and (run.path / "scores.parquet").exists() else None
+        existing = _finished(run, resume, "scores.parquet")
         if existing is not None:
-            run.finish()
             return existing
         data = load_features(config.source, config.split)
         labels = data["labels"]
@@ -152,11 +165,8 @@ def run_label_issues(config: LabelIssueConfig, out, *, resume: bool = False, ove
                             f"examples (one per fold); got counts {counts.tolist()}", "lower --folds or give more data")
         probs = out_of_sample_probs(data["features"], labels, folds=config.folds, seed=config.seed)
         issues = find_label_issues(probs, labels)
-        columns = {"id": data["ids"], "label": labels, "score": (~issues).astype(np.float64),
-                   "quality": label_quality(probs, labels)}
-        if data["kinds"] is not None:
-            columns["kind"] = data["kinds"]
-        _write_table(run.path / "scores.parquet", columns)
+        _write_table(run.path / "scores.parquet", _score_columns(data, (~issues).astype(np.float64),
+                                                                 quality=label_quality(probs, labels)))
         summary = {"examples": len(labels), "issues": int(issues.sum()), "folds": config.folds,
                    "out_of_sample_accuracy": float((probs.argmax(1) == labels).mean()),
                    "direction": "higher_is_better",
@@ -171,7 +181,7 @@ def run_label_issues(config: LabelIssueConfig, out, *, resume: bool = False, ove
 def run_cover(config: CoverConfig, out, *, resume: bool = False, overwrite: bool = False) -> dict:
     """A coverage selection (k-center greedy, herding or facility location), per class by default."""
     from practicum.select import coverage
-    from practicum.select.selectors import budget
+    from practicum.select.selectors import budget, class_quotas
 
     if config.keep <= 0 or (config.keep > 1 and config.keep != int(config.keep)):
         raise ConfigError(f"keep {config.keep} is neither a fraction in (0, 1] nor a whole count")
@@ -179,20 +189,15 @@ def run_cover(config: CoverConfig, out, *, resume: bool = False, overwrite: bool
     pick = {"k-center": lambda x, k: coverage.k_center_greedy(x, k, seed=config.seed),
             "herding": coverage.herding, "facility-location": coverage.facility_location}[config.method]
     with _start(config, out, resume, overwrite) as run:
-        existing = run.read_json("summary.json") if resume and (run.path / "manifest.parquet").exists() else None
+        existing = _finished(run, resume, "manifest.parquet")
         if existing is not None:
-            run.finish()
             return existing
         data = load_features(config.source, config.split)
         x, labels = data["features"], data["labels"]
         balance = True if config.balance is None else config.balance
         if balance:
-            total = budget(len(x), keep)
-            groups = [np.flatnonzero(labels == c) for c in np.unique(labels)]
-            # the budget split by class size (largest remainders), as the class-balanced selectors do
-            quota = np.array([total * len(g) / len(x) for g in groups])
-            counts = np.floor(quota).astype(int)
-            counts[np.argsort(-(quota - counts), kind="stable")[:total - counts.sum()]] += 1
+            classes, counts = class_quotas(labels, budget(len(x), keep))  # as the class-balanced selectors
+            groups = [np.flatnonzero(labels == c) for c in classes]
             chosen = np.sort(np.concatenate([g[pick(x[g], int(k))] for g, k in zip(groups, counts) if k > 0]))
         else:
             chosen = pick(x, keep)

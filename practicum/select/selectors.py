@@ -339,6 +339,18 @@ def normalise_within_class(scores, labels) -> np.ndarray:
 
 # ---------------------------------------------------------------- wrappers and the dispatcher
 
+def class_quotas(labels, total: int) -> tuple[np.ndarray, np.ndarray]:
+    """(classes, per-class budgets ∝ class size) summing to `total` exactly (the largest-remainder rule)."""
+    y = np.asarray(labels)
+    classes = np.unique(y)
+    sizes = np.array([(y == c).sum() for c in classes])
+    exact = total * sizes / sizes.sum()
+    quotas = np.floor(exact).astype(np.int64)
+    for i in np.argsort(-(exact - quotas), kind="stable")[: total - quotas.sum()]:
+        quotas[i] += 1
+    return classes, quotas
+
+
 def class_balanced(select: Callable[..., np.ndarray], scores, labels, keep, **options) -> np.ndarray:
     """Run `select(scores_c, keep_c, **options)` within each class; budgets ∝ class size.
 
@@ -349,13 +361,7 @@ def class_balanced(select: Callable[..., np.ndarray], scores, labels, keep, **op
     y = np.asarray(labels)
     if y.shape != s.shape:
         raise DataError(f"labels {y.shape} and scores {s.shape} differ in length")
-    k = budget(len(s), keep)
-    classes = np.unique(y)
-    sizes = np.array([(y == c).sum() for c in classes])
-    exact = k * sizes / sizes.sum()
-    quotas = np.floor(exact).astype(np.int64)
-    for i in np.argsort(-(exact - quotas), kind="stable")[: k - quotas.sum()]:
-        quotas[i] += 1
+    classes, quotas = class_quotas(y, budget(len(s), keep))
     chosen = []
     for offset, (c, quota) in enumerate(zip(classes, quotas)):
         if quota == 0:
@@ -400,6 +406,6 @@ def select(strategy: str, scores, keep, *, labels=None, balance: bool = False, s
 
 
 __all__ = ["DEFAULT_SHAPE", "DIRECTIONS", "SHAPE_PRESETS", "SHIFT_PRESETS", "STRATEGIES", "SelectionWarning", "band",
-           "block", "bottom_k", "bottom_warning", "budget", "ccs", "check_direction", "class_balanced",
+           "block", "bottom_k", "bottom_warning", "budget", "ccs", "check_direction", "class_balanced", "class_quotas",
            "class_rank_share", "inclusion_by_decile", "normalise_within_class", "quality_order", "default_prune_top", "gaussian_log_weights", "gsample", "gumbel_top_k",
            "random_subset", "rank_descending", "select", "shape_params", "shift_gsample", "top_k"]
