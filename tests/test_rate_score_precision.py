@@ -13,18 +13,9 @@ import pytest
 import yaml
 from safetensors.numpy import load_file
 
-from practicum.cli import main
-from practicum.select.rater import RaterTrainer
+from cli_helpers import assert_rate_resumes_exactly, run_cli
 
 RATE = ["--data", "digits", "--epochs", "2", "--iterations-per-epoch", "2", "--batch-size", "32"]
-
-
-def run_cli(*args: str) -> int:
-    try:
-        main(["--quiet", *args])
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def _ranks(values):
@@ -56,24 +47,9 @@ def test_bf16_rate_and_score_run_and_score_like_fp32(tmp_path):
 
 
 def test_fp16_rate_scales_its_losses_and_resumes_exactly(tmp_path, monkeypatch):
-    args = [*RATE, "--dtype", "fp16"]
-    assert run_cli("rate", "--out", str(tmp_path / "straight"), *args) == 0
+    assert_rate_resumes_exactly(tmp_path, monkeypatch, [*RATE, "--dtype", "fp16"])
     state = json.loads(next((tmp_path / "straight" / "checkpoints").glob("state-epoch*.json")).read_text())
     assert set(state["grad_scalers"]) == {"rater", "proxy"} and state["grad_scalers"]["rater"]["scale"] > 1
-
-    original = RaterTrainer.run_epoch
-
-    def crash_on_second_epoch(self, epoch, *rest):
-        if epoch == 1:
-            raise KeyboardInterrupt
-        return original(self, epoch, *rest)
-
-    monkeypatch.setattr(RaterTrainer, "run_epoch", crash_on_second_epoch)
-    assert run_cli("rate", "--out", str(tmp_path / "resumed"), *args) == 130
-    monkeypatch.setattr(RaterTrainer, "run_epoch", original)
-    assert run_cli("rate", "--out", str(tmp_path / "resumed"), "--resume") == 0
-    straight = (tmp_path / "straight" / "rater.safetensors").read_bytes()
-    assert (tmp_path / "resumed" / "rater.safetensors").read_bytes() == straight
 
 
 @pytest.mark.parametrize("args, message", [

@@ -6,18 +6,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from practicum.cli import main
+from cli_helpers import assert_rate_resumes_exactly, run_cli
 from practicum.select import pipeline
 from practicum.select.pool import write_embeddings
-from practicum.select.rater import RaterTrainer
-
-
-def run_cli(*args: str) -> int:
-    try:
-        main(["--quiet", *args])
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module")
@@ -76,22 +67,8 @@ def test_score_resume_recomputes_only_missing_shards(rater_run, tmp_path):
 
 
 def test_rate_resume_matches_an_uninterrupted_run(tmp_path, monkeypatch):
-    args = ["--data", "digits", "--epochs", "2", "--iterations-per-epoch", "2", "--batch-size", "16"]
-    assert run_cli("rate", "--out", str(tmp_path / "straight"), *args) == 0
-
-    original = RaterTrainer.run_epoch
-
-    def crash_on_second_epoch(self, epoch, *rest):
-        if epoch == 1:
-            raise KeyboardInterrupt
-        return original(self, epoch, *rest)
-
-    monkeypatch.setattr(RaterTrainer, "run_epoch", crash_on_second_epoch)
-    assert run_cli("rate", "--out", str(tmp_path / "resumed"), *args) == 130
-    monkeypatch.setattr(RaterTrainer, "run_epoch", original)
-    assert run_cli("rate", "--out", str(tmp_path / "resumed"), "--resume") == 0
-    straight = (tmp_path / "straight" / "rater.safetensors").read_bytes()
-    assert (tmp_path / "resumed" / "rater.safetensors").read_bytes() == straight
+    assert_rate_resumes_exactly(tmp_path, monkeypatch,
+                                ["--data", "digits", "--epochs", "2", "--iterations-per-epoch", "2", "--batch-size", "16"])
 
 
 def test_embeddings_pool_scores_in_row_group_shards(tmp_path):

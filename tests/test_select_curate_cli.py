@@ -6,16 +6,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from practicum.cli import main
+from cli_helpers import run_cli
 from practicum.select.pool import write_embeddings
-
-
-def run_cli(*args: str) -> int:
-    try:
-        main(["--quiet", *args])
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def _rates(summary_by_kind):

@@ -4,16 +4,8 @@ import json
 
 import pytest
 
-from practicum.cli import main
+from cli_helpers import run_cli
 from practicum.scaling.theory.study import TheorySettings
-
-
-def run_cli(*args: str) -> int:
-    try:
-        main(["--quiet", *args])
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 STAGES = "reference,corollary,descent,binning"
