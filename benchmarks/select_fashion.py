@@ -155,16 +155,26 @@ def train_generator(x, y, steps, device, seed=0, batch=128, lr=1e-3, warmup=100,
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
             eps = den(a.sqrt() * x0 + (1 - a).sqrt() * noise, t, labels)
         loss = F.mse_loss(eps.float(), noise)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(den.parameters(), 1.0)
-        opt.step()
-        with torch.no_grad():
-            for e, p in zip(ema, den.parameters()):
-                e.lerp_(p, 1 - ema_decay)
+        _step_with_ema(den, opt, loss, ema, ema_decay)
+    return _with_ema_weights(den, ema)
+
+
+def _step_with_ema(den, opt, loss, ema, decay):
+    """One clipped optimiser step of a generator, then its EMA weights move toward the new ones."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(den.parameters(), 1.0)
+    opt.step()
     with torch.no_grad():
         for e, p in zip(ema, den.parameters()):
-            p.copy_(e)
+            e.lerp_(p, 1 - decay)
+
+
+@torch.no_grad()
+def _with_ema_weights(den, ema):
+    """The generator with its EMA weights, ready to sample."""
+    for e, p in zip(ema, den.parameters()):
+        p.copy_(e)
     return den.eval()
 
 
@@ -216,17 +226,8 @@ def train_mlp_generator(x, y, steps, device, seed=0, batch=128, lr=1e-3, width=5
         a = abar[t][:, None]
         labels = torch.where(torch.rand(batch, generator=g) < p_uncond, 10, y[idx])
         loss = F.mse_loss(den.eps(a.sqrt() * flat[idx] + (1 - a).sqrt() * noise, t, labels), noise)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(den.parameters(), 1.0)
-        opt.step()
-        with torch.no_grad():
-            for e, p in zip(ema, den.parameters()):
-                e.lerp_(p, 1 - decay)
-    with torch.no_grad():
-        for e, p in zip(ema, den.parameters()):
-            p.copy_(e)
-    return den.eval()
+        _step_with_ema(den, opt, loss, ema, decay)
+    return _with_ema_weights(den, ema)
 
 
 @torch.no_grad()
