@@ -1,21 +1,22 @@
-"""Deliberate Practice on Fashion-MNIST: the study plus its ablations, one row each.
+"""Deliberate Practice on Fashion-MNIST where its effect can live: static's plateau (issue 21).
 
-    python benchmarks/study_fashion.py --budget small --seeds 5 --resume   # what the 2-core box affords
-    python benchmarks/study_fashion.py --budget full --seeds 10 --resume    # the intended scale
+    python benchmarks/study_fashion.py --seeds 5 --resume          # the recorded run (docs/benchmarks.md)
+    python benchmarks/study_fashion.py --budget smoke --seeds 2     # seconds: checks that every stage runs
 
-What runs (every run is a run directory under --out and resumes on its own):
-1. `practicum study` (static on the adaptive grid, DP, dynamic-vanilla = ω 0, generate-then-prune)
-   with tune scores on every point;
-2. ablations: DP runs that share the study's vanilla banks and static runs and change one thing:
-   last steps guided, learner-only gradient, score form, every-k = 1, and (with --sweep) other ω;
-3. generate-then-prune at oversampling ratios 2-16 (the paper's Fig. 5 rise and fall);
-4. an independent judge: a wider CNN trained on REAL Fashion train images (never on generated
-   ones); its mean entropy on each strategy's added samples says whether the hardness transfers
-   or is an attack on the guide.
-
-Every row reports test numbers under `practicum.practice.analysis`'s conventions (per seed, then
-t intervals with >= 5 seeds). Choices (ω) are made on the TUNE split only; test is reported.
-Writes benchmarks/results/study_fashion[_<budget>].json and prints the table.
+Stages (each run is its own run folder under --out and resumes on its own; two worker processes,
+one torch thread each; a kill keeps every finished run and stage):
+1. tune: DP variants (ω, the guided window, shift-averaged guidance) on seeds 100+, never the
+   reported seeds, scored by final accuracy on the TUNE split; the best becomes the study's DP;
+2. the study (`practicum.practice.study.run_study`): the shared vanilla bank, static on the
+   geometric grid N·2^k until a doubling changes val accuracy by < 1 SE (at most 32·N), DP with
+   branch-outs, dynamic-vanilla (ω = 0) and generate-then-prune (×4), all on seeds 0..seeds-1,
+   reported on TEST (per-seed multipliers, paired gains with t intervals from 5 seeds);
+3. generate-then-prune at the other oversampling ratios (×2, ×8, ×16), on --extra-seeds seeds;
+4. ablations of the chosen DP (--extra-seeds seeds, no intervals);
+5. an independent judge: an MLP trained on REAL Fashion train images only; its mean entropy on
+   what each strategy added says whether the hardness transfers beyond the guide.
+Which split chose what: val = patience and the static grid's stop; tune = the DP variant;
+test = every reported number. Writes benchmarks/results/study_fashion[_<budget>].json.
 """
 
 from __future__ import annotations
@@ -32,26 +33,28 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 BUDGETS = {
-    # small: the heaviest version the shared 2-core box affords in about half an hour of one core
-    "small": {"practice": {"train": {"steps": 300}, "initial_size": 40, "add_size": 40, "eval_every": 640,
-                           "val_size": 1000, "test_size": 2000}, "grid_max_factor": 4,
-              "strategies": ["static", "dp", "vanilla"]},
-    # smoke: checks that every stage runs (seconds of work; the numbers mean nothing)
-    "smoke": {"practice": {"train": {"steps": 40}, "initial_size": 20, "add_size": 20, "eval_every": 64,
-                           "val_size": 200, "test_size": 200, "generator": {"steps": 4, "every": 1}},
-              "grid_max_factor": 2, "prune_ratio": 2},
-    # full: the study's own defaults (10k test, grid up to 32x)
+    # full: the study's own Fashion defaults (practicum.practice.study.PRESETS["fashion"])
     "full": {},
+    # smoke: checks that every stage runs (seconds of work; the numbers mean nothing)
+    "smoke": {"practice": {"train": {"steps": 40, "batch_size": 32}, "initial_size": 20, "add_size": 20,
+                           "eval_every": 64, "val_size": 200, "test_size": 200, "generator": {"steps": 4, "every": 1}},
+              "grid_max_factor": 2, "prune_ratio": 2},
 }
-ABLATIONS = {  # in order of importance: a kill keeps the rows finished before it
+# the tune sweep: one change to the study's DP per row (ω 0.1 is the preset's own row)
+TUNE_VARIANTS = {
+    "ω=0.05": {"omega": 0.05},
+    "ω=0.1": {},
+    "ω=0.2": {"omega": 0.2},
+    "ω=0.1, shift-averaged (8 views)": {"generator": {"shifts": 8}},
+    "ω=0.1, high-noise half only": {"generator": {"guide_stop": 5}},
+}
+SMOKE_TUNE = ("ω=0.1", "ω=0.2")
+ABLATIONS = {  # changes to the chosen DP, in order of importance
     "last steps guided": {"generator": {"guide_stop": 10_000}},
     "learner-only gradient": {"generator": {"through": "learner"}},
     "every step (k=1)": {"generator": {"every": 1}},
-    "score form (ω=5)": {"generator": {"form": "score"}, "omega": 5.0},
 }
-PRUNE_RATIOS = (2, 4, 8, 16)
-SMOKE_PRUNE_RATIOS = (2,)
-LIMIT = {"seeds": 10 ** 6}
+PRUNE_RATIOS = (2, 8, 16)  # x4 runs inside the study
 
 
 def _merge(base: dict, update: dict) -> dict:
@@ -61,18 +64,21 @@ def _merge(base: dict, update: dict) -> dict:
     return out
 
 
-def variant_runs(settings, out: Path, name: str, strategy: str, change: dict) -> list[dict]:
-    """The study's dp (or prune) items with `change` applied, in their own run folders."""
-    from practicum.practice.study import plan_runs
+def variant_runs(settings, out: Path, name: str, strategy: str, change: dict, seeds) -> list[dict]:
+    """DP (or generate-then-prune) items on `seeds` with `change` applied, in their own run folders
+    under `<out>/variants`; they read the benchmark's shared vanilla bank (`<out>/bank`) in each
+    seed's own order, as the study's runs do."""
+    from practicum.practice.study import bank_item
 
     slug = "".join(c if c.isalnum() else "-" for c in name).strip("-")
-    items = [i for i in plan_runs(settings, out) if i["strategy"] == "dp" and i["seed"] < LIMIT["seeds"]]
-    if strategy == "prune":  # built from the DP items, so prune rows run even when the study had no prune
-        items = [i | {"strategy": "prune", "settings": i["settings"] | {"ratio": settings.prune_ratio,
-                                                                         "prune_at": settings.prune_at}}
-                 for i in items]
-    return [i | {"settings": _merge(i["settings"], change),
-                 "path": str(Path(i["path"]).with_name(f"abl-{slug}-s{i['seed']}"))} for i in items]
+    base = settings.practice.model_dump(mode="json")
+    if strategy == "prune":
+        base = base | {"ratio": settings.prune_ratio, "prune_at": settings.prune_at}
+    return [{"seed": seed, "data": settings.data, **bank_item(settings, out, seed, out / "bank"),
+             "threads": settings.threads,
+             "report_tune": True, "strategy": strategy, "size": None,
+             "settings": _merge(base | {"seed": seed, "data": settings.data}, change),
+             "path": str(out / "variants" / f"{slug}-s{seed}")} for seed in seeds]
 
 
 def row_for(name: str, results: list[dict], statics: list[dict], start: int, as_strategy: str = "dp") -> dict:
@@ -148,106 +154,132 @@ def judge_entropy(judge, results: list[dict], rounds: str) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", choices=sorted(BUDGETS), default="small")
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--budget", choices=sorted(BUDGETS), default="full")
+    parser.add_argument("--seeds", type=int, default=5, help="reported seeds 0..seeds-1 (>= 5 for intervals)")
+    parser.add_argument("--tune-seeds", type=str, default="100", help="seeds of the tune sweep (never reported)")
+    parser.add_argument("--extra-seeds", type=int, default=3, help="seeds of the prune-ratio and ablation rows")
+    parser.add_argument("--workers", type=int, default=2, help="runs at once (one process, one thread each)")
     parser.add_argument("--model", type=str, default=None, help="generator (default: builtin:fashion)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--skip", type=str, default="", help="comma list: ablations,prune,judge")
-    parser.add_argument("--sweep", type=str, default="", help="extra ω values for DP, chosen on tune")
+    parser.add_argument("--skip", type=str, default="", help="comma list: tune,prune,ablations,judge")
     parser.add_argument("--judge-steps", type=int, default=2000)
-    parser.add_argument("--prune-ratios", type=str, default=",".join(map(str, PRUNE_RATIOS)),
-                        help="oversampling ratios of the generate-then-prune rows")
-    parser.add_argument("--ablation-seeds", type=int, default=None,
-                        help="seeds for the ablation and prune-ratio rows (default: --seeds); < 5 prints no intervals")
     args = parser.parse_args()
 
     import torch
 
+    from practicum.engine import get_executor
     from practicum.practice.study import print_summary, run_one, run_study, study_settings
 
     torch.set_num_threads(1)
     skip = set(filter(None, args.skip.split(",")))
-    LIMIT["seeds"] = args.ablation_seeds or args.seeds
-    name = f"study_fashion_{args.budget}"
+    name = "study_fashion" if args.budget == "full" else f"study_fashion_{args.budget}"
     out = args.out or ROOT / "runs" / f"bench-{name}"
     values = _merge(BUDGETS[args.budget], {"report_tune": True})
     if args.model:
         values = _merge(values, {"practice": {"generator": {"model": args.model}}})
-    settings = study_settings(values, seeds=args.seeds, data="fashion")
+    executor = get_executor("local", processes=args.workers)
     started = time.perf_counter()
-    summary = run_study(out, settings, resume=args.resume or out.exists(), overwrite=False)
-    print_summary(summary, out)
-    study_wall = time.perf_counter() - started
-    start = settings.practice.initial_size
-    results = [json.loads((Path(r["path"]) / "result.json").read_text()) | r for r in summary["runs"]]
-    statics = [p for p in summary["points"] if p["strategy"] == "static"]
-    by_strategy = {s: [r for r in results if r["strategy"] == s] for s in settings.strategies}
-
-    state: dict = {"rows": [], "prune_rows": [], "judge": None, "costs": {}}
+    state: dict = {"tune": [], "chosen": None, "rows": [], "prune_rows": [], "judge": None, "costs": {}}
     target = ROOT / "benchmarks" / "results" / f"{name}.json"
+    summary, settings, results, by_strategy, variants = {}, None, [], {}, {}
 
     def save(stage: str) -> None:
         """Write what is known so far (each stage adds to it; a kill keeps the earlier stages)."""
-        state["costs"] = costs(results, by_strategy, variants, summary)
-        record = {"benchmark": name, "stage": stage, "machine": "2-core shared dev box, loaded",
+        if summary:
+            state["costs"] = costs(results, by_strategy, variants, summary)
+        record = {"benchmark": name, "stage": stage, "machine": "2-core shared dev box",
                   "date": time.strftime("%Y-%m-%d"), "python": platform.python_version(),
                   "command": " ".join(["python", *sys.argv]), "wall_seconds": time.perf_counter() - started,
-                  "study_wall_seconds": study_wall,
                   "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "settings": settings.model_dump(mode="json"),
+                  "settings": None if settings is None else settings.model_dump(mode="json"),
                   "study": {k: summary.get(k) for k in ("data_multiplier", "data_multiplier_ci",
                                                         "data_multiplier_detail", "data_multiplier_fit",
                                                         "dp_gain_equal_size", "dp_vs_vanilla_equal_size",
-                                                        "vanilla_multiplier", "dp_vs_prune", "grid", "start_size")},
-                  "curves": {s: v["grid"] for s, v in summary["strategies"].items()}, **state}
+                                                        "vanilla_multiplier", "dp_vs_prune", "grid", "start_size",
+                                                        "seconds", "peak_memory_mb")},
+                  "curves": {s: v["grid"] for s, v in summary.get("strategies", {}).items()}, **state}
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(record, indent=2, default=float) + "\n")
         print_table(record)
         print(f"[{stage}] wrote {target}", flush=True)
 
-    variants: dict[str, list[dict]] = {}
-    state["rows"].append(row_for("DP (ω={:g}, default schedule)".format(settings.practice.omega), by_strategy["dp"],
-                                 statics, start))
+    # ---- 1. the tune sweep: DP variants on seeds the report never uses, judged on tune only
+    base = study_settings(values, seeds=args.seeds, data="fashion")
+    chosen = {}
+    if "tune" not in skip:
+        from practicum.practice.study import _grow_banks, bank_capacity
+
+        val = base.practice.load_data("val")
+        _grow_banks(base, out, val, "local", bank_capacity(base, val.num_classes), args.workers, out / "bank")
+        tune_seeds = [int(v) for v in args.tune_seeds.split(",") if v]
+        labels = [k for k in TUNE_VARIANTS if args.budget != "smoke" or k in SMOKE_TUNE]
+        items = [i for k in labels
+                 for i in variant_runs(base, out, f"tune {k}", "dp",
+                                       _merge(TUNE_VARIANTS[k], {"branch_out": False}), tune_seeds)]
+        runs = executor.map(run_one, items, description="tune sweep")
+        for n, k in enumerate(labels):  # items are in label order, len(tune_seeds) each
+            mine = runs[n * len(tune_seeds):(n + 1) * len(tune_seeds)]
+            finals = [p for r in mine for p in r["points"] if p["kind"] == "final"]
+            state["tune"].append({"name": k, "change": TUNE_VARIANTS[k], "seeds": tune_seeds,
+                                  "tune_accuracy": sum(p["tune_accuracy"] for p in finals) / len(finals),
+                                  "val_accuracy": sum(p["val_accuracy"] for p in finals) / len(finals),
+                                  "pool_sizes": [r["pool_size"] for r in mine]})
+        best = max(state["tune"], key=lambda r: r["tune_accuracy"])
+        state["chosen"], chosen = best["name"], best["change"]
+        save("tune")
+
+    # ---- 2. the study with the chosen DP, on the reported seeds
+    settings = study_settings(_merge(values, {"practice": chosen}), seeds=args.seeds, data="fashion")
+    study = out / "study"
+    summary = run_study(study, settings, resume=args.resume or study.exists(), overwrite=False,
+                        workers=args.workers, bank=out / "bank")
+    print_summary(summary, study)
+    start = settings.practice.initial_size
+    results = [json.loads((Path(r["path"]) / "result.json").read_text()) | r for r in summary["runs"]]
+    statics = [p for p in summary["points"] if p["strategy"] == "static"]
+    by_strategy = {s: [r for r in results if r["strategy"] == s] for s in settings.strategies}
+    state["rows"].append(row_for(f"DP ({state['chosen'] or 'preset'})", by_strategy["dp"], statics, start))
     if "vanilla" in by_strategy:
         state["rows"].append(row_for("ω = 0 (dynamic-vanilla)", by_strategy["vanilla"], statics, start))
-    judge = None
-    if "judge" not in skip:
-        judge, judge_acc = train_judge(args.judge_steps)
-        state["judge"] = judge_entropies(judge, judge_acc, by_strategy, variants)
     save("study")
 
-    if "ablations" not in skip:
-        for label, change in ABLATIONS.items():
-            variants[label] = [run_one(i) for i in variant_runs(settings, out, label, "dp", change)]
-            state["rows"].append(row_for(label, variants[label], statics, start))
-            save(f"ablation {label}")
+    extra = list(range(min(args.extra_seeds, args.seeds)))
+    # ---- 3. generate-then-prune at the other oversampling ratios
     if "prune" not in skip:
         from practicum.practice import analysis
 
-        ratios = [int(r) for r in args.prune_ratios.split(",") if r]
-        for ratio in (SMOKE_PRUNE_RATIOS if args.budget == "smoke" else ratios):
-            label = f"generate-then-prune x{ratio}"
-            runs = [run_one(i) for i in variant_runs(settings, out, label, "prune", {"ratio": float(ratio)})]
-            if not runs:
-                continue
-            variants[label] = runs
-            points = statics + [p | {"strategy": "prune", "seed": r["seed"]} for r in runs for p in r["points"]]
+        ratios = (2,) if args.budget == "smoke" else PRUNE_RATIOS
+        labels = [f"generate-then-prune x{r}" for r in ratios]
+        items = [i for r, k in zip(ratios, labels) for i in variant_runs(settings, out, k, "prune",
+                                                                          {"ratio": float(r)}, extra)]
+        runs = executor.map(run_one, items, description="prune ratios")
+        for r, k in zip(ratios, labels):
+            mine = [run for run, i in zip(runs, items) if i["settings"]["ratio"] == float(r)]
+            variants[k] = mine
+            points = statics + [p | {"strategy": "prune", "seed": x["seed"]} for x in mine for p in x["points"]]
             state["prune_rows"].append({
-                "name": label, "ratio": ratio, "size": runs[0]["pool_size"] if runs else None, "seeds": len(runs),
-                "test_mean": sum(r["points"][0]["test_accuracy"] for r in runs) / len(runs),
-                "tune_mean": sum(r["points"][0].get("tune_accuracy", 0) for r in runs) / len(runs),
+                "name": k, "ratio": r, "size": mine[0]["pool_size"], "seeds": len(mine),
+                "test_mean": sum(x["points"][0]["test_accuracy"] for x in mine) / len(mine),
+                "tune_mean": sum(x["points"][0].get("tune_accuracy", 0) for x in mine) / len(mine),
                 "gain_vs_static": analysis.paired_gain(points, "static", "prune", start_size=start),
-                "gen_seconds": sum(r["seconds"]["generate"] for r in runs),
-                "train_seconds": sum(r["seconds"]["train"] for r in runs)})
-            save(label)
-    for w in filter(None, args.sweep.split(",")):  # last: the ω sweep, judged on tune only
-        label = f"ω = {float(w):g}"
-        variants[label] = [run_one(i) for i in variant_runs(settings, out, label, "dp", {"omega": float(w)})]
-        state["rows"].append(row_for(label, variants[label], statics, start))
-        save(f"sweep {label}")
-    if judge is not None:
-        state["judge"] = judge_entropies(judge, state["judge"]["judge_test_accuracy"], by_strategy, variants)
+                "gen_seconds": sum(x["seconds"]["generate"] for x in mine),
+                "train_seconds": sum(x["seconds"]["train"] for x in mine)})
+        save("prune ratios")
+
+    # ---- 4. ablations of the chosen DP
+    if "ablations" not in skip:
+        items = [i for k, change in ABLATIONS.items() for i in variant_runs(settings, out, k, "dp", change, extra)]
+        runs = executor.map(run_one, items, description="ablations")
+        for n, k in enumerate(ABLATIONS):
+            variants[k] = runs[n * len(extra):(n + 1) * len(extra)]
+            state["rows"].append(row_for(k, variants[k], statics, start))
+        save("ablations")
+
+    # ---- 5. the independent judge
+    if "judge" not in skip:
+        judge, judge_acc = train_judge(args.judge_steps)
+        state["judge"] = judge_entropies(judge, judge_acc, by_strategy, variants)
     save("done")
 
 

@@ -332,3 +332,55 @@ def test_paper_scale_config_runs_on_a_tiny_sd_model(tmp_path):
     pool = Pool(out / "pool")
     assert tuple(pool.meta()["image_shape"]) == (3, 8, 8)
     assert set(pool.index()["round"]) == set(range(result["rounds"] + 1))
+
+
+# ---------------------------------------------------------------- the shared bank and worker processes
+
+def test_seed_view_keeps_the_class_order_and_draws_a_different_set_per_seed():
+    from practicum.practice.study import seed_view
+
+    views = [seed_view(200, 10, seed) for seed in range(3)]
+    for order in views:
+        assert sorted(order.tolist()) == list(range(200))  # a permutation of the bank
+        assert torch.equal(order % 10, torch.arange(200) % 10)  # position i still holds class i mod 10
+    # the first 50 (a static set of 50) differ between seeds but are a fixed function of the seed
+    assert set(views[0][:50].tolist()) != set(views[1][:50].tolist())
+    assert torch.equal(views[0], seed_view(200, 10, 0))
+    with pytest.raises(ConfigError):
+        seed_view(205, 10, 0)
+
+
+def test_bank_capacity_covers_the_grid_start_and_prune_candidates():
+    from practicum.practice.study import bank_capacity, study_settings
+
+    s = study_settings({"data": "digits", "grid_max_factor": 4, "prune_ratio": 16,
+                        "practice": {"initial_size": 25, "add_size": 25}})
+    assert bank_capacity(s, 10) == 430  # 25 + 16·25 = 425 candidates > 4·25, rounded up to whole classes
+    s = study_settings({"data": "digits", "grid_max_factor": 32, "strategies": ["static", "dp"],
+                        "practice": {"initial_size": 25}})
+    assert bank_capacity(s, 10) == 800
+
+
+def test_local_worker_processes_give_the_same_results_in_order():
+    from practicum.engine import get_executor, shard_seed
+
+    items = list(range(6))
+    assert get_executor("local", processes=2).map(shard_seed, items) == [shard_seed(i) for i in items]
+    with pytest.raises(ConfigError):
+        get_executor("local", processes=0)
+
+
+def test_study_with_a_shared_bank_in_an_outside_folder(tmp_path, tiny_model):
+    """Runs read one bank in their seed's own order; the bank's fingerprint is a recorded input."""
+    from practicum.practice.study import run_study, study_settings
+
+    settings = study_settings({"data": "digits", "seeds": 2, "static_sizes": [20, 40], "strategies": ["static"],
+                               "practice": {"initial_size": 20, "eval_every": 20, "arch": "mlp", "width": 8,
+                                            "train": {"steps": 10, "batch_size": 8},
+                                            "generator": {"model": tiny_model, "steps": 2}}})
+    bank = tmp_path / "bank"
+    run_study(tmp_path / "study", settings, bank=bank, workers=2)  # a registered model: runs in-process
+    assert len(Pool(bank)) == 40 and not (tmp_path / "study" / "banks").exists()
+    assert "bank" in json.loads((tmp_path / "study" / "inputs.json").read_text())
+    sets = [Pool(tmp_path / "study" / "runs" / f"static-n20-s{seed}" / "pool").images() for seed in (0, 1)]
+    assert not torch.equal(sets[0], sets[1])  # two seeds, two different draws of 20 from the bank

@@ -175,6 +175,12 @@ class EntropyGuidance(GuidanceTerm):
     micro_batch : rows per backward pass (None = the whole batch). The gradient is computed
         chunk by chunk, so peak memory grows with the micro-batch, not the shard; rows do not
         interact (the classifier is in eval mode), so the result is the same.
+    shifts : 0 (default, the paper) or k > 0: the entropy is averaged over k random translations
+        of the decoded image by up to `max_shift` pixels (an expectation over transformations).
+        A small CNN's input gradient on one view is mostly pixel-level texture; averaged over
+        shifted views, what survives is what raises the entropy wherever it sits in the image.
+        The shifts are drawn from the step index, so a sample's bytes stay a function of its seed.
+    max_shift : the largest translation of `shifts`, in pixels of the classifier's input (default 2).
     """
 
     name = "entropy"
@@ -185,7 +191,10 @@ class EntropyGuidance(GuidanceTerm):
                  input_size: tuple[int, int] | None = None, clamp: bool = True,
                  preprocess: Literal["clamp", "minmax", "none"] = "clamp",
                  start: int | None = None, stop: int | None = None, min_alpha_bar: float = 0.01,
-                 micro_batch: int | None = None):
+                 micro_batch: int | None = None, shifts: int = 0, max_shift: int = 2):
+        if int(shifts) < 0 or int(max_shift) < 0:
+            raise ConfigError(f"guidance shifts={shifts} and max_shift={max_shift} must be >= 0")
+        self.shifts, self.max_shift = int(shifts), int(max_shift)
         if micro_batch is not None and int(micro_batch) < 1:
             raise ConfigError(f"guidance micro_batch={micro_batch} must be at least 1", "give a positive integer")
         self.micro_batch = None if micro_batch is None else int(micro_batch)
@@ -267,11 +276,18 @@ class EntropyGuidance(GuidanceTerm):
                 x0 = c * x0 + (1 - c) * z
             # minmax rescales each image itself, so it must see the decode before any clamp
             decoded = den.decode_unclamped(x0) if self.preprocess == "minmax" else den.decode(x0)
-            h = self.entropy(decoded).sum()
+            h = self.entropy(decoded).sum() if self.shifts == 0 else self._shifted_entropy(decoded, state.index)
             # fp16 networks: scale the loss so small gradients do not underflow on the way back
             scale = FP16_GRAD_SCALE if den.dtype == torch.float16 else 1.0
             (grad,) = torch.autograd.grad(h * scale, z)
         return grad.detach() / scale
+
+    def _shifted_entropy(self, decoded: torch.Tensor, step: int) -> torch.Tensor:
+        """Σ_b mean over `shifts` random translations of sample b's entropy (circular shifts)."""
+        generator = torch.Generator().manual_seed(7919 * (step + 1))
+        offsets = torch.randint(-self.max_shift, self.max_shift + 1, (self.shifts, 2), generator=generator)
+        views = [torch.roll(decoded, shifts=(int(dy), int(dx)), dims=(-2, -1)) for dy, dx in offsets.tolist()]
+        return torch.stack([self.entropy(v) for v in views]).mean(0).sum()
 
     def correction(self, state: StepState) -> Correction:
         g = self.gradient(state)
@@ -290,7 +306,8 @@ class EntropyGuidance(GuidanceTerm):
         return {"name": self.name, "omega": self.omega, "every": self.every, "form": self.form,
                 "through": self.through, "normalize": self.normalize, "x0_blend": self.x0_blend,
                 "start": self.start, "stop": self.stop, "min_alpha_bar": self.min_alpha_bar,
-                "preprocess": self.preprocess, "micro_batch": self.micro_batch}
+                "preprocess": self.preprocess, "micro_batch": self.micro_batch, "shifts": self.shifts,
+                "max_shift": self.max_shift}
 
 
 FP16_GRAD_SCALE = 2.0 ** 12  # static loss scale of guidance gradients through an fp16 generator

@@ -85,12 +85,19 @@ def check_positions(items: Sequence[Any], positions: Sequence[int] | None) -> li
 
 
 class LocalExecutor:
-    """In-process, one item after another (the default)."""
+    """On this machine: in-process, one item after another (the default), or with `processes > 1`
+    independent items (no `setup`) in that many worker processes at once, one item per process.
+
+    Worker processes are started fresh (spawn) for each call and run every item under the same
+    `run_item` as in-process, so the bytes do not depend on `processes`."""
 
     name = "local"
 
-    def __init__(self, threads: int | None = None):
+    def __init__(self, threads: int | None = None, processes: int = 1):
+        if int(processes) < 1:
+            raise ConfigError(f"processes must be at least 1, got {processes}", "use 1 (in-process) or more")
         self.threads = threads
+        self.processes = int(processes)
         self._state: tuple[tuple[str, int], Any] | None = None  # ((setup key, threads), state) of the last setup
 
     def _state_for(self, setup: Callable[[], Any], threads: int) -> Any:
@@ -105,7 +112,8 @@ class LocalExecutor:
 
     def map(self, fn: Callable[..., R], items: Sequence[Any], *, setup: Callable[[], Any] | None = None,
             description: str = "work") -> list[R]:
-        return [result for _, result in self.imap(fn, items, setup=setup, description=description)]
+        done = dict(self.imap(fn, items, setup=setup, description=description))  # worker processes finish in any order
+        return [done[position] for position in range(len(items))]
 
     def imap(self, fn: Callable[..., R], items: Sequence[Any], *, setup: Callable[[], Any] | None = None,
              description: str = "work", positions: Sequence[int] | None = None) -> Iterator[tuple[int, R]]:
@@ -113,12 +121,34 @@ class LocalExecutor:
         threads = resolve_threads(self.threads)
         if not items:
             return
+        if self.processes > 1 and setup is None and len(items) > 1:
+            yield from self._imap_processes(fn, items, positions, threads, description)
+            return
         with GlobalStateGuard(), progress_bar(description, len(items)) as advance:
             state = self._state_for(setup, threads) if setup is not None else None
             for position, item in zip(positions, items):
                 outcome = run_item(fn, item, position, threads, state=state, with_state=setup is not None)
                 advance()
                 yield position, outcome.unwrap()
+
+    def _imap_processes(self, fn, items, positions, threads, description) -> Iterator[tuple[int, Any]]:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        workers = min(self.processes, len(items))
+        context = multiprocessing.get_context("spawn")  # no forked torch state: each worker starts clean
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool, \
+                progress_bar(description, len(items)) as advance:
+            futures = {pool.submit(run_item, fn, item, position, threads): position
+                       for position, item in zip(positions, items)}
+            try:
+                for future in as_completed(futures):
+                    advance()
+                    yield futures[future], future.result().unwrap()
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
 
     def close(self) -> None:
         self._state = None
@@ -133,15 +163,16 @@ class LocalExecutor:
 def get_executor(name: str = "local", **options: Any) -> Executor:
     """`local` (default) or `ray` (needs the `practicum[ray]` extra; `RAY_ADDRESS` picks a cluster).
 
-    Options: `threads` for both; the Ray executor also takes `address`, `num_cpus`, `num_gpus`,
+    Options: `threads` for both; `processes` for the local one (worker processes for independent
+    items, default 1 = in-process); the Ray executor also takes `address`, `num_cpus`, `num_gpus`,
     `cpus_per_task`, `gpus_per_task`, `cpus_per_actor`, `gpus_per_actor`, `actors`, `max_retries`
     (see `RayExecutor`), each also settable as a `PRACTICUM_RAY_<NAME>` environment variable.
     """
     if name == "local":
-        unknown = set(options) - {"threads"}
+        unknown = set(options) - {"threads", "processes"}
         if unknown:
             raise ConfigError(f"the local engine takes no option {', '.join(sorted(unknown))}",
-                              "only `threads` applies to --engine local")
+                              "only `threads` and `processes` apply to --engine local")
         return LocalExecutor(**options)
     if name == "ray":
         from practicum.engine.ray_executor import OPTIONS, RayExecutor

@@ -27,6 +27,9 @@ def study(
     data: Optional[str] = typer.Option(None, "--data", help="Real val/test data: fashion (default), digits, "
                                        "folder:PATH, npz:PATH."),
     engine: str = typer.Option("local", "--engine", help="local (default) or ray: where the independent runs go."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, max=512,
+                                          help="Local engine: runs and bank shards in this many processes at once "
+                                               "(default: one per core, at most 8). Results do not depend on it."),
     device: Optional[str] = device_option(LEARNER_AND_GENERATOR_DEVICE_HELP),
     dtype: Optional[str] = dtype_option(),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML settings (flags override it)."),
@@ -60,7 +63,7 @@ def study(
     if practice_overrides:
         values = {**values, "practice": {**values.get("practice", {}), **practice_overrides}}
     settings = study_settings(values, quick=quick, seeds=seeds, data=data)
-    summary = run_study(out, settings, engine=engine, resume=resume, overwrite=overwrite)
+    summary = run_study(out, settings, engine=engine, resume=resume, overwrite=overwrite, workers=workers)
     print_summary(summary, out)
 
 

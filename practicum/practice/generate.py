@@ -75,6 +75,11 @@ def _denoiser(spec: str, class_names: tuple[str, ...] | None = None, device: str
     return _DENOISERS[key]
 
 
+def registered_denoisers() -> set[str]:
+    """Names of denoisers registered in this process (tests, notebooks): worker processes lack them."""
+    return {key for key in _DENOISERS if isinstance(key, str)}
+
+
 def fit_images(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
     """Generated images → the real data's (C, H, W): antialiased resize, RGB↔grey. Differentiable."""
     import torch.nn.functional as F
@@ -103,10 +108,11 @@ class _Fitted(nn.Module):
         return self.learner(fit_images(images, self.shape))
 
 
-def _sample_shard(item: dict[str, Any]) -> tuple[torch.Tensor, int]:
-    """One shard of a request (a top-level function, so it pickles for Ray)."""
+def _sample_shard(item: dict[str, Any]) -> tuple[torch.Tensor, int, float]:
+    """One shard of a request (a top-level function, so it pickles for Ray): images, retries, seconds."""
     from practicum.diffusion import EntropyGuidance, sample
 
+    started = time.perf_counter()
     den = item["denoiser"] if item["denoiser"] is not None else _denoiser(item["spec"], item["class_names"],
                                                                           item["device"], item.get("runtime", ()))
     guidance = []
@@ -122,7 +128,7 @@ def _sample_shard(item: dict[str, Any]) -> tuple[torch.Tensor, int]:
     images = out.images.float().cpu()
     if target is not None and tuple(images.shape[1:]) != tuple(target):
         images = fit_images(images, target)
-    return images, out.retries
+    return images, out.retries, time.perf_counter() - started
 
 
 def _prompts(model: Any, names: tuple[str, ...] | None, class_map: str | None,
@@ -192,6 +198,7 @@ class DiffusionGenerator:
         self.guidance = dict(guidance or {})
         self.shard_size = int(shard_size)
         self.engine = engine
+        self.executor = None  # an executor to use instead of `get_executor(engine)` (e.g. local processes)
         self.image_shape = tuple(image_shape) if image_shape is not None else tuple(den.image_shape)
         self.num_classes = den.num_classes
         self.label_map = _label_map(den, data_names, class_map, prompt_template)
@@ -203,7 +210,6 @@ class DiffusionGenerator:
 
         if self.denoiser is not None and self.engine != "local":
             raise ConfigError("a Denoiser object cannot be shipped to Ray workers", "give the model as a path")
-        started = time.perf_counter()
         labels = torch.as_tensor(request.labels, dtype=torch.long)
         if self.label_map is not None:  # data class i → the model's class (e.g. an ImageNet-1k id)
             labels = self.label_map[labels]
@@ -215,9 +221,11 @@ class DiffusionGenerator:
                   "guide": request.guide if request.omega != 0.0 else None, "guidance": self.guidance,
                   "sampling": self.sampling, "seed": shard_seed(request.seed, 0, shard)}
                  for shard, i in enumerate(range(0, len(labels), self.shard_size))]
-        results = get_executor(self.engine).map(_sample_shard, items, description="generating")
+        executor = self.executor or get_executor(self.engine)
+        results = executor.map(_sample_shard, items, description="generating")
         images = torch.cat([r[0] for r in results]) if results else torch.empty(0, *self.image_shape)
-        return Generation(images, time.perf_counter() - started, sum(r[1] for r in results),
+        # the cost is the shards' own compute seconds, whatever ran them in parallel
+        return Generation(images, sum(r[2] for r in results), sum(r[1] for r in results),
                           {"omega": float(request.omega), **self.sampling,
                            **({"guidance": self.guidance} if request.omega else {})})
 

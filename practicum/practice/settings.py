@@ -33,6 +33,8 @@ class GeneratorSettings(Settings):
     guide_stop: int | None = Field(None, description="guide only steps < this (negative: from the end); None = "
                                    "all but the last max(1, round(S/6)) steps, which are never guided by default")
     min_alpha_bar: float = Field(0.01, ge=0, lt=1, description="skip steps whose ᾱ_t is below this (x̂0 is noise)")
+    shifts: int = Field(0, ge=0, le=64, description="average the guide's entropy over this many random "
+                        "translations of x̂0 (0 = the paper's single view; see EntropyGuidance)")
     shard_size: int = Field(100, ge=1, description="samples per parallel generation shard")
     # precision and memory (issue 16); the device is the run's `device`
     model_dtype: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="dtype of the generator's networks")
@@ -55,6 +57,8 @@ class GeneratorSettings(Settings):
     def guidance(self) -> dict:
         values = {"every": self.every, "form": self.form, "through": self.through, "start": self.guide_start,
                   "stop": self.guide_stop, "min_alpha_bar": self.min_alpha_bar}
+        if self.shifts:  # only when used, so earlier runs' settings (and their resume checks) are unchanged
+            values["shifts"] = self.shifts
         return values if self.guidance_batch is None else {**values, "micro_batch": self.guidance_batch}
 
 

@@ -41,7 +41,7 @@ from practicum.log import echo, logger
 from practicum.practice import analysis
 from practicum.practice.baselines import PruneSettings, generate_then_prune
 from practicum.practice.generate import (BankGenerator, DiffusionGenerator, FallbackGenerator, Generation, Request,
-                                         balanced_labels)
+                                         balanced_labels, registered_denoisers)
 from practicum.practice.loop import practice
 from practicum.practice.settings import PracticeSettings
 
@@ -50,17 +50,19 @@ LABELS = {"static": "static (all up front)", "dp": "Deliberate Practice", "vanil
           "prune": "generate-then-prune"}
 
 # Run settings per built-in data set, applied before the user's values. Fashion-MNIST (28×28) is
-# the default: the small CNN (width 16, ~21 ms per batch-32 step on one core) is the cheapest
-# learner whose accuracy keeps rising with data over the sizes a CPU can afford; a 10-step DDIM
-# sampler costs ~70 ms per vanilla image on one core; patience reads a fixed 1000-image subset of
-# val (an evaluation of all 5000 costs ~100 training steps). 3 seeds × static up to 16·N, DP,
-# dynamic-vanilla and generate-then-prune come to ~10 minutes of one idle core (docs/benchmarks.md,
-# Issue 12). Digits keep the settings tuned for 8×8.
+# the default, at a budget where static generation plateaus inside its grid (issue 21): the
+# small CNN (width 16) trains 1,500 AdamW iterations of batch 64 whatever the data size, so past a
+# few thousand vanilla images more of them stop helping and the 1-SE rule ends the grid (at most
+# 32·N). DP starts at N = 250 and adds P = 250 per round while patience (one evaluation of a fixed
+# 1,000-image val subset every 6,400 samples) says the learner stalls. The shared vanilla bank and
+# one process per core keep 3 seeds within half an hour of an idle two-core CPU
+# (docs/benchmarks.md, "Issue 21"). Digits keep the settings tuned for 8×8.
 PRESETS: dict[str, dict[str, Any]] = {
-    "fashion": {"practice": {"arch": "cnn", "width": 16, "train": {"steps": 400, "batch_size": 32},
-                             "initial_size": 40, "add_size": 40, "eval_every": 640, "omega": 0.1,
-                             "val_size": 1000, "generator": {"steps": 10, "every": 3}},
-                "grid_max_factor": 16},
+    "fashion": {"practice": {"arch": "cnn", "width": 16, "train": {"steps": 1500, "batch_size": 64},
+                             "initial_size": 250, "add_size": 250, "eval_every": 6400, "omega": 0.1,
+                             "t_init": 1, "val_size": 1000, "branch_growth": 2.0,
+                             "generator": {"steps": 10, "every": 3}},
+                "grid_max_factor": 32},
     "digits": {"practice": {"arch": "cnn", "width": 16, "train": {"steps": 700, "batch_size": 32},
                             "initial_size": 40, "add_size": 40, "eval_every": 160, "omega": 0.1,
                             "generator": {"steps": 10, "every": 3}},
@@ -68,7 +70,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 QUICK: dict[str, dict[str, Any]] = {
     "fashion": {"seeds": 2, "strategies": ["static", "dp"], "grid_max_factor": 4,
-                "practice": {"initial_size": 40, "add_size": 40, "eval_every": 640, "train": {"steps": 300},
+                "practice": {"initial_size": 40, "add_size": 40, "eval_every": 640, "train": {"steps": 300, "batch_size": 32},
                              "test_size": 2000}},
     "digits": {"seeds": 2, "strategies": ["static", "dp"], "grid_max_factor": 16,
                "practice": {"initial_size": 30, "add_size": 30, "eval_every": 120, "train": {"steps": 400}}},
@@ -88,6 +90,10 @@ class StudySettings(Settings):
     prune_ratio: float = Field(4.0, ge=1.0)
     prune_at: float = Field(0.34, gt=0, lt=1)
     threads: int = Field(1, ge=1, description="torch threads per run (tiny models run best on one)")
+    shared_bank: bool = Field(True, description="one vanilla stream for all seeds, generated up front to the "
+                              "largest size the plan can use; each seed reads its own class-balanced random order "
+                              "of it (so seeds still draw different sets below the full size). False = one stream "
+                              "per seed, grown as the static grid goes")
     report_tune: bool = Field(False, description="also score every reported point on the tune split "
                               "(for choosing hyper-parameters in benchmarks; costs one evaluation per point)")
 
@@ -149,16 +155,30 @@ def plateau_reached(val_by_seed: dict[int, dict[int, float]], smaller: int, larg
     return abs(mean) < se
 
 
-def static_item(s: StudySettings, out: Path, seed: int, size: int) -> dict[str, Any]:
+def bank_folder(out: Path, seed: int | str, bank: Path | None = None) -> Path:
+    """A vanilla stream's folder: `<out>/banks/seed-<seed>`, or the shared one (`bank` if given)."""
+    if seed == "shared":
+        return Path(bank) if bank is not None else out / "banks" / "shared"
+    return out / "banks" / f"seed-{seed}"
+
+
+def bank_item(s: StudySettings, out: Path, seed: int, bank: Path | None = None) -> dict[str, Any]:
+    """Where a seed's vanilla stream lives, and (shared bank) which order of it the seed reads."""
+    if s.shared_bank:
+        return {"bank": str(bank_folder(out, "shared", bank)), "view_seed": seed}
+    return {"bank": str(bank_folder(out, seed)), "view_seed": None}
+
+
+def static_item(s: StudySettings, out: Path, seed: int, size: int, bank: Path | None = None) -> dict[str, Any]:
     base = s.practice.model_dump(mode="json") | {"seed": seed, "data": s.data}
     # periodic val evaluations only matter where a round can be added (they would double a static run's cost)
     settings = base | {"initial_size": size, "max_rounds": 0, "branch_out": False, "track_val": False}
-    return {"seed": seed, "data": s.data, "bank": str(out / "banks" / f"seed-{seed}"), "threads": s.threads,
+    return {"seed": seed, "data": s.data, **bank_item(s, out, seed, bank), "threads": s.threads,
             "report_tune": s.report_tune, "strategy": "static", "size": size, "settings": settings,
             "path": str(out / "runs" / f"static-n{size}-s{seed}")}
 
 
-def plan_runs(s: StudySettings, out: Path) -> list[dict[str, Any]]:
+def plan_runs(s: StudySettings, out: Path, bank: Path | None = None) -> list[dict[str, Any]]:
     """The dynamic runs (DP, dynamic-vanilla, generate-then-prune): plain data, so they travel to Ray.
 
     DP's growth is not capped by the static grid: rounds are limited only by `practice.max_rounds`
@@ -167,7 +187,7 @@ def plan_runs(s: StudySettings, out: Path) -> list[dict[str, Any]]:
     items = []
     for seed in range(s.seeds):
         base = p.model_dump(mode="json") | {"seed": seed, "data": s.data}
-        common = {"seed": seed, "data": s.data, "bank": str(out / "banks" / f"seed-{seed}"),
+        common = {"seed": seed, "data": s.data, **bank_item(s, out, seed, bank),
                   "threads": s.threads, "report_tune": s.report_tune}
         if "dp" in s.strategies:
             items.append(common | {"strategy": "dp", "size": None, "settings": base,
@@ -191,16 +211,44 @@ def prune_need(s: StudySettings, num_classes: int) -> int:
     return p.initial_size + math.ceil(s.prune_ratio * p.add_size / num_classes) * num_classes
 
 
-def build_bank(s: StudySettings, out: Path, seed: int, data, engine: str, size: int) -> Pool:
-    """The seed's vanilla stream, grown to at least `size` samples (shards bank-000, bank-001, ...).
+def bank_capacity(s: StudySettings, num_classes: int) -> int:
+    """The shared bank's size: the largest static size, start set or prune candidate set the plan can
+    ask for, in whole classes (a seed's random order permutes within each class)."""
+    need = max(max(static_grid(s)), s.practice.initial_size, prune_need(s, num_classes))
+    return math.ceil(need / num_classes) * num_classes
+
+
+def seed_view(size: int, num_classes: int, seed: int) -> torch.Tensor:
+    """Seed `seed`'s order of a shared class-balanced stream of `size` samples.
+
+    Position i of the stream holds class i mod K; the view keeps that label order and shuffles
+    which sample of each class sits where, so every prefix stays class-balanced and two seeds'
+    prefixes are different random draws (identical only at the full size)."""
+    if size % num_classes:
+        raise ConfigError(f"a shared bank of {size} samples is not a whole number of classes ({num_classes})")
+    per_class = size // num_classes
+    generator = torch.Generator().manual_seed(shard_seed(seed, -1, 0))
+    order = torch.empty(size, dtype=torch.long)
+    for c in range(num_classes):
+        order[c::num_classes] = torch.randperm(per_class, generator=generator) * num_classes + c
+    return order
+
+
+def build_bank(s: StudySettings, out: Path, seed: int | str, data, engine: str, size: int,
+               workers: int = 1, bank: Path | None = None) -> Pool:
+    """A vanilla stream (`seed` = the seed, or "shared"), grown to at least `size` samples
+    (shards bank-000, bank-001, ...), its generation spread over `workers` processes.
 
     Each shard continues the class-balanced stream where the last one stopped, with its own
     seed, so growing the bank never changes the samples already in it."""
-    pool = Pool(out / "banks" / f"seed-{seed}")
+    pool = Pool(bank_folder(out, seed, bank))
     have = len(pool)
     if have >= size:
         return pool
+    seed = 0 if isinstance(seed, str) else seed
     generator = s.practice.make_generator(data, engine=engine)
+    if engine == "local" and workers > 1:
+        generator.executor = get_executor("local", processes=workers)
     k = len(pool.shards())
     labels = balanced_labels(have, size - have, data.num_classes)
     out_gen = generator(Request(labels=labels, omega=0.0, seed=shard_seed(seed, 0, k), start=have))
@@ -234,6 +282,17 @@ def bank_cost(bank: Pool) -> float:
     return float(per_shard.sum() / max(1, len(index)))
 
 
+def bank_stream(item: dict[str, Any], num_classes: int) -> BankGenerator:
+    """The run's vanilla stream: its bank, in the seed's own order when the bank is shared."""
+    bank = Pool(item["bank"])
+    images = bank.images()
+    labels = torch.from_numpy(bank.index()["label"].to_numpy().copy())
+    if item.get("view_seed") is not None:
+        order = seed_view(len(labels), num_classes, item["view_seed"])
+        images, labels = images[order], labels[order]
+    return BankGenerator(images, labels, bank_cost(bank))
+
+
 def run_one(item: dict[str, Any]) -> dict[str, Any]:
     """One study run (a top-level function, so it pickles for Ray); returns its result."""
     path = Path(item["path"])
@@ -246,16 +305,14 @@ def run_one(item: dict[str, Any]) -> dict[str, Any]:
             result = _execute(item, path)
         finally:
             torch.set_num_threads(previous)
-    return {"strategy": item["strategy"], "seed": item["seed"], "path": str(path), **result}
+    return {"strategy": item["strategy"], "seed": item["seed"], "path": str(path), "bank": item["bank"], **result}
 
 
 def _execute(item: dict[str, Any], path: Path) -> dict[str, Any]:
-    bank = Pool(item["bank"])
-    index = bank.index()
-    vanilla = BankGenerator(bank.images(), torch.from_numpy(index["label"].to_numpy().copy()), bank_cost(bank))
     settings_cls = PruneSettings if item["strategy"] == "prune" else PracticeSettings
     settings = settings_cls.build(item["settings"])
     val, test = settings.load_data("val"), settings.load_data("test")
+    vanilla = bank_stream(item, val.num_classes)
     tune = settings.load_data("tune") if item.get("report_tune") else None
     generator = FallbackGenerator(vanilla, _LazyDiffusion(settings, val))
     resume = (path / "config.yaml").exists()
@@ -272,39 +329,69 @@ def _execute(item: dict[str, Any], path: Path) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- the study
 
+def default_workers() -> int:
+    """Worker processes for the local engine: one per core (the study's runs are one thread each),
+    at most 8 (each holds its own copy of the data and models)."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(8, cores))
+
+
 def run_study(out: str | Path, settings: StudySettings, *, engine: str = "local", resume: bool = False,
-              overwrite: bool = False) -> dict[str, Any]:
+              overwrite: bool = False, workers: int | None = None, bank: str | Path | None = None) -> dict[str, Any]:
+    """The whole study. `workers`: processes for independent runs and bank shards on the local
+    engine (None = one per core); results do not depend on it. `bank`: a shared vanilla bank
+    folder to use (and grow) instead of `<out>/banks/shared`, so several studies (a sweep, a
+    benchmark's variants) draw on one bank; its fingerprint is a recorded input."""
     out = Path(out)
+    workers = default_workers() if workers is None else int(workers)
+    if workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}", "use 1 (in-process) or more")
+    if workers > 1 and settings.practice.generator.model in registered_denoisers():
+        logger.info("the generator is registered in this process only; running the study in-process")
+        workers = 1
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)  # small models: one thread each beats two fighting threads
     try:
-        return _run_study(out, settings, engine, resume, overwrite)
+        return _run_study(out, settings, engine, resume, overwrite, workers, None if bank is None else Path(bank))
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, overwrite: bool) -> dict[str, Any]:
+def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, overwrite: bool,
+               workers: int, bank: Path | None) -> dict[str, Any]:
     from practicum.practice.study_report import write_study_report
 
     seconds: dict[str, float] = {}
+    if bank is not None:  # an outside bank is complete before the run starts, so its fingerprint is final
+        if not settings.shared_bank:
+            raise ConfigError("a bank folder is only used with shared_bank: true")
+        val = settings.practice.load_data("val")
+        seconds["bank"] = _grow_banks(settings, out, val, engine, bank_capacity(settings, val.num_classes),
+                                      workers, bank)
     with RunDir.create(out, settings.to_yaml(), seed=0, resume=resume, overwrite=overwrite,
-                       command=None) as run:
+                       command=None, inputs={"bank": bank}) as run:
         if overwrite:
             import shutil
 
             for sub in ("banks", "runs", "figures"):
                 shutil.rmtree(out / sub, ignore_errors=True)
         val = settings.practice.load_data("val")
-        executor = get_executor(engine)
-        seconds["bank"] = 0.0
+        executor = get_executor(engine, processes=workers) if engine == "local" else get_executor(engine)
+        seconds.setdefault("bank", 0.0)
+        if settings.shared_bank:
+            seconds["bank"] += _grow_banks(settings, out, val, engine, bank_capacity(settings, val.num_classes),
+                                           workers, bank)
 
         # static first, one grid size at a time: the grid stops (and the target is fixed) from static alone
         results, grid = [], static_grid(settings)
         seconds["static"] = 0.0
         for i, size in enumerate(grid):
-            seconds["bank"] += _grow_banks(settings, out, val, engine, size)
+            if not settings.shared_bank:
+                seconds["bank"] += _grow_banks(settings, out, val, engine, size, workers)
             started = time.perf_counter()
-            items = [static_item(settings, out, seed, size) for seed in range(settings.seeds)]
+            items = [static_item(settings, out, seed, size, bank) for seed in range(settings.seeds)]
             results += executor.map(run_one, items, description=f"static n={size}")
             seconds["static"] += time.perf_counter() - started
             if settings.static_sizes is None and i > 0:
@@ -313,10 +400,12 @@ def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, ov
                     run.log_metric({"event": "static_plateau", "smaller": grid[i - 1], "larger": size})
                     break
 
-        seconds["bank"] += _grow_banks(settings, out, val, engine,
-                                       max(settings.practice.initial_size, prune_need(settings, val.num_classes)))
+        if not settings.shared_bank:
+            seconds["bank"] += _grow_banks(settings, out, val, engine, max(settings.practice.initial_size,
+                                                                          prune_need(settings, val.num_classes)),
+                                           workers)
         started = time.perf_counter()
-        results += executor.map(run_one, plan_runs(settings, out), description="dynamic runs")
+        results += executor.map(run_one, plan_runs(settings, out, bank), description="dynamic runs")
         seconds["dynamic"] = time.perf_counter() - started
         run.log_metric({"event": "phase", "phase": "runs", "seconds": seconds})
 
@@ -334,10 +423,11 @@ def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, ov
     return summary
 
 
-def _grow_banks(settings: StudySettings, out: Path, val, engine: str, size: int) -> float:
+def _grow_banks(settings: StudySettings, out: Path, val, engine: str, size: int, workers: int,
+                bank: Path | None = None) -> float:
     started = time.perf_counter()
-    for seed in range(settings.seeds):
-        build_bank(settings, out, seed, val, engine, size)
+    for seed in (["shared"] if settings.shared_bank else range(settings.seeds)):
+        build_bank(settings, out, seed, val, engine, size, workers, bank)
     return time.perf_counter() - started
 
 
@@ -380,7 +470,8 @@ def summarize(settings: StudySettings, results: list[dict[str, Any]], out: Path)
                                "start_size": start, "test_split": settings.data + ":test", "points": points,
                                "conventions": CONVENTIONS,
                                "runs": [{"strategy": r["strategy"], "seed": r["seed"], "path": r["path"],
-                                         "rounds": r.get("rounds"), "pool_size": r.get("pool_size")}
+                                         "bank": r.get("bank"), "rounds": r.get("rounds"),
+                                         "pool_size": r.get("pool_size")}
                                         for r in results]}
     if "dp" in settings.strategies:
         mult = analysis.data_multiplier(points, "static", "dp")
@@ -434,10 +525,11 @@ def _mean(values: list[float]) -> float | None:
 
 
 def _vanilla_cost(results: list[dict]) -> float | None:
+    """Measured seconds per vanilla image of the bank the runs drew on."""
     for r in results:
-        bank = Path(r["path"]).parent.parent / "banks" / f"seed-{r['seed']}"
+        bank = Path(r["bank"]) if r.get("bank") else Path(r["path"]).parent.parent / "banks" / f"seed-{r['seed']}"
         if (bank / "index.parquet").exists():
-            return float(Pool(bank).index()["seconds_per_image"].iloc[0])
+            return bank_cost(Pool(bank))
     return None
 
 
