@@ -558,3 +558,40 @@ def test_minmax_preprocessing_sees_the_unclamped_decode():
     clamped = EntropyGuidance(Spy(), 0.1, preprocess="clamp", through="learner", x0_blend=False)
     g = clamped.gradient(state)
     assert seen["spread"] == 0.0 and float(g.abs().sum()) == 0.0  # what minmax used to get
+
+
+def test_shift_averaged_entropy_is_the_mean_over_translated_views(denoisers):
+    """shifts=k: the gradient of the mean entropy over k circular translations of x̂0; with no
+    room to move (max_shift=0) it is the plain single-view gradient."""
+    den = denoisers["unet"]
+    clf = make_classifier(den.image_shape)
+    captured = {}
+
+    class Capture(GuidanceTerm):
+        name = "capture"
+
+        def correction(self, state):
+            captured["state"] = state
+            return Correction()
+
+    sample(den, [0, 1], steps=1, guidance=[Capture()], seed=3)
+    state = captured["state"]
+    plain = EntropyGuidance(clf, 0.05, every=1).gradient(state)
+    assert torch.allclose(EntropyGuidance(clf, 0.05, every=1, shifts=3, max_shift=0).gradient(state), plain,
+                          atol=1e-6)
+    shifted = EntropyGuidance(clf, 0.05, every=1, shifts=4, max_shift=2)
+    g = shifted.gradient(state)
+    assert not torch.allclose(g, plain, atol=1e-6)
+    assert torch.equal(g, shifted.gradient(state))  # the views are a function of the step: same bytes again
+    # by hand: the same four offsets, each view's entropy, averaged
+    offsets = torch.randint(-2, 3, (4, 2), generator=torch.Generator().manual_seed(7919 * (state.index + 1)))
+    z = state.x_t.detach().clone().requires_grad_(True)
+    ab = state.alpha_bar
+    x0 = (z - math.sqrt(1 - ab) * den(z, state.t, state.cond)) / math.sqrt(ab)
+    x0 = math.sqrt(1 - ab) * x0 + (1 - math.sqrt(1 - ab)) * z  # the latent form's blend
+    views = [torch.roll(den.decode(x0), shifts=(int(a), int(b)), dims=(-2, -1)) for a, b in offsets.tolist()]
+    h = torch.stack([entropy_from_logits(clf(v.clamp(-1, 1))) for v in views]).mean(0).sum()
+    (expected,) = torch.autograd.grad(h, z)
+    assert torch.allclose(g, expected, atol=1e-5)
+    with pytest.raises(ConfigError):
+        EntropyGuidance(clf, 0.05, shifts=-1)
