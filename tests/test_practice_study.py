@@ -239,7 +239,7 @@ def test_tiny_study_end_to_end(tmp_path, tiny_model):
     dp_pool_rounds = [p["rounds"] for p in summary["points"] if p["strategy"] == "dp" and p["kind"] == "final"]
     assert max(dp_pool_rounds) >= 1  # guided rounds really ran through the diffusion model
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64") == 4
+    assert html.count("data:image/png;base64") == 5  # four figures and the same-noise DP/vanilla pairs
     print_summary(summary, out)
     # resume: every run is finished, so nothing is trained again and the numbers are the same
     again = run_study(out, settings, resume=True)

@@ -385,7 +385,7 @@ def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, ov
                                            workers, bank)
 
         # static first, one grid size at a time: the grid stops (and the target is fixed) from static alone
-        results, grid = [], static_grid(settings)
+        results, grid, plateau = [], static_grid(settings), None
         seconds["static"] = 0.0
         for i, size in enumerate(grid):
             if not settings.shared_bank:
@@ -397,7 +397,8 @@ def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, ov
             if settings.static_sizes is None and i > 0:
                 by_seed = analysis.per_seed(_points(results), "static", "val_accuracy")
                 if plateau_reached(by_seed, grid[i - 1], size, len(val.labels)):
-                    run.log_metric({"event": "static_plateau", "smaller": grid[i - 1], "larger": size})
+                    plateau = {"smaller": grid[i - 1], "larger": size}
+                    run.log_metric({"event": "static_plateau", **plateau})
                     break
 
         if not settings.shared_bank:
@@ -411,6 +412,8 @@ def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, ov
 
         started = time.perf_counter()
         summary = summarize(settings, results, out)
+        # where the grid stopped: the 1-SE rule on val (a plateau), or its cap (still rising)
+        summary["static_plateau"] = plateau
         seconds["analysis"] = time.perf_counter() - started
         summary["seconds"].update(phases=seconds)
         summary["peak_memory_mb"] = peak_memory_mb()

@@ -25,6 +25,7 @@ def write_study_report(out: Path, settings, summary: dict[str, Any], results: li
         "curves": training_curves(figures / "training_curves.png", results),
         "samples": sample_grid(figures / "samples_per_round.png", results),
         "entropy": entropy_per_round(figures / "entropy_per_round.png", results),
+        "pairs": same_noise_pairs(figures / "dp_vs_vanilla_same_noise.png", settings, results),
     }
     headline = _headline_rows(summary)
     table = _accuracy_rows(summary, LABELS)
@@ -48,6 +49,10 @@ def write_study_report(out: Path, settings, summary: dict[str, Any], results: li
                 figures=[made["curves"]]),
         Section("Generated samples", ["Seed 0, DP pool: one row per round, one column per class "
                                       "(round 0 is the vanilla start set)."], figures=[made["samples"]]),
+        Section("What the guidance changed", ["Seed 0, DP's first guided round: for each class, the images DP "
+                                              "added (top row of each pair) and the images the same generator makes "
+                                              "from the same starting noise with no guidance (ω = 0, bottom row)."],
+                figures=[made["pairs"]]),
         Section("Entropy of new samples", ["Predictive entropy of each round's new samples under the "
                                            "learner that asked for them (DP vs dynamic-vanilla, seed 0)."],
                 figures=[made["entropy"]]),
@@ -109,6 +114,10 @@ def accuracy_vs_data(path: Path, summary: dict[str, Any], labels: dict[str, str]
     d = summary.get("data_multiplier_detail")
     if d and d.get("target") is not None:
         ax.axhline(d["target"], color="k", linewidth=0.8, alpha=0.5, linestyle=":")
+    plateau = summary.get("static_plateau")
+    if plateau:  # the static grid stopped here: a doubling changed val accuracy by < 1 SE
+        ax.axvspan(plateau["smaller"], plateau["larger"], color=COLORS["static"], alpha=0.08,
+                   label=f"static plateau ({plateau['smaller']}→{plateau['larger']}: < 1 SE on val)")
     ax.set_xscale("log")
     ax.set_xlabel("generated training images")
     ax.set_ylabel(f"test accuracy ({summary.get('test_split', 'real test')})")
@@ -236,4 +245,51 @@ def entropy_per_round(path: Path, results: list[dict[str, Any]], max_rounds: int
     axes[1].set_ylabel("mean entropy of the round's samples")
     if axes[1].has_data():
         axes[1].legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def same_noise_pairs(path: Path, settings, results: list[dict[str, Any]], per_class: int = 3) -> Path:
+    """DP's first guided round next to unguided samples from the same noise (seed 0).
+
+    The round's first shard is sampled again with ω = 0 and the round's own seed and labels, so
+    each pair differs only by the entropy guidance."""
+    import torch
+
+    from practicum.practice.generate import Request
+    from practicum.report import new_figure, save_figure
+
+    run = _run(results, "dp")
+    index = Pool(Path(run["path"]) / "pool").index() if run else None
+    if index is None or not (index["round"] >= 1).any():
+        fig, ax = new_figure(6, 1)
+        ax.axis("off")
+        ax.text(0.5, 0.5, "DP added no guided round in seed 0", ha="center")
+        return save_figure(fig, path)
+    pool = Pool(Path(run["path"]) / "pool")
+    rows = np.flatnonzero(index["round"].to_numpy() == 1)
+    val = settings.practice.load_data("val")
+    generator = settings.practice.make_generator(val)
+    shard = rows[:generator.shard_size]
+    labels = torch.as_tensor(index["label"].to_numpy()[shard], dtype=torch.long)
+    vanilla = generator(Request(labels=labels, omega=0.0, seed=int(index["seed"].to_numpy()[shard[0]]),
+                                start=int(shard[0]))).images
+    guided = pool.images()[torch.as_tensor(shard)]
+    classes = sorted(set(labels.tolist()))
+    c, h, w = guided.shape[1:]
+    pad = 1
+    canvas = np.ones((len(classes) * (2 * h + 2 * pad), per_class * (w + pad), c), dtype=np.float32)
+    for r_i, cls in enumerate(classes):
+        picks = np.flatnonzero(labels.numpy() == cls)[:per_class]
+        for k, j in enumerate(picks):
+            for part, images in enumerate((guided, vanilla)):
+                y = r_i * (2 * h + 2 * pad) + part * (h + pad)
+                canvas[y:y + h, k * (w + pad):k * (w + pad) + w] = (images[j].permute(1, 2, 0).numpy() + 1) / 2
+    fig, ax = new_figure(3.2, 0.55 * len(classes) + 0.6)
+    ax.grid(False)
+    ax.set_xticks([])
+    ax.imshow(canvas.squeeze(-1) if c == 1 else canvas.clip(0, 1), cmap="gray", vmin=0, vmax=1,
+              interpolation="nearest")
+    names = list(val.class_names) if val.class_names else [str(k) for k in range(val.num_classes)]
+    ax.set_yticks([(2 * h + 2 * pad) * i + h for i in range(len(classes))], [names[k] for k in classes], fontsize=7)
+    ax.set_title("DP (upper) vs ω = 0 (lower), same noise", fontsize=8)
     return save_figure(fig, path)
