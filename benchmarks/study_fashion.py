@@ -46,7 +46,6 @@ TUNE_VARIANTS = {
     "ω=0.1": {},
     "ω=0.2": {"omega": 0.2},
     "ω=0.1, shift-averaged (8 views)": {"generator": {"shifts": 8}},
-    "ω=0.1, high-noise half only": {"generator": {"guide_stop": 5}},
 }
 SMOKE_TUNE = ("ω=0.1", "ω=0.2")
 ABLATIONS = {  # changes to the chosen DP, in order of importance

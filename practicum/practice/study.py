@@ -54,12 +54,12 @@ LABELS = {"static": "static (all up front)", "dp": "Deliberate Practice", "vanil
 # small CNN (width 16) trains 1,500 AdamW iterations of batch 64 whatever the data size, so past a
 # few thousand vanilla images more of them stop helping and the 1-SE rule ends the grid (at most
 # 32·N). DP starts at N = 250 and adds P = 250 per round while patience (one evaluation of a fixed
-# 1,000-image val subset every 6,400 samples) says the learner stalls. The shared vanilla bank and
+# 1,000-image val subset every 3,200 samples, T_max growing with the pool) says the learner stalls. The shared vanilla bank and
 # one process per core keep 3 seeds within half an hour of an idle two-core CPU
 # (docs/benchmarks.md, "Issue 21"). Digits keep the settings tuned for 8×8.
 PRESETS: dict[str, dict[str, Any]] = {
     "fashion": {"practice": {"arch": "cnn", "width": 16, "train": {"steps": 1500, "batch_size": 64},
-                             "initial_size": 250, "add_size": 250, "eval_every": 6400, "omega": 0.1,
+                             "initial_size": 250, "add_size": 250, "eval_every": 3200, "omega": 0.1,
                              "t_init": 1, "val_size": 1000, "branch_growth": 2.0,
                              "generator": {"steps": 10, "every": 3}},
                 "grid_max_factor": 32},
