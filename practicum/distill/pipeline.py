@@ -356,11 +356,6 @@ def run_distill(settings: DistillSettings, out: str | Path, *, resume: bool = Fa
     train, evaluation = load_splits(settings)
     den = open_model(settings, train)
     with RunDir.create(out, settings.to_yaml(), seed=settings.seeds[0], resume=resume, overwrite=overwrite) as run:
-        if overwrite and not resume:  # start again: drop what an earlier run made
-            import shutil
-
-            for folder in ("results", "pool", "modes", "figures"):
-                shutil.rmtree(run.path / folder, ignore_errors=True)
         results_dir = run.sub("results")
         centres, nearest, mode_seconds = discover(settings, den, train, run)
         pool = Pool(run.path / "pool")

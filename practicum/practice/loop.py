@@ -268,13 +268,6 @@ def _train_branch(item: dict[str, Any]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- checkpoints
 
-def clear_outputs(run: RunDir) -> None:
-    """Forget an earlier run in this folder (for --overwrite): pool, checkpoints, branch-outs, result."""
-    for name in ("pool", "checkpoints", "branches", "candidates"):
-        shutil.rmtree(run.path / name, ignore_errors=True)
-    (run.path / "result.json").unlink(missing_ok=True)
-
-
 def _save_learner(learner: Learner, directory: Path) -> None:
     if directory.exists():  # a replay after a kill writes the identical snapshot again
         shutil.rmtree(directory)

@@ -289,11 +289,6 @@ def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, ov
     seconds: dict[str, float] = {}
     with RunDir.create(out, settings.to_yaml(), seed=0, resume=resume, overwrite=overwrite,
                        command=None) as run:
-        if overwrite:
-            import shutil
-
-            for sub in ("banks", "runs", "figures"):
-                shutil.rmtree(out / sub, ignore_errors=True)
         val = settings.practice.load_data("val")
         executor = get_executor(engine)
         seconds["bank"] = 0.0

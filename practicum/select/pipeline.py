@@ -162,9 +162,6 @@ def run_rate(config: RateConfig, out: str | Path, *, resume: bool = False, overw
     train_pool, val_pool = open_pools(config.source)
     with RunDir.create(out, config.to_yaml(), seed=config.rater.seed, resume=resume, overwrite=overwrite) as run:
         checkpoints = run.sub("checkpoints")
-        if overwrite:
-            for stale in checkpoints.glob("*"):
-                stale.unlink()
         trainer = RaterTrainer(config.rater, train_pool.input_shape,
                                max(train_pool.num_classes, val_pool.num_classes))
         start = 0
@@ -303,9 +300,6 @@ def run_score(config: ScoreConfig, out: str | Path, *, engine: str = "local", re
     started = time.time()
     with RunDir.create(out, config.to_yaml(), seed=config.seed, resume=resume, overwrite=overwrite) as run:
         parts = run.sub("parts")
-        if overwrite:
-            for stale in parts.glob("*"):
-                stale.unlink()
         if config.scorer == "rater":
             rows = _score_with_rater(config, parts, engine)
         else:
