@@ -287,8 +287,11 @@ def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, ov
     from practicum.practice.study_report import write_study_report
 
     seconds: dict[str, float] = {}
+    from practicum.validate import data_input, model_input
+
+    inputs = {"--data": data_input(settings.data), "--model": model_input(settings.practice.generator.model)}
     with RunDir.create(out, settings.to_yaml(), seed=0, resume=resume, overwrite=overwrite,
-                       command=None) as run:
+                       command=None, inputs=inputs) as run:
         val = settings.practice.load_data("val")
         executor = get_executor(engine)
         seconds["bank"] = 0.0
