@@ -429,8 +429,11 @@ class RunDir:
     def log_metric(self, record: dict[str, Any]) -> None:
         """Append one event to metrics.jsonl (flushed and fsynced, so a crash loses at most this line)."""
         line = json.dumps(to_jsonable({"time": round(time.time(), 3), **record}))
+        if self.metrics_path.name not in self._outputs and self.metrics_path.exists():
+            raise RunError(f"{self.metrics_path} was not written by practicum; it will not be appended to",
+                           "move it out of the run folder, or choose another --out")
+        self._record(self.metrics_path.name)
         self._sync()
-        self._record(self.metrics_path.name)  # never append to a file practicum did not create
         with open(self.metrics_path, "a", encoding="utf-8") as handle:
             handle.write(line + "\n")
             handle.flush()

@@ -292,6 +292,8 @@ def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, ov
     inputs = {"--data": data_input(settings.data), "--model": model_input(settings.practice.generator.model)}
     with RunDir.create(out, settings.to_yaml(), seed=0, resume=resume, overwrite=overwrite,
                        command=None, inputs=inputs) as run:
+        # the study's own events are derived again on a resume (the runs they summarise are kept)
+        run.trim_metrics(lambda row: row.get("event") not in ("static_plateau", "phase"))
         val = settings.practice.load_data("val")
         executor = get_executor(engine)
         seconds["bank"] = 0.0

@@ -318,6 +318,7 @@ def run_score(config: ScoreConfig, out: str | Path, *, engine: str = "local", re
     inputs = {**source_inputs(config.source), "--rater": config.rater}
     with RunDir.create(out, config.to_yaml(), seed=config.seed, resume=resume, overwrite=overwrite,
                        inputs=inputs) as run:
+        run.trim_metrics(lambda row: row.get("event") != "scored")  # a resume logs it again
         parts = run.sub("parts")
         if config.scorer == "rater":
             rows = _score_with_rater(config, parts, engine)
@@ -514,6 +515,7 @@ def run_select(config: SelectConfig, out: str | Path, *, resume: bool = False, o
         if existing is not None and (run.path / "manifest.parquet").exists():
             run.finish()
             return existing
+        run.trim_metrics(lambda row: row.get("event") != "selected")  # killed before summary.json: logged again
         adaptive_info = None
         notes: list[str] = []
         mask = _filter_mask(config, columns, scores)
@@ -571,8 +573,8 @@ def run_select(config: SelectConfig, out: str | Path, *, resume: bool = False, o
             kinds = columns["kind"].astype(str)
             summary["kind_counts"] = {k: {"pool": int((kinds == k).sum()), "selected": int((kinds[chosen] == k).sum())}
                                       for k in sorted(set(kinds.tolist()))}
-        run.write_json("summary.json", summary)
         run.log_metric({"event": "selected", "selected": len(chosen)})
+        run.write_json("summary.json", summary)  # last: with the manifest, it marks the run done
         run.finish()
     return summary
 
