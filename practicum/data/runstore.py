@@ -77,6 +77,8 @@ def _record_in_open_runs(path: Path) -> None:
         return
     target = os.path.abspath(path)
     for run in list(_OPEN_RUNS):
+        if run._pid != os.getpid():  # a forked worker: the marker is the lock holder's to write
+            continue
         root = os.path.abspath(run.path)
         if target.startswith(root + os.sep):
             run._record(target[len(root) + 1:].split(os.sep, 1)[0])
@@ -147,6 +149,7 @@ class RunDir:
         self._fresh = False  # this start wrote new settings (a new run, not a resume)
         self._replaced: list[str] = []  # old outputs moved to REPLACED by this start, put back if it fails
         self._marker_lock = threading.RLock()  # writing the marker records it too
+        self._pid = os.getpid()  # the process that opened the run (and holds its lock)
 
     # -- opening
     @classmethod
@@ -174,12 +177,7 @@ class RunDir:
         run._refuse_foreign_folder()
         run._created = _first_missing(run.path)
         run.path.mkdir(parents=True, exist_ok=True)
-        try:
-            run.acquire()
-        except RunError:
-            if run._created is not None:
-                shutil.rmtree(run._created, ignore_errors=True)
-            raise
+        run.acquire()  # refused: the folder is another process's, left as it is
         try:
             run._open(config_yaml, seed=seed, command=command, resume=resume, overwrite=overwrite, inputs=inputs)
         except BaseException:
