@@ -46,10 +46,28 @@ class Settings(BaseModel):
             raise ConfigError(f"{path} is not valid YAML: {exc}".splitlines()[0], "fix the YAML syntax") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{path} must hold a mapping of settings, not {type(values).__name__}")
+        refuse_code_names(values, path)
         return cls.build(values, **overrides)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def refuse_code_names(values: Any, path: Path, where: str = "") -> None:
+    """A file may name only registered architectures, never code to import ('module:factory').
+
+    A custom learner is a command-line choice (`--learner module:factory`); a config file, and so a
+    run's own config.yaml read back by `--resume`, cannot make practicum import anything."""
+    if isinstance(values, dict):
+        for key, value in values.items():
+            name = f"{where}.{key}" if where else str(key)
+            if str(key).endswith("arch") and isinstance(value, str) and ":" in value:
+                raise ConfigError(f"{path}: {name} names code to import ({value!r}); a file may name only a "
+                                  "registered architecture", f"pass --learner {value} on the command line instead")
+            refuse_code_names(value, path, name)
+    elif isinstance(values, list):
+        for item in values:
+            refuse_code_names(item, path, where)
 
 
 def _describe(exc: ValidationError, model: str) -> str:

@@ -4,7 +4,8 @@
   through `allow_inf_nan=False`; the type documents the intent where a field is declared).
 - `out_option` / `threads_option`: typer parsers for `--out` and `--threads`, so a bad value is a
   one-line usage error (exit 2) before anything is loaded, trained or written.
-- `check_out`: what `--out` must satisfy (not a file, not under a file, writable).
+- `check_out`: what `--out` must satisfy (not a file, not under a file, not / or the home folder,
+  writable).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ def check_out(path: str | Path) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise RunError(f"{path} is an existing file, not a folder", "choose a folder name for the run")
+    if path.is_dir() and path.resolve() in (Path("/"), Path.home().resolve()):
+        raise RunError(f"{path} is {'the root' if path.resolve() == Path('/') else 'your home'} folder, "
+                       "not a run folder", "name a folder for the run, e.g. --out runs/mine")
     ancestor = path
     while not ancestor.exists():
         if ancestor.parent == ancestor:

@@ -128,7 +128,7 @@ def comparable_metrics(path) -> list[dict]:
 def _drop_timing(value):
     if isinstance(value, dict):
         return {k: _drop_timing(v) for k, v in value.items()
-                if k not in TIMING_KEYS and not k.endswith("_seconds") and k != "seconds_per_image"}
+                if k not in TIMING_KEYS and not k.endswith(("_seconds", "_per_second")) and k != "seconds_per_image"}
     if isinstance(value, list):
         return [_drop_timing(v) for v in value]
     return value

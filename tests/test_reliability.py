@@ -102,9 +102,8 @@ def test_a_folder_holding_only_a_failed_start_is_reused(tmp_path):
     from practicum.data import RunDir
 
     run = tmp_path / "run"
-    run.mkdir()
-    (run / "config.yaml").write_text("old: 1\n")
-    (run / "run.json").write_text('{"status": "failed"}')
+    RunDir.create(run, "old: 1\n").release()  # a start killed before its first output
+    assert (run / "config.yaml").read_text() == "old: 1\n"
     with RunDir.create(run, "new: 2\n") as r:  # no --resume/--overwrite needed: nothing to lose
         r.log_metric({"event": "x"})
         r.finish()

@@ -114,7 +114,7 @@ def test_module_factory_learner(tmp_path, monkeypatch):
         "def bad(num_classes):\n    return 3\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     m = build_model("my_nets:build", 4, (1, 8, 8), seed=0)
-    assert m(torch.zeros(2, 1, 8, 8)).shape == (2, 4) and m.practicum_spec["arch"] == "my_nets:build"
+    assert m(torch.zeros(2, 1, 8, 8)).shape == (2, 4) and m.practicum_spec["arch"] is None  # no code name is saved
     with pytest.raises(ConfigError, match="not a torch nn.Module"):
         build_model("my_nets:bad", 4, (1, 8, 8))
     with pytest.raises(ConfigError, match="cannot import"):

@@ -4,6 +4,7 @@
 runs/<name>/
   config.yaml      resolved settings          run.json   versions, commit, seed, status, wall time
   metrics.jsonl    one JSON object per event  pool/ checkpoints/ figures/ report.html
+  inputs.json      a fingerprint of every input  .practicum-run.json  the marker: what practicum wrote here
 ```
 
 Every file is written to a temporary name, fsynced and renamed, so a crash leaves either the
@@ -17,9 +18,11 @@ import fcntl
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -52,6 +55,7 @@ def atomic_write_with(path: str | Path, writer) -> None:
     `writer(tmp_path)` must write the whole file at `tmp_path`; it is then renamed over `path`.
     """
     path = Path(path)
+    _record_in_open_runs(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     os.close(fd)
@@ -65,6 +69,19 @@ def atomic_write_with(path: str | Path, writer) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def _record_in_open_runs(path: Path) -> None:
+    """Before a write inside a run folder this process holds, list its top-level entry in the marker."""
+    if not _OPEN_RUNS:
+        return
+    target = os.path.abspath(path)
+    for run in list(_OPEN_RUNS):
+        if run._pid != os.getpid():  # a forked worker: the marker is the lock holder's to write
+            continue
+        root = os.path.abspath(run.path)
+        if target.startswith(root + os.sep):
+            run._record(target[len(root) + 1:].split(os.sep, 1)[0])
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -101,19 +118,38 @@ def to_jsonable(obj: Any) -> Any:
 
 # ---------------------------------------------------------------- the run directory
 
+MARKER = ".practicum-run.json"  # what makes a folder a run: a format version and every entry practicum wrote
+MARKER_FORMAT = 1
+REPLACED = ".practicum-replaced"  # an --overwrite's old outputs, kept until the new run has output of its own
+_STARTUP = ("config.yaml", "run.json", "inputs.json", "metrics.jsonl")  # what every start writes
+_OPEN_RUNS: list["RunDir"] = []  # runs this process writes, so an atomic write inside one is recorded first
+
+
 class RunDir:
     """A run folder. Use as a context manager to hold its lock while writing.
 
     >>> with RunDir.create("runs/demo", config_yaml, seed=0) as run:
     ...     run.log_metric({"event": "eval", "acc": 0.9})
     ...     run.finish()
+
+    A folder is a run only when it holds practicum's marker, `.practicum-run.json`: a format version
+    and the top-level entries practicum wrote there, each recorded before it is written. A non-empty
+    folder without the marker is someone else's and is refused; `--overwrite` removes only what the
+    marker lists; an entry of a run folder that the marker does not list is never replaced.
     """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._lock_handle = None
         self._started = time.time()
-        self._created: Path | None = None  # the topmost folder `create` made, removed on an early failure
+        self._created: Path | None = None  # the topmost folder `create` made, removed on a failed start
+        self._outputs: set[str] = set()  # entries practicum wrote here (the marker's list)
+        self._foreign: set[str] = set()  # entries found here that practicum did not write: never touched
+        self._had_marker = False  # the folder was marked before this start
+        self._fresh = False  # this start wrote new settings (a new run, not a resume)
+        self._replaced: list[str] = []  # old outputs moved to REPLACED by this start, put back if it fails
+        self._marker_lock = threading.RLock()  # writing the marker records it too
+        self._pid = os.getpid()  # the process that opened the run (and holds its lock)
 
     # -- opening
     @classmethod
@@ -122,66 +158,196 @@ class RunDir:
                inputs: dict[str, str | Path | None] | None = None) -> "RunDir":
         """Start a run at `path`, or reopen it with `resume=True`.
 
-        `inputs` names the files and folders the run reads (a CSV, an npz, a model folder);
-        their fingerprints go to inputs.json, and a resume whose inputs changed is refused, so
-        results from the old input are never silently kept.
+        `inputs` names every file and folder the run reads (data, models, raters, scores); their
+        fingerprints go to inputs.json, and a resume is refused when any of them changed, so
+        results from an old input are never mixed with a new one.
 
-        A folder that already holds a run is refused unless `resume` (continue it; the
-        settings must match) or `overwrite` (start again). A folder that holds only a failed
-        start (bookkeeping, no output) is not a run: it is started again, whatever the flags.
-        If the command then fails before writing any output, the folder is removed again
-        (see `__exit__`), so a corrected rerun into the same `--out` just works.
+        A folder that already holds a run is refused unless `resume` (continue it; the settings
+        and inputs must match) or `overwrite` (start again). A run holding only a failed start
+        (bookkeeping, no output) is started again, whatever the flags. If the command then
+        fails before its first output, the folder is put back as it was (see `__exit__`).
         """
         from practicum.validate import check_out
 
+        if resume and overwrite:
+            raise RunError("--resume and --overwrite contradict each other",
+                           "pass --resume to continue the run, or --overwrite to start it again")
         run = cls(path)
         check_out(run.path)
-        existing = run.config_path.exists() and not run.only_bookkeeping()
-        if existing and not (resume or overwrite):
-            raise RunError(f"{run.path} already holds a run",
-                           "pass --resume to continue it, --overwrite to start again, or choose another --out")
+        run._refuse_foreign_folder()
         run._created = _first_missing(run.path)
         run.path.mkdir(parents=True, exist_ok=True)
-        run.acquire()
-        fingerprints = {name: fingerprint(p) for name, p in (inputs or {}).items() if p is not None}
-        if existing and resume:
-            if run.config_path.read_text() != config_yaml:
-                run.release()
-                raise RunError(f"the settings differ from those {run.path} was started with",
-                               "resume with the same settings (see its config.yaml) or use --overwrite")
-            recorded = run.read_json("inputs.json", default=None)
-            if recorded is not None:
-                changed = [name for name in sorted(set(recorded) | set(fingerprints))
-                           if recorded.get(name) != fingerprints.get(name)]
-                if changed:
-                    run.release()
-                    raise RunError(f"{', '.join(changed)} changed since {run.path} was started "
-                                   "(its content no longer matches inputs.json)",
-                                   "restore it, or rerun with --overwrite to start from the new input")
-            run._repair_metrics()
-            info = run.read_json("run.json", default={})
-            info.update(status="running", resumed=info.get("resumed", 0) + 1)
-            run.write_json("run.json", info)
-        else:
-            if run.config_path.exists():  # overwrite, or a failed start: its events are not ours
-                run.metrics_path.unlink(missing_ok=True)
-            atomic_write_text(run.config_path, config_yaml)
-            run.write_json("inputs.json", fingerprints)
-            run.write_json("run.json", run_info(seed=seed, command=command, status="running"))
+        run.acquire()  # refused: the folder is another process's, left as it is
+        try:
+            run._open(config_yaml, seed=seed, command=command, resume=resume, overwrite=overwrite, inputs=inputs)
+        except BaseException:
+            run._undo_start()
+            raise
         return run
 
-    BOOKKEEPING = frozenset({"config.yaml", "run.json", "inputs.json", ".lock"})
+    def _refuse_foreign_folder(self) -> None:
+        """Refuse a non-empty folder that practicum did not mark (a user's files), touching nothing."""
+        if not self.path.is_dir() or (self.path / MARKER).exists():
+            return
+        entries = sorted(entry.name for entry in self.path.iterdir())
+        if entries:
+            shown = ", ".join(entries[:4]) + (", ..." if len(entries) > 4 else "")
+            raise RunError(f"{self.path} is not empty ({shown}) and is not a practicum run folder",
+                           "choose a new or empty folder for --out; practicum writes only into its own")
+
+    def _open(self, config_yaml: str, *, seed, command, resume: bool, overwrite: bool, inputs) -> None:
+        self._read_marker()
+        existing = self._had_marker and not self.only_bookkeeping()
+        if existing and not (resume or overwrite):
+            raise RunError(f"{self.path} already holds a run",
+                           "pass --resume to continue it, --overwrite to start again, or choose another --out")
+        fingerprints = {name: fingerprint(p) for name, p in (inputs or {}).items() if p is not None}
+        if existing and resume:
+            self._check_resume(config_yaml, fingerprints)
+            _OPEN_RUNS.append(self)
+            self._repair_metrics()
+            info = self.read_json("run.json", default={})
+            info.update(status="running", resumed=info.get("resumed", 0) + 1)
+            self.write_json("run.json", info)
+            return
+        clash = sorted(self._foreign.intersection(_STARTUP))
+        if clash:
+            raise RunError(f"{self.path / clash[0]} was not written by practicum and would be replaced",
+                           "move it out of the run folder, or choose another --out")
+        self._fresh = True
+        self._set_aside_old_outputs()
+        _OPEN_RUNS.append(self)
+        atomic_write_text(self.config_path, config_yaml)
+        self.write_json("inputs.json", fingerprints)
+        self.write_json("run.json", run_info(seed=seed, command=command, status="running"))
+
+    def _check_resume(self, config_yaml: str, fingerprints: dict[str, str | None]) -> None:
+        old_yaml = self.config_path.read_text(encoding="utf-8") if self.config_path.is_file() else ""
+        if old_yaml != config_yaml:
+            raise RunError(f"the settings differ from those {self.path} was started with: "
+                           f"{settings_diff(old_yaml, config_yaml)}",
+                           "resume with the run's own settings (a bare --resume reads its config.yaml), "
+                           "or start again with --overwrite")
+        recorded = self.read_json("inputs.json", default=None)
+        if recorded is not None:
+            changed = [name for name in sorted(set(recorded) | set(fingerprints))
+                       if recorded.get(name) != fingerprints.get(name)]
+            if changed:
+                raise RunError(f"{', '.join(changed)} changed since {self.path} was started "
+                               "(its content no longer matches inputs.json)",
+                               "restore it, or rerun with --overwrite to start from the new input")
+
+    # -- the marker: what practicum wrote here
+    def _read_marker(self) -> None:
+        marker = self.path / MARKER
+        present = {entry.name for entry in self.path.iterdir()} - {MARKER}
+        if not marker.exists():  # a new or empty folder: only our lock is here
+            self._outputs = {".lock"}
+            self._foreign = present - self._outputs
+            self._write_marker()
+            return
+        self._had_marker = True
+        try:
+            content = json.loads(marker.read_text(encoding="utf-8"))
+            listed = content["outputs"]
+            if content.get("format") != MARKER_FORMAT or not all(isinstance(name, str) for name in listed):
+                raise ValueError
+        except (OSError, ValueError, KeyError, TypeError):
+            raise RunError(f"{marker} is damaged or from another practicum version",
+                           "choose another --out; practicum will not guess which files here are its own") from None
+        self._outputs = {name for name in listed if name not in ("", ".", "..", MARKER) and "/" not in name}
+        self._outputs.add(".lock")
+        self._foreign = present - self._outputs
+        if REPLACED in present:  # left by an --overwrite that was killed: the user asked for it to go
+            shutil.rmtree(self.path / REPLACED, ignore_errors=True)
+
+    def _write_marker(self) -> None:
+        atomic_write_json(self.path / MARKER, {"format": MARKER_FORMAT, "made_by": "practicum",
+                                               "outputs": sorted(self._outputs)})
+
+    def _record(self, name: str) -> None:
+        """Add a top-level entry to the marker before it is written; refuse to replace a user's entry."""
+        with self._marker_lock:
+            if name == MARKER or name in self._outputs:
+                return
+            if name in self._foreign:
+                raise RunError(f"{self.path / name} was not written by practicum and would be replaced",
+                               "move it out of the run folder, or choose another --out")
+            self._outputs.add(name)
+            self._write_marker()
+        if not name.startswith(".") and name not in self.BOOKKEEPING:
+            self._drop_replaced()
+
+    def _sync(self) -> None:
+        """Record the entries made since the last record by plain writes (a mkdir, a savefig)."""
+        if not self.path.is_dir():
+            return
+        new = {entry.name for entry in self.path.iterdir()} - self._outputs - self._foreign - {MARKER}
+        for name in sorted(new):
+            self._record(name)
+
+    def _set_aside_old_outputs(self) -> None:
+        """Starting again: move the earlier run's outputs aside (put back if this start fails)."""
+        old = sorted(name for name in self._outputs - {".lock", REPLACED}
+                     if os.path.lexists(self.path / name))
+        if not old:
+            return
+        self._record(REPLACED)
+        aside = self.path / REPLACED
+        aside.mkdir(exist_ok=True)
+        for name in old:
+            os.replace(self.path / name, aside / name)
+            self._replaced.append(name)
+
+    def _drop_replaced(self) -> None:
+        """The new run has output of its own: the earlier run's outputs go for good."""
+        if self._replaced:
+            self._replaced = []
+            shutil.rmtree(self.path / REPLACED, ignore_errors=True)
+
+    def _undo_start(self) -> None:
+        """A start failed: remove what it wrote and put back what was there."""
+        if self in _OPEN_RUNS:
+            _OPEN_RUNS.remove(self)
+        if self._created is not None:
+            self.release()
+            shutil.rmtree(self._created, ignore_errors=True)
+            return
+        if self._fresh:
+            self._sync()
+            for name in sorted(self._outputs - {".lock", REPLACED}):
+                target = self.path / name
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target, ignore_errors=True)
+                else:
+                    target.unlink(missing_ok=True)
+            for name in self._replaced:
+                os.replace(self.path / REPLACED / name, self.path / name)
+            shutil.rmtree(self.path / REPLACED, ignore_errors=True)
+            self._outputs = {".lock", *self._replaced}
+            self._replaced = []
+        if self._had_marker:
+            if self._fresh:
+                self._write_marker()
+            self.release()
+        else:  # the folder was empty before: leave it empty
+            (self.path / MARKER).unlink(missing_ok=True)
+            self.release()
+            (self.path / ".lock").unlink(missing_ok=True)
+
+    BOOKKEEPING = frozenset({"config.yaml", "run.json", "inputs.json", ".lock", MARKER, REPLACED})
 
     def only_bookkeeping(self) -> bool:
-        """True when the folder holds nothing a run produced: settings, run.json, the lock, no events."""
+        """True when practicum wrote nothing here but settings, run.json and the lock: no events, no output."""
         if not self.path.is_dir():
             return True
-        for entry in self.path.iterdir():
-            if entry.name in self.BOOKKEEPING or entry.name.startswith((".config.", ".run.", ".inputs.")):
+        for name in self._outputs:
+            entry = self.path / name
+            if name in self.BOOKKEEPING or name.startswith(".") or not os.path.lexists(entry):
+                continue  # hidden names are the lock and temporary files of atomic writes
+            if name == "metrics.jsonl" and entry.stat().st_size == 0:
                 continue
-            if entry.name == "metrics.jsonl" and entry.stat().st_size == 0:
-                continue
-            if entry.is_dir() and not any(entry.iterdir()):  # an empty subfolder made on demand
+            if entry.is_dir() and not entry.is_symlink() and not any(entry.iterdir()):  # made on demand
                 continue
             return False
         return True
@@ -198,6 +364,8 @@ class RunDir:
         self._lock_handle = handle
 
     def release(self) -> None:
+        if self in _OPEN_RUNS:
+            _OPEN_RUNS.remove(self)
         if self._lock_handle is not None:
             fcntl.flock(self._lock_handle.fileno(), fcntl.LOCK_UN)
             self._lock_handle.close()
@@ -209,9 +377,8 @@ class RunDir:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None and self.only_bookkeeping():
-            self.release()
-            self._remove_failed_start()
+        if exc_type is not None and self._fresh and self.only_bookkeeping():
+            self._undo_start()  # a failed start: nothing of it stays
             return
         if exc_type is not None and self.config_path.exists():
             status = "interrupted" if exc_type is KeyboardInterrupt else "failed"
@@ -219,20 +386,12 @@ class RunDir:
                 self._set_status(status, error=None if exc is None else str(exc)[:500])
             except OSError:  # a full disk: keep the original error, the old run.json stays whole
                 pass
+        try:
+            self._sync()
+            self._drop_replaced()
+        except (OSError, RunError):  # a full disk, or a user's file appeared: the marker lists what it can
+            pass
         self.release()
-
-    def _remove_failed_start(self) -> None:
-        """A command failed before its first output: leave no half-written run behind."""
-        import shutil
-
-        if self._created is not None:
-            shutil.rmtree(self._created, ignore_errors=True)
-            return
-        for name in ("config.yaml", "run.json", "inputs.json", "metrics.jsonl", ".lock"):
-            (self.path / name).unlink(missing_ok=True)
-        for entry in self.path.iterdir() if self.path.is_dir() else ():
-            if entry.is_dir() and not any(entry.iterdir()):
-                entry.rmdir()
 
     # -- paths
     @property
@@ -246,6 +405,7 @@ class RunDir:
     def sub(self, name: str) -> Path:
         """A subfolder (pool, checkpoints, figures, ...), created on demand."""
         folder = self.path / name
+        self._record(Path(name).parts[0])
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
@@ -267,6 +427,11 @@ class RunDir:
     def log_metric(self, record: dict[str, Any]) -> None:
         """Append one event to metrics.jsonl (flushed and fsynced, so a crash loses at most this line)."""
         line = json.dumps(to_jsonable({"time": round(time.time(), 3), **record}))
+        if self.metrics_path.name not in self._outputs and self.metrics_path.exists():
+            raise RunError(f"{self.metrics_path} was not written by practicum; it will not be appended to",
+                           "move it out of the run folder, or choose another --out")
+        self._record(self.metrics_path.name)
+        self._sync()
         with open(self.metrics_path, "a", encoding="utf-8") as handle:
             handle.write(line + "\n")
             handle.flush()
@@ -351,6 +516,38 @@ def fingerprint(path: str | Path) -> str | None:
             for block in iter(lambda: handle.read(2 ** 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def settings_diff(old_yaml: str, new_yaml: str, shown: int = 3) -> str:
+    """'seed (0 → 1), train.steps (400 → 600)': the settings that differ between two config.yaml texts."""
+    import yaml
+
+    def flat(text: str) -> dict[str, Any]:
+        try:
+            values = yaml.safe_load(text)
+        except yaml.YAMLError:
+            values = None
+        out: dict[str, Any] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if isinstance(value, dict) and value:
+                for key, item in value.items():
+                    walk(f"{prefix}.{key}" if prefix else str(key), item)
+            else:
+                out[prefix or "(the whole file)"] = value
+
+        walk("", values if isinstance(values, dict) else {"(the whole file)": values})
+        return out
+
+    old, new = flat(old_yaml), flat(new_yaml)
+    differ = [key for key in [*old, *(k for k in new if k not in old)] if old.get(key) != new.get(key)]
+    if not differ:  # same values, different text (ordering, formatting)
+        return "same values, written differently"
+    def show(values: dict[str, Any], key: str) -> str:
+        return repr(values[key]) if key in values else "unset"
+
+    parts = [f"{key} ({show(old, key)} → {show(new, key)})" for key in differ[:shown]]
+    return ", ".join(parts) + (f" and {len(differ) - shown} more" if len(differ) > shown else "")
 
 
 def _first_missing(path: Path) -> Path | None:

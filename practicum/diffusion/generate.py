@@ -207,10 +207,6 @@ def run_generate(settings: GenerateSettings, out: str | Path, *, engine: str = "
     inputs = {"--model": model_input(model), "--learner": settings.learner, "--data": data_input(settings.data)}
     with RunDir.create(out, settings.to_yaml(), seed=settings.seed, command=command,
                        resume=resume, overwrite=overwrite, inputs=inputs) as run:
-        if overwrite:  # start again: drop what an earlier run left (we hold the lock now)
-            for stale in ("pool", "guide"):
-                shutil.rmtree(run.path / stale, ignore_errors=True)
-            (run.path / "summary.json").unlink(missing_ok=True)
         if settings.learner is not None:
             learner_dir = Path(settings.learner)
         else:

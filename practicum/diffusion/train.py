@@ -132,8 +132,6 @@ def train_diffusion(settings: DiffusionTrainSettings, out: str | Path, *, resume
     with RunDir.create(out, settings.to_yaml(), seed=settings.seed, command=command,
                        resume=resume, overwrite=overwrite, inputs={"--data": data_input(settings.data)}) as run:
         ckpt = run.path / "checkpoints" / "train_state.safetensors"
-        if overwrite and not resume:  # an earlier run's state must not be picked up by a later --resume
-            ckpt.unlink(missing_ok=True)
         start = 0
         losses: list[float] = []
         if resume and ckpt.exists():

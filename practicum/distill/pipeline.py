@@ -355,12 +355,12 @@ def run_distill(settings: DistillSettings, out: str | Path, *, resume: bool = Fa
     executor = get_executor(engine)
     train, evaluation = load_splits(settings)
     den = open_model(settings, train)
-    with RunDir.create(out, settings.to_yaml(), seed=settings.seeds[0], resume=resume, overwrite=overwrite) as run:
-        if overwrite and not resume:  # start again: drop what an earlier run made
-            import shutil
+    from practicum.validate import data_input, model_input
 
-            for folder in ("results", "pool", "modes", "figures"):
-                shutil.rmtree(run.path / folder, ignore_errors=True)
+    inputs = {"--data": data_input(settings.data), "--model": model_input(settings.model),
+              "--modes-file": settings.modes_file, "--class-map": settings.class_map}
+    with RunDir.create(out, settings.to_yaml(), seed=settings.seeds[0], resume=resume, overwrite=overwrite,
+                       inputs=inputs) as run:
         results_dir = run.sub("results")
         centres, nearest, mode_seconds = discover(settings, den, train, run)
         pool = Pool(run.path / "pool")

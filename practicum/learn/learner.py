@@ -282,9 +282,10 @@ class Learner:
         if meta.get("format") != FORMAT_VERSION:
             raise ModelError(f"{directory} has learner format {meta.get('format')}, expected {FORMAT_VERSION}")
         if model is None:
-            if meta.get("model_spec") is None:
+            spec = meta.get("model_spec")
+            if not isinstance(spec, dict) or spec.get("arch") is None:
                 raise ModelError(f"{directory} holds a user model", "pass model=<a fresh instance> to Learner.load")
-            model = model_from_spec(meta["model_spec"])
+            model = model_from_spec(spec, where=str(meta_path))
         learner = cls(model, TrainSettings.build(meta["settings"]), seed=meta["seed"], device=device)
         return learner.load_state(load_file(str(tensor_path)), meta)
 

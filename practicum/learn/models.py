@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from practicum.errors import ConfigError
+from practicum.errors import ConfigError, ModelError
 
 # name -> builder(num_classes, image_shape, width) -> nn.Module
 ARCHS: dict[str, Callable[..., nn.Module]] = {}
@@ -158,10 +158,25 @@ def build_model(arch: str = "cnn", num_classes: int = 10, image_shape: tuple[int
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = builder(num_classes, image_shape, width)
-    model.practicum_spec = {"arch": arch, "num_classes": num_classes, "image_shape": list(image_shape),
-                            "width": width}
+    # A saved learner names only a registered architecture (None for a custom factory): loading a
+    # learner folder must never import the code a file names.
+    model.practicum_spec = {"arch": None if ":" in arch else arch, "num_classes": num_classes,
+                            "image_shape": list(image_shape), "width": width}
     return model
 
 
-def model_from_spec(spec: dict) -> nn.Module:
-    return build_model(spec["arch"], spec["num_classes"], tuple(spec["image_shape"]), spec.get("width"))
+def registered_arch(name: object, where: str) -> str:
+    """`name` if it is a registered architecture; else one error saying that `where` may name no code."""
+    if isinstance(name, str) and name not in ARCHS and ":" not in name:
+        _load_lazy_archs()
+    if not isinstance(name, str) or name not in ARCHS:
+        raise ModelError(f"{where} names the learner architecture {name!r}, which is not a registered one "
+                         f"({', '.join(sorted(ARCHS))}); practicum never imports code named in a file",
+                         "use a registered architecture, or pass --learner module:factory on the command line")
+    return name
+
+
+def model_from_spec(spec: dict, where: str = "the saved learner") -> nn.Module:
+    """Rebuild a saved learner's network from its spec: registered architectures only."""
+    arch = registered_arch(spec.get("arch"), where)
+    return build_model(arch, spec["num_classes"], tuple(spec["image_shape"]), spec.get("width"))

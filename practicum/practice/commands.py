@@ -99,7 +99,7 @@ def practice_command(
     from practicum.data import RunDir
     from practicum.errors import ConfigError
     from practicum.log import echo, logger
-    from practicum.practice.loop import clear_outputs, practice
+    from practicum.practice.loop import practice
     from practicum.practice.settings import PracticeSettings
 
     if legacy_resume_dir is not None:
@@ -142,8 +142,6 @@ def practice_command(
     with RunDir.create(out, settings.to_yaml(), seed=settings.seed, resume=resume, overwrite=overwrite,
                        inputs={"--model": model_input(settings.generator.model),
                                "--data": data_input(settings.data)}) as run:
-        if overwrite:
-            clear_outputs(run)
         result = practice(run, settings, generator, val, test, engine=engine)
         run.finish(rounds=result["rounds"], pool_size=result["pool_size"])
     echo(f"{'size':>7} {'kind':>7} {'val':>7} {'test':>7}")

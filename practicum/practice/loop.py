@@ -27,6 +27,7 @@ instead of being generated again (its generation seconds are stored in the pool 
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import time
@@ -81,7 +82,12 @@ def practice(run: RunDir, settings: PracticeSettings, generator: Generator, val,
     num_classes, image_shape = val.num_classes, val.image_shape
 
     # ---- start, or pick up where a killed run stopped
-    learner, state = _restore(run, checkpoints, s.device, model)
+    def network() -> torch.nn.Module:
+        """An untrained network for a checkpoint to load into: a learner folder never names the
+        code of a custom factory (`--learner module:factory`), so the settings say how to build it."""
+        return copy.deepcopy(model) if model is not None else build_model(s.arch, num_classes, image_shape, s.width)
+
+    learner, state = _restore(run, checkpoints, s.device, network())
     if learner is None:
         fresh = model if model is not None else build_model(s.arch, num_classes, image_shape, s.width, seed=s.seed)
         learner = Learner(fresh, s.train, seed=s.seed, device=s.device)
@@ -156,7 +162,7 @@ def practice(run: RunDir, settings: PracticeSettings, generator: Generator, val,
     state.patience = asdict(patience)
     _checkpoint(run, checkpoints, learner, state)
     points = [_final_point(run, learner, state, val, test, tune)]
-    points += _branch_outs(run, checkpoints, pool, state, val, test, engine, str(learner.device), tune)
+    points += _branch_outs(run, checkpoints, pool, state, val, test, engine, str(learner.device), tune, network)
     points.sort(key=lambda p: p["size"])
     summary = {"settings": s.model_dump(mode="json"), "points": points, "rounds": state.rounds,
                "pool_size": state.pool_size, "steps": state.step, "evals": state.evals,
@@ -219,7 +225,7 @@ def _final_point(run: RunDir, learner: Learner, state: LoopState, val, test, tun
 
 
 def _branch_outs(run: RunDir, checkpoints: Path, pool: Pool, state: LoopState, val, test,
-                 engine: str, device: str, tune=None) -> list[dict[str, Any]]:
+                 engine: str, device: str, tune, network) -> list[dict[str, Any]]:
     """Train every branch-out snapshot to the budget on the data it had; in parallel when asked."""
     done = run.sub("branches")
     todo, positions, points = [], [], []
@@ -228,7 +234,7 @@ def _branch_outs(run: RunDir, checkpoints: Path, pool: Pool, state: LoopState, v
         if target.exists():  # finished before a kill
             points.append(json.loads(target.read_text()))
             continue
-        learner = Learner.load(checkpoints / f"branch-{k:03d}", device="cpu")
+        learner = Learner.load(checkpoints / f"branch-{k:03d}", model=network(), device="cpu")
         data = pool.to_dataset(rounds=list(range(k)))
         todo.append({"round": k, "state": learner.state(), "model": learner.model, "settings": learner.settings,
                      "device": device,
@@ -267,13 +273,6 @@ def _train_branch(item: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- checkpoints
-
-def clear_outputs(run: RunDir) -> None:
-    """Forget an earlier run in this folder (for --overwrite): pool, checkpoints, branch-outs, result."""
-    for name in ("pool", "checkpoints", "branches", "candidates"):
-        shutil.rmtree(run.path / name, ignore_errors=True)
-    (run.path / "result.json").unlink(missing_ok=True)
-
 
 def _save_learner(learner: Learner, directory: Path) -> None:
     if directory.exists():  # a replay after a kill writes the identical snapshot again

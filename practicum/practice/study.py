@@ -363,6 +363,8 @@ def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, ov
                workers: int, bank: Path | None) -> dict[str, Any]:
     from practicum.practice.study_report import write_study_report
 
+    from practicum.validate import data_input, model_input
+
     seconds: dict[str, float] = {}
     if bank is not None:  # an outside bank is complete before the run starts, so its fingerprint is final
         if not settings.shared_bank:
@@ -370,13 +372,13 @@ def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, ov
         val = settings.practice.load_data("val")
         seconds["bank"] = _grow_banks(settings, out, val, engine, bank_capacity(settings, val.num_classes),
                                       workers, bank)
-    with RunDir.create(out, settings.to_yaml(), seed=0, resume=resume, overwrite=overwrite,
-                       command=None, inputs={"bank": bank}) as run:
-        if overwrite:
-            import shutil
 
-            for sub in ("banks", "runs", "figures"):
-                shutil.rmtree(out / sub, ignore_errors=True)
+    inputs = {"--data": data_input(settings.data), "--model": model_input(settings.practice.generator.model),
+              "bank": bank}
+    with RunDir.create(out, settings.to_yaml(), seed=0, resume=resume, overwrite=overwrite,
+                       command=None, inputs=inputs) as run:
+        # the study's own events are derived again on a resume (the runs they summarise are kept)
+        run.trim_metrics(lambda row: row.get("event") not in ("static_plateau", "phase"))
         val = settings.practice.load_data("val")
         executor = get_executor(engine, processes=workers) if engine == "local" else get_executor(engine)
         seconds.setdefault("bank", 0.0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -38,8 +37,6 @@ def theory(
     settings = (TheorySettings.from_yaml(config, **overrides) if config is not None
                 else TheorySettings.build({}, **overrides))
     with RunDir.create(out, settings.to_yaml(), seed=settings.seed, resume=resume, overwrite=overwrite) as run:
-        if overwrite and not resume:
-            shutil.rmtree(run.path / "stages", ignore_errors=True)  # finished stages of the old run
         summary = run_theory(settings, run)
         run.finish(theorem_vs_simulation_max_abs_error=summary["theorem_vs_simulation_max_abs_error"])
     for line in headline(summary):

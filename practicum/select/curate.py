@@ -89,8 +89,13 @@ def _by_kind(kinds, flag) -> dict | None:
 
 
 def _start(config: Settings, out, resume: bool, overwrite: bool) -> RunDir:
+    from practicum.select.pipeline import scores_inputs, source_inputs
+
+    inputs = source_inputs(config.source)
+    if getattr(config, "priority", None) is not None:
+        inputs.update(scores_inputs(config.priority, flag="--priority"))
     return RunDir.create(out, config.to_yaml(), seed=getattr(config, "seed", None), resume=resume,
-                         overwrite=overwrite)
+                         overwrite=overwrite, inputs=inputs)
 
 
 def _finished(run: RunDir, resume: bool, output: str) -> dict | None:

@@ -24,6 +24,7 @@ from practicum.data import RunDir, atomic_write_with, load_source
 from practicum.errors import ConfigError, DataError, RunError
 from practicum.log import echo, logger
 from practicum.select.rater import RaterSettings
+from practicum.validate import data_input, model_input
 
 SCORERS = ("rater", "entropy", "margin", "loss", "el2n", "grand", "forgetting", "aum", "prototypicality",
            "rho_loss", "random")
@@ -120,6 +121,18 @@ def load_split(source: DataSettings, split: str):
     return dataset, kinds
 
 
+def source_inputs(source: DataSettings) -> dict[str, str | Path | None]:
+    """The files a pool is read from, for the run's inputs.json (None: built in, nothing to hash)."""
+    return {"--data": data_input(source.data), "--embeddings": source.embeddings,
+            "--val-embeddings": source.val_embeddings}
+
+
+def scores_inputs(path: str | Path, flag: str = "--scores") -> dict[str, Path]:
+    """A scores file and the summary.json beside it, which may say the scores' direction."""
+    path = Path(path)
+    return {flag: path, f"{flag} summary.json": path.parent / "summary.json"}
+
+
 def open_pools(source: DataSettings):
     """(train pool, val pool) for rating: in-memory images or streamed embeddings."""
     from practicum.select.pool import MemoryPool, ParquetPool
@@ -160,11 +173,12 @@ def run_rate(config: RateConfig, out: str | Path, *, resume: bool = False, overw
 
     resolve_device(config.rater.device)  # fail before loading any data on a device this machine lacks
     train_pool, val_pool = open_pools(config.source)
-    with RunDir.create(out, config.to_yaml(), seed=config.rater.seed, resume=resume, overwrite=overwrite) as run:
+    diffusion_model = config.rater.diffusion_model
+    inputs = {**source_inputs(config.source),
+              "--diffusion-model": None if diffusion_model in ("tiny", "builtin") else model_input(diffusion_model)}
+    with RunDir.create(out, config.to_yaml(), seed=config.rater.seed, resume=resume, overwrite=overwrite,
+                       inputs=inputs) as run:
         checkpoints = run.sub("checkpoints")
-        if overwrite:
-            for stale in checkpoints.glob("*"):
-                stale.unlink()
         trainer = RaterTrainer(config.rater, train_pool.input_shape,
                                max(train_pool.num_classes, val_pool.num_classes))
         start = 0
@@ -301,11 +315,11 @@ def run_score(config: ScoreConfig, out: str | Path, *, engine: str = "local", re
 
     resolve_device(config.device)  # fail before any work on a device this machine lacks
     started = time.time()
-    with RunDir.create(out, config.to_yaml(), seed=config.seed, resume=resume, overwrite=overwrite) as run:
+    inputs = {**source_inputs(config.source), "--rater": config.rater}
+    with RunDir.create(out, config.to_yaml(), seed=config.seed, resume=resume, overwrite=overwrite,
+                       inputs=inputs) as run:
+        run.trim_metrics(lambda row: row.get("event") != "scored")  # a resume logs it again
         parts = run.sub("parts")
-        if overwrite:
-            for stale in parts.glob("*"):
-                stale.unlink()
         if config.scorer == "rater":
             rows = _score_with_rater(config, parts, engine)
         else:
@@ -492,11 +506,16 @@ def run_select(config: SelectConfig, out: str | Path, *, resume: bool = False, o
     keep: float | int = int(config.keep) if config.keep > 1 else float(config.keep)
     if config.keep > 1 and config.keep != int(config.keep):
         raise ConfigError(f"keep {config.keep} is neither a fraction in (0, 1] nor a whole count")
-    with RunDir.create(out, config.to_yaml(), seed=config.seed, resume=resume, overwrite=overwrite) as run:
+    inputs = {**scores_inputs(config.scores), "--pool-laws": config.pool_laws}
+    for spec in config.filters:
+        inputs.update(scores_inputs(spec.rsplit(":", 2)[0], flag=f"--filter {spec}"))
+    with RunDir.create(out, config.to_yaml(), seed=config.seed, resume=resume, overwrite=overwrite,
+                       inputs=inputs) as run:
         existing = run.read_json("summary.json") if resume else None
         if existing is not None and (run.path / "manifest.parquet").exists():
             run.finish()
             return existing
+        run.trim_metrics(lambda row: row.get("event") != "selected")  # killed before summary.json: logged again
         adaptive_info = None
         notes: list[str] = []
         mask = _filter_mask(config, columns, scores)
@@ -554,8 +573,8 @@ def run_select(config: SelectConfig, out: str | Path, *, resume: bool = False, o
             kinds = columns["kind"].astype(str)
             summary["kind_counts"] = {k: {"pool": int((kinds == k).sum()), "selected": int((kinds[chosen] == k).sum())}
                                       for k in sorted(set(kinds.tolist()))}
-        run.write_json("summary.json", summary)
         run.log_metric({"event": "selected", "selected": len(chosen)})
+        run.write_json("summary.json", summary)  # last: with the manifest, it marks the run done
         run.finish()
     return summary
 
