@@ -279,6 +279,7 @@ def main() -> None:
     if "judge" not in skip:
         judge, judge_acc = train_judge(args.judge_steps)
         state["judge"] = judge_entropies(judge, judge_acc, by_strategy, variants)
+    executor.close()
     save("done")
 
 

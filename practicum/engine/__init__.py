@@ -88,8 +88,9 @@ class LocalExecutor:
     """On this machine: in-process, one item after another (the default), or with `processes > 1`
     independent items (no `setup`) in that many worker processes at once, one item per process.
 
-    Worker processes are started fresh (spawn) for each call and run every item under the same
-    `run_item` as in-process, so the bytes do not depend on `processes`."""
+    Worker processes are started (spawn) on the first call, kept for later calls until `close`,
+    and run every item under the same `run_item` as in-process (which re-seeds the global
+    generators per item), so the bytes do not depend on `processes` or on which worker ran what."""
 
     name = "local"
 
@@ -98,6 +99,7 @@ class LocalExecutor:
             raise ConfigError(f"processes must be at least 1, got {processes}", "use 1 (in-process) or more")
         self.threads = threads
         self.processes = int(processes)
+        self._pool = None  # worker processes (processes > 1), kept across calls until close()
         self._state: tuple[tuple[str, int], Any] | None = None  # ((setup key, threads), state) of the last setup
 
     def _state_for(self, setup: Callable[[], Any], threads: int) -> Any:
@@ -132,13 +134,10 @@ class LocalExecutor:
                 yield position, outcome.unwrap()
 
     def _imap_processes(self, fn, items, positions, threads, description) -> Iterator[tuple[int, Any]]:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import as_completed
 
-        workers = min(self.processes, len(items))
-        context = multiprocessing.get_context("spawn")  # no forked torch state: each worker starts clean
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool, \
-                progress_bar(description, len(items)) as advance:
+        pool = self._worker_pool()
+        with progress_bar(description, len(items)) as advance:
             futures = {pool.submit(run_item, fn, item, position, threads): position
                        for position, item in zip(positions, items)}
             try:
@@ -150,8 +149,25 @@ class LocalExecutor:
                     future.cancel()
                 raise
 
+    def _worker_pool(self):
+        """The worker processes, started on first use and kept until `close` (starting one costs seconds)."""
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            context = multiprocessing.get_context("spawn")  # no forked torch state: each worker starts clean
+            self._pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=context)
+        return self._pool
+
     def close(self) -> None:
         self._state = None
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def __del__(self) -> None:
+        if getattr(self, "_pool", None) is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> "LocalExecutor":
         return self

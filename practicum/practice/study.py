@@ -23,6 +23,7 @@ back, so `--resume` after a kill only redoes what was not finished.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import resource
 import time
@@ -251,7 +252,11 @@ def build_bank(s: StudySettings, out: Path, seed: int | str, data, engine: str, 
         generator.executor = get_executor("local", processes=workers)
     k = len(pool.shards())
     labels = balanced_labels(have, size - have, data.num_classes)
-    out_gen = generator(Request(labels=labels, omega=0.0, seed=shard_seed(seed, 0, k), start=have))
+    try:
+        out_gen = generator(Request(labels=labels, omega=0.0, seed=shard_seed(seed, 0, k), start=have))
+    finally:
+        if generator.executor is not None:
+            generator.executor.close()
     pool.append(f"bank-{k:03d}", out_gen.images, labels, seeds=seed,
                 settings={"seconds_per_image": out_gen.seconds / len(labels), "gen_seconds": out_gen.seconds})
     return pool
@@ -376,11 +381,13 @@ def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, ov
     inputs = {"--data": data_input(settings.data), "--model": model_input(settings.practice.generator.model),
               "bank": bank}
     with RunDir.create(out, settings.to_yaml(), seed=0, resume=resume, overwrite=overwrite,
-                       command=None, inputs=inputs) as run:
+                       command=None, inputs=inputs) as run, contextlib.ExitStack() as stack:
         # the study's own events are derived again on a resume (the runs they summarise are kept)
         run.trim_metrics(lambda row: row.get("event") not in ("static_plateau", "phase"))
         val = settings.practice.load_data("val")
         executor = get_executor(engine, processes=workers) if engine == "local" else get_executor(engine)
+        if engine == "local":  # its worker processes end with the study
+            stack.callback(executor.close)
         seconds.setdefault("bank", 0.0)
         if settings.shared_bank:
             seconds["bank"] += _grow_banks(settings, out, val, engine, bank_capacity(settings, val.num_classes),
