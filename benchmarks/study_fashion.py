@@ -157,6 +157,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5, help="reported seeds 0..seeds-1 (>= 5 for intervals)")
     parser.add_argument("--tune-seeds", type=str, default="100", help="seeds of the tune sweep (never reported)")
     parser.add_argument("--extra-seeds", type=int, default=3, help="seeds of the prune-ratio and ablation rows")
+    parser.add_argument("--strategies", type=str, default="static,dp,vanilla,prune",
+                        help="the study's strategies on all seeds; dynamic-vanilla and prune x4 left out here run "
+                             "as rows on --extra-seeds instead")
     parser.add_argument("--workers", type=int, default=2, help="runs at once (one process, one thread each)")
     parser.add_argument("--model", type=str, default=None, help="generator (default: builtin:fashion)")
     parser.add_argument("--out", type=Path, default=None)
@@ -229,7 +232,9 @@ def main() -> None:
         save("tune")
 
     # ---- 2. the study with the chosen DP, on the reported seeds
-    settings = study_settings(_merge(values, {"practice": chosen}), seeds=args.seeds, data="fashion")
+    strategies = [v for v in args.strategies.split(",") if v]
+    settings = study_settings(_merge(values, {"practice": chosen, "strategies": strategies}), seeds=args.seeds,
+                              data="fashion")
     study = out / "study"
     summary = run_study(study, settings, resume=args.resume or study.exists(), overwrite=False,
                         workers=args.workers, bank=out / "bank")
@@ -244,11 +249,19 @@ def main() -> None:
     save("study")
 
     extra = list(range(min(args.extra_seeds, args.seeds)))
+    if "vanilla" not in strategies:  # the ω = 0 control on fewer seeds
+        runs = executor.map(run_one, variant_runs(settings, out, "dynamic-vanilla", "dp", {"omega": 0.0}, extra),
+                            description="dynamic-vanilla")
+        by_strategy["vanilla"] = variants["ω = 0 (dynamic-vanilla)"] = runs
+        state["rows"].append(row_for("ω = 0 (dynamic-vanilla)", runs, statics, start))
+        save("dynamic-vanilla")
     # ---- 3. generate-then-prune at the other oversampling ratios
     if "prune" not in skip:
         from practicum.practice import analysis
 
         ratios = (2,) if args.budget == "smoke" else PRUNE_RATIOS
+        if "prune" not in strategies:
+            ratios = (4, *ratios)
         labels = [f"generate-then-prune x{r}" for r in ratios]
         items = [i for r, k in zip(ratios, labels) for i in variant_runs(settings, out, k, "prune",
                                                                           {"ratio": float(r)}, extra)]

@@ -393,30 +393,47 @@ def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, ov
             seconds["bank"] += _grow_banks(settings, out, val, engine, bank_capacity(settings, val.num_classes),
                                            workers, bank)
 
-        # static first, one grid size at a time: the grid stops (and the target is fixed) from static alone
+        # Static first, size by size: the grid stops (and the target is fixed) from static alone. With
+        # worker processes and a shared bank nothing waits on that: the dynamic runs go out with the
+        # first static sizes, and two grid sizes go out at once (a size past the stop is run but
+        # ignored), so no worker idles while the grid decides.
+        parallel = workers > 1 and engine == "local" and settings.shared_bank
+        dynamic = plan_runs(settings, out, bank)
+        dynamic_results: list[dict[str, Any]] | None = None
         results, grid, plateau = [], static_grid(settings), None
-        seconds["static"] = 0.0
-        for i, size in enumerate(grid):
+        seconds["static"] = seconds["dynamic"] = 0.0
+        i = 0
+        while i < len(grid) and plateau is None:
+            batch = grid[i:i + (2 if parallel else 1)]
             if not settings.shared_bank:
-                seconds["bank"] += _grow_banks(settings, out, val, engine, size, workers)
+                seconds["bank"] += _grow_banks(settings, out, val, engine, batch[-1], workers)
             started = time.perf_counter()
-            items = [static_item(settings, out, seed, size, bank) for seed in range(settings.seeds)]
-            results += executor.map(run_one, items, description=f"static n={size}")
-            seconds["static"] += time.perf_counter() - started
-            if settings.static_sizes is None and i > 0:
-                by_seed = analysis.per_seed(_points(results), "static", "val_accuracy")
-                if plateau_reached(by_seed, grid[i - 1], size, len(val.labels)):
-                    plateau = {"smaller": grid[i - 1], "larger": size}
-                    run.log_metric({"event": "static_plateau", **plateau})
-                    break
+            items = [static_item(settings, out, seed, size, bank) for size in batch for seed in range(settings.seeds)]
+            extra = dynamic if parallel and dynamic_results is None else []
+            done = executor.map(run_one, extra + items, description="static n=" + ", ".join(map(str, batch)))
+            seconds["static" if not extra else "dynamic"] += time.perf_counter() - started
+            if extra:
+                dynamic_results, done = done[:len(extra)], done[len(extra):]
+            for k, size in enumerate(batch):
+                results += done[k * settings.seeds:(k + 1) * settings.seeds]
+                j = i + k
+                if settings.static_sizes is None and j > 0:
+                    by_seed = analysis.per_seed(_points(results), "static", "val_accuracy")
+                    if plateau_reached(by_seed, grid[j - 1], size, len(val.labels)):
+                        plateau = {"smaller": grid[j - 1], "larger": size}
+                        run.log_metric({"event": "static_plateau", **plateau})
+                        break
+            i += len(batch)
 
-        if not settings.shared_bank:
-            seconds["bank"] += _grow_banks(settings, out, val, engine, max(settings.practice.initial_size,
-                                                                          prune_need(settings, val.num_classes)),
-                                           workers)
-        started = time.perf_counter()
-        results += executor.map(run_one, plan_runs(settings, out, bank), description="dynamic runs")
-        seconds["dynamic"] = time.perf_counter() - started
+        if dynamic_results is None:
+            if not settings.shared_bank:
+                seconds["bank"] += _grow_banks(settings, out, val, engine, max(settings.practice.initial_size,
+                                                                              prune_need(settings, val.num_classes)),
+                                               workers)
+            started = time.perf_counter()
+            dynamic_results = executor.map(run_one, dynamic, description="dynamic runs")
+            seconds["dynamic"] += time.perf_counter() - started
+        results += dynamic_results
         run.log_metric({"event": "phase", "phase": "runs", "seconds": seconds})
 
         started = time.perf_counter()
