@@ -244,6 +244,8 @@ def test_tiny_study_end_to_end(tmp_path, tiny_model):
     # resume: every run is finished, so nothing is trained again and the numbers are the same
     again = run_study(out, settings, resume=True)
     assert again["data_multiplier"] == summary["data_multiplier"]
+    # a bare `study --resume` reads the study's own config.yaml (it was not started with the defaults)
+    assert _cli("study", "--out", str(out), "--resume") == 0
 
 
 def _cli(*args):
@@ -258,7 +260,8 @@ def _cli(*args):
 
 def test_practice_cli_runs_and_resumes(tmp_path, tiny_model, capsys):
     out = tmp_path / "dp"
-    args = ["practice", "--out", str(out), "--model", tiny_model, "--iterations", "30", "--initial-size", "20",
+    args = ["practice", "--out", str(out), "--data", "digits", "--model", tiny_model, "--iterations", "30",
+            "--initial-size", "20",
             "--add-size", "10", "--t-init", "1", "--arch", "mlp", "--max-rounds", "2"]
     assert _cli(*args) == 0
     first = capsys.readouterr().out
@@ -276,6 +279,17 @@ def test_practice_cli_runs_and_resumes(tmp_path, tiny_model, capsys):
     assert capsys.readouterr().out.splitlines()[:-1] == first.splitlines()[:-1]
     assert _cli("practice", "--resume", str(tmp_path / "missing")) == 2
     assert _cli("study", "--help") == 0
+
+
+def test_every_command_defaults_to_fashion_and_says_so_in_its_help(capsys):
+    from practicum.practice.settings import PracticeSettings
+    from practicum.practice.study import StudySettings
+
+    assert PracticeSettings().data == StudySettings().data == "fashion"
+    for command in (["practice"], ["study"], ["generate"], ["diffusion", "train"]):
+        assert _cli(*command, "--help") == 0
+        text = " ".join(capsys.readouterr().out.split())
+        assert "fashion" in text and ("fashion (default)" in text or "else fashion" in text), command
 
 
 def _tiny_sd_folder(path, num_classes=3):
