@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from practicum.errors import ConfigError, DataError
+from practicum.log import progress
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:
@@ -39,7 +40,8 @@ def perceptual_hash(images, hash_size: int = 8, resize: int = 32) -> np.ndarray:
         raise ConfigError(f"resize {resize} must be a multiple of hash_size {hash_size} (>= 2)")
     factor = resize // hash_size
     return np.stack([imagehash.phash(Image.fromarray(_to_uint8(im)), hash_size=hash_size,
-                                     highfreq_factor=factor).hash.reshape(-1) for im in x])
+                                     highfreq_factor=factor).hash.reshape(-1)
+                     for im in progress(x, "hashing images")])
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -59,7 +61,7 @@ def hash_dedup(hashes, max_distance: int = 4, priority=None, chunk: int = 2048) 
     order = np.arange(n) if priority is None else np.lexsort((np.arange(n), -np.asarray(priority, float)))
     keep = np.zeros(n, dtype=bool)
     kept: list[int] = []
-    for start in range(0, n, chunk):
+    for start in progress(range(0, n, chunk), "comparing hashes"):
         block = order[start:start + chunk]
         # against everything kept in earlier blocks at once, then greedily inside the block
         near_old = (hamming(h[block], h[kept]) <= max_distance).any(axis=1) if kept else np.zeros(len(block), bool)
@@ -87,7 +89,7 @@ def semdedup(embeddings, eps: float = 0.05, n_clusters: int = 10, seed: int = 0)
     k = max(1, min(n_clusters, len(x)))
     model = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(x)
     keep = np.zeros(len(x), dtype=bool)
-    for c in range(k):
+    for c in progress(range(k), "deduplicating clusters"):
         members = np.flatnonzero(model.labels_ == c)
         centre = model.cluster_centers_[c] / max(np.linalg.norm(model.cluster_centers_[c]), 1e-12)
         members = members[np.lexsort((members, x[members] @ centre))]  # least central first

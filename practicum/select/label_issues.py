@@ -33,8 +33,11 @@ def _probs_labels(probs, labels) -> tuple[np.ndarray, np.ndarray]:
 
 def out_of_sample_probs(features, labels, *, folds: int = 5, seed: int = 0, model=None) -> np.ndarray:
     """Cross-validated predict_proba of `model` (default: logistic regression) on (N, D) features."""
+    from sklearn.base import clone
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import StratifiedKFold
+
+    from practicum.log import progress
 
     x = np.asarray(features, dtype=np.float64).reshape(len(labels), -1)
     y = np.asarray(labels, dtype=np.int64)
@@ -42,7 +45,11 @@ def out_of_sample_probs(features, labels, *, folds: int = 5, seed: int = 0, mode
         raise ConfigError(f"out-of-sample probabilities need >= 2 folds, not {folds}")
     model = model if model is not None else LogisticRegression(max_iter=500)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return cross_val_predict(model, x, y, cv=splitter, method="predict_proba")
+    probs = np.zeros((len(y), int(y.max()) + 1))
+    for fit_rows, held_out in progress(list(splitter.split(x, y)), f"out-of-sample probabilities ({folds} folds)"):
+        fold_model = clone(model).fit(x[fit_rows], y[fit_rows])
+        probs[np.ix_(held_out, fold_model.classes_)] = fold_model.predict_proba(x[held_out])
+    return probs
 
 
 def per_class_thresholds(probs, labels) -> np.ndarray:

@@ -474,6 +474,7 @@ def run_select(config: SelectConfig, out: str | Path, *, resume: bool = False, o
     import pyarrow.parquet as pq
 
     from practicum.select import selectors as sel
+    from practicum.select.skew import class_rank_warning
 
     columns = read_scores(config.scores)
     scores = columns["score"]
@@ -542,13 +543,16 @@ def run_select(config: SelectConfig, out: str | Path, *, resume: bool = False, o
         bottom = sel.bottom_warning(summary["inclusion_by_decile"], len(chosen) / len(scores))
         if bottom is not None and config.strategy not in ("bottom-k", "random") and not any("bottom 30" in n for n in notes):
             notes.append(bottom)
+        if labels is not None:
+            summary["class_rank_share"] = round(sel.class_rank_share(raw_scores, labels), 4)
+            by_class = class_rank_warning(summary["class_rank_share"], balanced=bool(balance))
+            notes.extend([by_class] if by_class else [])
         for note in notes:
             logger.warning("%s", note)
         summary["warnings"] = notes
         if adaptive_info is not None:
             summary["adaptive"] = adaptive_info
         if labels is not None:
-            summary["class_rank_share"] = round(sel.class_rank_share(raw_scores, labels), 4)
             summary["class_counts"] = np.bincount(labels[chosen], minlength=labels.max() + 1).tolist()
         if "kind" in columns:
             kinds = columns["kind"].astype(str)
