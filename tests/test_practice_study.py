@@ -142,6 +142,27 @@ def test_fitted_multiplier_uses_one_family_for_both_and_a_paired_jackknife():
     assert analysis.fitted_multiplier(few)["ci"] is None
 
 
+def _two_seeds(dp_curve):
+    static = {10: 0.5, 20: 0.6, 40: 0.7}
+    return [p for seed in (0, 1) for p in _pts("static", static, seed) + _pts("dp", dp_curve, seed)]
+
+
+def test_the_verdict_says_in_words_whether_dp_reached_static():
+    from practicum.practice.study import headline, verdict
+
+    # static's best is 70% at 40 images; DP reaches 70% at 20 images in both seeds: 40/20 = 2x
+    reached = {"data_multiplier_detail": analysis.data_multiplier(_two_seeds({10: 0.5, 20: 0.7, 40: 0.75}))}
+    assert verdict(reached) == ("DP reached static's best accuracy (70.0% at 40 images) with 2.0× fewer images "
+                                "(per seed: 2.0×, 2.0×)")
+    short = {"data_multiplier_detail": analysis.data_multiplier(_two_seeds({10: 0.5, 20: 0.55, 40: 0.6}))}
+    assert verdict(short).startswith("DP did not reach static's best accuracy (70.0% at 40 images) within its "
+                                     "budget in any of 2 seeds")
+    # the interval column holds an interval or a dash; why there is none is in the detail
+    for rows in (headline(reached), headline(short)):
+        assert all(r["95% interval"] == "—" for r in rows)
+        assert "no interval:" in rows[0]["detail"]
+
+
 def test_static_grid_is_geometric_and_stops_at_the_one_se_plateau():
     from practicum.practice.study import plateau_reached, static_grid, study_settings
 
@@ -215,7 +236,7 @@ def test_generate_then_prune(tmp_path):
 
 # ---------------------------------------------------------------- end to end with a real (tiny) diffusion model
 
-def test_tiny_study_end_to_end(tmp_path, tiny_model):
+def test_tiny_study_end_to_end(tmp_path, tiny_model, capsys):
     from practicum.practice.study import print_summary, run_study, study_settings
 
     settings = study_settings({"data": "digits", "seeds": 2, "static_sizes": [20, 40], "prune_ratio": 2,
@@ -240,7 +261,13 @@ def test_tiny_study_end_to_end(tmp_path, tiny_model):
     assert max(dp_pool_rounds) >= 1  # guided rounds really ran through the diffusion model
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64") == 4
+    capsys.readouterr()
     print_summary(summary, out)
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(("DP reached static's best accuracy", "DP did not reach static's best accuracy"))
+    import html as html_module
+
+    assert html_module.escape(first) in html  # the report opens with the same sentence
     # resume: every run is finished, so nothing is trained again and the numbers are the same
     again = run_study(out, settings, resume=True)
     assert again["data_multiplier"] == summary["data_multiplier"]
