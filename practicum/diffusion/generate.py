@@ -165,13 +165,16 @@ def _default_guide(run: RunDir, settings: GenerateSettings) -> Path:
         learner = Learner.load(partial)
         logger.info("resuming the guide classifier at step %d of %d", learner.step, settings.guide_steps)
     else:
-        logger.info("training the default guide classifier on the %s train split (%d steps)",
-                    settings.data, settings.guide_steps)
+        logger.info("no --learner given: training the default guide classifier on the %s train split first "
+                    "(%d steps, once; cached in %s, or pass --learner to skip it)",
+                    settings.data, settings.guide_steps, folder)
         model = build_model(settings.guide_arch, train.num_classes, train.image_shape, seed=settings.seed)
         learner = Learner(model, TrainSettings.build(steps=settings.guide_steps), seed=settings.seed, device="cpu")
     while learner.step < settings.guide_steps:
         learner.fit(train, steps=min(GUIDE_CHECKPOINT_EVERY, settings.guide_steps - learner.step),
-                    description="training the guide classifier")
+                    description=f"guide classifier, steps {learner.step + 1}-"
+                                f"{min(learner.step + GUIDE_CHECKPOINT_EVERY, settings.guide_steps)} "
+                                f"of {settings.guide_steps}")
         if learner.step < settings.guide_steps:
             learner.save(partial)
     val = load_source(settings.data, "val")

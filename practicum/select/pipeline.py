@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from pydantic import field_validator
+
 from practicum.config import Settings
 from practicum.data import RunDir, atomic_write_with, load_source
 from practicum.errors import ConfigError, DataError, RunError
@@ -44,6 +46,12 @@ class RateConfig(Settings):
     source: DataSettings = DataSettings()
     # the paper's proxy is a generator: the diffusion proxy (ε-MSE over K fixed draws per id) by default
     rater: RaterSettings = RaterSettings(proxy="diffusion")
+
+    @field_validator("rater", mode="before")
+    @classmethod
+    def _diffusion_proxy_unless_named(cls, value: Any) -> Any:
+        """Rater settings that do not name a proxy (a CLI run, a partial YAML) get the diffusion proxy too."""
+        return {**value, "proxy": "diffusion"} if isinstance(value, dict) and "proxy" not in value else value
 
 
 class ScoreConfig(Settings):
