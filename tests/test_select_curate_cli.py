@@ -132,3 +132,19 @@ def test_select_warns_when_the_score_ranks_classes(tmp_path):
         summary = json.loads((tmp_path / name / "summary.json").read_text())
         flagged = any("mostly ranks classes" in w for w in summary["warnings"])
         assert flagged is (summary["class_rank_share"] > 0.5) and flagged is (name == "by_class")
+
+
+def test_ctrl_c_before_the_first_result_removes_the_run_and_says_resume_starts_afresh(tmp_path, capsys,
+                                                                                       monkeypatch):
+    from practicum.select import curate
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "d"
+    monkeypatch.setattr(curate, "load_features", interrupted)
+    assert run_cli("dedup", "--out", str(out), "--data", "digits", "--limit", "50") == 130
+    assert not out.exists() and "starts it afresh" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert run_cli("dedup", "--out", str(out), "--data", "digits", "--limit", "50", "--resume") == 0
+    assert json.loads((out / "summary.json").read_text())["examples"] == 50
