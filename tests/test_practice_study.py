@@ -294,6 +294,7 @@ def test_practice_cli_runs_and_resumes(tmp_path, tiny_model, capsys):
     first = capsys.readouterr().out
     assert "rounds, pool" in first
     assert json.loads((out / "run.json").read_text())["status"] == "finished"
+    assert (out / "checkpoints" / "step-00000030" / "learner.json").is_file()  # the README's --learner path
     assert _cli(*args) == 2  # the folder holds a run: refused without --resume/--overwrite
     assert _cli(*[a if a != "2" else "1" for a in args], "--overwrite") == 0  # a fresh run, not the old one
     assert json.loads((out / "result.json").read_text())["rounds"] <= 1
