@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _interrupted() -> None:
-    console.print("interrupted: the run directory keeps what was finished; rerun with --resume")
+    console.print("interrupted: rerun with --resume to continue from what was finished (a run stopped before "
+                  "its first result is removed, so --resume starts it afresh)")
     sys.exit(130)
 
 

@@ -49,6 +49,17 @@ class Settings(BaseModel):
         refuse_code_names(values, path)
         return cls.build(values, **overrides)
 
+    @classmethod
+    def base_values(cls, config: str | Path | None, out: str | Path, resume: bool) -> dict[str, Any]:
+        """What a command's flags update (one `--resume` behaviour for every command): the values --config
+        sets, else on --resume the run's own config.yaml (so a bare --resume continues as started), else none."""
+        if config is not None:
+            cls.from_yaml(config)  # a bad file fails here, with its own message
+            return yaml.safe_load(Path(config).read_text()) or {}
+        if resume and (Path(out) / "config.yaml").is_file():
+            return cls.from_yaml(Path(out) / "config.yaml").model_dump(mode="json")
+        return {}
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 

@@ -17,8 +17,8 @@ from tiny_models import TINY_UNET
 
 
 def _train_settings(**extra):
-    return DiffusionTrainSettings.build({"steps": 6, "batch_size": 8, "checkpoint_every": 3, "warmup": 2,
-                                         "unet": TINY_UNET, **extra})
+    return DiffusionTrainSettings.build({"data": "digits", "steps": 6, "batch_size": 8, "checkpoint_every": 3,
+                                         "warmup": 2, "unet": TINY_UNET, **extra})
 
 
 def test_train_writes_weights_and_sidecar(tmp_path):
@@ -151,13 +151,20 @@ def test_a_generator_trained_on_own_data_is_a_model_every_command_opens(tmp_path
     den = load_denoiser(str(tmp_path / "gen"))
     assert den.num_classes == 3 and den.null_class == 3 and den.class_names == ("cat", "dog", "owl")
     assert den.image_shape == (1, 12, 12) and not any(p.requires_grad for p in den.parameters())
-    made = runner.invoke(app, ["generate", "--n", "6", "--model", str(tmp_path / "gen"), "--data", f"npz:{data}",
+    # no --data: generate takes the data the model's sidecar records, and says so
+    made = runner.invoke(app, ["generate", "--n", "6", "--model", str(tmp_path / "gen"),
                                "--steps", "2", "--omega", "0.05", "--out", str(tmp_path / "g"),
                                "--config", str(_guide_config(tmp_path))])
     assert made.exit_code == 0, made.output
+    assert f"using npz:{data}, the data" in made.output
     from practicum.data.pool import Pool
 
     assert Pool(tmp_path / "g" / "pool").index()["label"].tolist() == [0, 1, 2, 0, 1, 2]
+    assert yaml.safe_load((tmp_path / "g" / "config.yaml").read_text())["data"] == f"npz:{data}"
+    # a bare --resume (no --n, --model or --config) continues with the run's own settings
+    again = runner.invoke(app, ["generate", "--out", str(tmp_path / "g"), "--resume"])
+    assert again.exit_code == 0, again.output
+    assert "6 examples" in again.output and len(Pool(tmp_path / "g" / "pool").index()) == 6
 
 
 def _guide_config(tmp_path):

@@ -244,11 +244,12 @@ def test_paired_differences_need_five_seeds_for_an_interval():
 
 
 def test_herding_by_hand():
-    from practicum.distill.generate import herding, real_selection
+    from practicum.distill.generate import real_selection
+    from practicum.select.coverage import herding_order
 
     f = np.array([[0.5], [10.0], [3.0], [6.5], [-10.0]])  # mean 2
     # step 1: the row nearest 2 is 3.0 (row 2); step 2: (3 + r)/2 nearest 2 → r = 0.5 (row 0)
-    assert herding(f, 2).tolist() == [2, 0]
+    assert herding_order(f, 2).tolist() == [2, 0]
     rows = np.array([10, 11, 12, 13, 14])
     assert real_selection("herding", rows, 2, None, seed=0, features=f).tolist() == [12, 10]
 

@@ -142,6 +142,27 @@ def test_fitted_multiplier_uses_one_family_for_both_and_a_paired_jackknife():
     assert analysis.fitted_multiplier(few)["ci"] is None
 
 
+def _two_seeds(dp_curve):
+    static = {10: 0.5, 20: 0.6, 40: 0.7}
+    return [p for seed in (0, 1) for p in _pts("static", static, seed) + _pts("dp", dp_curve, seed)]
+
+
+def test_the_verdict_says_in_words_whether_dp_reached_static():
+    from practicum.practice.study import headline, verdict
+
+    # static's best is 70% at 40 images; DP reaches 70% at 20 images in both seeds: 40/20 = 2x
+    reached = {"data_multiplier_detail": analysis.data_multiplier(_two_seeds({10: 0.5, 20: 0.7, 40: 0.75}))}
+    assert verdict(reached) == ("DP reached static's best accuracy (70.0% at 40 images) with 2.0× fewer images "
+                                "(per seed: 2.0×, 2.0×)")
+    short = {"data_multiplier_detail": analysis.data_multiplier(_two_seeds({10: 0.5, 20: 0.55, 40: 0.6}))}
+    assert verdict(short).startswith("DP did not reach static's best accuracy (70.0% at 40 images) within its "
+                                     "budget in any of 2 seeds")
+    # the interval column holds an interval or a dash; why there is none is in the detail
+    for rows in (headline(reached), headline(short)):
+        assert all(r["95% interval"] == "—" for r in rows)
+        assert "no interval:" in rows[0]["detail"]
+
+
 def test_static_grid_is_geometric_and_stops_at_the_one_se_plateau():
     from practicum.practice.study import plateau_reached, static_grid, study_settings
 
@@ -215,7 +236,7 @@ def test_generate_then_prune(tmp_path):
 
 # ---------------------------------------------------------------- end to end with a real (tiny) diffusion model
 
-def test_tiny_study_end_to_end(tmp_path, tiny_model):
+def test_tiny_study_end_to_end(tmp_path, tiny_model, capsys):
     from practicum.practice.study import print_summary, run_study, study_settings
 
     settings = study_settings({"data": "digits", "seeds": 2, "static_sizes": [20, 40], "prune_ratio": 2,
@@ -240,10 +261,18 @@ def test_tiny_study_end_to_end(tmp_path, tiny_model):
     assert max(dp_pool_rounds) >= 1  # guided rounds really ran through the diffusion model
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64") == 5  # four figures and the same-noise DP/vanilla pairs
+    capsys.readouterr()
     print_summary(summary, out)
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(("DP reached static's best accuracy", "DP did not reach static's best accuracy"))
+    import html as html_module
+
+    assert html_module.escape(first) in html  # the report opens with the same sentence
     # resume: every run is finished, so nothing is trained again and the numbers are the same
     again = run_study(out, settings, resume=True)
     assert again["data_multiplier"] == summary["data_multiplier"]
+    # a bare `study --resume` reads the study's own config.yaml (it was not started with the defaults)
+    assert _cli("study", "--out", str(out), "--resume") == 0
 
 
 def _cli(*args):
@@ -258,12 +287,14 @@ def _cli(*args):
 
 def test_practice_cli_runs_and_resumes(tmp_path, tiny_model, capsys):
     out = tmp_path / "dp"
-    args = ["practice", "--out", str(out), "--model", tiny_model, "--iterations", "30", "--initial-size", "20",
+    args = ["practice", "--out", str(out), "--data", "digits", "--model", tiny_model, "--iterations", "30",
+            "--initial-size", "20",
             "--add-size", "10", "--t-init", "1", "--arch", "mlp", "--max-rounds", "2"]
     assert _cli(*args) == 0
     first = capsys.readouterr().out
     assert "rounds, pool" in first
     assert json.loads((out / "run.json").read_text())["status"] == "finished"
+    assert (out / "checkpoints" / "step-00000030" / "learner.json").is_file()  # the README's --learner path
     assert _cli(*args) == 2  # the folder holds a run: refused without --resume/--overwrite
     assert _cli(*[a if a != "2" else "1" for a in args], "--overwrite") == 0  # a fresh run, not the old one
     assert json.loads((out / "result.json").read_text())["rounds"] <= 1
@@ -276,6 +307,17 @@ def test_practice_cli_runs_and_resumes(tmp_path, tiny_model, capsys):
     assert capsys.readouterr().out.splitlines()[:-1] == first.splitlines()[:-1]
     assert _cli("practice", "--resume", str(tmp_path / "missing")) == 2
     assert _cli("study", "--help") == 0
+
+
+def test_every_command_defaults_to_fashion_and_says_so_in_its_help(capsys):
+    from practicum.practice.settings import PracticeSettings
+    from practicum.practice.study import StudySettings
+
+    assert PracticeSettings().data == StudySettings().data == "fashion"
+    for command in (["practice"], ["study"], ["generate"], ["diffusion", "train"]):
+        assert _cli(*command, "--help") == 0
+        text = " ".join(capsys.readouterr().out.split())
+        assert "fashion" in text and ("fashion (default)" in text or "else fashion" in text), command
 
 
 def _tiny_sd_folder(path, num_classes=3):

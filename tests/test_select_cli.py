@@ -14,7 +14,8 @@ from practicum.select.pool import write_embeddings
 @pytest.fixture(scope="module")
 def rater_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("rate") / "rater"
-    code = run_cli("rate", "--out", str(out), "--data", "digits", "--defects", "--epochs", "2", "--iterations-per-epoch", "2",
+    code = run_cli("rate", "--out", str(out), "--data", "digits", "--defects", "--proxy", "classifier", "--epochs", "2",
+                   "--iterations-per-epoch", "2",
                    "--batch-size", "32")
     assert code == 0
     return out

@@ -191,3 +191,10 @@ def test_commands_default_to_the_web_fashion_pool_with_the_diffusion_proxy():
     assert pipeline.ScoreConfig().mode == "instance"
     select = pipeline.SelectConfig(scores="x")
     assert select.shape == "figure" and select.balance is None and select.strategy == "shift-gsample"
+
+
+def test_a_rate_run_that_names_no_proxy_gets_the_diffusion_proxy():
+    """The CLI passes its rater flags as a dict; one without --proxy must not fall back to the classifier."""
+    assert pipeline.RateConfig.build({"rater": {}}).rater.proxy == "diffusion"
+    assert pipeline.RateConfig.build({"rater": {"epochs": 2}}).rater.proxy == "diffusion"
+    assert pipeline.RateConfig.build({"rater": {"proxy": "classifier"}}).rater.proxy == "classifier"

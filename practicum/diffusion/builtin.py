@@ -172,6 +172,14 @@ def is_trained_folder(folder: Path) -> bool:
     return (folder / TRAINED_WEIGHTS).is_file() and (folder / TRAINED_SIDECAR).is_file()
 
 
+def recorded_data(model: str) -> str | None:
+    """The data a `practicum diffusion train` folder records it was trained on (None for other models)."""
+    folder = Path(model)
+    if model.startswith("builtin") or not is_trained_folder(folder):
+        return None
+    return read_sidecar(folder / TRAINED_SIDECAR).get("data")
+
+
 def load_trained(folder: Path) -> PixelUNetDenoiser:
     """The model in a folder written by `practicum diffusion train`."""
     return load_builtin(folder / TRAINED_WEIGHTS, folder / TRAINED_SIDECAR)

@@ -28,9 +28,9 @@ def register(app: typer.Typer) -> None:
     @diffusion.command("train")
     def train(
         out: Path = typer.Option(..., "--out", parser=out_option, help="Run directory; the weights land in OUT/denoiser.safetensors (+ denoiser.json); --model OUT opens it."),
-        data: Optional[str] = typer.Option(None, help="Training data (its train split only): digits (default), fashion, "
-                                                       "folder:PATH or npz:PATH."),
-        steps: Optional[int] = typer.Option(None, help="Optimiser steps (default 3000)."),
+        data: Optional[str] = typer.Option(None, help="Training data (its train split only): fashion (default), "
+                                                       "digits, folder:PATH or npz:PATH."),
+        steps: Optional[int] = typer.Option(None, help="Optimiser steps (default: 6000 for fashion, 3000 otherwise)."),
         batch_size: Optional[int] = typer.Option(None, help="Batch size (default 64)."),
         lr: Optional[float] = typer.Option(None, help="Peak learning rate (default 1e-3)."),
         seed: Optional[int] = typer.Option(None, help="Seed of the weights, batches and noise (default 0)."),
@@ -48,8 +48,7 @@ def register(app: typer.Typer) -> None:
         if threads is not None:
             torch.set_num_threads(threads)
         overrides = dict(data=data, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
-        settings = (DiffusionTrainSettings.from_yaml(config, **overrides) if config
-                    else DiffusionTrainSettings.build(**overrides))
+        settings = DiffusionTrainSettings.build(DiffusionTrainSettings.base_values(config, out, resume), **overrides)
         weights = train_diffusion(settings, out, resume=resume, overwrite=overwrite, command=_command_line())
         echo(f"weights: {weights}")
         echo(f"sidecar: {weights.with_suffix('.json')}")
@@ -67,7 +66,8 @@ def register(app: typer.Typer) -> None:
         model: Optional[str] = typer.Option(None, help="'builtin' (default: the built-in generator of --data), a "
                                                        "`practicum diffusion train` folder or a local diffusers folder."),
         data: Optional[str] = typer.Option(None, help="Data the model must match; its train split trains the default "
-                                                      "guide: fashion (default), digits, folder:PATH or npz:PATH."),
+                                                      "guide: fashion, digits, folder:PATH or npz:PATH (default: the "
+                                                      "data a `diffusion train` --model recorded, else fashion)."),
         form: Optional[str] = typer.Option(None, help="Guidance form: latent (default) or score."),
         through: Optional[str] = typer.Option(None, help="Gradient path: full (default) or learner."),
         steps: Optional[int] = typer.Option(None, help="Sampling steps (default: the model's, 50)."),
@@ -97,6 +97,5 @@ def register(app: typer.Typer) -> None:
                          through=through, steps=steps, cfg_scale=cfg_scale, shard_size=shard_size, seed=seed,
                          round=round_index, device=device, model_dtype=dtype, guidance_batch=guidance_batch,
                          gradient_checkpointing=gradient_checkpointing, vae_slicing=vae_slicing)
-        settings = (GenerateSettings.from_yaml(config, **overrides) if config
-                    else GenerateSettings.build(**overrides))
+        settings = GenerateSettings.build(GenerateSettings.base_values(config, out, resume), **overrides)
         run_generate(settings, out, engine=engine, resume=resume, overwrite=overwrite, command=_command_line())

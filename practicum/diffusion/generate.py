@@ -6,8 +6,8 @@ by the top-level function `generate_shard` through `get_executor(engine).imap`, 
 not depend on the engine or on which shards were already done. Each shard is appended to
 `OUT/pool` as soon as it is sampled, so an interrupted run resumes (`--resume`) at the first
 missing shard; the default guide is checkpointed every 100 training steps. Without `--learner`
-the guide is a small classifier trained on the train split of `--data` (default: the built-in
-Fashion-MNIST), cached in `OUT/guide/`. `--model builtin` means the
+the guide is a small classifier trained on the train split of `--data` (default: the data a
+`practicum diffusion train` model records, else the built-in Fashion-MNIST), cached in `OUT/guide/`. `--model builtin` means the
 built-in generator of `--data`; a model whose image shape or classes differ from the data's is refused.
 """
 
@@ -165,13 +165,16 @@ def _default_guide(run: RunDir, settings: GenerateSettings) -> Path:
         learner = Learner.load(partial)
         logger.info("resuming the guide classifier at step %d of %d", learner.step, settings.guide_steps)
     else:
-        logger.info("training the default guide classifier on the %s train split (%d steps)",
-                    settings.data, settings.guide_steps)
+        logger.info("no --learner given: training the default guide classifier on the %s train split first "
+                    "(%d steps, once; cached in %s, or pass --learner to skip it)",
+                    settings.data, settings.guide_steps, folder)
         model = build_model(settings.guide_arch, train.num_classes, train.image_shape, seed=settings.seed)
         learner = Learner(model, TrainSettings.build(steps=settings.guide_steps), seed=settings.seed, device="cpu")
     while learner.step < settings.guide_steps:
         learner.fit(train, steps=min(GUIDE_CHECKPOINT_EVERY, settings.guide_steps - learner.step),
-                    description="training the guide classifier")
+                    description=f"guide classifier, steps {learner.step + 1}-"
+                                f"{min(learner.step + GUIDE_CHECKPOINT_EVERY, settings.guide_steps)} "
+                                f"of {settings.guide_steps}")
         if learner.step < settings.guide_steps:
             learner.save(partial)
     val = load_source(settings.data, "val")
@@ -184,10 +187,13 @@ def _default_guide(run: RunDir, settings: GenerateSettings) -> Path:
 def run_generate(settings: GenerateSettings, out: str | Path, *, engine: str = "local", resume: bool = False,
                  overwrite: bool = False, command: str | None = None) -> dict[str, Any]:
     """Generate `settings.n` examples into `out/pool`; write `out/summary.json` and return it."""
-    from practicum.diffusion.builtin import builtin_for
+    from practicum.diffusion.builtin import builtin_for, recorded_data
     from practicum.diffusion.denoisers import load_denoiser
     from practicum.diffusion.precision import parse_dtype, prepare_denoiser, resolve_device
 
+    if "data" not in settings.model_fields_set and recorded_data(settings.model):
+        settings = settings.model_copy(update={"data": recorded_data(settings.model)})
+        echo(f"--data not given: using {settings.data}, the data {settings.model} was trained on")
     model = builtin_for(settings.model, settings.data)
     resolve_device(settings.device)  # fail early on a device this machine lacks
     parse_dtype(settings.model_dtype)

@@ -38,7 +38,7 @@ SIDECAR_NAME = TRAINED_SIDECAR
 
 
 class DiffusionTrainSettings(Settings):
-    data: str = "digits"
+    data: str = "fashion"
     steps: int = Field(3000, ge=1)
     batch_size: int = Field(64, ge=1)
     lr: FiniteFloat = Field(1e-3, gt=0)
@@ -73,7 +73,7 @@ class DiffusionTrainSettings(Settings):
         """A built-in data set brings its own recipe (architecture, fold, steps...) for unset keys."""
         if not isinstance(values, dict):
             return values
-        preset = TRAIN_PRESETS.get(builtin_name(str(values.get("data", "digits"))) or "digits", {})
+        preset = TRAIN_PRESETS.get(builtin_name(str(values.get("data", "fashion"))) or "digits", {})
         return {**{k: (dict(v) if isinstance(v, dict) else v) for k, v in preset.items()}, **values}
 
 

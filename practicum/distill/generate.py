@@ -111,28 +111,6 @@ def generate_class_shard(den, job: ShardJob) -> dict[str, Any]:
             "guided_steps": int(guided), "retries": int(retries)}
 
 
-def herding(features: np.ndarray, ipc: int) -> np.ndarray:
-    """Welling's herding: greedily add the sample that keeps the running mean closest to the class mean.
-
-    `features` (N, D) of one class; returns `ipc` distinct row indices in selection order.
-    """
-    f = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
-    mu = f.mean(axis=0)
-    chosen: list[int] = []
-    total = np.zeros_like(mu)
-    available = np.ones(len(f), dtype=bool)
-    for k in range(1, ipc + 1):
-        # the mean after adding row r is (total + f_r) / k; pick the r that puts it nearest mu
-        gaps = ((total[None, :] + f) / k - mu[None, :])
-        dist = np.einsum("ij,ij->i", gaps, gaps)
-        dist[~available] = np.inf
-        r = int(np.argmin(dist))
-        chosen.append(r)
-        available[r] = False
-        total += f[r]
-    return np.asarray(chosen)
-
-
 def real_selection(method: str, class_rows: np.ndarray, ipc: int, nearest: np.ndarray | None,
                    seed: int, features: np.ndarray | None = None) -> np.ndarray:
     """Dataset rows of the real-image baselines for one class (`features`: that class's rows, for herding)."""
@@ -146,9 +124,11 @@ def real_selection(method: str, class_rows: np.ndarray, ipc: int, nearest: np.nd
     if method == "herding":
         if features is None:
             raise ConfigError("herding needs the class's features")
-        return class_rows[herding(features, ipc)]
+        from practicum.select.coverage import herding_order
+
+        return class_rows[herding_order(np.asarray(features).reshape(len(features), -1), ipc)]
     raise ConfigError(f"{method!r} is not a real-image method", f"use one of {', '.join(REAL_METHODS)}")
 
 
 __all__ = ["GENERATED_METHODS", "METHODS", "REAL_METHODS", "ShardJob", "cached_denoiser",
-           "generate_class_shard", "herding", "method_guidance", "real_selection"]
+           "generate_class_shard", "method_guidance", "real_selection"]

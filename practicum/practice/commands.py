@@ -27,13 +27,14 @@ def study(
     data: Optional[str] = typer.Option(None, "--data", help="Real val/test data: fashion (default), digits, "
                                        "folder:PATH, npz:PATH."),
     engine: str = typer.Option("local", "--engine", help="local (default) or ray: where the independent runs go."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, max=512,
+    workers: Optional[int] = typer.Option(None, "--workers",
                                           help="Local engine: runs and bank shards in this many processes at once "
                                                "(default: one per core, at most 8). Results do not depend on it."),
     device: Optional[str] = device_option(LEARNER_AND_GENERATOR_DEVICE_HELP),
     dtype: Optional[str] = dtype_option(),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML settings (flags override it)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the study in --out (finished runs are kept)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the study in --out (finished runs are kept); "
+                                "without settings flags it uses the study's own config.yaml."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start the study in --out again."),
 ) -> None:
     """Deliberate Practice vs static generation on real held-out data (Fashion-MNIST by default):
@@ -56,6 +57,8 @@ def study(
             raise ConfigError(f"{config} is not valid YAML: {exc}".splitlines()[0], "fix the YAML syntax") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{config} must hold a mapping of settings, not {type(values).__name__}")
+    elif resume and (out / "config.yaml").is_file():  # a bare --resume continues as the study started (--quick too)
+        values = yaml.safe_load((out / "config.yaml").read_text()) or {}
     practice_overrides = {k: v for k, v in {"omega": omega, "data": data, "device": device}.items() if v is not None}
     generator_overrides = {k: v for k, v in {"model": model, "model_dtype": dtype}.items() if v is not None}
     if generator_overrides:
@@ -83,7 +86,8 @@ def practice_command(
     max_rounds: Optional[int] = typer.Option(None, "--max-rounds", help="Stop adding after this many rounds."),
     arch: Optional[str] = typer.Option(None, "--arch", help="Learner architecture (cnn, mlp, resnet18, ...)."),
     model: Optional[str] = typer.Option(None, "--model", help="Generator: 'builtin' or a local diffusers folder."),
-    data: Optional[str] = typer.Option(None, "--data", help="Real val/test data: digits, folder:PATH, npz:PATH."),
+    data: Optional[str] = typer.Option(None, "--data", help="Real val/test data: fashion (default), digits, "
+                                       "folder:PATH, npz:PATH."),
     seed: Optional[int] = typer.Option(None, "--seed"),
     engine: str = typer.Option("local", "--engine", help="local or ray (generation shards, branch-outs)."),
     device: Optional[str] = device_option(LEARNER_AND_GENERATOR_DEVICE_HELP),
@@ -95,7 +99,8 @@ def practice_command(
                                                                   "(called with num_classes and image_shape)."),
 ) -> None:
     """One Deliberate Practice run: start from N vanilla samples, add P entropy-guided samples
-    whenever validation accuracy stops improving, report test accuracy at every branch-out."""
+    whenever validation accuracy stops improving, report test accuracy at every branch-out.
+    Fashion-MNIST by default, with the study's settings for it (--config and flags override them)."""
     from practicum.data import RunDir
     from practicum.errors import ConfigError
     from practicum.log import echo, logger
@@ -118,9 +123,9 @@ def practice_command(
     if resume and not flags and (out / "config.yaml").is_file():  # continue with the run's own settings
         settings = PracticeSettings.from_yaml(out / "config.yaml")
     else:
-        values = {}
-        if config is not None:
-            values = PracticeSettings.from_yaml(config).model_dump(mode="json")
+        values = PracticeSettings.base_values(config, out, resume=False)
+        values = _merged(_data_preset(data or values.get("data") or PracticeSettings.model_fields["data"].default),
+                         values)
         train = dict(values.get("train", {}))
         if iterations is not None:
             train["steps"] = iterations
@@ -149,3 +154,19 @@ def practice_command(
         echo(f"{p['size']:>7} {p['kind']:>7} {100 * p['val_accuracy']:>6.1f}% {100 * p.get('test_accuracy', 0):>6.1f}%")
     echo(f"{result['rounds']} rounds, pool {result['pool_size']}; generation {result['seconds']['generate']:.0f} s, "
          f"training {result['seconds']['train']:.0f} s; run folder {out}")
+
+
+def _data_preset(data: str) -> dict:
+    """The study's run settings for a built-in data set (empty for the user's own data)."""
+    from practicum.diffusion.builtin import builtin_name
+    from practicum.practice.study import PRESETS
+
+    return PRESETS.get(builtin_name(data) or "", {}).get("practice", {})
+
+
+def _merged(base: dict, update: dict) -> dict:
+    """`update` over `base`, nested mappings key by key."""
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out

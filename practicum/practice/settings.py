@@ -65,7 +65,7 @@ class GeneratorSettings(Settings):
 class PracticeSettings(Settings):
     """One DP run (also static and dynamic-vanilla runs: `max_rounds=0` / `omega=0`)."""
 
-    data: str = Field("digits", description="real data: val drives patience, test is reported")
+    data: str = Field("fashion", description="real data: val drives patience, test is reported")
     image_size: int | None = Field(None, ge=1, description="resize an image-folder data source to this size")
     val_size: int | None = Field(None, ge=1, description="use this many val images (a fixed random subset) for "
                                  "patience and the static grid; None = all (an evaluation costs about as much as "

@@ -351,8 +351,8 @@ def run_study(out: str | Path, settings: StudySettings, *, engine: str = "local"
     benchmark's variants) draw on one bank; its fingerprint is a recorded input."""
     out = Path(out)
     workers = default_workers() if workers is None else int(workers)
-    if workers < 1:
-        raise ConfigError(f"workers must be at least 1, got {workers}", "use 1 (in-process) or more")
+    if not 1 <= workers <= 512:
+        raise ConfigError(f"workers must be between 1 and 512, got {workers}", "use 1 (in-process) or one per core")
     if workers > 1 and settings.practice.generator.model in registered_denoisers():
         logger.info("the generator is registered in this process only; running the study in-process")
         workers = 1
@@ -579,11 +579,43 @@ def _guided_cost(results: list[dict]) -> float | None:
     return total / count
 
 
-def _interval(ci, note, fmt) -> str:
-    """'a to b' for an interval, or '[why there is none]'."""
-    if ci is None:
-        return f"[{note}]" if note else ""
-    return f"{fmt(ci[0])} to {fmt(ci[1])}"
+NO_INTERVAL = "—"
+
+
+def _interval(ci, fmt) -> str:
+    """'a to b' for an interval, or a dash (why there is none goes in the row's detail)."""
+    return NO_INTERVAL if ci is None else f"{fmt(ci[0])} to {fmt(ci[1])}"
+
+
+def _detail(text: str, ci, note) -> str:
+    """A row's detail, with the reason it has no interval when it has none."""
+    why = f"no interval: {note}" if ci is None and note else ""
+    return "; ".join(part for part in (text, why) if part)
+
+
+def verdict(summary: dict[str, Any]) -> str | None:
+    """The study's result in one sentence: did DP reach static's best accuracy, and with how many images."""
+    d = summary.get("data_multiplier_detail")
+    if d is None:
+        return None
+    if d.get("target") is None or not d["per_seed"]:
+        return f"DP could not be compared with static: {d.get('ci_note') or 'no static target'}"
+    target = f"{100 * d['target']:.1f}% at {d['static_size']} images"
+    per_seed = ", ".join(f"{r['multiplier']:.1f}×" if r["reached"] else f"needs > {r['dp_needs_more_than']}"
+                         for r in d["per_seed"])
+    reached = [r for r in d["per_seed"] if r["reached"]]
+    if not reached:
+        return (f"DP did not reach static's best accuracy ({target}) within its budget in any of "
+                f"{d['n_seeds']} seeds (per seed, DP: {per_seed} images)")
+    if len(reached) < d["n_seeds"]:
+        return (f"DP reached static's best accuracy ({target}) in {len(reached)} of {d['n_seeds']} seeds only "
+                f"(per seed: {per_seed}); no multiplier over seeds")
+    m = d["multiplier"]
+    amount = (f"{m:.1f}× fewer images" if m >= 1.05 else f"{1 / m:.1f}× more images" if m <= 1 / 1.05
+              else "about as many images")
+    interval = ("" if d["ci"] is None else
+                f"; 95% CI {d['ci'][0]:.1f}× to {d['ci'][1]:.1f}×")
+    return f"DP reached static's best accuracy ({target}) with {amount} (per seed: {per_seed}){interval}"
 
 
 def headline(summary: dict[str, Any]) -> list[dict[str, str]]:
@@ -601,33 +633,36 @@ def headline(summary: dict[str, Any]) -> list[dict[str, str]]:
                              else f"s{r['seed']}: DP needs > {r['dp_needs_more_than']}" for r in d["per_seed"])
         rows.append({"quantity": "data multiplier (geometric mean of per-seed n*/n_DP)",
                      "value": "not defined" if d["multiplier"] is None else f"{d['multiplier']:.2f}x",
-                     "95% interval": _interval(d["ci"], d["ci_note"], lambda v: f"{v:.2f}x"),
-                     "detail": f"{detail} ({per_seed})"})
+                     "95% interval": _interval(d["ci"], lambda v: f"{v:.2f}x"),
+                     "detail": _detail(f"{detail} ({per_seed})", d["ci"], d["ci_note"])})
         if d["multiplier"] is None and d.get("multiplier_reached_only") is not None:
             rows.append({"quantity": "  among the seeds that reached it only (biased upward)",
-                         "value": f"{d['multiplier_reached_only']:.2f}x", "95% interval": "", "detail": ""})
+                         "value": f"{d['multiplier_reached_only']:.2f}x", "95% interval": NO_INTERVAL, "detail": ""})
     fit = summary.get("data_multiplier_fit", {})
     rows.append({"quantity": "data multiplier from fitted laws (one family for both)",
                  "value": "not defined" if fit.get("multiplier") is None else f"{fit['multiplier']:.2f}x",
-                 "95% interval": _interval(fit.get("ci"), fit.get("ci_note") or fit.get("note"), lambda v: f"{v:.2f}x"),
-                 "detail": f"family {fit.get('family')}; paired leave-one-seed-out jackknife" if fit.get("family") else ""})
+                 "95% interval": _interval(fit.get("ci"), lambda v: f"{v:.2f}x"),
+                 "detail": _detail(f"family {fit.get('family')}; paired leave-one-seed-out jackknife"
+                                   if fit.get("family") else "", fit.get("ci"),
+                                   fit.get("ci_note") or fit.get("note"))})
     for key, label in (("dp_gain_equal_size", "DP − static"), ("dp_vs_vanilla_equal_size", "DP − dynamic-vanilla")):
         for n, g in summary.get(key, {}).items():
             rows.append({"quantity": f"{label} at n={n} (points)", "value": f"{100 * g['mean']:+.1f}",
-                         "95% interval": _interval(g["ci"], g.get("ci_note"),
-                                                   lambda v: f"{100 * v:+.1f}"),
-                         "detail": f"{g['n_seeds']} seeds, paired"})
+                         "95% interval": _interval(g["ci"], lambda v: f"{100 * v:+.1f}"),
+                         "detail": _detail(f"{g['n_seeds']} seeds, paired", g["ci"], g.get("ci_note"))})
     vm = summary.get("vanilla_multiplier")
     if isinstance(vm, dict) and vm.get("target") is not None:
         rows.append({"quantity": "dynamic-vanilla multiplier (control)",
                      "value": "not defined" if vm["multiplier"] is None else f"{vm['multiplier']:.2f}x",
-                     "95% interval": _interval(vm["ci"], vm["ci_note"], lambda v: f"{v:.2f}x"), "detail": ""})
+                     "95% interval": _interval(vm["ci"], lambda v: f"{v:.2f}x"),
+                     "detail": _detail("", vm["ci"], vm["ci_note"])})
     pr = summary.get("dp_vs_prune")
     if pr and pr.get("prune_accuracy") is not None and pr.get("dp_accuracy") is not None:
         cost = pr.get("prune_over_dp_cost")
         rows.append({"quantity": f"DP vs generate-then-prune at n={pr['size']}",
                      "value": f"{100 * pr['dp_accuracy']:.1f}% vs {100 * pr['prune_accuracy']:.1f}%",
-                     "95% interval": "", "detail": "" if cost is None else f"prune generation costs {cost:.2f}x DP's"})
+                     "95% interval": NO_INTERVAL,
+                     "detail": "" if cost is None else f"prune generation costs {cost:.2f}x DP's"})
     return rows
 
 
@@ -637,6 +672,9 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
     names = list(strategies)
     sizes = sorted({int(n) for s in strategies.values() for n in s.get("grid", {})})
     header = f"{'size':>6} | " + " | ".join(f"{LABELS.get(n, n)[:22]:>22}" for n in names)
+    sentence = verdict(summary)
+    if sentence:
+        echo(sentence)
     echo("")
     echo(f"test accuracy on real held-out {summary.get('test_split', 'data')} (mean over seeds on the shared "
          "log-size grid; (k) = seeds whose measured range covers the size)")
@@ -651,7 +689,7 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
     echo("")
     for row in headline(summary):
         text = row["95% interval"]
-        interval = "" if not text else (f" {text}" if text.startswith("[") else f" (95% CI {text})")
+        interval = "" if text == NO_INTERVAL else f" (95% CI {text})"
         echo(f"{row['quantity']}: {row['value']}{interval}")
         if row["detail"]:
             echo(f"    {row['detail']}")

@@ -16,7 +16,7 @@ COLORS = {"static": "#1f77b4", "dp": "#d62728", "vanilla": "#7f7f7f", "prune": "
 
 
 def write_study_report(out: Path, settings, summary: dict[str, Any], results: list[dict[str, Any]]) -> Path:
-    from practicum.practice.study import LABELS
+    from practicum.practice.study import LABELS, verdict
     from practicum.report import Section, write_report
 
     figures = out / "figures"
@@ -29,8 +29,10 @@ def write_study_report(out: Path, settings, summary: dict[str, Any], results: li
     }
     headline = _headline_rows(summary)
     table = _accuracy_rows(summary, LABELS)
+    ran = set(settings.strategies)
+    branch_outs = " and ".join(LABELS.get(k, k) for k in ("dp", "vanilla") if k in ran)
     sections = [
-        Section("Result", [
+        Section("Result", [*([verdict(summary)] if verdict(summary) else []),
             "Every learner was trained only on generated images and is scored on the real test split "
             "(never used for tuning or patience). Static sets are all generated up front, on a geometric "
             "grid that stops where a doubling changes validation accuracy by less than one standard error; "
@@ -40,12 +42,16 @@ def write_study_report(out: Path, settings, summary: dict[str, Any], results: li
             "Accuracy table: mean over seeds on the shared log-size grid; (k) = seeds whose measured range "
             "covers that size."],
             tables=[headline, table]),
-        Section("Accuracy vs data", ["Mean over seeds with min-max band; dashed: fitted scaling law "
-                                     "(practicum.scaling, test error vs size). DP and dynamic-vanilla points "
-                                     "are branch-outs: copies of the run before a round, trained to the "
-                                     "same budget with no more data."], figures=[made["accuracy"]]),
-        Section("Training curves", ["Seed 0. Vertical lines: rounds of new data (injections). New hard "
-                                    "samples make the training loss jump; validation accuracy rises after."],
+        Section("Accuracy vs data", [f"Mean over {settings.seeds} seeds with min-max band; thin dashed: the "
+                                     "fitted scaling law (practicum.scaling, test error vs size), drawn over "
+                                     "the measured sizes only; dotted grey: the target, static's best mean."
+                                     + (f" {branch_outs} points are branch-outs: copies of the run before a "
+                                        "round, trained to the same budget with no more data." if branch_outs
+                                        else "")], figures=[made["accuracy"]]),
+        Section("Training curves", ["Seed 0, " + ", ".join(LABELS.get(k, k) for k in ("dp", "vanilla", "static")
+                                                           if k in ran)
+                                    + ". Vertical lines: DP's rounds of new data (injections). New hard samples "
+                                    "make the training loss jump; validation accuracy rises after."],
                 figures=[made["curves"]]),
         Section("Generated samples", ["Seed 0, DP pool: one row per round, one column per class "
                                       "(round 0 is the vanilla start set)."], figures=[made["samples"]]),
@@ -54,7 +60,9 @@ def write_study_report(out: Path, settings, summary: dict[str, Any], results: li
                                               "from the same starting noise with no guidance (ω = 0, bottom row)."],
                 figures=[made["pairs"]]),
         Section("Entropy of new samples", ["Predictive entropy of each round's new samples under the "
-                                           "learner that asked for them (DP vs dynamic-vanilla, seed 0)."],
+                                           "learner that asked for them ("
+                                           + " vs ".join(LABELS.get(k, k) for k in ("dp", "vanilla") if k in ran)
+                                           + ", seed 0)."],
                 figures=[made["entropy"]]),
         Section("Compute", ["Generation seconds charge every vanilla sample at the bank's measured cost "
                             "per image; guided rounds are timed as they run."],
@@ -107,13 +115,15 @@ def accuracy_vs_data(path: Path, summary: dict[str, Any], labels: dict[str, str]
         ax.plot(sizes, mean, "o-", color=color, label=labels.get(name, name), markersize=4)
         family = summary["strategies"].get("static", {}).get("fit", {}).get("family", "auto")
         law, _ = analysis.fit_law(points, name, family or "auto")
-        if law is not None:
-            grid = np.geomspace(min(sizes), max(sizes) * 2, 100)
+        if law is not None and len(sizes) > 1:  # over the measured sizes: a law is no target beyond them
+            grid = np.geomspace(min(sizes), max(sizes), 100)
             with np.errstate(all="ignore"):
-                ax.plot(grid, 1 - np.asarray(law.predict(grid)), "--", color=color, alpha=0.7, linewidth=1)
+                ax.plot(grid, 1 - np.asarray(law.predict(grid)), "--", color=color, alpha=0.6, linewidth=0.8,
+                        label=f"{labels.get(name, name)}, fitted law")
     d = summary.get("data_multiplier_detail")
     if d and d.get("target") is not None:
-        ax.axhline(d["target"], color="k", linewidth=0.8, alpha=0.5, linestyle=":")
+        ax.axhline(d["target"], color="0.4", linewidth=0.8, linestyle=":",
+                   label=f"target: static's best ({100 * d['target']:.1f}%)")
     plateau = summary.get("static_plateau")
     if plateau:  # the static grid stopped here: a doubling changed val accuracy by < 1 SE
         ax.axvspan(plateau["smaller"], plateau["larger"], color=COLORS["static"], alpha=0.08,
@@ -158,6 +168,8 @@ def training_curves(path: Path, results: list[dict[str, Any]]) -> Path:
             continue
         rows = _metrics(run["path"])
         evals = [r for r in rows if r.get("event") == "eval"]
+        if not evals:  # a run that logged no evaluations draws nothing, so it gets no legend entry
+            continue
         color = COLORS.get(name)
         label = {"dp": "DP", "vanilla": "dynamic-vanilla", "static": f"static n={run['pool_size']}"}[name]
         axes[0].plot([e["step"] for e in evals], [e["val_accuracy"] for e in evals], color=color, label=label,
@@ -176,7 +188,8 @@ def training_curves(path: Path, results: list[dict[str, Any]]) -> Path:
     axes[0].set_ylabel("val accuracy (real)")
     axes[1].set_ylabel("train loss")
     axes[1].set_xlabel("iteration")
-    axes[0].legend(fontsize=8, loc="lower right")
+    if axes[0].has_data():
+        axes[0].legend(fontsize=8, loc="lower right")
     return save_figure(fig, path)
 
 
@@ -211,7 +224,10 @@ def sample_grid(path: Path, results: list[dict[str, Any]], max_rows: int = 8) ->
     ax.imshow(canvas.squeeze(-1) if c == 1 else canvas.clip(0, 1), cmap="gray", vmin=0, vmax=1,
               interpolation="nearest")
     ax.set_yticks([(h + pad) * i + h / 2 for i in range(len(rounds))], [f"round {r}" for r in rounds], fontsize=7)
-    ax.set_title("DP pool, seed 0: columns are classes", fontsize=9)
+    names = pool.meta().get("class_names") or [str(k) for k in classes]
+    ax.set_xticks([(w + pad) * i + w / 2 for i in range(len(classes))],
+                  [str(names[k]) if k < len(names) else str(k) for k in classes], fontsize=7, rotation=45, ha="right")
+    ax.set_title("DP pool, seed 0: one column per class", fontsize=9)
     return save_figure(fig, path)
 
 

@@ -19,11 +19,7 @@ def register(app: typer.Typer) -> None:
 
 def _base(cls, config: Optional[Path], out: Path, resume: bool):
     """Settings from --config, else the run's own config.yaml when resuming, else the defaults."""
-    if config is not None:
-        return cls.from_yaml(config).model_dump()
-    if resume and (out / "config.yaml").exists():
-        return cls.from_yaml(out / "config.yaml").model_dump()
-    return {}
+    return cls.base_values(config, out, resume)
 
 
 def _source(values: dict, **flags) -> dict:

@@ -41,7 +41,8 @@ def k_center_greedy(embeddings, keep, *, seed: int = 0, first: int | None = None
     return np.sort(np.array(chosen))
 
 
-def herding(embeddings, keep) -> np.ndarray:
+def herding_order(embeddings, keep) -> np.ndarray:
+    """Herding's picks in the order it makes them (the distill baseline keeps this order)."""
     x = _embeddings(embeddings)
     k = budget(len(x), keep)
     target = x.mean(axis=0)
@@ -56,7 +57,11 @@ def herding(embeddings, keep) -> np.ndarray:
         chosen.append(c)
         free[c] = False
         total += x[c]
-    return np.sort(np.array(chosen))
+    return np.array(chosen)
+
+
+def herding(embeddings, keep) -> np.ndarray:
+    return np.sort(herding_order(embeddings, keep))
 
 
 def facility_location(embeddings, keep, *, max_pool: int = 20000) -> np.ndarray:
@@ -81,4 +86,4 @@ def facility_location(embeddings, keep, *, max_pool: int = 20000) -> np.ndarray:
     return np.sort(np.array(chosen))
 
 
-__all__ = ["facility_location", "herding", "k_center_greedy"]
+__all__ = ["facility_location", "herding", "herding_order", "k_center_greedy"]

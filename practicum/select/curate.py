@@ -16,6 +16,8 @@ from typing import Literal
 
 import numpy as np
 
+from pydantic import Field
+
 from practicum.config import Settings
 from practicum.data import RunDir, atomic_write_with
 from practicum.errors import ConfigError, DataError
@@ -30,6 +32,7 @@ class DedupConfig(Settings):
     eps: float = 0.05  # semdedup: cosine distance within which two members of a cluster are one
     clusters: int = 10  # semdedup: k-means clusters
     priority: str | None = None  # a scores file (by id): keep the highest-scored member of each group
+    limit: int | None = Field(None, ge=1, description="use a fixed random subset of this many pool examples")
     seed: int = 0
 
 
@@ -37,6 +40,7 @@ class LabelIssueConfig(Settings):
     source: DataSettings = DataSettings()
     split: Literal["train", "val", "test"] = "train"
     folds: int = 5  # out-of-sample probabilities: K-fold logistic regression on the features
+    limit: int | None = Field(None, ge=1, description="use a fixed random subset of this many pool examples")
     seed: int = 0
 
 
@@ -46,11 +50,21 @@ class CoverConfig(Settings):
     method: Literal["k-center", "herding", "facility-location"] = "k-center"
     keep: float = 0.2  # fraction in (0, 1], or a count when > 1
     balance: bool | None = None  # None: within each class whenever there are labels
+    limit: int | None = Field(None, ge=1, description="use a fixed random subset of this many pool examples")
     seed: int = 0
 
 
-def load_features(source: DataSettings, split: str = "train") -> dict:
-    """{"ids", "labels", "kinds" (or None), "images" (or None), "features" (N, D)} for a pool."""
+def load_features(source: DataSettings, split: str = "train", limit: int | None = None) -> dict:
+    """{"ids", "labels", "kinds" (or None), "images" (or None), "features" (N, D)} for a pool, or for a
+    fixed random subset of `limit` of its examples (the same rows every time)."""
+    data = _all_features(source, split)
+    if limit is None or limit >= len(data["ids"]):
+        return data
+    rows = np.sort(np.random.default_rng(12345).permutation(len(data["ids"]))[:limit])
+    return {k: None if v is None else v[rows] for k, v in data.items()}
+
+
+def _all_features(source: DataSettings, split: str) -> dict:
     if source.embeddings is not None:
         from practicum.select.pool import ParquetPool
 
@@ -79,6 +93,16 @@ def _write_table(path, columns: dict) -> None:
 
     table = pa.table({k: pa.array(v) for k, v in columns.items()})
     atomic_write_with(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def _warn(notes: list) -> list[str]:
+    """Log the messages that are not None; return them for the summary."""
+    from practicum.log import logger
+
+    notes = [n for n in notes if n]
+    for note in notes:
+        logger.warning("%s", note)
+    return notes
 
 
 def _by_kind(kinds, flag) -> dict | None:
@@ -119,6 +143,7 @@ def _score_columns(data: dict, score: np.ndarray, **extra) -> dict:
 def run_dedup(config: DedupConfig, out, *, resume: bool = False, overwrite: bool = False) -> dict:
     """Near-duplicate removal: a keep mask written as scores (1 kept, 0 duplicate)."""
     from practicum.select.dedup import hash_dedup, perceptual_hash, semdedup
+    from practicum.select.skew import removed_warning
 
     if config.method == "phash" and config.source.embeddings is not None:
         raise ConfigError("perceptual hashing needs images, not embeddings",
@@ -129,7 +154,7 @@ def run_dedup(config: DedupConfig, out, *, resume: bool = False, overwrite: bool
         existing = _finished(run, resume, "scores.parquet")
         if existing is not None:
             return existing
-        data = load_features(config.source, config.split)
+        data = load_features(config.source, config.split, config.limit)
         priority = None
         if config.priority is not None:
             from practicum.select.pipeline import read_scores
@@ -146,7 +171,8 @@ def run_dedup(config: DedupConfig, out, *, resume: bool = False, overwrite: bool
                    "removed": int((~keep).sum()), "direction": "higher_is_better",
                    "direction_note": "score 1 = kept, 0 = a near-duplicate of a kept example; "
                                      "filter with practicum select --filter RUN:1:",
-                   "removed_by_kind": _by_kind(data["kinds"], ~keep)}
+                   "removed_by_kind": _by_kind(data["kinds"], ~keep),
+                   "warnings": _warn([removed_warning(int((~keep).sum()), len(keep), config.method)])}
         run.write_json("summary.json", summary)
         run.finish()
     return summary
@@ -162,7 +188,7 @@ def run_label_issues(config: LabelIssueConfig, out, *, resume: bool = False, ove
         existing = _finished(run, resume, "scores.parquet")
         if existing is not None:
             return existing
-        data = load_features(config.source, config.split)
+        data = load_features(config.source, config.split, config.limit)
         labels = data["labels"]
         counts = np.bincount(labels)
         if len(counts) < 2 or counts.min() < config.folds:  # a missing label would shift the probability columns
@@ -185,8 +211,10 @@ def run_label_issues(config: LabelIssueConfig, out, *, resume: bool = False, ove
 
 def run_cover(config: CoverConfig, out, *, resume: bool = False, overwrite: bool = False) -> dict:
     """A coverage selection (k-center greedy, herding or facility location), per class by default."""
+    from practicum.log import progress
     from practicum.select import coverage
     from practicum.select.selectors import budget, class_quotas
+    from practicum.select.skew import kind_warning, outlier_warning
 
     if config.keep <= 0 or (config.keep > 1 and config.keep != int(config.keep)):
         raise ConfigError(f"keep {config.keep} is neither a fraction in (0, 1] nor a whole count")
@@ -197,13 +225,15 @@ def run_cover(config: CoverConfig, out, *, resume: bool = False, overwrite: bool
         existing = _finished(run, resume, "manifest.parquet")
         if existing is not None:
             return existing
-        data = load_features(config.source, config.split)
+        data = load_features(config.source, config.split, config.limit)
         x, labels = data["features"], data["labels"]
         balance = True if config.balance is None else config.balance
         if balance:
             classes, counts = class_quotas(labels, budget(len(x), keep))  # as the class-balanced selectors
             groups = [np.flatnonzero(labels == c) for c in classes]
-            chosen = np.sort(np.concatenate([g[pick(x[g], int(k))] for g, k in zip(groups, counts) if k > 0]))
+            chosen = np.sort(np.concatenate([g[pick(x[g], int(k))] for g, k in
+                                             progress(list(zip(groups, counts)), f"{config.method} per class")
+                                             if k > 0]))
         else:
             chosen = pick(x, keep)
         columns = {"id": data["ids"][chosen], "label": labels[chosen]}
@@ -212,10 +242,13 @@ def run_cover(config: CoverConfig, out, *, resume: bool = False, overwrite: bool
         _write_table(run.path / "manifest.parquet", columns)
         summary = {"method": config.method, "keep": config.keep, "pool": len(x), "selected": len(chosen),
                    "balance": balance, "class_counts": np.bincount(labels[chosen], minlength=labels.max() + 1).tolist()}
+        notes = [outlier_warning(x, labels, chosen, config.method)]
         if data["kinds"] is not None:
             kinds = data["kinds"]
             summary["kind_counts"] = {k: {"pool": int((kinds == k).sum()), "selected": int((kinds[chosen] == k).sum())}
                                       for k in sorted(set(kinds))}
+            notes.append(kind_warning(kinds, chosen))
+        summary["warnings"] = _warn(notes)
         run.write_json("summary.json", summary)
         run.finish()
     return summary

@@ -24,8 +24,16 @@ DATA_HELP = "fashion-web (default: the web-like Fashion pool), fashion, digits, 
 EMB_HELP = "Pool embeddings parquet (id, label, embedding) instead of images."
 
 
-def _source(data, embeddings, defects) -> dict:
-    return {k: v for k, v in dict(data=data, embeddings=embeddings, defects=defects).items() if v is not None}
+LIMIT_HELP = "Use a fixed random subset of this many pool examples (the full 50k pool takes minutes)."
+RESUME_HELP = "Reuse a finished run in --out (a bare --resume uses its own settings)."
+
+
+def _values(cls, out: Path, resume: bool, data, embeddings, defects, **flags) -> dict:
+    """The run's own settings on --resume, updated by the flags given (one --resume behaviour everywhere)."""
+    values = cls.base_values(None, out, resume)
+    source = dict(values.get("source") or {})
+    source.update({k: v for k, v in dict(data=data, embeddings=embeddings, defects=defects).items() if v is not None})
+    return {**values, "source": source, **{k: v for k, v in flags.items() if v is not None}}
 
 
 def _print(summary: dict) -> None:
@@ -36,26 +44,29 @@ def _print(summary: dict) -> None:
 
 def dedup(
     out: Path = typer.Option(..., "--out", "-o", parser=out_option, help="Run directory for the keep scores."),
-    method: str = typer.Option("phash", "--method", help="phash (perceptual hash, images) or semdedup (embedding "
-                                                         "clusters)."),
+    method: Optional[str] = typer.Option(None, "--method", help="phash (default: perceptual hash, images) or "
+                                                                "semdedup (embedding clusters)."),
     data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
     embeddings: Optional[str] = typer.Option(None, "--embeddings", help=EMB_HELP),
     defects: Optional[bool] = typer.Option(None, "--defects/--no-defects", help="The defect-injected train split."),
-    split: str = typer.Option("train", "--split", help="train (default), val or test."),
-    max_distance: int = typer.Option(4, "--max-distance", help="phash: Hamming bits (of 64) counted as one image."),
-    eps: float = typer.Option(0.05, "--eps", help="semdedup: cosine distance counted as one example."),
-    clusters: int = typer.Option(10, "--clusters", help="semdedup: k-means clusters."),
+    split: Optional[str] = typer.Option(None, "--split", help="train (default), val or test."),
+    max_distance: Optional[int] = typer.Option(None, "--max-distance", help="phash: Hamming bits (of 64) counted as "
+                                                                            "one image (default 4)."),
+    eps: Optional[float] = typer.Option(None, "--eps", help="semdedup: cosine distance counted as one example "
+                                                            "(default 0.05)."),
+    clusters: Optional[int] = typer.Option(None, "--clusters", help="semdedup: k-means clusters (default 10)."),
     priority: Optional[str] = typer.Option(None, "--priority", help="Scores file: keep the best-scored of a group."),
-    seed: int = typer.Option(0, "--seed"),
-    resume: bool = typer.Option(False, "--resume", help="Reuse a finished run in --out."),
+    limit: Optional[int] = typer.Option(None, "--limit", help=LIMIT_HELP),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Run again into --out."),
 ) -> None:
     """Near-duplicate removal → scores.parquet (1 kept, 0 duplicate) for select --filter RUN:1:."""
     from practicum.select.curate import DedupConfig, run_dedup
 
-    config = DedupConfig.build({"source": _source(data, embeddings, defects), "split": split, "method": method,
-                                "max_distance": max_distance, "eps": eps, "clusters": clusters,
-                                "priority": priority, "seed": seed})
+    config = DedupConfig.build(_values(DedupConfig, out, resume, data, embeddings, defects, split=split,
+                                       method=method, max_distance=max_distance, eps=eps, clusters=clusters,
+                                       priority=priority, limit=limit, seed=seed))
     _print(run_dedup(config, out, resume=resume, overwrite=overwrite))
 
 
@@ -64,36 +75,41 @@ def label_issues(
     data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
     embeddings: Optional[str] = typer.Option(None, "--embeddings", help=EMB_HELP),
     defects: Optional[bool] = typer.Option(None, "--defects/--no-defects", help="The defect-injected train split."),
-    split: str = typer.Option("train", "--split", help="train (default), val or test."),
-    folds: int = typer.Option(5, "--folds", help="Folds of the out-of-sample logistic regression."),
-    seed: int = typer.Option(0, "--seed"),
-    resume: bool = typer.Option(False, "--resume", help="Reuse a finished run in --out."),
+    split: Optional[str] = typer.Option(None, "--split", help="train (default), val or test."),
+    folds: Optional[int] = typer.Option(None, "--folds", help="Folds of the out-of-sample logistic regression "
+                                                              "(default 5)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help=LIMIT_HELP),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Run again into --out."),
 ) -> None:
     """Confident-learning label issues → scores.parquet (1 looks right, 0 issue) for select --filter RUN:1:."""
     from practicum.select.curate import LabelIssueConfig, run_label_issues
 
-    config = LabelIssueConfig.build({"source": _source(data, embeddings, defects), "split": split, "folds": folds,
-                                     "seed": seed})
+    config = LabelIssueConfig.build(_values(LabelIssueConfig, out, resume, data, embeddings, defects, split=split,
+                                            folds=folds, limit=limit, seed=seed))
     _print(run_label_issues(config, out, resume=resume, overwrite=overwrite))
 
 
 def cover(
     out: Path = typer.Option(..., "--out", "-o", parser=out_option, help="Run directory for the manifest."),
-    method: str = typer.Option("k-center", "--method", help="k-center (greedy), herding or facility-location."),
-    keep: float = typer.Option(0.2, "--keep", help="Fraction (0.2) or count (1000) to keep."),
-    balance: bool = typer.Option(True, "--balance/--no-balance", help="Select within each class (default: yes)."),
+    method: Optional[str] = typer.Option(None, "--method", help="k-center (default, greedy), herding or "
+                                                                "facility-location."),
+    keep: Optional[float] = typer.Option(None, "--keep", help="Fraction (default 0.2) or count (1000) to keep."),
+    balance: Optional[bool] = typer.Option(None, "--balance/--no-balance", help="Select within each class "
+                                                                                "(default: yes)."),
     data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
     embeddings: Optional[str] = typer.Option(None, "--embeddings", help=EMB_HELP),
     defects: Optional[bool] = typer.Option(None, "--defects/--no-defects", help="The defect-injected train split."),
-    split: str = typer.Option("train", "--split", help="train (default), val or test."),
-    seed: int = typer.Option(0, "--seed", help="k-center's first point."),
-    resume: bool = typer.Option(False, "--resume", help="Reuse a finished run in --out."),
+    split: Optional[str] = typer.Option(None, "--split", help="train (default), val or test."),
+    limit: Optional[int] = typer.Option(None, "--limit", help=LIMIT_HELP),
+    seed: Optional[int] = typer.Option(None, "--seed", help="k-center's first point."),
+    resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Run again into --out."),
 ) -> None:
     """A coverage selection → manifest.parquet of ids + summary.json."""
     from practicum.select.curate import CoverConfig, run_cover
 
-    config = CoverConfig.build({"source": _source(data, embeddings, defects), "split": split, "method": method,
-                                "keep": keep, "balance": balance, "seed": seed})
+    config = CoverConfig.build(_values(CoverConfig, out, resume, data, embeddings, defects, split=split,
+                                       method=method, keep=keep, balance=balance, limit=limit, seed=seed))
     _print(run_cover(config, out, resume=resume, overwrite=overwrite))

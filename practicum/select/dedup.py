@@ -2,9 +2,9 @@
 
 Both return a boolean *keep* mask (True = keep), so they intersect with any other filter.
 
-- `perceptual_hash` is the DCT hash (pHash): resize to 32x32, take the 2-D DCT, keep the top-left
-  8x8 low frequencies (without the DC term's influence on the threshold) and set a bit where a
-  coefficient exceeds their median. Small blur, noise or contrast changes keep most bits.
+- `perceptual_hash` is the DCT hash (pHash) of the reference library imagehash: resize to 32x32,
+  take the 2-D DCT, keep the top-left 8x8 low frequencies and set a bit where a coefficient exceeds
+  their median. Small blur, noise or contrast changes keep most bits.
 - `hash_dedup` keeps one image per group of hashes within `max_distance` bits (Hamming),
   preferring the higher `priority` (e.g. a quality score), ties by index.
 - `semdedup` (Abbas et al. 2023): k-means on normalised embeddings; within each cluster, walk the
@@ -17,39 +17,31 @@ from __future__ import annotations
 import numpy as np
 
 from practicum.errors import ConfigError, DataError
+from practicum.log import progress
 
 
-def _dct_matrix(n: int) -> np.ndarray:
-    k = np.arange(n)[:, None]
-    i = np.arange(n)[None, :]
-    m = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
-    m[0] /= np.sqrt(2.0)
-    return m
-
-
-def _resize(images: np.ndarray, size: int) -> np.ndarray:
-    """Bilinear resize of (N, H, W) to (N, size, size)."""
-    import torch
-    import torch.nn.functional as F
-
-    x = torch.as_tensor(images, dtype=torch.float64)[:, None]
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=True)[:, 0].numpy()
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    """Stretch one image to 0..255 (pHash ignores contrast, so any input range hashes alike)."""
+    low, high = float(image.min()), float(image.max())
+    return np.round((image - low) * (255.0 / max(high - low, 1e-12))).astype(np.uint8)
 
 
 def perceptual_hash(images, hash_size: int = 8, resize: int = 32) -> np.ndarray:
-    """DCT perceptual hashes of images (N, H, W) or (N, C, H, W) (channels averaged): (N, hash_size²) bools."""
+    """imagehash's pHash of images (N, H, W) or (N, C, H, W) (channels averaged): (N, hash_size²) bools."""
+    import imagehash
+    from PIL import Image
+
     x = np.asarray(images, dtype=np.float64)
     if x.ndim == 4:
         x = x.mean(axis=1)
     if x.ndim != 3 or len(x) == 0:
         raise DataError(f"images must be (N, H, W) or (N, C, H, W), got shape {np.shape(images)}")
-    if hash_size > resize:
-        raise ConfigError(f"hash_size {hash_size} cannot exceed the resize {resize}")
-    small = _resize(x, resize)
-    d = _dct_matrix(resize)
-    coeffs = np.einsum("ij,njk,lk->nil", d, small, d)[:, :hash_size, :hash_size].reshape(len(x), -1)
-    median = np.median(coeffs[:, 1:], axis=1, keepdims=True)  # the DC term only says "how bright"
-    return coeffs > median
+    if hash_size < 2 or resize % hash_size:
+        raise ConfigError(f"resize {resize} must be a multiple of hash_size {hash_size} (>= 2)")
+    factor = resize // hash_size
+    return np.stack([imagehash.phash(Image.fromarray(_to_uint8(im)), hash_size=hash_size,
+                                     highfreq_factor=factor).hash.reshape(-1)
+                     for im in progress(x, "hashing images")])
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -69,7 +61,7 @@ def hash_dedup(hashes, max_distance: int = 4, priority=None, chunk: int = 2048) 
     order = np.arange(n) if priority is None else np.lexsort((np.arange(n), -np.asarray(priority, float)))
     keep = np.zeros(n, dtype=bool)
     kept: list[int] = []
-    for start in range(0, n, chunk):
+    for start in progress(range(0, n, chunk), "comparing hashes"):
         block = order[start:start + chunk]
         # against everything kept in earlier blocks at once, then greedily inside the block
         near_old = (hamming(h[block], h[kept]) <= max_distance).any(axis=1) if kept else np.zeros(len(block), bool)
@@ -97,7 +89,7 @@ def semdedup(embeddings, eps: float = 0.05, n_clusters: int = 10, seed: int = 0)
     k = max(1, min(n_clusters, len(x)))
     model = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(x)
     keep = np.zeros(len(x), dtype=bool)
-    for c in range(k):
+    for c in progress(range(k), "deduplicating clusters"):
         members = np.flatnonzero(model.labels_ == c)
         centre = model.cluster_centers_[c] / max(np.linalg.norm(model.cluster_centers_[c]), 1e-12)
         members = members[np.lexsort((members, x[members] @ centre))]  # least central first

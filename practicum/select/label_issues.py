@@ -1,12 +1,15 @@
 """Label-issue detection by confident learning (Northcutt et al., JAIR 2021), on out-of-sample probabilities.
 
+practicum computes the probabilities; cleanlab (the authors' reference library) does the counting:
+
 1. `out_of_sample_probs`: K-fold cross-validated class probabilities, so no example is scored by a
    model that trained on it (in-sample probabilities memorise the wrong labels).
 2. Per-class thresholds t_j = mean of p_j over the examples labelled j (the model's average
    self-confidence on class j).
 3. The confident joint: example i (label y) counts towards C[y, j*] with
    j* = argmax_{j : p_ij >= t_j} p_ij; examples above no threshold are not counted.
-4. Issues (`find_label_issues`, the "confident off-diagonal" rule): counted examples with j* ≠ y.
+4. Issues (`find_label_issues`, cleanlab's `filter_by="confident_learning"`): counted examples with
+   j* ≠ y, except those whose most probable class is the given label anyway.
    `label_quality` is the self-confidence p_iy (higher = the label looks right), usable as a score
    with direction higher_is_better.
 """
@@ -30,8 +33,11 @@ def _probs_labels(probs, labels) -> tuple[np.ndarray, np.ndarray]:
 
 def out_of_sample_probs(features, labels, *, folds: int = 5, seed: int = 0, model=None) -> np.ndarray:
     """Cross-validated predict_proba of `model` (default: logistic regression) on (N, D) features."""
+    from sklearn.base import clone
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import StratifiedKFold
+
+    from practicum.log import progress
 
     x = np.asarray(features, dtype=np.float64).reshape(len(labels), -1)
     y = np.asarray(labels, dtype=np.int64)
@@ -39,37 +45,34 @@ def out_of_sample_probs(features, labels, *, folds: int = 5, seed: int = 0, mode
         raise ConfigError(f"out-of-sample probabilities need >= 2 folds, not {folds}")
     model = model if model is not None else LogisticRegression(max_iter=500)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return cross_val_predict(model, x, y, cv=splitter, method="predict_proba")
+    probs = np.zeros((len(y), int(y.max()) + 1))
+    for fit_rows, held_out in progress(list(splitter.split(x, y)), f"out-of-sample probabilities ({folds} folds)"):
+        fold_model = clone(model).fit(x[fit_rows], y[fit_rows])
+        probs[np.ix_(held_out, fold_model.classes_)] = fold_model.predict_proba(x[held_out])
+    return probs
 
 
 def per_class_thresholds(probs, labels) -> np.ndarray:
-    p, y = _probs_labels(probs, labels)
-    return np.array([p[y == j, j].mean() if (y == j).any() else 1.0 for j in range(p.shape[1])])
+    from cleanlab.count import get_confident_thresholds
 
-
-def confident_labels(probs, labels) -> np.ndarray:
-    """j* per example (the most probable class above its threshold), or −1 when none is above."""
     p, y = _probs_labels(probs, labels)
-    above = p >= per_class_thresholds(p, y)[None, :]
-    masked = np.where(above, p, -np.inf)
-    best = masked.argmax(axis=1)
-    return np.where(above.any(axis=1), best, -1)
+    return np.asarray(get_confident_thresholds(y, p), dtype=np.float64)
 
 
 def confident_joint(probs, labels) -> np.ndarray:
-    """C[i, j]: how many examples labelled i are confidently of class j."""
+    """C[i, j]: how many examples labelled i are confidently of class j (uncalibrated counts)."""
+    from cleanlab.count import compute_confident_joint
+
     p, y = _probs_labels(probs, labels)
-    star = confident_labels(p, y)
-    joint = np.zeros((p.shape[1], p.shape[1]), dtype=np.int64)
-    np.add.at(joint, (y[star >= 0], star[star >= 0]), 1)
-    return joint
+    return np.asarray(compute_confident_joint(y, p, calibrate=False), dtype=np.int64)
 
 
 def find_label_issues(probs, labels) -> np.ndarray:
     """Boolean mask of likely label issues: confidently of another class than labelled."""
+    from cleanlab.filter import find_label_issues as cleanlab_issues
+
     p, y = _probs_labels(probs, labels)
-    star = confident_labels(p, y)
-    return (star >= 0) & (star != y)
+    return np.asarray(cleanlab_issues(y, p, filter_by="confident_learning", n_jobs=1), dtype=bool)
 
 
 def label_quality(probs, labels) -> np.ndarray:
@@ -78,5 +81,5 @@ def label_quality(probs, labels) -> np.ndarray:
     return p[np.arange(len(y)), y]
 
 
-__all__ = ["confident_joint", "confident_labels", "find_label_issues", "label_quality", "out_of_sample_probs",
+__all__ = ["confident_joint", "find_label_issues", "label_quality", "out_of_sample_probs",
            "per_class_thresholds"]

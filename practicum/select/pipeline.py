@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from pydantic import field_validator
+
 from practicum.config import Settings
 from practicum.data import RunDir, atomic_write_with, load_source
 from practicum.errors import ConfigError, DataError, RunError
@@ -45,6 +47,12 @@ class RateConfig(Settings):
     source: DataSettings = DataSettings()
     # the paper's proxy is a generator: the diffusion proxy (ε-MSE over K fixed draws per id) by default
     rater: RaterSettings = RaterSettings(proxy="diffusion")
+
+    @field_validator("rater", mode="before")
+    @classmethod
+    def _diffusion_proxy_unless_named(cls, value: Any) -> Any:
+        """Rater settings that do not name a proxy (a CLI run, a partial YAML) get the diffusion proxy too."""
+        return {**value, "proxy": "diffusion"} if isinstance(value, dict) and "proxy" not in value else value
 
 
 class ScoreConfig(Settings):
@@ -488,6 +496,7 @@ def run_select(config: SelectConfig, out: str | Path, *, resume: bool = False, o
     import pyarrow.parquet as pq
 
     from practicum.select import selectors as sel
+    from practicum.select.skew import class_rank_warning
 
     columns = read_scores(config.scores)
     scores = columns["score"]
@@ -561,13 +570,16 @@ def run_select(config: SelectConfig, out: str | Path, *, resume: bool = False, o
         bottom = sel.bottom_warning(summary["inclusion_by_decile"], len(chosen) / len(scores))
         if bottom is not None and config.strategy not in ("bottom-k", "random") and not any("bottom 30" in n for n in notes):
             notes.append(bottom)
+        if labels is not None:
+            summary["class_rank_share"] = round(sel.class_rank_share(raw_scores, labels), 4)
+            by_class = class_rank_warning(summary["class_rank_share"], balanced=bool(balance))
+            notes.extend([by_class] if by_class else [])
         for note in notes:
             logger.warning("%s", note)
         summary["warnings"] = notes
         if adaptive_info is not None:
             summary["adaptive"] = adaptive_info
         if labels is not None:
-            summary["class_rank_share"] = round(sel.class_rank_share(raw_scores, labels), 4)
             summary["class_counts"] = np.bincount(labels[chosen], minlength=labels.max() + 1).tolist()
         if "kind" in columns:
             kinds = columns["kind"].astype(str)
