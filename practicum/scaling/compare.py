@@ -186,10 +186,11 @@ def data_multiplier(x_a, y_a, x_b, y_b, *, target: float | None = None, metric: 
     """How much less data strategy B needs than A to reach `target` (default: A's best observed).
 
     Both curves are fitted with one family (`family`; "auto" chooses it over both curves at
-    once; `family_a`/`family_b` override), then m = x_A(y*)/x_B(y*). The interval bootstraps
-    each curve by the method `bootstrap.choose_unit` picks (a point bootstrap for one seed, a
-    leave-one-seed-out jackknife for two or more) and assumes the chosen family; it is withheld (ci=None, with the reason in `ci_note`) when
-    `n_boot` is 0 or the coverage benchmark found it unreliable for these seed counts. The
+    once; `family_a`/`family_b` override), then m = x_A(y*)/x_B(y*). The interval treats each
+    curve by the method `bootstrap.choose_unit` picks (a point bootstrap for one seed, a
+    leave-one-seed-out jackknife for two or more) and assumes the chosen family; it is withheld
+    (ci=None, with the reason in `ci_note`) when `n_boot` is 0 or the coverage benchmark found it
+    unreliable for these seed counts and this method. The
     crossover is searched over the union of the two curves' x ranges (or `crossover_range`).
     """
     from practicum.scaling.bootstrap import METHOD_NOTES, choose_unit, interval_ok, n_seed_labels
