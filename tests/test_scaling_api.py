@@ -10,6 +10,7 @@ import pytest
 from practicum.errors import DataError, FitError
 from practicum.scaling import IdentifiabilityWarning, crossover, data_multiplier, fit, rmsle
 from practicum.scaling.evaluate import evaluate_holdout, extrapolate, mean_ranks, prefix_split
+from practicum.scaling.bootstrap import t_interval
 
 SIZES = np.array([100.0, 200, 400, 800, 1600, 3200])
 
@@ -101,14 +102,15 @@ def test_same_seed_same_result_and_weights_matter():
     assert abs(weighted.residuals_[-1]) < abs(a.residuals_[-1])
 
 
-def test_bootstrap_cis_cover_the_truth_and_seeds_are_resampled():
+def test_bootstrap_cis_cover_the_truth_and_seeds_are_left_out_in_turn():
     rng = np.random.default_rng(1)
     x = np.repeat(SIZES, 5)
     seeds = np.tile(np.arange(5), SIZES.size)
     y = power_error(x) * (1 + 0.02 * rng.standard_normal(x.size))
     law = fit(x, y, "M2", seeds=seeds)
     boot = law.bootstrap(150, seed=0)
-    assert boot.by == "seeds" and boot.n_ok + boot.n_failed == 150 and boot.n_ok > 100
+    # repeated seeds: one refit per left-out seed (the jackknife), not 150 resamples
+    assert boot.by == "seeds" and boot.n_requested == 5 and boot.n_ok == 5
     lo, hi = boot.predict_ci([1e4])
     assert lo[0] < power_error(1e4) < hi[0]
     assert lo[0] < law.predict([1e4])[0] < hi[0]
@@ -117,9 +119,22 @@ def test_bootstrap_cis_cover_the_truth_and_seeds_are_resampled():
     cis = boot.param_ci()
     assert cis["c"][0] < -0.5 < cis["c"][1]
     assert fit(SIZES, power_error(SIZES), "M2").bootstrap(5).by == "points"
-    # fewer than 5 seeds: whole-seed resampling has too few distinct resamples, so points are used
-    four = seeds < 4
-    assert fit(x[four], y[four], "M2", seeds=seeds[four]).bootstrap(5).by == "points"
+    three = seeds < 3
+    assert fit(x[three], y[three], "M2", seeds=seeds[three]).bootstrap(5).n_requested == 3
+
+
+def test_jackknife_t_interval_matches_a_hand_computed_case():
+    # leave-one-out values 1, 2, 4 around a center of 2: on the log scale g = 0, log 2, log 4,
+    # se^2 = (2/3) * sum((g - log 2)^2) = (2/3) * 2 (log 2)^2, t_2(0.975) = 4.302653
+    lo, hi = t_interval(np.array(2.0), np.array([1.0, 2.0, 4.0]), 0.95)
+    half = 4.302653 * np.sqrt(4 / 3) * np.log(2)
+    assert float(lo) == pytest.approx(2 * np.exp(-half), rel=1e-6)
+    assert float(hi) == pytest.approx(2 * np.exp(half), rel=1e-6)
+    # a parameter that is not positive stays on its own scale: -1 +- t * se
+    lo, hi = t_interval(np.array(-1.0), np.array([-1.5, -1.0, -0.5]), 0.95)
+    assert float(hi) - (-1.0) == pytest.approx(4.302653 * np.sqrt(2 / 3 * 0.5), rel=1e-6)
+    # a leave-one-out value that never reached a target leaves the interval undefined
+    assert np.isnan(t_interval(np.array(2.0), np.array([1.0, np.nan, 4.0]), 0.95)[0])
 
 
 def test_data_multiplier_recovers_a_known_ratio():
@@ -139,12 +154,17 @@ def test_data_multiplier_ci_with_noise_and_explicit_target():
     yb = power_error(x, 2.0) * (1 + 0.02 * rng.standard_normal(x.size))
     res = data_multiplier(x, ya, x, yb, seeds_a=seeds, seeds_b=seeds, family="M2", target=0.1, n_boot=60)
     assert res.target == 0.1 and res.multiplier == pytest.approx(2.0, rel=0.15)
-    # 3 seeds: the multiplier interval covered 89 % in the coverage benchmark, so it is withheld
-    assert res.ci is None and "withheld" in res.ci_note and "no interval" in res.summary()
+    # 3 seeds: the seed jackknife-t interval (issue 23), printed with its assumptions
+    assert res.ci[0] < 2.0 < res.ci[1] and res.ci[0] <= res.multiplier <= res.ci[1]
+    assert res.bootstrap_unit == "seeds" and "independent seeds" in res.ci_note
+    # a point bootstrap of the same repeated runs ignores the per-seed correlation: withheld
+    forced = data_multiplier(x, ya, x, yb, seeds_a=seeds, seeds_b=seeds, family="M2", target=0.1, n_boot=60,
+                             by="points")
+    assert forced.ci is None and "withheld" in forced.ci_note and "no interval" in forced.summary()
     one = seeds == 0  # one seed: the interval passed coverage and is printed
     res = data_multiplier(x[one], ya[one], x[one], yb[one], family="M2", target=0.1, n_boot=60)
     assert res.ci[0] < 2.0 < res.ci[1]
-    assert res.ci[0] <= res.multiplier <= res.ci[1] and "bootstrap by points" in res.ci_note
+    assert res.ci[0] <= res.multiplier <= res.ci[1] and "percentile bootstrap over points" in res.ci_note
 
 
 def test_crossover_of_two_power_laws():
@@ -211,4 +231,5 @@ def test_auto_and_multiplier_on_a_three_size_curve():
         assert law.family_ == "M1"  # the plain power law validates best on the 2-size prefix
         res = data_multiplier(x, ya, x, yb, seeds_a=seeds, seeds_b=seeds, n_boot=50)
     assert 1.5 < res.multiplier < 2.6
-    assert res.ci is None and "withheld" in res.ci_note  # 3 seeds: below the coverage bar
+    # 3 seeds: a jackknife-t interval around the estimate (it assumes the chosen family, M1)
+    assert res.ci[0] < res.multiplier < res.ci[1] and "assumes the M1 family" in res.ci_note

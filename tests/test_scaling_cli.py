@@ -43,11 +43,12 @@ def test_fit_writes_json_png_and_resumes(tmp_path, capsys):
     assert base["family"] == "M2" and set(base["params"]) == {"eps_inf", "beta", "c"}
     assert base["holdout"]["n_heldout"] == 2 and base["holdout"]["rmsle"] < 0.1
     ext = base["extrapolations"][0]
-    # 2 seeds: the coverage benchmark found these intervals too narrow, so they are withheld
-    assert ext["x"] == 10000 and "ci" not in ext and "withheld" in ext["ci_withheld"]
-    assert base["target"]["x_needed"] > 0 and "ci" not in base["target"] and "ci_withheld" in base["target"]
-    assert "some intervals withheld" in text
-    assert base["bootstrap"]["n_ok"] > 0
+    # 2 seeds: the leave-one-seed-out jackknife-t (issue 23), printed with its assumptions
+    assert ext["x"] == 10000 and ext["ci"][0] < ext["prediction"] < ext["ci"][1]
+    ci = base["target"]["ci"]
+    assert ci["low"] < base["target"]["x_needed"] < ci["high"]
+    assert base["bootstrap"]["by"] == "seeds" and base["bootstrap"]["n_ok"] == 2
+    assert "jackknife" in text and "independent seeds" in text and "withheld" not in text
     assert (out / "figures" / "fit.png").read_bytes()[:4] == b"\x89PNG"
     assert len([json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]) == 2
     # a second run into the same folder is refused; --resume reuses the finished curves

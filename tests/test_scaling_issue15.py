@@ -128,6 +128,7 @@ def test_a_saved_law_reloads_and_predicts_the_same():
 
 def test_bootstrap_unit_follows_the_seed_count():
     assert choose_unit(None) == "points"
-    assert choose_unit(np.repeat([0, 1, 2], 4)) == "points"
+    # issue 23: two or more seeds use the leave-one-seed-out jackknife-t
+    assert choose_unit(np.repeat([0, 1], 4)) == "seeds"
     assert choose_unit(np.repeat(np.arange(5), 4)) == "seeds"
-    assert choose_unit(np.repeat([0, 1, 2], 4), by="seeds") == "seeds"
+    assert choose_unit(np.repeat([0, 1, 2], 4), by="points") == "points"

@@ -100,7 +100,7 @@ def _check_extrapolations(values: list[float]) -> None:
 def fit_one(item: dict[str, Any]) -> dict[str, Any]:
     """Fit one curve and compute everything fit.json reports about it. Top-level: picklable."""
     from practicum.scaling._threads import single_thread_blas
-    from practicum.scaling.bootstrap import interval_ok, n_seed_labels
+    from practicum.scaling.bootstrap import choose_unit, interval_ok, n_seed_labels
     from practicum.scaling.evaluate import prefix_split
     from practicum.scaling.law import ScalingLaw, loss_space, rmsle
 
@@ -138,8 +138,9 @@ def fit_one(item: dict[str, Any]) -> dict[str, Any]:
             result["interval_note"] = boot.note()
         else:
             result["interval_note"] = "no bootstrap (--n-boot 0): no intervals"
-        pred_ok, pred_why = interval_ok("prediction", n_seeds, level)
-        inv_ok, inv_why = interval_ok("x_needed", n_seeds, level)
+        unit = choose_unit(fit_seeds)
+        pred_ok, pred_why = interval_ok("prediction", n_seeds, unit, level)
+        inv_ok, inv_why = interval_ok("x_needed", n_seeds, unit, level)
         preds = []
         for xe in item["extrapolate_to"]:
             value = float(law.predict([xe])[0])
@@ -173,8 +174,9 @@ def fit_one(item: dict[str, Any]) -> dict[str, Any]:
         if boot is not None and boot.n_ok and pred_ok:
             lo, hi = boot.predict_ci(grid, level)
             band.update(low=lo.tolist(), high=hi.tolist(),
-                        label=f"{level:.0%} confidence band of the mean curve (bootstrap over "
-                              f"{'whole seeds' if boot.by == 'seeds' else 'points'}; assumes {law.family_})")
+                        label=f"{level:.0%} confidence band of the mean curve ("
+                              f"{'seed jackknife-t' if boot.by == 'seeds' else 'bootstrap over points'}; "
+                              f"assumes {law.family_})")
         result["curve_data"] = {"x": x.tolist(), "y": y.tolist(), "fitted": fit_mask.tolist()}
         result["band"] = band
     return result

@@ -4,9 +4,11 @@ Data multiplier (spec §10): m = x_A(y*) / x_B(y*), the ratio of the data each s
 needs to reach a common target y*. m > 1 means B reaches the target with m times less data
 (m < 1: B needs 1/m times more). Both curves use one family (chosen over both for "auto"), so m
 measures data efficiency, not a difference in model choice. The default target is A's best
-observed value (the best mean over repeated measurements at one size). The CI comes from
-refitting both laws on bootstrap resamples and taking percentiles of the ratio; resamples where
-a law cannot reach the target are counted as unbounded, not hidden and not as 0.
+observed value (the best mean over repeated measurements at one size). The CI comes from the
+refits of `practicum.scaling.bootstrap`: with one seed per curve, percentiles of the ratio over
+paired point resamples (a resample where a law cannot reach the target counts as unbounded, not
+hidden and not as 0); with repeated seeds, a t interval on log m whose variance adds the two
+curves' leave-one-seed-out jackknife variances (Welch–Satterthwaite degrees of freedom).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import brentq
+from scipy.stats import t as student_t
 
 from practicum.errors import FitError
 from practicum.scaling.law import ScalingLaw, check_curve, loss_space, rank_shared
@@ -137,6 +140,44 @@ def ratio_interval(need_a: np.ndarray, need_b: np.ndarray, level: float) -> tupl
     return (None if lo == -np.inf else float(lo), None if hi == np.inf else float(hi)), info
 
 
+def _log_spread(boot, target: float, center: float) -> tuple[float, float]:
+    """(se of log x_needed, degrees of freedom) of one curve's refits: the jackknife's for seeds,
+    the bootstrap standard deviation (a normal, df = inf) for points; NaN when a refit never
+    reaches the target."""
+    from practicum.scaling.bootstrap import log_spread
+
+    samples = boot.quantity(lambda law: law.invert(target))
+    if boot.by == "seeds":
+        return log_spread(center, samples) if boot.complete else (np.nan, np.nan)
+    if not (center > 0 and samples.size > 1 and np.all(np.isfinite(samples)) and np.all(samples > 0)):
+        return np.nan, np.nan
+    return float(np.std(np.log(samples), ddof=1)), np.inf
+
+
+def multiplier_interval(boot_a, boot_b, target: float, need_a: float, need_b: float,
+                        level: float) -> tuple[tuple[float | None, float | None] | None, dict]:
+    """Interval of m = need_a/need_b. Both point bootstraps: `ratio_interval` over paired
+    resamples. Otherwise (a seed jackknife on either side): exp(log m ± t·se) with se² the sum
+    of the two log variances and Welch–Satterthwaite degrees of freedom; None when a refit
+    never reaches the target (then the interval is not defined)."""
+    if boot_a.by == "points" and boot_b.by == "points":
+        need_as = boot_a.quantity(lambda law: law.invert(target))
+        need_bs = boot_b.quantity(lambda law: law.invert(target))
+        m = min(need_as.size, need_bs.size)
+        return ratio_interval(need_as[:m], need_bs[:m], level)
+    (se_a, df_a), (se_b, df_b) = _log_spread(boot_a, target, need_a), _log_spread(boot_b, target, need_b)
+    info = {"unreached_a": 0.0, "unreached_b": 0.0, "undefined": 0.0}
+    if not (np.isfinite(se_a) and np.isfinite(se_b)):
+        info["undefined"] = 1.0
+        return None, info
+    var = se_a ** 2 + se_b ** 2
+    parts = [v ** 2 / df for v, df in ((se_a ** 2, df_a), (se_b ** 2, df_b)) if v > 0]
+    df = var ** 2 / sum(parts) if parts and sum(parts) > 0 else np.inf
+    half = float(student_t.ppf((1 + level) / 2, df)) * np.sqrt(var)
+    center = np.log(need_a / need_b)
+    return (float(np.exp(center - half)), float(np.exp(center + half))), info
+
+
 def data_multiplier(x_a, y_a, x_b, y_b, *, target: float | None = None, metric: str = "error",
                     family: str = "auto", family_a: str | None = None, family_b: str | None = None,
                     seeds_a=None, seeds_b=None, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
@@ -145,13 +186,14 @@ def data_multiplier(x_a, y_a, x_b, y_b, *, target: float | None = None, metric: 
     """How much less data strategy B needs than A to reach `target` (default: A's best observed).
 
     Both curves are fitted with one family (`family`; "auto" chooses it over both curves at
-    once; `family_a`/`family_b` override), then m = x_A(y*)/x_B(y*). The interval bootstraps
-    each curve with the unit `bootstrap.choose_unit` picks (whole seeds only with >= 5 seeds) and
-    assumes the chosen family; it is withheld (ci=None, with the reason in `ci_note`) when
-    `n_boot` is 0 or the coverage benchmark found it unreliable for these seed counts. The
+    once; `family_a`/`family_b` override), then m = x_A(y*)/x_B(y*). The interval treats each
+    curve by the method `bootstrap.choose_unit` picks (a point bootstrap for one seed, a
+    leave-one-seed-out jackknife for two or more) and assumes the chosen family; it is withheld
+    (ci=None, with the reason in `ci_note`) when `n_boot` is 0 or the coverage benchmark found it
+    unreliable for these seed counts and this method. The
     crossover is searched over the union of the two curves' x ranges (or `crossover_range`).
     """
-    from practicum.scaling.bootstrap import choose_unit, interval_ok, n_seed_labels
+    from practicum.scaling.bootstrap import METHOD_NOTES, choose_unit, interval_ok, n_seed_labels
 
     xa, ya, _, sa = check_curve(x_a, y_a, metric=metric, seeds=seeds_a)
     xb, yb, _, sb = check_curve(x_b, y_b, metric=metric, seeds=seeds_b)
@@ -177,17 +219,19 @@ def data_multiplier(x_a, y_a, x_b, y_b, *, target: float | None = None, metric: 
             warnings.simplefilter("ignore")
             boot_a = law_a.bootstrap(n_boot, seed=seed, by=by)
             boot_b = law_b.bootstrap(n_boot, seed=seed + 1, by=by)
-        need_as = boot_a.quantity(lambda law: law.invert(target))
-        need_bs = boot_b.quantity(lambda law: law.invert(target))
-        m = min(need_as.size, need_bs.size)
-        ci, info = ratio_interval(need_as[:m], need_bs[:m], level)
-        ok, why = interval_ok("multiplier", min(n_seed_labels(sa), n_seed_labels(sb)), level)
+        ci, info = multiplier_interval(boot_a, boot_b, target, need_a, need_b, level)
+        if unit_a == unit_b:
+            ok, why = interval_ok("multiplier", min(n_seed_labels(sa), n_seed_labels(sb)), unit_a, level)
+        else:
+            ok, why = True, "this mix of methods was not in the coverage benchmark"
         if ci is None:
-            note = "no resample reached the target"
+            note = ("no resample reached the target" if unit == "points"
+                    else "a refit never reaches the target, so the interval is not defined")
         elif not ok:
             ci, note = None, why
         else:
-            note = f"bootstrap by {unit}; assumes the {law_a.family_} family" + (f"; {why}" if why else "")
+            methods = sorted({METHOD_NOTES[unit_a], METHOD_NOTES[unit_b]})
+            note = f"{'; '.join(methods)}; assumes the {law_a.family_} family" + (f"; {why}" if why else "")
     return MultiplierResult(multiplier=float(multiplier), ci=ci, target=target, x_a=float(need_a),
                             x_b=float(need_b), crossover=cross, family_a=law_a.family_, family_b=law_b.family_,
                             metric=metric, level=level, n_boot=n_boot, undefined_fraction=info["undefined"],

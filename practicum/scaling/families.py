@@ -186,22 +186,24 @@ def _m3(x, beta, gamma, c):
 
 
 def m4_solve(x, eps_inf, eps_0, alpha, beta, c, iters: int = 60):
-    """Solve (y − ε∞)/(ε0 − y)^α = β x^c for y in (ε∞, ε0), vectorised over x.
+    """Solve (y − ε∞)/(ε0 − y)^α = β x^c for y in (ε∞, ε0), vectorised over x (and over the
+    parameters, which broadcast against x: a column of parameter sets solves a whole grid).
 
     With y = ε∞ + D·σ(z), D = ε0 − ε∞, the equation becomes
     h(z) = log σ(z) − α·log σ(−z) + (1 − α)·log D − log(β x^c) = 0, where h rises monotonically
     (h′ = σ(−z) + α·σ(z) > 0 for α ≥ 0) and has one curvature sign ((α − 1)·σ(z)σ(−z)), so
     Newton's method converges from any start (after at most one overshoot, monotonically and
-    then quadratically): ~6–10 steps to full precision where bisection needed 64.
+    then quadratically): ~6–10 steps to full precision where bisection needed 64. NaN where
+    the parameters are invalid (ε0 ≤ ε∞, α < 0, β ≤ 0, or not finite).
     """
     x = np.asarray(x, dtype=float)
+    eps_inf, eps_0, alpha, beta, c = (np.asarray(v, dtype=float) for v in (eps_inf, eps_0, alpha, beta, c))
     with np.errstate(all="ignore"):
+        valid = np.isfinite(eps_inf) & np.isfinite(eps_0) & (eps_0 > eps_inf) & (alpha >= 0) & (beta > 0)
         log_rhs = np.log(beta) + c * np.log(x)
-        if not (np.isfinite(eps_inf) and np.isfinite(eps_0) and eps_0 > eps_inf and alpha >= 0 and beta > 0):
-            return np.full(x.shape, np.nan)
-        span = float(eps_0) - float(eps_inf)
+        span = eps_0 - eps_inf
         const = (1.0 - alpha) * np.log(span) - log_rhs
-        z = np.zeros(x.shape)
+        z = np.zeros(const.shape)
         for _ in range(iters):
             log_s, log_sn = -np.logaddexp(0.0, -z), -np.logaddexp(0.0, z)
             step = (log_s - alpha * log_sn + const) / (np.exp(log_sn) + alpha * np.exp(log_s))
@@ -209,7 +211,7 @@ def m4_solve(x, eps_inf, eps_0, alpha, beta, c, iters: int = 60):
             if not np.any(np.abs(step) > 1e-12 * (1.0 + np.abs(z))):
                 break
         y = eps_inf + span * np.exp(-np.logaddexp(0.0, -z))
-    return np.where(np.isfinite(log_rhs) & np.isfinite(z), y, np.nan)
+    return np.where(valid & np.isfinite(log_rhs) & np.isfinite(z), y, np.nan)
 
 
 def _m4(x, eps_inf, eps_0, alpha, beta, c):

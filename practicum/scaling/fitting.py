@@ -307,6 +307,25 @@ def _loglin(logx, logy, w):
     return coef
 
 
+def _loglin_rows(logx, logy, w):
+    """`_loglin` for a whole grid at once: `logx` and `logy` are (G, n) or (n,) (broadcast), and
+    each row's weighted regression comes in closed form → (p0, p1), each (G,)."""
+    logx, logy = np.broadcast_arrays(np.atleast_2d(logx), np.atleast_2d(logy))
+    sw = float(np.sum(w))
+    x_mean, y_mean = logx @ w / sw, logy @ w / sw
+    dx, dy = logx - x_mean[:, None], logy - y_mean[:, None]
+    p1 = (dx * dy) @ w / ((dx * dx) @ w)
+    return y_mean - p1 * x_mean, p1
+
+
+def _log_sse_rows(pred, t, w) -> np.ndarray:
+    """`_log_sse` of every row of `pred` (G, n); inf where a row is not finite."""
+    with np.errstate(all="ignore"):
+        r = np.log(pred) - np.log(t)
+        sse = (r ** 2) @ w
+    return np.where(np.all(np.isfinite(r), axis=1), sse, np.inf)
+
+
 def _log_sse(pred, t, w) -> float:
     with np.errstate(all="ignore"):
         r = np.log(pred) - np.log(t)
@@ -362,8 +381,13 @@ def fit_m2(fam, u, t, w, rng, *, init=None, **_) -> FitOutcome:
     else:
         grid = np.concatenate([[0.0], tmin * (1 - np.logspace(-4, 0, 40)[::-1][:-1])])
         grid = np.unique(np.clip(grid, 0, tmin * (1 - 1e-6)))
-    scored = [solve(e) for e in grid]
-    best_loss, best_theta = min(scored, key=lambda s: s[0])
+    grid = np.asarray(grid, dtype=float)
+    with np.errstate(all="ignore"):  # the whole grid in one batched regression
+        p0, p1 = _loglin_rows(logu, np.log(t[None, :] - grid[:, None]), w)
+        p1 = np.minimum(p1, 0.0)
+        losses = _log_sse_rows(grid[:, None] + np.exp(p0)[:, None] * u[None, :] ** p1[:, None], t, w)
+    best = int(np.argmin(losses))
+    best_loss, best_theta = float(losses[best]), np.array([grid[best], np.exp(p0[best]), p1[best]])
     # polish ε∞ in the fraction of min(y) it uses (bounded, so the log stays defined)
     res = minimize_scalar(lambda f: solve(tmin * f)[0], bounds=(0.0, 1 - 1e-9), method="bounded",
                           options={"xatol": 1e-10})
@@ -389,10 +413,15 @@ def fit_m3(fam, u, t, w, rng, *, init=None, **_) -> FitOutcome:
     inv = 1.0 / u
     lo, hi = np.log10(inv.min()) - 4, np.log10(inv.max()) + 2
     if init is not None:
-        grid = [max(init[1], 0.0)]
+        grid = np.array([max(init[1], 0.0)])
     else:
         grid = np.concatenate([[0.0], np.logspace(lo, hi, 60)])
-    best_loss, best_theta = min((solve(g) for g in grid), key=lambda s: s[0])
+    with np.errstate(all="ignore"):  # the whole grid in one batched regression
+        p0, p1 = _loglin_rows(np.log(inv[None, :] + grid[:, None]), np.log(t), w)
+        p1 = np.maximum(p1, 0.0)
+        losses = _log_sse_rows(np.exp(p0)[:, None] * (inv[None, :] + grid[:, None]) ** p1[:, None], t, w)
+    best = int(np.argmin(losses))
+    best_loss, best_theta = float(losses[best]), np.array([np.exp(p0[best]), grid[best], p1[best]])
     if best_theta[1] > 0:
         res = minimize_scalar(lambda lg: solve(10.0 ** lg)[0],
                               bounds=(np.log10(best_theta[1]) - 0.5, np.log10(best_theta[1]) + 0.5),
@@ -434,6 +463,37 @@ def _m4_inner(logu, t, w, eps_inf, eps_0, with_sse=False):
         return (np.nan, np.nan, np.nan, np.inf) if with_sse else (np.nan, np.nan, np.nan)
     sse, beta, c, alpha = best
     return (beta, c, alpha, sse) if with_sse else (beta, c, alpha)
+
+
+def _m4_inner_rows(logu, t, w, eps_inf, eps_0):
+    """`_m4_inner` for G pairs (ε∞, ε0) at once → (β, c, α), each (G,): the four active sets'
+    regressions by batched pseudo-inverses (lstsq's minimum-norm solutions), then per row the
+    unconstrained optimum if feasible, else the feasible set with the smallest SSE."""
+    with np.errstate(all="ignore"):
+        z = np.log(t[None, :] - eps_inf[:, None])
+        v = np.log(eps_0[:, None] - t[None, :])
+    n_rows = eps_inf.size
+    sw = np.sqrt(w)
+    ones, lu = np.ones((n_rows, t.size)), np.broadcast_to(logu, (n_rows, t.size))
+    ok_rows = np.all(np.isfinite(z), axis=1) & np.all(np.isfinite(v), axis=1)
+    z, v = np.where(ok_rows[:, None], z, 0.0), np.where(ok_rows[:, None], v, 0.0)
+    best = np.full((n_rows, 4), np.nan)  # (sse, beta, c, alpha)
+    for use_c, use_a in ((True, True), (True, False), (False, True), (False, False)):
+        cols = [ones] + ([lu] if use_c else []) + ([v] if use_a else [])
+        design = np.stack(cols, axis=2) * sw[None, :, None]
+        coef = np.einsum("gkn,gn->gk", np.linalg.pinv(design), z * sw)
+        c = coef[:, 1] if use_c else np.zeros(n_rows)
+        a = coef[:, -1] if use_a else np.zeros(n_rows)
+        sse = np.sum((np.einsum("gnk,gk->gn", design, coef) - z * sw) ** 2, axis=1)
+        feasible = (c <= 0) & (a >= 0) & ok_rows
+        if use_c and use_a:  # the unconstrained optimum, where feasible, is the constrained one
+            take = feasible
+        else:
+            take = feasible & (np.isnan(best[:, 0]) | (sse < best[:, 0])) & ~full
+        best[take] = np.column_stack([sse, np.exp(coef[:, 0]), c, a])[take]
+        if use_c and use_a:
+            full = take
+    return best[:, 1], best[:, 2], best[:, 3]
 
 
 def fit_m4(fam, u, t, w, rng, *, init=None, eps_0=None, eps_0_max=None, **_) -> FitOutcome:
@@ -486,10 +546,13 @@ def fit_m4(fam, u, t, w, rng, *, init=None, eps_0=None, eps_0_max=None, **_) -> 
         p_starts = [np.array([np.log(e_inf / (tmin - e_inf)), p1])]
     else:
         # the grid on the true objective (a search in the regression's transformed space alone
-        # extrapolated worse on the NMT curves of Alabdulmohsin et al.)
-        grid = list(itertools.product(np.linspace(-6, 6, 7), np.linspace(-5, 4, 7)))
-        scored = sorted(((objective(np.array(p))[0], p) for p in grid), key=lambda s: s[0])
-        p_starts = [np.array(scored[0][1])]
+        # extrapolated worse on the NMT curves of Alabdulmohsin et al.), all 49 points at once
+        grid = np.array(list(itertools.product(np.linspace(-6, 6, 7), np.linspace(-5, 4, 7))))
+        eps_infs, e0s = (np.array(v) for v in zip(*(unpack(p) for p in grid)))
+        beta, c, alpha = _m4_inner_rows(logu, t, w, eps_infs, e0s)
+        pred = m4_solve(u[None, :], eps_infs[:, None], e0s[:, None], alpha[:, None], beta[:, None], c[:, None])
+        losses = np.where(e0s > tmax, _log_sse_rows(pred, t, w), np.inf)
+        p_starts = [grid[int(np.argmin(losses))]]
 
     best_loss, best_theta = np.inf, None
     for p0 in p_starts:

@@ -261,6 +261,15 @@ class ScalingLaw:
         return sorted(finite, key=lambda k: (round(finite[k], 12), get_family(k).n_params))
 
     def _prefix_scores(self, x, y, w, names) -> dict[str, float]:
+        """Each candidate's geometric-mean held-out RMSLE over the prefixes: the shortest prefix
+        extrapolates furthest and has errors an order of magnitude larger, so an arithmetic mean
+        would let it alone decide."""
+        return {name: float(np.exp(np.mean(np.log(np.maximum(s, 1e-300))))) if np.all(np.isfinite(s)) else math.inf
+                for name, s in self._prefix_table(x, y, w, names).items()}
+
+    def _prefix_table(self, x, y, w, names) -> dict[str, list[float]]:
+        """Each candidate's held-out RMSLE on every prefix (shortest first); candidates with more
+        parameters than the curve has sizes are left out."""
         xs = np.unique(x)
         n = xs.size
         # Prefixes of the distinct x at fractions of the curve, so the validation horizon is long
@@ -292,11 +301,7 @@ class ScalingLaw:
                 except FitError:
                     score = math.inf
                 scores.setdefault(name, []).append(score)
-        # a family that cannot fit the longest prefix cannot be chosen for the whole curve;
-        # geometric mean over prefixes: the shortest prefix extrapolates furthest and has errors
-        # an order of magnitude larger, so an arithmetic mean would let it alone decide.
-        return {name: float(np.exp(np.mean(np.log(np.maximum(s, 1e-300))))) if np.all(np.isfinite(s)) else math.inf
-                for name, s in scores.items() if n >= get_family(name).min_points}
+        return {name: s for name, s in scores.items() if n >= get_family(name).min_points}
 
     def _note(self, message: str, category=UserWarning) -> None:
         self.warnings_.append(message)

@@ -1,0 +1,73 @@
+"""Issue 23: seed jackknife-t intervals for repeated runs, and the batched grids of M2/M3/M4."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import t as student_t
+
+from practicum.scaling import fit
+from practicum.scaling.bootstrap import Bootstrap, interval_ok
+from practicum.scaling.compare import multiplier_interval
+from practicum.scaling.families import m4_solve
+from practicum.scaling.fitting import _loglin, _loglin_rows, _m4_inner, _m4_inner_rows
+
+
+def test_batched_log_regression_matches_one_at_a_time():
+    rng = np.random.default_rng(0)
+    logx, w = np.log(np.geomspace(10, 1e4, 9)), rng.uniform(0.5, 2.0, 9)
+    rows = rng.normal(size=(5, 9))
+    p0, p1 = _loglin_rows(logx, rows, w)
+    for i in range(5):
+        assert (p0[i], p1[i]) == pytest.approx(tuple(_loglin(logx, rows[i], w)), rel=1e-10, abs=1e-12)
+    # x varying per row (M3's grid), y fixed
+    q0, q1 = _loglin_rows(rows, logx, w)
+    assert (q0[2], q1[2]) == pytest.approx(tuple(_loglin(rows[2], logx, w)), rel=1e-10, abs=1e-12)
+
+
+def test_m4_grid_in_one_pass_matches_the_loop():
+    u = np.geomspace(1, 300, 8)
+    t = m4_solve(u, 0.05, 0.9, 0.8, 2.0, -0.5) * (1 + 0.01 * np.sin(np.arange(8)))
+    w = np.ones(8)
+    eps_inf = np.array([0.0, 0.01, 0.04, 0.049, 0.2])  # the last one is above min y: no fit
+    eps_0 = np.array([0.95, 1.0, 0.92, 2.0, 0.95])
+    beta, c, alpha = _m4_inner_rows(np.log(u), t, w, eps_inf, eps_0)
+    for i in range(4):
+        assert (beta[i], c[i], alpha[i]) == pytest.approx(_m4_inner(np.log(u), t, w, eps_inf[i], eps_0[i]), rel=1e-8)
+    assert np.isnan(beta[4])
+    # the solver broadcasts a column of parameter sets against x, row by row the scalar answer
+    rows = m4_solve(u[None, :], eps_inf[:4, None], eps_0[:4, None], alpha[:4, None], beta[:4, None], c[:4, None])
+    for i in range(4):
+        assert rows[i] == pytest.approx(m4_solve(u, eps_inf[i], eps_0[i], alpha[i], beta[i], c[i]), rel=1e-12)
+    assert np.isnan(m4_solve(u, 0.5, 0.4, 1.0, 1.0, -0.5)).all()  # ε0 <= ε∞: invalid
+
+
+def _fake(by: str, law, samples: np.ndarray) -> Bootstrap:
+    """A Bootstrap whose refits invert to `samples` (the quantity is what the test controls)."""
+    boot = Bootstrap(law=law, thetas=np.zeros((samples.size, 1)), n_requested=samples.size, n_failed=0, by=by)
+    boot.quantity = lambda fn: samples  # type: ignore[method-assign]
+    return boot
+
+
+def test_multiplier_interval_adds_log_variances_with_welch_degrees_of_freedom():
+    law = fit(np.geomspace(100, 3200, 6), 0.5 * np.geomspace(100, 3200, 6) ** -0.3, "M1")
+    a = np.array([90.0, 100.0, 110.0])        # 3 seeds: df 2
+    b = np.array([40.0, 50.0, 55.0, 45.0, 60.0])  # 5 seeds: df 4
+    ci, _ = multiplier_interval(_fake("seeds", law, a), _fake("seeds", law, b), 0.1, 100.0, 50.0, 0.95)
+    va = 2 / 3 * np.sum((np.log(a) - np.log(a).mean()) ** 2)
+    vb = 4 / 5 * np.sum((np.log(b) - np.log(b).mean()) ** 2)
+    df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 4)
+    half = student_t.ppf(0.975, df) * np.sqrt(va + vb)
+    assert ci == pytest.approx((2.0 * np.exp(-half), 2.0 * np.exp(half)), rel=1e-10)
+    # a leave-one-seed-out refit that never reaches the target: no interval, not a made-up one
+    ci, info = multiplier_interval(_fake("seeds", law, np.array([90.0, np.nan, 110.0])),
+                                   _fake("seeds", law, b), 0.1, 100.0, 50.0, 0.95)
+    assert ci is None and info["undefined"] == 1.0
+
+
+def test_intervals_are_printed_by_method_and_structure():
+    assert interval_ok("multiplier", 3, "seeds")[0] and interval_ok("x_needed", 10, "seeds")[0]
+    ok, why = interval_ok("prediction", 3, "points")  # repeated runs bootstrapped as points
+    assert not ok and "per-seed" not in why and "points method" in why
+    ok, why = interval_ok("x_needed", 1, "points")
+    assert not ok and "91 %" in why
