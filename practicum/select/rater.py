@@ -148,8 +148,10 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float, eps: float 
 
 
 def _reduce(weights: torch.Tensor, values: torch.Tensor, how: str) -> torch.Tensor:
+    """"code": (1/B) Σ w_i ℓ_i; "sum": Σ w_i ℓ_i per softmax group, averaged over the groups (as DDP
+    averages the devices' losses). Each group's weights sum to 1, so Σ w = the number of groups."""
     total = (weights * values).sum()
-    return total / len(values) if how == "code" else total
+    return total / len(values) if how == "code" else total / weights.sum().detach()
 
 
 def group_softmax(scores: torch.Tensor, group_size: int) -> torch.Tensor:
@@ -299,7 +301,7 @@ class RaterTrainer:
             second_losses = self.second(train.x, train.y, draws_tr).float()
             excess = pre_losses - second_losses.detach()
             objective = _reduce(w_grad, excess, s.weighted_loss_reduction)
-            self._clip_step(self.second, self.opt_second, (w * second_losses).sum(), "second")
+            self._clip_step(self.second, self.opt_second, (w * second_losses).sum() / w.sum(), "second")
             record["excess_mean"] = float(excess.mean())
         else:
             objective = self._lookahead_objective(theta_t, train, val, w_grad, draws_tr, draws_val)
@@ -315,6 +317,7 @@ class RaterTrainer:
         """L_val(θ_t − η Σ w_i(φ) ∇ℓ_i(θ_t)): one differentiable SGD step through `torch.func`."""
         from torch.func import functional_call
 
+        weights = weights / weights.sum().detach()  # a weighted mean over the batch (one step, any group count)
         params = {k: v.requires_grad_(True) for k, v in theta_t.items()}
         inner = (weights * functional_call(self.proxy, params, (train.x, train.y, draws_tr)).float()).sum()
         grads = torch.autograd.grad(inner, list(params.values()), create_graph=True)
