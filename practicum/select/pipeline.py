@@ -190,7 +190,7 @@ def run_gates(config: RateConfig, trainer, train_pool, val_pool) -> dict:
     gates = rater_gates(trainer, x, y, second=second, kinds=kinds, harmful_kinds=harmful_kinds(config.source),
                         seed=config.rater.seed)
     for line in gate_lines(gates):
-        (logger.warning if line.startswith("warning") else echo)(line)
+        echo(line)  # on stdout with the summary, --quiet or not
     return gates
 
 
