@@ -1,12 +1,12 @@
 """Alchemist where the paper works, small and controlled: select data for a generator on the web-like Fashion pool.
 
-    python benchmarks/select_fashion.py --out DIR [--seeds 5] [--pool-size 10000] [--steps 4000] [--smoke]
+    python benchmarks/select_fashion.py --out DIR [--seeds 5] [--pool-size 10000] [--steps 3000] [--smoke]
     python benchmarks/select_fashion.py --out DIR --table      # the markdown tables of DIR's JSON
 
 1. Fixed across seeds and arms: the pool (`practicum.select.webpool.build_web_pool` on --pool-size rows of
    Fashion train, seed 0), the rater's clean hold-out (--holdout rows of val, stratified), the **codec** (a
    64-component PCA fitted once on all 5,000 clean val rows, so every arm's generator decodes through the
-   same decoder), the judge (a small CNN trained on clean Fashion train, seed 123, cached in DIR) and the
+   same decoder), the judge (a small CNN trained on --judge-rows clean Fashion train rows, seed 123, cached in DIR) and the
    real statistics (judge features of all 10,000 test rows).
 2. Per seed s: the rater (diffusion proxy with the issue-22 defaults: common stratified draws, softmax
    groups of 8, scale-free AdamW, a proxy warm-started on the hold-out; --rater-steps steps over 10
@@ -366,10 +366,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--pool-size", type=int, default=10000, help="rows of Fashion train the pool is built from")
     parser.add_argument("--holdout", type=int, default=3000, help="clean val rows the rater trains against")
-    parser.add_argument("--steps", type=int, default=4000, help="generator steps of every equal-steps arm")
+    parser.add_argument("--steps", type=int, default=3000, help="generator steps of every equal-steps arm")
     parser.add_argument("--rater-steps", type=int, default=1000, help="rater steps (10 epochs)")
     parser.add_argument("--per-class", type=int, default=200, help="samples per class per arm (FD on 2,000)")
     parser.add_argument("--judge-epochs", type=int, default=2)
+    parser.add_argument("--judge-rows", type=int, default=20000, help="clean Fashion train rows the judge learns from")
     parser.add_argument("--arms", default="", help="comma list of arms (default: all)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check the script runs")
     parser.add_argument("--results", type=Path, default=None, help="also write the JSON here after every arm")
@@ -400,21 +401,27 @@ def main() -> None:
     holdout = clean_holdout(val, 200 if smoke else args.holdout)
     codec = PCACodec(val.images)  # fixed for every arm: fitted once on clean data
     if smoke:
-        test = type(test)(test.images[:500], test.labels[:500], test.ids[:500], test.class_names)
+        rows = np.random.default_rng(4).permutation(len(test))[:500]
+        test = type(test)(test.images[rows], test.labels[rows], test.ids[rows], test.class_names)
     labels, kinds, harmful = pool.labels.numpy(), info["kind"], info["harmful"]
     latents = codec.encode(pool.images)
     result["pool"] = {"size": len(pool), "harmful_share": float(harmful.mean()), "holdout": len(holdout),
                       "test_rows": len(test), "kinds": {k: int((kinds == k).sum()) for k in sorted(set(kinds))}}
     typicality = pixel_typicality(pool.images, pool.labels)
 
-    judge = load_or_train_judge(args.out / "judge.safetensors", train.images, train.labels,
+    start = time.time()
+    judge_rows = np.random.default_rng(3).permutation(len(train))[:2000 if smoke else args.judge_rows]
+    judge = load_or_train_judge(args.out / "judge.safetensors", train.images[judge_rows], train.labels[judge_rows],
                                 1 if smoke else args.judge_epochs)
+    result.setdefault("judge_seconds", round(time.time() - start, 1))
     real_feats, real_logits = judge_out(judge, test.images)
     result["judge_test_accuracy"] = float((real_logits.argmax(1) == test.labels).float().mean())
     cov = np.cov(real_feats, rowvar=False)
     real_stats = (real_feats.mean(0), _sqrt_psd(cov), float(np.trace(cov)))
     # the codec's own ceiling: FD of decoded clean test images (no generator)
     result["codec_fd_on_test"] = frechet(judge_out(judge, codec.decode(codec.encode(test.images)))[0], real_stats)
+    print(f"judge: test accuracy {result['judge_test_accuracy']:.3f}; the codec's own FD on test "
+          f"{result['codec_fd_on_test']:.2f} ({time.time() - start:.0f}s)", flush=True)
 
     def save():
         result["rater_between_seeds"] = between_seeds(args.out, range(args.seeds), labels)
