@@ -7,7 +7,7 @@ import torch
 from practicum.select.gates import check_gates, kind_ranks, rater_gates
 from practicum.select.nets import RaterNet
 from practicum.select.pool import MemoryPool, common_draws
-from practicum.select.rater import RaterSettings, RaterTrainer, decay_groups, group_softmax, initial_rater, rate
+from practicum.select.rater import RaterSettings, RaterTrainer, decay_groups, group_softmax, rate
 
 
 def planted_pool(n: int, noise_share: float, seed: int):

@@ -40,7 +40,7 @@ def rate(
     defects: Optional[bool] = typer.Option(None, "--defects/--no-defects",
                                            help="Inject seeded web-like defects into the train split (demo)."),
     update_rule: Optional[str] = typer.Option(None, "--update-rule", help="first_order (default), unrolled, two_model."),
-    proxy: Optional[str] = typer.Option(None, "--proxy", help="diffusion (default: ε-MSE over fixed draws per id) or classifier."),
+    proxy: Optional[str] = typer.Option(None, "--proxy", help="diffusion (default: ε-MSE over draws shared by each batch) or classifier."),
     diffusion_model: Optional[str] = typer.Option(None, "--diffusion-model",
                                                   help="Diffusion proxy: tiny (default), builtin (fresh UNet) or a "
                                                        "denoiser spec to start from."),

@@ -161,7 +161,7 @@ class DiffusionProxy(nn.Module):
 
 
 class DenoiserProxy(nn.Module):
-    """Any `practicum.diffusion` Denoiser as the proxy: per-example ε-MSE over K fixed (t, noise) draws.
+    """Any `practicum.diffusion` Denoiser as the proxy: per-example ε-MSE over K (t, noise) draws.
 
     With `diffusion_model="builtin"` the rater trains a freshly initialised built-in pixel UNet
     (the paper's proxy is trained from scratch alongside the rater); a denoiser spec that

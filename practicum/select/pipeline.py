@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from practicum.config import Settings
 from practicum.data import RunDir, atomic_write_with, load_source
@@ -43,7 +44,7 @@ class DataSettings(Settings):
 class GateSettings(Settings):
     """The sanity gates `practicum rate` checks after training (`practicum.select.gates`)."""
 
-    rows: int = 4000  # a seeded sample of the pool the gates rate
+    rows: int = Field(4000, ge=10)  # a seeded sample of the pool the gates rate
     seed_check: bool = False  # train a second rater (seed + 1) and require the two rankings to agree
 
 

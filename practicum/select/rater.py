@@ -53,6 +53,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 
 from practicum.config import Settings
@@ -96,9 +97,9 @@ class RaterSettings(Settings):
     diffusion_model: str = "tiny"  # "tiny" (MLP ε-model), "builtin" (fresh built-in UNet) or a denoiser spec
     diffusion_draws: int = 4
     draws: Literal["common", "per_id"] = "common"
-    softmax_group: int = 8  # rows per softmax (and per g) while training; the released launch's per-GPU batch
-    rater_eps: float = 1e-16  # AdamW ε of the rater: far below its gradients, so the step is scale-free
-    proxy_warmup: int = 500  # proxy steps on the hold-out before the bilevel loop (a warm-started proxy)
+    softmax_group: int = Field(8, ge=1)  # rows per softmax (and per g) while training: the released per-GPU batch
+    rater_eps: float = Field(1e-16, gt=0)  # AdamW ε of the rater: far below its gradients, so the step is scale-free
+    proxy_warmup: int = Field(500, ge=0)  # proxy steps on the hold-out before the bilevel loop (a warm-started proxy)
     seed: int = 0
     device: str = "cpu"  # cpu, cuda, cuda:N, mps or auto
     dtype: Literal["fp32", "bf16", "fp16"] = "fp32"  # forward passes under autocast; weights stay fp32
@@ -184,8 +185,8 @@ class RaterTrainer:
         self.input_shape = tuple(input_shape)
         self.num_classes = num_classes
         self.device, self.dtype = resolve_device(settings.device), parse_dtype(settings.dtype)
-        if settings.softmax_group < 1 or settings.batch_size < 1:
-            raise ConfigError("batch_size and softmax_group must be >= 1")
+        if settings.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, not {settings.batch_size}")
         # built on the CPU (the same initial weights on any device), then moved
         self.rater = initial_rater(settings, self.input_shape, num_classes).to(self.device)
         self.proxy = build_proxy(settings, self.input_shape, num_classes).to(self.device)
