@@ -91,7 +91,7 @@ def test_fit_survives_a_kill(tmp_path):
 
 def test_rate_survives_a_kill(tmp_path):
     """Before: an epoch logged but killed before its training state was saved was logged twice."""
-    args = ["rate", "--data", "digits", "--proxy", "classifier", "--epochs", "4", "--iterations-per-epoch", "3", "--batch-size", "16"]
+    args = ["rate", "--data", "digits", "--proxy", "classifier", "--epochs", "4", "--iterations-per-epoch", "3", "--batch-size", "16", "--proxy-warmup", "20"]
     straight, _ = kill_and_resume(args, tmp_path / "R", seed=5)
     assert (tmp_path / "R" / "checkpoints" / "rater-epoch003.safetensors").read_bytes() == \
         (straight / "checkpoints" / "rater-epoch003.safetensors").read_bytes()

@@ -15,7 +15,7 @@ from safetensors.numpy import load_file
 
 from cli_helpers import assert_rate_resumes_exactly, run_cli
 
-RATE = ["--data", "digits", "--proxy", "classifier", "--epochs", "2", "--iterations-per-epoch", "2", "--batch-size", "32"]
+RATE = ["--data", "digits", "--proxy", "classifier", "--epochs", "2", "--iterations-per-epoch", "2", "--batch-size", "32", "--proxy-warmup", "20"]
 
 
 def _ranks(values):

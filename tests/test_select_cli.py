@@ -16,7 +16,7 @@ def rater_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("rate") / "rater"
     code = run_cli("rate", "--out", str(out), "--data", "digits", "--defects", "--proxy", "classifier", "--epochs", "2",
                    "--iterations-per-epoch", "2",
-                   "--batch-size", "32")
+                   "--batch-size", "32", "--proxy-warmup", "20")
     assert code == 0
     return out
 
@@ -54,6 +54,26 @@ def test_round_trip_rate_score_select(rater_run, tmp_path):
     assert pq.read_table(tmp_path / "m2" / "manifest.parquet").num_rows == 100
 
 
+def test_rate_writes_its_gates_and_a_four_step_rater_fails_them(rater_run):
+    gates = json.loads((rater_run / "summary.json").read_text())["gates"]
+    assert set(gates["kind_rank"]) == {"clean", "wrong_label", "duplicate", "noise"}
+    assert gates["seed_spearman"] is None and "seeds" not in gates["checks"]  # --seed-check is off by default
+    # four rater steps cannot leave the initialisation: the run says so instead of passing
+    assert gates["init_spearman"] > 0.5 and "init" in gates["failed"] and gates["passed"] is False
+
+
+def test_rate_prints_its_gates_with_a_second_seed(tmp_path, capsys):
+    assert run_cli("rate", "--out", str(tmp_path / "r"), "--data", "digits", "--defects", "--proxy", "classifier",
+                   "--epochs", "1", "--iterations-per-epoch", "2", "--batch-size", "16", "--proxy-warmup", "5",
+                   "--seed-check") == 0
+    out = capsys.readouterr().out
+    for start in ("gate init: Spearman with the untrained rater", "gate loss:", "gate seeds: Spearman with a second seed",
+                  "gate kinds: mean rank percentile", "warning: the rater failed its gates"):
+        assert start in out
+    gates = json.loads((tmp_path / "r" / "summary.json").read_text())["gates"]
+    assert gates["seed_spearman"] is not None and "seeds" in gates["checks"]
+
+
 def test_score_resume_recomputes_only_missing_shards(rater_run, tmp_path):
     out = tmp_path / "scores"
     assert run_cli("score", "--out", str(out), "--rater", str(rater_run), "--data", "digits", "--shard-size", "400") == 0
@@ -69,7 +89,8 @@ def test_score_resume_recomputes_only_missing_shards(rater_run, tmp_path):
 
 def test_rate_resume_matches_an_uninterrupted_run(tmp_path, monkeypatch):
     assert_rate_resumes_exactly(tmp_path, monkeypatch,
-                                ["--data", "digits", "--epochs", "2", "--iterations-per-epoch", "2", "--batch-size", "16"])
+                                ["--data", "digits", "--proxy", "classifier", "--epochs", "2", "--iterations-per-epoch",
+                                 "2", "--batch-size", "16", "--proxy-warmup", "20"])
 
 
 def test_embeddings_pool_scores_in_row_group_shards(tmp_path):

@@ -88,7 +88,7 @@ def _auc(scores_bad: np.ndarray, scores_good: np.ndarray) -> float:
 def test_rater_learns_to_down_weight_wrong_labels():
     train, flipped = blobs(384, flip=0.3, seed=1)
     val, _ = blobs(192, seed=2)
-    settings = RaterSettings(epochs=8, iterations_per_epoch=25, batch_size=32, lr=3e-4, proxy_lr=3e-3, seed=0)
+    settings = RaterSettings(epochs=8, iterations_per_epoch=25, batch_size=32, lr=3e-4, proxy_lr=3e-3, proxy_warmup=50, seed=0)
     trainer = train_rater(settings, train, val)
     instance = rate(trainer.rater, train.x, train.y, mode="instance")
     assert _auc(instance[flipped], instance[~flipped]) > 0.9

@@ -36,7 +36,7 @@ def rate(
     defects: Optional[bool] = typer.Option(None, "--defects/--no-defects",
                                            help="Inject seeded web-like defects into the train split (demo)."),
     update_rule: Optional[str] = typer.Option(None, "--update-rule", help="first_order (default), unrolled, two_model."),
-    proxy: Optional[str] = typer.Option(None, "--proxy", help="diffusion (default: ε-MSE over fixed draws per id) or classifier."),
+    proxy: Optional[str] = typer.Option(None, "--proxy", help="diffusion (default: ε-MSE over draws shared by each batch) or classifier."),
     diffusion_model: Optional[str] = typer.Option(None, "--diffusion-model",
                                                   help="Diffusion proxy: tiny (default), builtin (fresh UNet) or a "
                                                        "denoiser spec to start from."),
@@ -47,6 +47,10 @@ def rate(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Train and validation batch size (64)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Rater learning rate."),
     proxy_lr: Optional[float] = typer.Option(None, "--proxy-lr", help="Proxy learning rate."),
+    proxy_warmup: Optional[int] = typer.Option(None, "--proxy-warmup",
+                                               help="Proxy steps on the hold-out before the rater trains (500)."),
+    seed_check: Optional[bool] = typer.Option(None, "--seed-check/--no-seed-check",
+                                              help="Gate: train a second rater (seed + 1) and check they agree."),
     seed: Optional[int] = typer.Option(None, "--seed"),
     device: Optional[str] = device_option(RATER_DEVICE_HELP),
     dtype: Optional[str] = dtype_option(RATER_DTYPE_HELP),
@@ -56,8 +60,9 @@ def rate(
 ) -> None:
     """Train the meta-learned rater with a proxy on the clean validation split.
 
-    Other settings (weighted_loss_reduction, entropy_reg, lookahead_lr, schedule, gamma_*) go in
-    a --config YAML under `rater:`; the run's config.yaml lists them all.
+    Other settings (weighted_loss_reduction, entropy_reg, lookahead_lr, schedule, gamma_*,
+    softmax_group, rater_eps, draws) go in a --config YAML under `rater:`; the run's config.yaml
+    lists them all. After training, the run checks the rater's sanity gates (see summary.json).
     """
     from practicum.select.pipeline import RateConfig, print_summary, run_rate
 
@@ -68,9 +73,12 @@ def rate(
     rater.update({k: v for k, v in dict(update_rule=update_rule, proxy=proxy, diffusion_model=diffusion_model,
                                         heads=heads, epochs=epochs,
                                         iterations_per_epoch=iterations, batch_size=batch_size, lr=lr,
-                                        proxy_lr=proxy_lr, seed=seed, device=device, dtype=dtype).items()
+                                        proxy_lr=proxy_lr, proxy_warmup=proxy_warmup, seed=seed, device=device,
+                                        dtype=dtype).items()
                    if v is not None})
     values["rater"] = rater
+    if seed_check is not None:
+        values["gates"] = {**dict(values.get("gates") or {}), "seed_check": seed_check}
     print_summary(run_rate(RateConfig.build(values), out, resume=resume, overwrite=overwrite))
     typer.echo(f"rater: {out / 'rater.safetensors'}")
 

@@ -76,15 +76,23 @@ class RaterNet(nn.Module):
         self.instance_head = _mlp(feature_dim, head_hidden, "tanh")
         self.group_head = _mlp(2 * feature_dim, head_hidden, "none") if heads == "multi" else None
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, y: torch.Tensor, group_size: int | None = None) -> dict[str, torch.Tensor]:
+        """`group_size` cuts the batch into consecutive groups with a softmax and a g each (as the
+        released launch does, one per device); None: the whole batch is one group."""
         f = self.features(x, y)
         logit = self.instance_head(f).squeeze(-1)
         a = torch.sigmoid(logit)
         if self.group_head is None:
             return {"a": a, "logit": logit, "score": a}
-        p = torch.softmax(a, dim=0)
-        u = torch.cat([f.mean(dim=0), f.var(dim=0, unbiased=False)])
-        g = torch.sigmoid(self.group_head(u).squeeze(-1))
+        size = len(a) if group_size is None else group_size
+        p, g = [], []
+        for a_part, f_part in zip(a.split(size), f.split(size)):
+            p.append(torch.softmax(a_part, dim=0))
+            u = torch.cat([f_part.mean(dim=0), f_part.var(dim=0, unbiased=False)])
+            g.append(torch.sigmoid(self.group_head(u).squeeze(-1)).expand(len(a_part)))
+        p, g = torch.cat(p), torch.cat(g)
+        if group_size is None:
+            g = g[0]  # one batch, one scalar
         return {"a": a, "logit": logit, "p": p, "g": g, "score": p * g}
 
 
@@ -121,9 +129,9 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
 class DiffusionProxy(nn.Module):
     """A tiny class-conditional ε-prediction model on flattened inputs (DDPM, linear β schedule).
 
-    Per-example loss = mean over K fixed (t, noise) draws of ‖ε − ε̂(x_t, t, y)‖² / dim, with the
-    draws seeded by example id (`practicum.select.proxy.diffusion_draws`), so an example's loss
-    changes only because the model changes.
+    Per-example loss = mean over K (t, noise) draws of ‖ε − ε̂(x_t, t, y)‖² / dim; the rater
+    shares one set of draws across a batch (`practicum.select.pool.common_draws`), so the rows of a
+    batch differ only by their images, not by their luck.
     """
 
     kind = "diffusion"
@@ -153,7 +161,7 @@ class DiffusionProxy(nn.Module):
 
 
 class DenoiserProxy(nn.Module):
-    """Any `practicum.diffusion` Denoiser as the proxy: per-example ε-MSE over K fixed (t, noise) draws.
+    """Any `practicum.diffusion` Denoiser as the proxy: per-example ε-MSE over K (t, noise) draws.
 
     With `diffusion_model="builtin"` the rater trains a freshly initialised built-in pixel UNet
     (the paper's proxy is trained from scratch alongside the rater); a denoiser spec that

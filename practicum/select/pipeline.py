@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from pydantic import field_validator
 
@@ -43,10 +44,18 @@ class DataSettings(Settings):
     defect_seed: int = 0
 
 
+class GateSettings(Settings):
+    """The sanity gates `practicum rate` checks after training (`practicum.select.gates`)."""
+
+    rows: int = Field(4000, ge=10)  # a seeded sample of the pool the gates rate
+    seed_check: bool = False  # train a second rater (seed + 1) and require the two rankings to agree
+
+
 class RateConfig(Settings):
     source: DataSettings = DataSettings()
-    # the paper's proxy is a generator: the diffusion proxy (ε-MSE over K fixed draws per id) by default
+    # the paper's proxy is a generator: the diffusion proxy (ε-MSE under common draws) by default
     rater: RaterSettings = RaterSettings(proxy="diffusion")
+    gates: GateSettings = GateSettings()
 
     @field_validator("rater", mode="before")
     @classmethod
@@ -101,7 +110,7 @@ def score_direction(scorer: str) -> str:
 
 # ---------------------------------------------------------------- pools
 
-WEB_POOL_HOLDOUT = 1500  # clean rater-validation rows of `fashion-web`: 3 % of the pool, as 1M of 30M
+WEB_POOL_HOLDOUT = 3000  # clean rater-validation rows of `fashion-web` (6 % of the pool; the paper: 1M of 30M)
 
 
 def load_split(source: DataSettings, split: str):
@@ -155,11 +164,56 @@ def open_pools(source: DataSettings):
         classes = max(train.num_classes, val.num_classes)
         train.num_classes = val.num_classes = classes
         return train, val
-    train, _ = load_split(source, "train")
+    train, kinds = load_split(source, "train")
     val, _ = load_split(source, "val")
     if len(val) == 0:
         raise DataError("the validation split is empty", "the rater needs a clean validation split to train against")
-    return MemoryPool.from_dataset(train), MemoryPool.from_dataset(val)
+    return MemoryPool.from_dataset(train, kinds), MemoryPool.from_dataset(val)
+
+
+def harmful_kinds(source: DataSettings) -> tuple[str, ...]:
+    """The injected kinds that are harmful outright (the gates want them rated low)."""
+    if source.data == "fashion-web":
+        from practicum.select.webpool import ALWAYS_HARMFUL
+
+        return tuple(ALWAYS_HARMFUL)
+    return ("wrong_label", "noise")  # `inject_defects`: noise rows are pure noise there
+
+
+def gate_rows(pool, size: int, seed: int):
+    """(x, y, kinds) of the gates' sample: seeded rows of a memory pool, the leading row groups of a parquet one."""
+    import torch
+
+    from practicum.select.gates import sample_rows
+
+    if hasattr(pool, "groups"):
+        xs, ys, total = [], [], 0
+        for batch in pool.groups(range(pool.num_row_groups)):
+            xs.append(batch.x)
+            ys.append(batch.y)
+            total += len(batch.y)
+            if total >= size:
+                break
+        return torch.cat(xs)[:size], torch.cat(ys)[:size], None
+    rows = sample_rows(len(pool), size, seed)
+    return pool.x[rows], pool.y[rows], None if pool.kinds is None else np.asarray(pool.kinds)[rows]
+
+
+def run_gates(config: RateConfig, trainer, train_pool, val_pool) -> dict:
+    """Check and report the rater's gates (`practicum.select.gates`); a failure warns, it does not stop the run."""
+    from practicum.select.gates import gate_lines, rater_gates
+    from practicum.select.rater import train_rater
+
+    second = None
+    if config.gates.seed_check:
+        settings = config.rater.model_copy(update={"seed": config.rater.seed + 1})
+        second = train_rater(settings, train_pool, val_pool)
+    x, y, kinds = gate_rows(train_pool, config.gates.rows, config.rater.seed)
+    gates = rater_gates(trainer, x, y, second=second, kinds=kinds, harmful_kinds=harmful_kinds(config.source),
+                        seed=config.rater.seed)
+    for line in gate_lines(gates):
+        echo(line)  # on stdout with the summary, --quiet or not
+    return gates
 
 
 # ---------------------------------------------------------------- rate
@@ -216,6 +270,7 @@ def run_rate(config: RateConfig, out: str | Path, *, resume: bool = False, overw
 
         if start < config.rater.epochs:
             train_rater(config.rater, train_pool, val_pool, start_epoch=start, trainer=trainer, on_epoch=checkpoint)
+        gates = run_gates(config, trainer, train_pool, val_pool)
         last = config.rater.epochs - 1
         final = checkpoints / f"rater-epoch{last:03d}.safetensors"
         for suffix in (".safetensors", ".json"):
@@ -224,7 +279,7 @@ def run_rate(config: RateConfig, out: str | Path, *, resume: bool = False, overw
         epochs = run.metrics("epoch")
         summary = {"epochs": config.rater.epochs, "update_rule": config.rater.update_rule,
                    "proxy": config.rater.proxy, "train_size": len(train_pool), "val_size": len(val_pool),
-                   "last_epoch": epochs[-1] if epochs else None}
+                   "last_epoch": epochs[-1] if epochs else None, "gates": gates}
         run.write_json("summary.json", summary)
         run.finish()
     return summary
@@ -629,5 +684,5 @@ def print_summary(summary: dict) -> None:
         echo(f"{key}: {json.dumps(value) if isinstance(value, (dict, list)) else value}")
 
 
-__all__ = ["DataSettings", "RateConfig", "SCORERS", "ScoreConfig", "SelectConfig", "load_split", "open_pools",
+__all__ = ["DataSettings", "GateSettings", "RateConfig", "SCORERS", "ScoreConfig", "SelectConfig", "load_split", "open_pools",
            "print_summary", "read_scores", "run_rate", "run_score", "run_select", "score_items", "score_shard"]

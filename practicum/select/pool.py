@@ -33,12 +33,14 @@ class Batch:
 class MemoryPool:
     """A `practicum.data.Dataset` (or any x, y, ids arrays) held in memory."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, ids: np.ndarray, num_classes: int):
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, ids: np.ndarray, num_classes: int,
+                 kinds: np.ndarray | None = None):
         self.x, self.y, self.ids, self.num_classes = x, y, np.asarray(ids), num_classes
+        self.kinds = kinds  # injected defect kind per row, when known (the rate gates report them)
 
     @classmethod
-    def from_dataset(cls, dataset) -> "MemoryPool":
-        return cls(dataset.images, dataset.labels, dataset.ids, dataset.num_classes)
+    def from_dataset(cls, dataset, kinds: np.ndarray | None = None) -> "MemoryPool":
+        return cls(dataset.images, dataset.labels, dataset.ids, dataset.num_classes, kinds)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -177,5 +179,19 @@ def diffusion_draws(ids: np.ndarray, dim: int, k: int, timesteps: int, seed: int
     return torch.stack(ts), torch.stack(noises)
 
 
-__all__ = ["Batch", "EMBEDDING_COLUMNS", "MemoryPool", "ParquetPool", "diffusion_draws", "id_seed",
+def common_draws(n: int, dim: int, k: int, timesteps: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """K (t, noise) pairs shared by all n rows of a batch (common random numbers): (n, K), (n, K, dim).
+
+    t is stratified: draw k lies in the k-th of K equal slices of [0, timesteps), so every batch
+    sees the whole noise range. Sharing the draws makes the rows' losses differ by their images
+    alone; with a draw per row, a row's loss is mostly its own luck (split-half reliability ≈ 0).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    u = torch.rand(k, generator=gen, dtype=torch.float64)
+    t = ((torch.arange(k, dtype=torch.float64) + u) * timesteps / k).long().clamp_max(timesteps - 1)
+    noise = torch.randn(k, dim, generator=gen)
+    return t.expand(n, k), noise.expand(n, k, dim)
+
+
+__all__ = ["Batch", "EMBEDDING_COLUMNS", "MemoryPool", "ParquetPool", "common_draws", "diffusion_draws", "id_seed",
            "write_embeddings"]

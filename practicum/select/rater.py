@@ -12,9 +12,25 @@ Per iteration (one train batch B_tr and one validation batch B_val of B examples
                 (an excess-loss, RHO-LOSS-like signal that removes the easiness bias)
         φ ← AdamW step on R (− λ·H(w') if `entropy_reg` = λ > 0)
 
-`red` is `weighted_loss_reduction`: "code" = (1/B) Σ w_i ℓ_i (Σw = 1, then ÷B again, as released)
-or "sum" = Σ w_i ℓ_i. γ(epoch e, counted from 0) = max(γ_floor, γ_start − 0.03·e). One epoch is
-one pass over the validation split unless `iterations_per_epoch` says otherwise.
+`red` is `weighted_loss_reduction`: "code" = (1/B) Σ w_i ℓ_i (Σw = 1 per softmax group, then ÷B, as
+released) or "sum" = Σ w_i ℓ_i. γ(epoch e, counted from 0) = max(γ_floor, γ_start − 0.03·e). One epoch
+is one pass over the validation split unless `iterations_per_epoch` says otherwise.
+
+What makes the rater learn (issue 22; each is a setting, the defaults are the fixes):
+- `softmax_group` (8): the batch is cut into groups of 8 rows, each with its own softmax (p, and the
+  training weights w) and its own g, as the released launch does (a global batch of 64 over 8 GPUs,
+  one softmax per device). DDP averages the devices' gradients, which is (1/B) Σ over the groups.
+- `rater_eps` (1e-16): AdamW's ε for the rater. R's gradient is a product of two softmax slopes and
+  1/B (≈ 1e-10 per weight even in groups of 8, and shrinking as the losses converge); against the
+  default ε = 1e-8 the update would be ≈ lr · g/ε ≈ 0 and only weight decay would move the weights.
+  With ε far below √v, Adam is invariant to the gradient's scale, as it is meant to be.
+- `draws` ("common"): every row of a batch (train and validation) shares the iteration's K
+  stratified (t, noise) draws, fresh each iteration; "per_id" (the earlier default) seeds the draws by
+  example id, which makes one row's loss mostly its own draws' luck.
+- `proxy_warmup` (500): proxy steps on the hold-out alone before the bilevel loop, so the first
+  rater steps already see a proxy whose losses mean something.
+The `unrolled` rule's gradient has the same scale (η · w-slope · ∇ℓ·∇L_val) and goes through the same
+optimiser, so `rater_eps` fixes it too.
 
 Rating (§4): eval mode, batches of 256 after a seeded shuffle; the rating is p_i·g (no second
 softmax), or a_i alone with `mode="instance"`
@@ -37,18 +53,22 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 
 from practicum.config import Settings
 from practicum.data import atomic_write_json, atomic_write_with
 from practicum.diffusion.precision import parse_dtype, resolve_device
 from practicum.engine import shard_seed
-from practicum.errors import ModelError
+from practicum.errors import ConfigError, ModelError
 from practicum.select.nets import ClassifierProxy, DiffusionProxy, RaterNet, build_denoiser_proxy
-from practicum.select.pool import Batch, diffusion_draws
+from practicum.select.pool import Batch, common_draws, diffusion_draws
 
 UPDATE_RULES = ("first_order", "unrolled", "two_model")
-RATING_STREAM = 7  # shard index of the rating shuffle's seed, apart from the training streams (0, 1, 2)
+# shard indices of seeds, apart from the training batch streams (0, 1, 2)
+DRAW_STREAM = 3  # the common diffusion draws of each step
+WARMUP_STREAM = 4  # the proxy warm-up's batches and draws
+RATING_STREAM = 7  # the rating shuffle
 
 
 class RaterSettings(Settings):
@@ -76,6 +96,10 @@ class RaterSettings(Settings):
     lookahead_lr: float = 0.1
     diffusion_model: str = "tiny"  # "tiny" (MLP ε-model), "builtin" (fresh built-in UNet) or a denoiser spec
     diffusion_draws: int = 4
+    draws: Literal["common", "per_id"] = "common"
+    softmax_group: int = Field(8, ge=1)  # rows per softmax (and per g) while training: the released per-GPU batch
+    rater_eps: float = Field(1e-16, gt=0)  # AdamW ε of the rater: far below its gradients, so the step is scale-free
+    proxy_warmup: int = Field(500, ge=0)  # proxy steps on the hold-out before the bilevel loop (a warm-started proxy)
     seed: int = 0
     device: str = "cpu"  # cpu, cuda, cuda:N, mps or auto
     dtype: Literal["fp32", "bf16", "fp16"] = "fp32"  # forward passes under autocast; weights stay fp32
@@ -117,16 +141,30 @@ def decay_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Paramete
     return decay, no_decay
 
 
-def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float, eps: float = 1e-8) -> torch.optim.AdamW:
     """AdamW(β = 0.9, 0.95); weight decay only on the `decay_groups` weights."""
     decay, no_decay = decay_groups(model)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95))
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), eps=eps)
 
 
 def _reduce(weights: torch.Tensor, values: torch.Tensor, how: str) -> torch.Tensor:
+    """"code": (1/B) Σ w_i ℓ_i; "sum": Σ w_i ℓ_i per softmax group, averaged over the groups (as DDP
+    averages the devices' losses). Each group's weights sum to 1, so Σ w = the number of groups."""
     total = (weights * values).sum()
-    return total / len(values) if how == "code" else total
+    return total / len(values) if how == "code" else total / weights.sum().detach()
+
+
+def group_softmax(scores: torch.Tensor, group_size: int) -> torch.Tensor:
+    """A softmax within each consecutive group of `group_size` rows (the last group may be shorter)."""
+    return torch.cat([torch.softmax(part, dim=0) for part in scores.split(group_size)])
+
+
+def initial_rater(settings: "RaterSettings", input_shape: tuple[int, ...], num_classes: int) -> RaterNet:
+    """The rater φ as seeded, before any step: the trainer's starting point and the gates' reference."""
+    torch.manual_seed(shard_seed(settings.seed, 0, 0) % 2**31)
+    return RaterNet(tuple(input_shape), num_classes, settings.feature_dim, settings.width, settings.head_hidden,
+                    settings.heads)
 
 
 # ---------------------------------------------------------------- the trainer
@@ -147,14 +185,14 @@ class RaterTrainer:
         self.input_shape = tuple(input_shape)
         self.num_classes = num_classes
         self.device, self.dtype = resolve_device(settings.device), parse_dtype(settings.dtype)
-        torch.manual_seed(shard_seed(settings.seed, 0, 0) % 2**31)
+        if settings.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, not {settings.batch_size}")
         # built on the CPU (the same initial weights on any device), then moved
-        self.rater = RaterNet(self.input_shape, num_classes, settings.feature_dim, settings.width,
-                              settings.head_hidden, settings.heads).to(self.device)
+        self.rater = initial_rater(settings, self.input_shape, num_classes).to(self.device)
         self.proxy = build_proxy(settings, self.input_shape, num_classes).to(self.device)
         self.second = build_proxy(settings, self.input_shape, num_classes).to(self.device) \
             if settings.update_rule == "two_model" else None
-        self.opt_rater = make_optimizer(self.rater, settings.lr, settings.weight_decay)
+        self.opt_rater = make_optimizer(self.rater, settings.lr, settings.weight_decay, settings.rater_eps)
         self.opt_proxy = make_optimizer(self.proxy, settings.proxy_lr, settings.weight_decay)
         self.opt_second = make_optimizer(self.second, settings.proxy_lr, settings.weight_decay) \
             if self.second is not None else None
@@ -166,12 +204,43 @@ class RaterTrainer:
         self.total_steps = 1
 
     # -- one iteration
-    def _draws(self, batch: Batch):
-        if self.settings.proxy != "diffusion":
+    def _draws(self, batch: Batch, stream: int = DRAW_STREAM):
+        """The diffusion draws of this step: shared by the batch ("common") or seeded by id ("per_id")."""
+        s = self.settings
+        if s.proxy != "diffusion":
             return None
-        t, noise = diffusion_draws(batch.ids, int(math.prod(self.input_shape)), self.settings.diffusion_draws,
-                                   len(self.proxy.alphas_cumprod), self.settings.seed)
+        dim, timesteps = int(math.prod(self.input_shape)), len(self.proxy.alphas_cumprod)
+        if s.draws == "common":
+            t, noise = common_draws(len(batch.ids), dim, s.diffusion_draws, timesteps,
+                                    shard_seed(s.seed, self.step, stream))
+        else:
+            t, noise = diffusion_draws(batch.ids, dim, s.diffusion_draws, timesteps, s.seed)
         return t.to(self.device), noise.to(self.device)
+
+    @property
+    def group_size(self) -> int:
+        return min(self.settings.softmax_group, self.settings.batch_size)
+
+    def warm_start(self, val_pool) -> float:
+        """`proxy_warmup` plain proxy steps on the hold-out (constant proxy_lr); the last loss."""
+        s = self.settings
+        batches = val_pool.shuffled_batches(s.batch_size, shard_seed(s.seed, 0, WARMUP_STREAM))
+        for group in self.opt_proxy.param_groups:
+            group["lr"] = s.proxy_lr
+        loss = float("nan")
+        for step in range(s.proxy_warmup):
+            batch = self._on_device(next(batches))
+            draws = None
+            if s.proxy == "diffusion":
+                dim, timesteps = int(math.prod(self.input_shape)), len(self.proxy.alphas_cumprod)
+                t, noise = common_draws(len(batch.ids), dim, s.diffusion_draws, timesteps,
+                                        shard_seed(s.seed, step, WARMUP_STREAM))
+                draws = (t.to(self.device), noise.to(self.device))
+            with self._autocast():
+                objective = self.proxy(batch.x, batch.y, draws).float().mean()
+            self._clip_step(self.proxy, self.opt_proxy, objective, "proxy")
+            loss = float(objective.detach())
+        return loss
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
@@ -209,14 +278,15 @@ class RaterTrainer:
         s = self.settings
         self._set_lr()
         self.rater.train()
-        draws_tr, draws_val = self._draws(train), self._draws(val)
+        draws_tr, draws_val = self._draws(train), self._draws(val)  # "common": the same draws for both
+        group = self.group_size
 
         # (1) proxy step with the rater frozen; keep the pre-update train losses for the rater.
         # (network outputs are cast to float32 explicitly: losses and weights are fp32 in any dtype)
         losses_tr = self.proxy(train.x, train.y, draws_tr).float()
         loss_val = self.proxy(val.x, val.y, draws_val).float().mean()
         with torch.no_grad():
-            w = torch.softmax(self.rater(train.x, train.y)["score"].float(), dim=0)
+            w = group_softmax(self.rater(train.x, train.y, group)["score"].float(), group)
         pre_losses = losses_tr.detach()
         if self.settings.update_rule == "unrolled":
             theta_t = {k: v.detach().clone() for k, v in self.proxy.named_parameters()}
@@ -224,7 +294,7 @@ class RaterTrainer:
         self._clip_step(self.proxy, self.opt_proxy, proxy_objective, "proxy")
 
         # (2) rater step from θ_t.
-        w_grad = torch.softmax(self.rater(train.x, train.y)["score"].float(), dim=0)
+        w_grad = group_softmax(self.rater(train.x, train.y, group)["score"].float(), group)
         record: dict[str, float] = {"loss_val": float(loss_val.detach()), "loss_train": float(pre_losses.mean())}
         if s.update_rule == "first_order":
             objective = _reduce(w_grad, pre_losses, s.weighted_loss_reduction)
@@ -232,7 +302,7 @@ class RaterTrainer:
             second_losses = self.second(train.x, train.y, draws_tr).float()
             excess = pre_losses - second_losses.detach()
             objective = _reduce(w_grad, excess, s.weighted_loss_reduction)
-            self._clip_step(self.second, self.opt_second, (w * second_losses).sum(), "second")
+            self._clip_step(self.second, self.opt_second, (w * second_losses).sum() / w.sum(), "second")
             record["excess_mean"] = float(excess.mean())
         else:
             objective = self._lookahead_objective(theta_t, train, val, w_grad, draws_tr, draws_val)
@@ -248,6 +318,7 @@ class RaterTrainer:
         """L_val(θ_t − η Σ w_i(φ) ∇ℓ_i(θ_t)): one differentiable SGD step through `torch.func`."""
         from torch.func import functional_call
 
+        weights = weights / weights.sum().detach()  # a weighted mean over the batch (one step, any group count)
         params = {k: v.requires_grad_(True) for k, v in theta_t.items()}
         inner = (weights * functional_call(self.proxy, params, (train.x, train.y, draws_tr)).float()).sum()
         grads = torch.autograd.grad(inner, list(params.values()), create_graph=True)
@@ -333,6 +404,8 @@ def train_rater(settings: RaterSettings, train_pool, val_pool, *, start_epoch: i
         trainer = RaterTrainer(settings, train_pool.input_shape, max(train_pool.num_classes, val_pool.num_classes))
     iterations = settings.iterations_per_epoch or max(1, math.ceil(len(val_pool) / settings.batch_size))
     trainer.total_steps = settings.epochs * iterations
+    if start_epoch == 0 and trainer.step == 0 and settings.proxy_warmup > 0:
+        trainer.warm_start(val_pool)
     for epoch in progress(range(start_epoch, settings.epochs), "rater epochs", total=settings.epochs - start_epoch):
         record = trainer.run_epoch(epoch, train_pool, val_pool, iterations)
         if on_epoch is not None:
@@ -356,6 +429,29 @@ def rate_batch(rater: RaterNet, x: torch.Tensor, y: torch.Tensor, mode: str = "g
     with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
         out = rater(x.to(device), y.to(device))
     return (out["score"] if mode == "group" else out["logit"]).double().cpu().numpy()
+
+
+@torch.no_grad()
+def proxy_losses(trainer: RaterTrainer, x: torch.Tensor, y: torch.Tensor, *, draws: int = 16, seed: int = 0,
+                 batch_size: int = 256) -> np.ndarray:
+    """Each row's loss under the trainer's proxy θ; a diffusion proxy uses one set of `draws` stratified
+    common draws for every row, so the losses rank the rows by image, not by draw (the gates' and the
+    benchmark's loss ranking: easy = low)."""
+    proxy = trainer.proxy
+    was_training = proxy.training
+    proxy.eval()
+    out = np.empty(len(y))
+    fixed = None
+    if trainer.settings.proxy == "diffusion":
+        t, noise = common_draws(1, int(math.prod(trainer.input_shape)), draws, len(proxy.alphas_cumprod), seed)
+        fixed = (t[0].to(trainer.device), noise[0].to(trainer.device))
+    for start in range(0, len(y), batch_size):
+        xb, yb = x[start:start + batch_size].to(trainer.device), y[start:start + batch_size].to(trainer.device)
+        batch_draws = None if fixed is None else (fixed[0].expand(len(yb), -1), fixed[1].expand(len(yb), -1, -1))
+        with trainer._autocast():
+            out[start:start + len(yb)] = proxy(xb, yb, batch_draws).float().cpu().numpy()
+    proxy.train(was_training)
+    return out
 
 
 def rating_batches(n: int, batch_size: int, seed: int) -> list[np.ndarray]:
@@ -438,5 +534,5 @@ def load_rater(path: str | Path) -> tuple[RaterNet, dict[str, Any]]:
     return rater, meta
 
 
-__all__ = ["RaterSettings", "RaterTrainer", "UPDATE_RULES", "even_batches", "gamma_at", "lin0", "load_rater", "make_optimizer",
-           "rate", "rate_batch", "rater_meta", "rating_batches", "decay_groups", "save_rater", "train_rater"]
+__all__ = ["RaterSettings", "RaterTrainer", "UPDATE_RULES", "even_batches", "gamma_at", "group_softmax", "initial_rater",
+           "lin0", "load_rater", "make_optimizer", "proxy_losses", "rate", "rate_batch", "rater_meta", "rating_batches", "decay_groups", "save_rater", "train_rater"]
