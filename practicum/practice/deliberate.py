@@ -38,7 +38,7 @@ from practicum.log import logger
 from practicum.practice.generate import DiffusionGenerator, Generator, Request, balanced_labels
 from practicum.practice.growing import GrowingPool
 from practicum.practice.loop import entropy_stats
-from practicum.practice.settings import GeneratorSettings, PracticeSettings
+from practicum.practice.settings import BUILTIN_PRACTICE_STEPS, GeneratorSettings, PracticeSettings
 
 _DEFAULTS = {name: PracticeSettings.model_fields[name].default
              for name in ("add_size", "omega", "t_init", "patience_rule", "reset_best")}
@@ -183,5 +183,8 @@ def _open_generator(generator: Generator | str, image_shape: tuple[int, int, int
     if not isinstance(generator, str):
         return generator
     g = GeneratorSettings(model=generator)
-    return DiffusionGenerator(generator, sampling=g.sampling(), guidance=g.guidance(), shard_size=g.shard_size,
+    sampling = g.sampling()
+    if generator.startswith("builtin"):  # the sampler steps `practicum practice` uses with its built-in models
+        sampling.setdefault("steps", BUILTIN_PRACTICE_STEPS)
+    return DiffusionGenerator(generator, sampling=sampling, guidance=g.guidance(), shard_size=g.shard_size,
                               image_shape=image_shape)
