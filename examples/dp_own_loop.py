@@ -1,6 +1,6 @@
 """Deliberate Practice in your own PyTorch training loop, on Fashion-MNIST with practicum's built-in generator.
 
-    python examples/dp_own_loop.py                 # about 5 CPU minutes; add --out runs/own --track tensorboard
+    python examples/dp_own_loop.py                 # 2-3 CPU minutes (estimated); add --out runs/own --track tensorboard
 
 Your model, optimiser and loop stay yours. practicum supplies the training set: it starts as
 `--initial-size` synthetic images from the built-in Fashion-MNIST diffusion model, and each time

@@ -43,9 +43,12 @@ def tracking(kind: str | None, root: str | Path | None = None):
     _active.append(tracker)
     try:
         yield tracker
-    finally:
+    except BaseException:
         _active.remove(tracker)
-        tracker.close()
+        tracker.close(failed=True)
+        raise
+    _active.remove(tracker)
+    tracker.close()
 
 
 def emit(run_path: Path, record: dict[str, Any]) -> None:
@@ -139,9 +142,9 @@ class _Tracker:
         inside = path != self.root and path.is_relative_to(self.root)
         return str(path.relative_to(self.root)) if inside else path.name
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         for path, handle in self.runs.items():
-            self._finish(handle, _artifacts(path))
+            self._finish(handle, _artifacts(path), failed)
 
     # what each library does
     def _open(self, path: Path) -> Any:
@@ -150,7 +153,7 @@ class _Tracker:
     def _write(self, handle: Any, step: int, values: dict[str, float], time: float | None) -> None:
         raise NotImplementedError
 
-    def _finish(self, handle: Any, artifacts: list[tuple[Path, str]]) -> None:
+    def _finish(self, handle: Any, artifacts: list[tuple[Path, str]], failed: bool) -> None:
         raise NotImplementedError
 
 
@@ -195,10 +198,10 @@ class _MlflowTracker(_Tracker):
         metrics = [Metric(key, value, stamp, step) for key, value in values.items()]
         self.client.log_batch(run_id, metrics=metrics)
 
-    def _finish(self, run_id: str, artifacts: list[tuple[Path, str]]) -> None:
+    def _finish(self, run_id: str, artifacts: list[tuple[Path, str]], failed: bool) -> None:
         for file, folder in artifacts:
             self.client.log_artifact(run_id, str(file), folder or None)
-        self.client.set_terminated(run_id)
+        self.client.set_terminated(run_id, status="FAILED" if failed else "FINISHED")
 
 
 class _TensorBoardTracker(_Tracker):
@@ -216,7 +219,7 @@ class _TensorBoardTracker(_Tracker):
         for key, value in values.items():
             writer.add_scalar(key, value, global_step=step, walltime=time)
 
-    def _finish(self, writer, artifacts: list[tuple[Path, str]]) -> None:
+    def _finish(self, writer, artifacts: list[tuple[Path, str]], failed: bool) -> None:
         import numpy as np
         from PIL import Image
 

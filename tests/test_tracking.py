@@ -139,3 +139,21 @@ def test_study_tracked_in_mlflow_nests_each_strategy_run(tmp_path, tiny_model, m
     figures = {a.path for a in client.list_artifacts(study.info.run_id, "figures")}
     assert figures and all(name.endswith(".png") for name in figures)
     assert "summary.json" in {a.path for a in client.list_artifacts(study.info.run_id)}
+
+
+def test_python_api_tracks_any_run_and_marks_a_failed_one(tmp_path, monkeypatch):
+    from practicum.data import RunDir
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    run = RunDir(tmp_path / "mine")
+    run.path.mkdir()
+    with pytest.raises(RuntimeError, match="boom"):
+        with tracking("mlflow"):
+            run.log_metric({"event": "eval", "step": 3, "val_accuracy": 0.25})
+            run.log_metric({"event": "eval", "step": 6, "val_accuracy": 0.5})
+            raise RuntimeError("boom")
+    client = _mlflow_client(run.path, monkeypatch)  # the store went to the first run folder
+    [tracked] = _mlflow_runs(client).values()
+    assert tracked.info.status == "FAILED"
+    history = client.get_metric_history(tracked.info.run_id, "eval/val_accuracy")
+    assert [(m.step, m.value) for m in history] == [(3, 0.25), (6, 0.5)]
