@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import inspect
 import sys
 
 import typer
@@ -62,6 +63,18 @@ def _root(
 def _register_all() -> None:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(app)
+    _add_track_option(app)
+
+
+def _add_track_option(group: typer.Typer) -> None:
+    """`--track mlflow|tensorboard` on every command that writes a run folder (has --out)."""
+    from practicum.tracking import track_option
+
+    for info in group.registered_commands:
+        if "out" in inspect.signature(info.callback).parameters:
+            info.callback = track_option(info.callback)
+    for sub in group.registered_groups:
+        _add_track_option(sub.typer_instance)
 
 
 _register_all()

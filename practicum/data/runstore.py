@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from practicum import tracking
 from practicum.errors import RunError
 
 
@@ -426,16 +427,17 @@ class RunDir:
 
     def log_metric(self, record: dict[str, Any]) -> None:
         """Append one event to metrics.jsonl (flushed and fsynced, so a crash loses at most this line)."""
-        line = json.dumps(to_jsonable({"time": round(time.time(), 3), **record}))
+        row = to_jsonable({"time": round(time.time(), 3), **record})
         if self.metrics_path.name not in self._outputs and self.metrics_path.exists():
             raise RunError(f"{self.metrics_path} was not written by practicum; it will not be appended to",
                            "move it out of the run folder, or choose another --out")
         self._record(self.metrics_path.name)
         self._sync()
         with open(self.metrics_path, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
+            handle.write(json.dumps(row) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
+        tracking.emit(self.path, row)  # MLflow / TensorBoard, when a tracker is active
 
     def metrics(self, event: str | None = None) -> list[dict[str, Any]]:
         if not self.metrics_path.exists():

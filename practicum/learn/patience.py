@@ -75,3 +75,12 @@ class Patience:
         values = dict(state)
         values["best"] = float("-inf") if values.get("best") is None else values["best"]
         return cls(**values)
+
+
+def round_due(patience: Patience, rounds: int, max_rounds: int | None, step: int | None = None,
+              first_step: int = 0, stop_step: int | None = None) -> bool:
+    """DP's rule for adding a round now: patience ran out, rounds remain, and (when the step is
+    known) the LR warm-up is over and the cool-down, in which nothing is added, has not begun."""
+    if not patience.exhausted or (max_rounds is not None and rounds >= max_rounds):
+        return False
+    return step is None or (first_step <= step and (stop_step is None or step < stop_step))

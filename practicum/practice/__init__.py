@@ -6,6 +6,8 @@ from practicum._lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "generate": ["BankGenerator", "DiffusionGenerator", "FallbackGenerator", "Generation", "Request",
                  "balanced_labels"],
+    "deliberate": ["DeliberatePractice"],
+    "growing": ["GrowingPool", "GrowingSampler"],
     "loop": ["practice"],
     "settings": ["GeneratorSettings", "PracticeSettings"],
 })

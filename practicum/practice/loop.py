@@ -43,6 +43,7 @@ from practicum.data.runstore import RunDir, atomic_write_json, atomic_write_text
 from practicum.engine import get_executor, shard_seed
 from practicum.errors import ConfigError, RunError
 from practicum.learn import Learner, Patience, build_model
+from practicum.learn.patience import round_due
 from practicum.log import progress_bar
 from practicum.practice.generate import Generator, Request, balanced_labels
 from practicum.practice.settings import PracticeSettings
@@ -130,8 +131,7 @@ def practice(run: RunDir, settings: PracticeSettings, generator: Generator, val,
                 state.seen_since_eval, state.loss_sum, state.loss_count = 0, 0.0, 0
                 state.evals += 1
 
-                may_add = s.max_rounds is None or state.rounds < s.max_rounds
-                if patience.exhausted and first_add <= state.step < cooldown and may_add:
+                if round_due(patience, state.rounds, s.max_rounds, state.step, first_add, cooldown):
                     k = state.rounds + 1
                     if s.wants_branch(k, state.pool_size, state.last_branch_size):
                         _save_learner(learner, checkpoints / f"branch-{k:03d}")
@@ -148,8 +148,8 @@ def practice(run: RunDir, settings: PracticeSettings, generator: Generator, val,
                     run.log_metric({"event": "injection", "round": k, "step": state.step,
                                     "pool_size": state.pool_size, "added": s.add_size, "omega": s.omega,
                                     "gen_seconds": gen_seconds, "t_max": patience.t_max,
-                                    **_entropy_stats("new_entropy", new_entropy),
-                                    **_entropy_stats("pool_entropy", old_entropy)})
+                                    **entropy_stats("new_entropy", new_entropy),
+                                    **entropy_stats("pool_entropy", old_entropy)})
                     images, labels = _pool_tensors(pool, state.rounds)
                     state.patience = asdict(patience)
                     _checkpoint(run, checkpoints, learner, state)
@@ -206,7 +206,7 @@ def _round_entropy(pool: Pool, k: int) -> np.ndarray:
     return index.loc[index["round"] == k, "entropy"].to_numpy(dtype=np.float64)
 
 
-def _entropy_stats(prefix: str, values: np.ndarray) -> dict[str, float]:
+def entropy_stats(prefix: str, values: np.ndarray) -> dict[str, float]:
     return {f"{prefix}_mean": float(values.mean()), f"{prefix}_median": float(np.median(values)),
             f"{prefix}_p90": float(np.quantile(values, 0.9))}
 
