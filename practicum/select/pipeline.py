@@ -22,6 +22,7 @@ import numpy as np
 from practicum.config import Settings
 from practicum.data import RunDir, atomic_write_with, load_source
 from practicum.errors import ConfigError, DataError, RunError
+from practicum.limits import Count
 from practicum.log import echo, logger
 from practicum.select.rater import RaterSettings
 
@@ -54,11 +55,11 @@ class ScoreConfig(Settings):
     # instance: a_i alone, the same for any batch layout (default); group: the paper's p_i·g, batch-relative
     mode: Literal["group", "instance"] = "instance"
     split: Literal["train", "val", "test"] = "train"
-    shard_size: int = 4096
-    batch_size: int = 256
+    shard_size: Count = 4096
+    batch_size: Count = 256
     seed: int = 0
-    steps: int = 600  # heuristic scorers: training steps of the learner they record
-    observations: int = 10
+    steps: Count = 600  # heuristic scorers: training steps of the learner they record
+    observations: Count = 10
     device: str = "cpu"  # the rater's device: cpu, cuda, cuda:N, mps or auto
     dtype: Literal["fp32", "bf16", "fp16"] = "fp32"  # the rater's forward passes (autocast); ratings are float64
 
@@ -281,9 +282,19 @@ def _resolve_rater(config: ScoreConfig) -> Path:
             raise ConfigError(f"no checkpoint for epoch {config.epoch} at {path}", "see the run's checkpoints/ folder")
     elif path.is_dir():
         path = path / "rater.safetensors"
-    from practicum.select.rater import load_rater
+    elif path.suffix == ".json":
+        path = path.with_suffix(".safetensors")
+    from practicum.select.rater import check_rater_matches, load_rater
 
-    load_rater(path)  # fail early with a clear error
+    meta = load_rater(path)[1]  # fail early with a clear error
+    if config.source.embeddings is not None:
+        from practicum.select.pool import ParquetPool
+
+        pool = ParquetPool(config.source.embeddings)
+        check_rater_matches(meta, pool.input_shape, pool.num_classes, str(config.rater), config.source.embeddings)
+    else:
+        data = load_split(config.source, "val")[0]
+        check_rater_matches(meta, data.image_shape, data.num_classes, str(config.rater), config.source.data)
     return path
 
 
@@ -300,6 +311,8 @@ def run_score(config: ScoreConfig, out: str | Path, *, engine: str = "local", re
     from practicum.diffusion.precision import resolve_device
 
     resolve_device(config.device)  # fail before any work on a device this machine lacks
+    if config.scorer == "rater":
+        _resolve_rater(config)  # the rater is readable and fits the data, before the run folder exists
     started = time.time()
     with RunDir.create(out, config.to_yaml(), seed=config.seed, resume=resume, overwrite=overwrite) as run:
         parts = run.sub("parts")
