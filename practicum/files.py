@@ -39,14 +39,10 @@ def read_text(path: str | Path, error: type[PracticumError], fix: str) -> str:
 
 
 def read_json(path: str | Path, error: type[PracticumError], fix: str) -> Any:
-    """A JSON document; NaN and Infinity literals are refused (they are not JSON)."""
+    """A JSON document (NaN literals, which Python writes, are read; typed fields refuse them)."""
     text = read_text(path, error, fix)
-
-    def refuse_constant(name: str):
-        raise ValueError(f"{name} is not a JSON number")
-
     try:
-        return json.loads(text, parse_constant=refuse_constant)
+        return json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise error(f"{path} is not valid JSON: {str(exc).splitlines()[0][:200]}", fix) from None
 
