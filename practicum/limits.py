@@ -28,6 +28,7 @@ MAX_LR = 10.0
 MAX_GUIDANCE = 100.0  # |ω|: the papers use 0.01-1; beyond 100 every sample is noise
 MAX_CFG_SCALE = 50.0  # s = 1 + λ; the papers use 1-10
 MAX_SEED = 2 ** 32 - 1  # numpy's seed range
+MAX_IMAGE_SIZE = 1024  # pixels a side: the largest models practicum drives (SD) work at 512-1024
 
 Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]
 Threads = Annotated[int, Field(ge=1, le=MAX_THREADS)]

@@ -22,6 +22,9 @@ from practicum.errors import ConfigError, DataError
 from practicum.select.pipeline import DataSettings, load_split
 
 
+MAX_HASH_DISTANCE = 32  # of a 64-bit perceptual hash: two random images differ in about 32
+
+
 class DedupConfig(Settings):
     source: DataSettings = DataSettings()
     split: Literal["train", "val", "test"] = "train"
@@ -120,6 +123,9 @@ def run_dedup(config: DedupConfig, out, *, resume: bool = False, overwrite: bool
                           "use --method semdedup with --embeddings, or --data for images")
     if config.max_distance < 0 or config.clusters < 1:
         raise ConfigError("max_distance must be >= 0 and clusters >= 1")
+    if config.max_distance > MAX_HASH_DISTANCE:
+        raise ConfigError(f"--max-distance {config.max_distance} of 64 hash bits: beyond {MAX_HASH_DISTANCE} "
+                          "(half the bits) unrelated images count as duplicates", "give 0..32 (default 4)")
     with _start(config, out, resume, overwrite) as run:
         existing = _finished(run, resume, "scores.parquet")
         if existing is not None:

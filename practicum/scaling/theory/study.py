@@ -62,7 +62,7 @@ class TheorySettings(Settings):
 
     quick: bool = Field(False, description="small dimensions and few seeds: finishes in well under a minute")
     seed: int = 0
-    seeds: int | None = Field(None, ge=1, description="Monte-Carlo pools per point at the largest sizes "
+    seeds: int | None = Field(None, ge=1, le=10_000, description="Monte-Carlo pools per point at the largest sizes "
                                                       "(None: 5, or 3 with --quick); small sizes get more")
     lam: float = Field(1e-2, gt=0, description="ridge λ of the reference, rules and regime stages")
     rho: float = Field(0.8, gt=-1, lt=1, description="ρ of the reference table")
