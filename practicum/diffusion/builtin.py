@@ -164,7 +164,7 @@ def load_builtin(weights: Path = BUILTIN_WEIGHTS, sidecar: Path = BUILTIN_SIDECA
         den = builtin_denoiser(meta.get("unet_config"), meta.get("scheduler_config"), num_classes=len(classes),
                                class_names=list(classes), image_shape=tuple(image_shape) if image_shape else None,
                                fold=int(meta.get("fold", 1)))
-    except (TypeError, ValueError, KeyError, RuntimeError, AttributeError) as exc:
+    except (TypeError, ValueError, KeyError) as exc:
         raise ModelError(f"{sidecar} describes no buildable model: {str(exc).splitlines()[0][:200]}",
                          MODEL_FIX) from None
     state = read_safetensors(weights, ModelError, MODEL_FIX, expect=layout_of(den.unet))

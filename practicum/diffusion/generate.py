@@ -203,6 +203,8 @@ def run_generate(settings: GenerateSettings, out: str | Path, *, engine: str = "
     from practicum.diffusion.precision import parse_dtype, prepare_denoiser, resolve_device
 
     model = builtin_for(settings.model, settings.data)
+    # the pool's index and the shards' label lists hold ~100 bytes per example while sampling
+    check_memory(100 * settings.n, f"generating {settings.n} examples", "lower --n, or generate in several runs")
     resolve_device(settings.device)  # fail early on a device this machine lacks
     parse_dtype(settings.model_dtype)
     key = (model, settings.device, settings.model_dtype, settings.gradient_checkpointing, settings.vae_slicing)
@@ -215,8 +217,6 @@ def run_generate(settings: GenerateSettings, out: str | Path, *, engine: str = "
     check_model_matches_data(den, data, model, settings.data)
     if settings.learner is not None:
         check_guide_matches_data(settings.learner, data, settings.data)
-    # the pool's index and the shards' label lists hold ~100 bytes per example while sampling
-    check_memory(100 * settings.n, f"generating {settings.n} examples", "lower --n, or generate in several runs")
     steps = settings.steps or sampling_defaults(den).get("steps", 50)
     if settings.omega != 0 and settings.guidance_every >= steps:
         raise ConfigError(f"--guidance-every {settings.guidance_every} with {steps} sampling steps guides at "

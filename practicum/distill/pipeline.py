@@ -41,7 +41,7 @@ from practicum.distill.metrics import METRIC_SPACES, joint_scores
 from practicum.distill.modes import MODE_METHODS, class_modes
 from practicum.distill.protocol import StudentSettings, build_student, summarise, train_student, train_teacher
 from practicum.errors import ConfigError, DataError, ModelError
-from practicum.limits import MAX_CFG_SCALE, MAX_GUIDANCE, MAX_IMAGE_SIZE, SeedValue, check_memory
+from practicum.limits import MAX_CFG_SCALE, MAX_GUIDANCE, MAX_IMAGE_SIZE, Count, SeedValue, check_memory
 from practicum.log import echo, logger, progress
 
 DIGITS = ("digits", "builtin", "builtin:digits")
@@ -357,6 +357,10 @@ def run_distill(settings: DistillSettings, out: str | Path, *, resume: bool = Fa
     from practicum.data.pool import Pool
     from practicum.engine import get_executor
 
+    from practicum.learn.models import check_arch
+
+    for arch in (settings.student.arch, settings.student.teacher_arch):
+        check_arch(arch)
     settings = settings.resolved()
     executor = get_executor(engine)
     train, evaluation = load_splits(settings)

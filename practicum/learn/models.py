@@ -165,3 +165,11 @@ def build_model(arch: str = "cnn", num_classes: int = 10, image_shape: tuple[int
 
 def model_from_spec(spec: dict) -> nn.Module:
     return build_model(spec["arch"], spec["num_classes"], tuple(spec["image_shape"]), spec.get("width"))
+
+
+def check_arch(arch: str) -> None:
+    """Refuse an unknown registered architecture name at once (before any data or model is loaded)."""
+    if ":" not in arch and arch not in ARCHS:
+        _load_lazy_archs()
+        if arch not in ARCHS:
+            raise ConfigError(f"unknown learner architecture {arch!r}", f"use one of {', '.join(sorted(ARCHS))}")

@@ -97,7 +97,7 @@ def practice_command(
     from practicum.errors import ConfigError
     from practicum.log import echo, logger
     from practicum.practice.loop import clear_outputs, practice
-    from practicum.practice.settings import PracticeSettings
+    from practicum.practice.settings import PracticeSettings, check_pool_memory
 
     if legacy_resume_dir is not None:
         if not resume:
@@ -135,6 +135,7 @@ def practice_command(
                                           t_init=t_init, max_rounds=max_rounds, arch=arch, data=data, seed=seed,
                                           device=device)
     val, test = settings.load_data("val"), settings.load_data("test")
+    check_pool_memory(settings, val.image_shape)
     generator = settings.make_generator(val, engine=engine)
     with RunDir.create(out, settings.to_yaml(), seed=settings.seed, resume=resume, overwrite=overwrite,
                        inputs={"--model": model_input(settings.generator.model),
