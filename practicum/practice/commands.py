@@ -47,8 +47,11 @@ def study(
 
         if not config.is_file():
             raise ConfigError(f"config file {config} does not exist", "give the path of a YAML file")
+        from practicum.files import read_text
+
+        text = read_text(config, ConfigError, "give a UTF-8 YAML file")
         try:
-            values = yaml.safe_load(config.read_text()) or {}
+            values = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{config} is not valid YAML: {exc}".splitlines()[0], "fix the YAML syntax") from None
         if not isinstance(values, dict):

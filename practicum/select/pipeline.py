@@ -460,15 +460,37 @@ def read_scores(path: str | Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: the score column is not numeric") from None
     if len(set(columns["id"].tolist())) != len(columns["id"]):
         raise DataError(f"{path}: ids are not unique", "score each example once")
+    if not np.isfinite(columns["score"]).all():
+        raise DataError(f"{path}: {int((~np.isfinite(columns['score'])).sum())} scores are NaN or infinite",
+                        "drop or rescore those rows")
+    if "label" in columns:
+        columns["label"] = _class_labels(path, columns["label"])
     summary = path.parent / "summary.json"  # `practicum score` writes the scores' direction there
     if summary.is_file():
         try:
-            direction = json.loads(summary.read_text()).get("direction")
-        except (json.JSONDecodeError, AttributeError):
+            direction = json.loads(summary.read_bytes()).get("direction")
+        except (ValueError, AttributeError):  # not JSON, not UTF-8, or not an object: no direction known
             direction = None
         if direction in ("higher_is_better", "higher_is_harder"):
             columns["__direction__"] = direction
     return columns
+
+
+MAX_CLASSES = 1_000_000  # a label is a class index; beyond this it is an id or a corrupt value
+
+
+def _class_labels(path: Path, labels: np.ndarray) -> np.ndarray:
+    """The label column as class indices 0..MAX_CLASSES-1 (int64), or one error naming the file."""
+    try:
+        values = labels.astype(np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: the label column is not numeric", "labels are class indices 0..K-1") from None
+    bad = ~np.isfinite(values) | (values < 0) | (values >= MAX_CLASSES) | (values != np.floor(values))
+    if bad.any():
+        first = labels[np.flatnonzero(bad)[0]]
+        raise DataError(f"{path}: {int(bad.sum())} labels are not class indices 0..{MAX_CLASSES - 1} (e.g. {first})",
+                        "labels are class indices 0..K-1")
+    return values.astype(np.int64)
 
 
 def resolve_direction(config: SelectConfig, columns: dict) -> str | None:
