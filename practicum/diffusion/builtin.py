@@ -167,6 +167,10 @@ def load_builtin(weights: Path = BUILTIN_WEIGHTS, sidecar: Path = BUILTIN_SIDECA
     except (TypeError, ValueError, KeyError) as exc:
         raise ModelError(f"{sidecar} describes no buildable model: {str(exc).splitlines()[0][:200]}",
                          MODEL_FIX) from None
+    embeds = den.unet.config.get("num_class_embeds")
+    if embeds is not None and embeds != len(classes) + 1:  # one embedding per class plus the null class
+        raise ModelError(f"{sidecar} lists {len(classes)} class_names but {embeds} class embeddings "
+                         f"(expected {len(classes) + 1})", MODEL_FIX)
     state = read_safetensors(weights, ModelError, MODEL_FIX, expect=layout_of(den.unet))
     den.unet.load_state_dict({k: v.float() for k, v in state.items()})
     den.sampling_defaults = dict(BUILTIN_SAMPLING, **meta.get("sampling", {}))
