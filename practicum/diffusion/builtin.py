@@ -148,7 +148,20 @@ def read_sidecar(path: Path = BUILTIN_SIDECAR) -> dict[str, Any]:
         raise ModelError(f"{path}: image_shape must be [channels, height, width], each 1..4096", MODEL_FIX)
     if not 1 <= int(meta.get("fold", 1)) <= 64:
         raise ModelError(f"{path}: fold must lie in 1..64", MODEL_FIX)
+    # sizes a real model has: a corrupt width, step or timestep count would allocate or loop without end
+    for key, largest in (("unet_config", 65536), ("scheduler_config", 10 ** 6), ("sampling", 10 ** 4)):
+        if any(not -1 <= v <= largest for v in _numbers(meta.get(key) or {})):
+            raise ModelError(f"{path}: {key} holds a number outside -1..{largest}", MODEL_FIX)
     return meta
+
+
+def _numbers(value: Any) -> list[float]:
+    """Every number in a nested JSON value (a UNet config's sizes, widths and counts)."""
+    if isinstance(value, dict):
+        return [n for item in value.values() for n in _numbers(item)]
+    if isinstance(value, list):
+        return [n for item in value for n in _numbers(item)]
+    return [value] if isinstance(value, (int, float)) and not isinstance(value, bool) else []
 
 
 def load_builtin(weights: Path = BUILTIN_WEIGHTS, sidecar: Path = BUILTIN_SIDECAR) -> PixelUNetDenoiser:
@@ -164,7 +177,8 @@ def load_builtin(weights: Path = BUILTIN_WEIGHTS, sidecar: Path = BUILTIN_SIDECA
         den = builtin_denoiser(meta.get("unet_config"), meta.get("scheduler_config"), num_classes=len(classes),
                                class_names=list(classes), image_shape=tuple(image_shape) if image_shape else None,
                                fold=int(meta.get("fold", 1)))
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, ZeroDivisionError,
+            NotImplementedError) as exc:
         raise ModelError(f"{sidecar} describes no buildable model: {str(exc).splitlines()[0][:200]}",
                          MODEL_FIX) from None
     embeds = den.unet.config.get("num_class_embeds")

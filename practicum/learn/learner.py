@@ -286,8 +286,16 @@ class Learner:
             raise ModelError(f"{directory / 'learner.json'}: {exc.problem}", LEARNER_FIX) from None
         learner = cls(model, settings, seed=meta["seed"], device=device)
         tensors = read_safetensors(directory / "learner.safetensors", ModelError, LEARNER_FIX)
+        floating = {name: t.is_floating_point() for name, t in model.state_dict().items()}
+        for key, tensor in tensors.items():  # load_state_dict would cast integers into float weights
+            part, _, name = key.partition(".")
+            if part in ("model", "ema") and name in floating and tensor.is_floating_point() != floating[name]:
+                raise ModelError(f"{directory / 'learner.safetensors'}: tensor {key!r} has dtype {tensor.dtype}",
+                                 LEARNER_FIX)
         try:
             return learner.load_state(tensors, meta)
+        except ModelError as exc:
+            raise ModelError(f"{directory / 'learner.safetensors'}: {exc.problem}", exc.fix) from None
         except (KeyError, ValueError, IndexError, TypeError, RuntimeError) as exc:
             raise ModelError(f"{directory / 'learner.safetensors'} does not hold this learner's state "
                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})",

@@ -452,7 +452,12 @@ def read_scores(path: str | Path) -> dict[str, np.ndarray]:
         if column not in table.column_names:
             raise DataError(f"{path} has no {column!r} column (has {', '.join(table.column_names)})",
                             "scores need columns id and score (label optional)")
-    columns = {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+    try:
+        columns = {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+    except Exception as exc:  # noqa: BLE001 - pyarrow: e.g. a text column that is not UTF-8
+        raise DataError(f"cannot read the columns of {path}: {str(exc).splitlines()[0][:200]}") from None
+    if any(values.ndim != 1 for values in columns.values()):
+        raise DataError(f"{path}: every column must hold one value per row", "write id, score and label as scalars")
     columns["id"] = columns["id"].astype(str)
     try:
         columns["score"] = columns["score"].astype(np.float64)
