@@ -28,7 +28,7 @@ from practicum.data import RunDir, load_source
 from practicum.data.pool import Pool
 from practicum.engine import get_executor, shard_seed
 from practicum.errors import ConfigError, ModelError
-from practicum.limits import CfgScale, Count, GuidanceStrength, check_memory
+from practicum.limits import CfgScale, Count, GuidanceStrength, SeedValue, check_memory
 from practicum.log import echo, logger
 from practicum.validate import data_input, model_input
 
@@ -50,7 +50,7 @@ class GenerateSettings(Settings):
     cfg_scale: CfgScale | None = Field(None, description="CFG scale s, diffusers convention (λ = s - 1; 0 ≤ s ≤ 50)")
     scheduler: Literal["ddim", "ddpm"] | None = None
     eta: float | None = Field(None, ge=0)
-    seed: int = 0
+    seed: SeedValue = 0
     round: int = Field(0, ge=0)
     shard_size: Count = 100
     dtype: Literal["uint8", "float16"] = "uint8"

@@ -30,7 +30,7 @@ from practicum.diffusion.builtin import (
     builtin_name,
 )
 from practicum.errors import ConfigError, DataError, RunError, TrainingError
-from practicum.limits import Count, LearningRate, check_memory
+from practicum.limits import Count, LearningRate, SeedValue, check_memory
 from practicum.log import logger, progress_bar
 from practicum.validate import data_input
 
@@ -47,7 +47,7 @@ class DiffusionTrainSettings(Settings):
     weight_decay: float = Field(0.0, ge=0)
     label_dropout: float = Field(0.1, ge=0, lt=1)
     ema_decay: float = Field(0.995, ge=0, lt=1)
-    seed: int = 0
+    seed: SeedValue = 0
     checkpoint_every: int = Field(500, ge=1)
     unet: dict[str, Any] = Field(default_factory=lambda: dict(BUILTIN_UNET_CONFIG))
     fold: int = Field(1, ge=1, description="pixel_unshuffle factor: the UNet sees C·f² × H/f × W/f")

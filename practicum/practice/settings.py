@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 
 from practicum.config import Settings
 from practicum.learn import TrainSettings
-from practicum.limits import MAX_IMAGE_SIZE, CfgScale, Count, GuidanceStrength
+from practicum.limits import MAX_IMAGE_SIZE, CfgScale, Count, GuidanceStrength, SeedValue
 from practicum.learn.patience import PATIENCE_RULES
 
 
@@ -72,7 +72,7 @@ class PracticeSettings(Settings):
     test_size: int | None = Field(None, ge=1, description="score reported points on this many test images "
                                   "(a fixed random subset); None = all")
     device: str = Field("cpu", description="learner and generator device: cpu, cuda, auto")
-    seed: int = 0
+    seed: SeedValue = 0
     arch: str = Field("cnn", description="learner architecture (practicum.learn.ARCHS)")
     width: int | None = Field(16, description="learner width (None = the architecture's default)")
     train: TrainSettings = Field(default_factory=lambda: TrainSettings(steps=700, batch_size=32),

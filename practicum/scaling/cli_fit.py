@@ -19,6 +19,7 @@ from pydantic import Field, field_validator
 
 from practicum.config import Settings
 from practicum.errors import ConfigError, DataError, FitError
+from practicum.limits import SeedValue
 from practicum.log import echo
 
 PLOT_POINTS = 120
@@ -37,7 +38,7 @@ class FitSettings(Settings):
     holdout_frac: Optional[float] = None
     n_boot: int = Field(200, ge=0, le=MAX_BOOT)
     level: float = 0.95
-    seed: int = 0
+    seed: SeedValue = 0
     engine: str = "local"
 
     @field_validator("holdout_frac")
@@ -72,7 +73,7 @@ class CompareSettings(Settings):
     curve_a_name: Optional[str] = None
     curve_b_name: Optional[str] = None
     n_boot: int = Field(200, ge=0, le=MAX_BOOT)
-    seed: int = 0
+    seed: SeedValue = 0
 
 
 def _check_family(name: str, metric: str) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 from practicum.config import Settings
 from practicum.data import RunDir, atomic_write_with
 from practicum.errors import ConfigError, DataError
+from practicum.limits import SeedValue
 from practicum.select.pipeline import DataSettings, load_split
 
 
@@ -33,14 +34,14 @@ class DedupConfig(Settings):
     eps: float = 0.05  # semdedup: cosine distance within which two members of a cluster are one
     clusters: int = 10  # semdedup: k-means clusters
     priority: str | None = None  # a scores file (by id): keep the highest-scored member of each group
-    seed: int = 0
+    seed: SeedValue = 0
 
 
 class LabelIssueConfig(Settings):
     source: DataSettings = DataSettings()
     split: Literal["train", "val", "test"] = "train"
     folds: int = 5  # out-of-sample probabilities: K-fold logistic regression on the features
-    seed: int = 0
+    seed: SeedValue = 0
 
 
 class CoverConfig(Settings):
@@ -49,7 +50,7 @@ class CoverConfig(Settings):
     method: Literal["k-center", "herding", "facility-location"] = "k-center"
     keep: float = 0.2  # fraction in (0, 1], or a count when > 1
     balance: bool | None = None  # None: within each class whenever there are labels
-    seed: int = 0
+    seed: SeedValue = 0
 
 
 def load_features(source: DataSettings, split: str = "train") -> dict:

@@ -22,7 +22,7 @@ import numpy as np
 from practicum.config import Settings
 from practicum.data import RunDir, atomic_write_with, load_source
 from practicum.errors import ConfigError, DataError, RunError
-from practicum.limits import Count
+from practicum.limits import Count, SeedValue
 from practicum.log import echo, logger
 from practicum.select.rater import RaterSettings
 
@@ -38,7 +38,7 @@ class DataSettings(Settings):
     embeddings: str | None = None  # parquet of the pool (id, label, embedding); overrides `data`
     val_embeddings: str | None = None  # parquet of the clean validation split (for `rate`)
     defects: bool = False  # inject the seeded web-like defects into the train split (demos)
-    defect_seed: int = 0
+    defect_seed: SeedValue = 0
 
 
 class RateConfig(Settings):
@@ -57,7 +57,7 @@ class ScoreConfig(Settings):
     split: Literal["train", "val", "test"] = "train"
     shard_size: Count = 4096
     batch_size: Count = 256
-    seed: int = 0
+    seed: SeedValue = 0
     steps: Count = 600  # heuristic scorers: training steps of the learner they record
     observations: Count = 10
     device: str = "cpu"  # the rater's device: cpu, cuda, cuda:N, mps or auto
@@ -81,7 +81,7 @@ class SelectConfig(Settings):
     start: float = 0.3
     prune_hard: float = 0.1
     strata: int = 50
-    seed: int = 0
+    seed: SeedValue = 0
     budget_samples: float | None = None  # strategy "adaptive": samples the training run will see
     pool_laws: str | None = None  # strategy "adaptive": JSON of fitted laws per quality bucket
 

@@ -44,7 +44,7 @@ from practicum.data import atomic_write_json, atomic_write_with
 from practicum.diffusion.precision import parse_dtype, resolve_device
 from practicum.engine import shard_seed
 from practicum.errors import ModelError
-from practicum.limits import Count, LearningRate
+from practicum.limits import Count, LearningRate, SeedValue
 from practicum.select.nets import ClassifierProxy, DiffusionProxy, RaterNet, build_denoiser_proxy
 from practicum.select.pool import Batch, diffusion_draws
 
@@ -77,7 +77,7 @@ class RaterSettings(Settings):
     lookahead_lr: LearningRate = 0.1
     diffusion_model: str = "tiny"  # "tiny" (MLP ε-model), "builtin" (fresh built-in UNet) or a denoiser spec
     diffusion_draws: Count = 4
-    seed: int = 0
+    seed: SeedValue = 0
     device: str = "cpu"  # cpu, cuda, cuda:N, mps or auto
     dtype: Literal["fp32", "bf16", "fp16"] = "fp32"  # forward passes under autocast; weights stay fp32
 
