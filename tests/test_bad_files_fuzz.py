@@ -24,7 +24,6 @@ import contextlib
 import io
 import json
 import math
-import shutil
 import signal
 import tempfile
 from pathlib import Path

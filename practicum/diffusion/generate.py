@@ -27,8 +27,8 @@ from practicum.config import Settings
 from practicum.data import RunDir, load_source
 from practicum.data.pool import Pool
 from practicum.engine import get_executor, shard_seed
-from practicum.errors import ConfigError, ModelError
-from practicum.limits import CfgScale, Count, GuidanceStrength, SeedValue, check_memory
+from practicum.errors import ModelError
+from practicum.limits import MAX_COUNT, CfgScale, Count, GuidanceStrength, SeedValue, check_memory
 from practicum.log import echo, logger
 from practicum.validate import data_input, model_input
 
@@ -51,7 +51,7 @@ class GenerateSettings(Settings):
     scheduler: Literal["ddim", "ddpm"] | None = None
     eta: float | None = Field(None, ge=0)
     seed: SeedValue = 0
-    round: int = Field(0, ge=0)
+    round: int = Field(0, ge=0, le=MAX_COUNT)
     shard_size: Count = 100
     dtype: Literal["uint8", "float16"] = "uint8"
     # where and how the models run (issue 16): the pool's `dtype` above is the storage format
@@ -218,9 +218,9 @@ def run_generate(settings: GenerateSettings, out: str | Path, *, engine: str = "
     if settings.learner is not None:
         check_guide_matches_data(settings.learner, data, settings.data)
     steps = settings.steps or sampling_defaults(den).get("steps", 50)
-    if settings.omega != 0 and settings.guidance_every >= steps:
-        raise ConfigError(f"--guidance-every {settings.guidance_every} with {steps} sampling steps guides at "
-                          "most the first step", f"give --guidance-every below {steps}, or --omega 0 for no guidance")
+    if settings.omega != 0 and settings.guidance_every >= steps:  # say so: the samples are (nearly) unguided
+        logger.warning("--guidance-every %d with %d sampling steps guides at most the first step, which the "
+                       "noise floor usually skips: expect unguided samples", settings.guidance_every, steps)
     executor = get_executor(engine)
     sampling = {k: v for k, v in dict(steps=settings.steps, cfg_scale=settings.cfg_scale,
                                        scheduler=settings.scheduler, eta=settings.eta).items() if v is not None}

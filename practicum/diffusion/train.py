@@ -76,9 +76,12 @@ class DiffusionTrainSettings(Settings):
             return values
         preset = TRAIN_PRESETS.get(builtin_name(str(values.get("data", "digits"))) or "digits", {})
         merged = {**{k: (dict(v) if isinstance(v, dict) else v) for k, v in preset.items()}, **values}
-        for key, value in preset.items():  # `unet: {dropout: 0.1}` adjusts the preset, never replaces it
-            if isinstance(value, dict) and isinstance(values.get(key), dict):
-                merged[key] = {**value, **values[key]}
+        for key, value in preset.items():
+            given = values.get(key)
+            # `unet: {dropout: 0.1}` adjusts the preset; a UNet with its own block_out_channels is a new one
+            if isinstance(value, dict) and isinstance(given, dict) and not (key == "unet"
+                                                                            and "block_out_channels" in given):
+                merged[key] = {**value, **given}
         return merged
 
 

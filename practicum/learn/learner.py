@@ -25,6 +25,7 @@ from torch import nn
 from practicum.config import Settings
 from practicum.data.runstore import atomic_write_text, atomic_write_with
 from practicum.errors import ConfigError, DataError, ModelError
+from practicum.limits import Count, LearningRate
 from practicum.learn.augment import mix_batch, random_shift
 from practicum.learn.models import build_model, model_from_spec
 from practicum.learn.schedule import cooldown_start, wsd_factor
@@ -36,10 +37,10 @@ FORMAT_VERSION = 1
 class TrainSettings(Settings):
     """How a learner trains. Paper values (ViT-B on ImageNet) in brackets where they differ."""
 
-    lr: float = Field(3e-3, gt=0, description="peak AdamW learning rate")
+    lr: LearningRate = Field(3e-3, description="peak AdamW learning rate")
     weight_decay: float = Field(0.05, ge=0)
-    batch_size: int = Field(64, ge=1)
-    steps: int = Field(1000, ge=1, description="the whole iteration budget; the LR schedule spans it")
+    batch_size: Count = 64
+    steps: Count = Field(1000, description="the whole iteration budget; the LR schedule spans it")
     warmup_fraction: float = Field(0.1, ge=0, lt=1)
     cooldown_fraction: float = Field(0.2, ge=0, le=1)
     ema_decay: float | None = Field(0.99, gt=0, lt=1, description="None turns EMA off [paper: 0.999]")
