@@ -37,11 +37,14 @@ class Settings(BaseModel):
 
     @classmethod
     def from_yaml(cls: type[S], path: str | Path, **overrides: Any) -> S:
+        from practicum.files import read_text
+
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist", "give the path of a YAML file")
+        text = read_text(path, ConfigError, "give a UTF-8 YAML file")
         try:
-            values = yaml.safe_load(path.read_text()) or {}
+            values = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML: {exc}".splitlines()[0], "fix the YAML syntax") from None
         if not isinstance(values, dict):

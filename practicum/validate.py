@@ -18,6 +18,7 @@ from typing import Annotated
 from pydantic import Field
 
 from practicum.errors import ConfigError, RunError
+from practicum.limits import MAX_THREADS
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -82,8 +83,8 @@ def threads_option(value: str | int | None) -> int | None:
         count = int(value)
     except ValueError:
         raise typer.BadParameter(f"{value!r} is not a whole number of threads") from None
-    if count < 1:
-        raise typer.BadParameter(f"{count} threads: give 1 or more") from None
+    if not 1 <= count <= MAX_THREADS:
+        raise typer.BadParameter(f"{count} threads: give 1 to {MAX_THREADS}") from None
     return count
 
 

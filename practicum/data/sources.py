@@ -10,6 +10,7 @@ choices and is never seen by a training loop; `test` is for reported numbers onl
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -183,12 +184,16 @@ def load_image_folder(root: str | Path, split: str = "train", size: int | None =
     class_dirs = sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not class_dirs:
         raise DataError(f"{base} has no class subfolders", "put the images of each class in root/<class>/")
+    images_of = {folder: sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+                 for folder in class_dirs}
+    empty = [folder for folder in class_dirs if not images_of[folder]]
+    if empty and len(empty) < len(class_dirs):  # a folder without images is not a class
+        raise DataError(f"the class folder {empty[0]} holds no images",
+                        "remove it or put its images in it (an empty folder would be a class never seen)")
     files, labels = [], []
     for label, folder in enumerate(class_dirs):
-        for path in sorted(folder.rglob("*")):
-            if path.suffix.lower() in IMAGE_SUFFIXES:
-                files.append(path)
-                labels.append(label)
+        files.extend(images_of[folder])
+        labels.extend([label] * len(images_of[folder]))
     if not files:
         raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the class folders under {base}",
                         "put image files in root/<class>/")
@@ -198,15 +203,13 @@ def load_image_folder(root: str | Path, split: str = "train", size: int | None =
         files = [files[i] for i in keep]
         labels_np = labels_np[keep]
     if channels is None:
-        channels = 1 if all(_image_mode(f) in ("L", "1", "I;16") for f in files[:256]) else 3
+        channels = 1 if all(_image_mode(f) in ("L", "1", "I;16") for f in files) else 3
     if channels not in (1, 3):
         raise DataError(f"channels must be 1 or 3, not {channels}")
     arrays = []
     for path in files:
-        try:
-            img = Image.open(path).convert("L" if channels == 1 else "RGB")
-        except OSError as exc:
-            raise DataError(f"cannot read image {path}: {exc}", "remove or replace the file") from None
+        with _readable_image(path) as img:
+            img = img.convert("L" if channels == 1 else "RGB")
         if size is not None:
             img = img.resize((size, size), Image.BILINEAR)
         arrays.append(np.asarray(img, dtype=np.uint8))
@@ -226,12 +229,28 @@ def load_image_folder(root: str | Path, split: str = "train", size: int | None =
 
 
 def _image_mode(path: Path) -> str:
+    with _readable_image(path) as img:
+        return img.mode
+
+
+@contextmanager
+def _readable_image(path: Path):
+    """An opened, fully decoded image; a corrupt file or a decompression bomb (Pillow's pixel guard,
+    its warning included) is one DataError naming the file."""
+    import warnings
+
     from PIL import Image
 
     try:
-        with Image.open(path) as img:
-            return img.mode
-    except OSError as exc:  # PIL.UnidentifiedImageError too: a text file named .png
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                yield img
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(f"{path} is too large to decode ({exc})".splitlines()[0][:300],
+                        "remove the file or shrink it below Pillow's MAX_IMAGE_PIXELS") from None
+    except (OSError, ValueError, SyntaxError) as exc:  # UnidentifiedImageError is an OSError
         raise DataError(f"cannot read image {path}: {exc}", "remove or replace the file") from None
 
 
@@ -271,6 +290,16 @@ def load_npz(path: str | Path, split: str = "train") -> Dataset:
         raise DataError(f"{path}: labels y must be non-negative integers")
     if x.dtype.kind not in "uif":
         raise DataError(f"{path}: x has dtype {x.dtype}", "save images as uint8 0..255 or floats in [-1, 1]")
+    for key in ("ids", "split", "class_names"):
+        if key in arrays and arrays[key].ndim != 1:
+            raise DataError(f"{path}: {key} has shape {arrays[key].shape}", f"save {key} as a 1-D array")
+    for key in ("ids", "split"):
+        if key in arrays and len(arrays[key]) != len(y):
+            raise DataError(f"{path}: {len(arrays[key])} {key} for {len(y)} labels", f"give one {key} entry per row")
+    if "split" in arrays:
+        unknown = sorted(set(arrays["split"].astype(str).tolist()) - set(SPLITS))
+        if unknown:
+            raise DataError(f"{path}: unknown split name {unknown[0]!r}", f"use {', '.join(SPLITS)}")
     _check_labels(path, y, arrays.get("class_names"))
     if x.ndim == 3:
         x = x[:, None]
@@ -313,9 +342,9 @@ def _check_labels(path: Path, y: np.ndarray, names: np.ndarray | None) -> None:
                             "labels must index class_names (0..K-1)")
         return
     if len(present) != int(present[-1]) + 1:
-        missing = sorted(set(range(int(present[-1]) + 1)) - set(present.tolist()))
+        missing = int(present[-1]) + 1 - len(present)  # counted, not listed: labels may be near 2**64
         raise DataError(f"{path}: labels must be 0..K-1 without gaps; found {len(present)} distinct labels "
-                        f"{int(present[0])}..{int(present[-1])} ({len(missing)} of 0..{int(present[-1])} missing)",
+                        f"{int(present[0])}..{int(present[-1])} ({missing} of 0..{int(present[-1])} missing)",
                         "remap them, e.g. `names, y = np.unique(y, return_inverse=True)` and save "
                         "class_names=names.astype(str)")
 

@@ -18,7 +18,6 @@ wherever `--model` is.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -126,35 +125,68 @@ def builtin_denoiser(unet_config: dict[str, Any] | None = None, scheduler_config
                              null_class=num_classes, class_names=names, image_shape=image_shape, fold=fold)
 
 
+MODEL_FIX = "reinstall practicum or retrain the model with `practicum diffusion train`"
+
+
 def read_sidecar(path: Path = BUILTIN_SIDECAR) -> dict[str, Any]:
+    """A model's `denoiser.json`, its fields' types and sizes checked."""
+    from practicum.files import read_json_object
+
     if not path.exists():
-        raise ModelError(f"the model's sidecar {path} is missing",
-                         "reinstall practicum or retrain it with `practicum diffusion train`")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path} is not readable JSON ({exc})", "retrain it with `practicum diffusion train`") from None
+        raise ModelError(f"the model's sidecar {path} is missing", MODEL_FIX)
+    meta = read_json_object(path, ModelError, MODEL_FIX)
+    kinds = {"class_names": list, "image_shape": list, "unet_config": dict, "scheduler_config": dict,
+             "sampling": dict, "fold": int}
+    for key, kind in kinds.items():
+        if meta.get(key) is not None and (not isinstance(meta[key], kind) or isinstance(meta[key], bool)):
+            raise ModelError(f"{path}: {key!r} must be a {kind.__name__}, not {type(meta[key]).__name__}", MODEL_FIX)
+    names, shape = meta.get("class_names"), meta.get("image_shape")
+    if names is not None and not (1 <= len(names) <= 100_000 and all(isinstance(c, str) for c in names)):
+        raise ModelError(f"{path}: class_names must be a list of 1 to 100000 strings", MODEL_FIX)
+    if shape is not None and not (len(shape) == 3 and all(isinstance(d, int) and not isinstance(d, bool)
+                                                          and 1 <= d <= 4096 for d in shape)):
+        raise ModelError(f"{path}: image_shape must be [channels, height, width], each 1..4096", MODEL_FIX)
+    if not 1 <= int(meta.get("fold", 1)) <= 64:
+        raise ModelError(f"{path}: fold must lie in 1..64", MODEL_FIX)
+    # sizes a real model has: a corrupt width, step or timestep count would allocate or loop without end
+    for key, largest in (("unet_config", 65536), ("scheduler_config", 10 ** 6), ("sampling", 10 ** 4)):
+        if any(not -1 <= v <= largest for v in _numbers(meta.get(key) or {})):
+            raise ModelError(f"{path}: {key} holds a number outside -1..{largest}", MODEL_FIX)
+    return meta
+
+
+def _numbers(value: Any) -> list[float]:
+    """Every number in a nested JSON value (a UNet config's sizes, widths and counts)."""
+    if isinstance(value, dict):
+        return [n for item in value.values() for n in _numbers(item)]
+    if isinstance(value, list):
+        return [n for item in value for n in _numbers(item)]
+    return [value] if isinstance(value, (int, float)) and not isinstance(value, bool) else []
 
 
 def load_builtin(weights: Path = BUILTIN_WEIGHTS, sidecar: Path = BUILTIN_SIDECAR) -> PixelUNetDenoiser:
     """A model written by `practicum diffusion train` (by default the committed digits model), in eval mode."""
-    from safetensors.torch import load_file
+    from practicum.files import layout_of, read_safetensors
 
     if not weights.exists():
-        raise ModelError(f"the model's weights {weights} are missing",
-                         "reinstall practicum or retrain them with `practicum diffusion train`")
+        raise ModelError(f"the model's weights {weights} are missing", MODEL_FIX)
     meta = read_sidecar(sidecar)
     classes = meta.get("class_names") or [str(c) for c in range(10)]
     image_shape = meta.get("image_shape")
-    den = builtin_denoiser(meta.get("unet_config"), meta.get("scheduler_config"), num_classes=len(classes),
-                           class_names=list(classes), image_shape=tuple(image_shape) if image_shape else None,
-                           fold=int(meta.get("fold", 1)))
-    state = load_file(weights)
     try:
-        den.unet.load_state_dict({k: v.float() for k, v in state.items()})
-    except RuntimeError as exc:
-        raise ModelError(f"{weights} does not match its sidecar's architecture: {str(exc).splitlines()[0]}",
-                         "retrain it with `practicum diffusion train`") from None
+        den = builtin_denoiser(meta.get("unet_config"), meta.get("scheduler_config"), num_classes=len(classes),
+                               class_names=list(classes), image_shape=tuple(image_shape) if image_shape else None,
+                               fold=int(meta.get("fold", 1)))
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, ZeroDivisionError,
+            NotImplementedError) as exc:
+        raise ModelError(f"{sidecar} describes no buildable model: {str(exc).splitlines()[0][:200]}",
+                         MODEL_FIX) from None
+    embeds = den.unet.config.get("num_class_embeds")
+    if embeds is not None and embeds != len(classes) + 1:  # one embedding per class plus the null class
+        raise ModelError(f"{sidecar} lists {len(classes)} class_names but {embeds} class embeddings "
+                         f"(expected {len(classes) + 1})", MODEL_FIX)
+    state = read_safetensors(weights, ModelError, MODEL_FIX, expect=layout_of(den.unet))
+    den.unet.load_state_dict({k: v.float() for k, v in state.items()})
     den.sampling_defaults = dict(BUILTIN_SAMPLING, **meta.get("sampling", {}))
     den.trained_on = meta.get("data")
     den.requires_grad_(False)  # a generator is never trained by the code that samples from it

@@ -27,31 +27,32 @@ from practicum.config import Settings
 from practicum.data import RunDir, load_source
 from practicum.data.pool import Pool
 from practicum.engine import get_executor, shard_seed
-from practicum.errors import ConfigError, ModelError
+from practicum.errors import ModelError
+from practicum.limits import MAX_COUNT, CfgScale, Count, GuidanceStrength, SeedValue, check_memory
 from practicum.log import echo, logger
-from practicum.validate import FiniteFloat, data_input, model_input
+from practicum.validate import data_input, model_input
 
 
 
 class GenerateSettings(Settings):
-    n: int = Field(1000, ge=1, description="examples to generate")
+    n: Count = Field(1000, description="examples to generate")
     model: str = Field("builtin", description="'builtin' (the built-in generator of `data`), a folder written by "
                                               "`practicum diffusion train`, or a local diffusers folder")
-    omega: FiniteFloat = Field(0.05, description="entropy guidance strength ω (0 = vanilla samples)")
-    guidance_every: int = Field(5, ge=1, description="guide every k-th step")
+    omega: GuidanceStrength = Field(0.05, description="entropy guidance strength ω (0 = vanilla samples; |ω| ≤ 100)")
+    guidance_every: Count = Field(5, description="guide every k-th step")
     form: Literal["latent", "score"] = "latent"
     through: Literal["full", "learner"] = "full"
     learner: str | None = Field(None, description="a saved learner folder (Learner.save); default: train one")
     data: str = Field("fashion", description="data the generator must match; its train split trains the default guide")
-    guide_steps: int = Field(600, ge=1, description="training steps of the default guide classifier")
+    guide_steps: Count = Field(600, description="training steps of the default guide classifier")
     guide_arch: str = "cnn"
-    steps: int | None = Field(None, ge=1, description="sampling steps (default: the model's)")
-    cfg_scale: FiniteFloat | None = Field(None, description="CFG scale s, diffusers convention (λ = s - 1)")
+    steps: Count | None = Field(None, description="sampling steps (default: the model's)")
+    cfg_scale: CfgScale | None = Field(None, description="CFG scale s, diffusers convention (λ = s - 1; 0 ≤ s ≤ 50)")
     scheduler: Literal["ddim", "ddpm"] | None = None
     eta: float | None = Field(None, ge=0)
-    seed: int = 0
-    round: int = Field(0, ge=0)
-    shard_size: int = Field(100, ge=1)
+    seed: SeedValue = 0
+    round: int = Field(0, ge=0, le=MAX_COUNT)
+    shard_size: Count = 100
     dtype: Literal["uint8", "float16"] = "uint8"
     # where and how the models run (issue 16): the pool's `dtype` above is the storage format
     device: str = Field("cpu", description="device of the generator and the guide: cpu, cuda, cuda:N, auto")
@@ -146,6 +147,19 @@ def check_model_matches_data(den, data, model: str, data_spec: str) -> None:
                          f"{data.num_classes}", "pass --data of the kind the model was trained on")
 
 
+def check_guide_matches_data(learner: str | Path, data, data_spec: str) -> None:
+    """Refuse a saved learner whose images or classes are not the data's: it would guide nothing."""
+    from practicum.learn.learner import read_learner_meta
+
+    spec = read_learner_meta(learner).get("model_spec") or {}
+    shape = tuple(spec.get("image_shape") or data.image_shape)
+    classes = spec.get("num_classes", data.num_classes)
+    if shape != tuple(data.image_shape) or classes != data.num_classes:
+        raise ModelError(f"the learner {learner} was built for {classes} classes of {'x'.join(map(str, shape))} "
+                         f"images but the data {data_spec} has {data.num_classes} of "
+                         f"{'x'.join(map(str, data.image_shape))}", "guide with a learner trained on this data")
+
+
 GUIDE_CHECKPOINT_EVERY = 100  # guide training steps between two checkpoints (resume granularity)
 
 
@@ -187,7 +201,7 @@ def _default_guide(run: RunDir, settings: GenerateSettings) -> Path:
 def run_generate(settings: GenerateSettings, out: str | Path, *, engine: str = "local", resume: bool = False,
                  overwrite: bool = False, command: str | None = None) -> dict[str, Any]:
     """Generate `settings.n` examples into `out/pool`; write `out/summary.json` and return it."""
-    from practicum.diffusion.builtin import builtin_for, recorded_data
+    from practicum.diffusion.builtin import builtin_for, recorded_data, sampling_defaults
     from practicum.diffusion.denoisers import load_denoiser
     from practicum.diffusion.precision import parse_dtype, prepare_denoiser, resolve_device
 
@@ -195,6 +209,8 @@ def run_generate(settings: GenerateSettings, out: str | Path, *, engine: str = "
         settings = settings.model_copy(update={"data": recorded_data(settings.model)})
         echo(f"--data not given: using {settings.data}, the data {settings.model} was trained on")
     model = builtin_for(settings.model, settings.data)
+    # the pool's index and the shards' label lists hold ~100 bytes per example while sampling
+    check_memory(100 * settings.n, f"generating {settings.n} examples", "lower --n, or generate in several runs")
     resolve_device(settings.device)  # fail early on a device this machine lacks
     parse_dtype(settings.model_dtype)
     key = (model, settings.device, settings.model_dtype, settings.gradient_checkpointing, settings.vae_slicing)
@@ -203,10 +219,14 @@ def run_generate(settings: GenerateSettings, out: str | Path, *, engine: str = "
         gradient_checkpointing=settings.gradient_checkpointing, vae_slicing=settings.vae_slicing))
     if not den.num_classes:
         raise ModelError("generate needs a class-conditional model", "use the built-in model or a conditional one")
-    check_model_matches_data(den, load_source(settings.data, "val"), model, settings.data)
-    if settings.learner is not None and not (Path(settings.learner) / "learner.json").exists():
-        raise ConfigError(f"--learner {settings.learner} holds no saved learner",
-                          "give a folder written by Learner.save (learner.json + learner.safetensors)")
+    data = load_source(settings.data, "val")
+    check_model_matches_data(den, data, model, settings.data)
+    if settings.learner is not None:
+        check_guide_matches_data(settings.learner, data, settings.data)
+    steps = settings.steps or sampling_defaults(den).get("steps", 50)
+    if settings.omega != 0 and settings.guidance_every >= steps:  # say so: the samples are (nearly) unguided
+        logger.warning("--guidance-every %d with %d sampling steps guides at most the first step, which the "
+                       "noise floor usually skips: expect unguided samples", settings.guidance_every, steps)
     executor = get_executor(engine)
     sampling = {k: v for k, v in dict(steps=settings.steps, cfg_scale=settings.cfg_scale,
                                        scheduler=settings.scheduler, eta=settings.eta).items() if v is not None}

@@ -248,12 +248,34 @@ class EntropyGuidance(GuidanceTerm):
 
     def entropy(self, images: torch.Tensor) -> torch.Tensor:
         """The classifier's entropy per image (images in decoded space; clamped/rescaled here)."""
+        self._check_guide_fits(images)
         images = images.to(_param_dtype(self.classifier))  # explicit cast: generator dtype → learner dtype
         return entropy_from_logits(self.classifier(prepare_for_classifier(images, self.input_size, self.clamp,
                                                                          self.preprocess)))
 
+    def _check_guide_fits(self, images: torch.Tensor) -> None:
+        """A practicum classifier (it records its spec) must see images of the shape it was built for,
+        unless `input_size` asks for a resize: a guide for other data would guide nothing."""
+        spec = getattr(self.classifier, "practicum_spec", None)
+        if not spec or "image_shape" not in spec:
+            return
+        want = tuple(int(v) for v in spec["image_shape"])
+        got = tuple(images.shape[1:])
+        if got[0] != want[0] or (self.input_size is None and got != want):
+            raise ConfigError(f"the guide classifier was built for {'x'.join(map(str, want))} images but the "
+                              f"generator makes {'x'.join(map(str, got))}",
+                              "guide with a learner trained on the generator's data")
+
+    def check_classes(self, num_classes: int | None) -> None:
+        """Refuse a practicum classifier whose classes are not the generator's."""
+        spec = getattr(self.classifier, "practicum_spec", None)
+        if spec and num_classes and int(spec.get("num_classes", num_classes)) != int(num_classes):
+            raise ConfigError(f"the guide classifier has {spec['num_classes']} classes but the generator "
+                              f"{num_classes}", "guide with a learner trained on the generator's classes")
+
     def gradient(self, state: StepState) -> torch.Tensor:
         """g = ∇_{x_t} Σ_b H_b (row b is the gradient of sample b's entropy), in micro-batches."""
+        self.check_classes(getattr(state.denoiser, "num_classes", None))
         n = len(state.x_t)
         chunk = n if self.micro_batch is None else min(n, self.micro_batch)
         # both networks frozen for the pass: the gradient flows to x_t only (no parameter grads kept)

@@ -30,8 +30,9 @@ from practicum.diffusion.builtin import (
     builtin_name,
 )
 from practicum.errors import ConfigError, DataError, RunError, TrainingError
+from practicum.limits import Count, LearningRate, SeedValue, check_memory
 from practicum.log import logger, progress_bar
-from practicum.validate import FiniteFloat, data_input
+from practicum.validate import data_input
 
 WEIGHTS_NAME = TRAINED_WEIGHTS
 SIDECAR_NAME = TRAINED_SIDECAR
@@ -39,14 +40,14 @@ SIDECAR_NAME = TRAINED_SIDECAR
 
 class DiffusionTrainSettings(Settings):
     data: str = "fashion"
-    steps: int = Field(3000, ge=1)
-    batch_size: int = Field(64, ge=1)
-    lr: FiniteFloat = Field(1e-3, gt=0)
+    steps: Count = 3000
+    batch_size: Count = 64
+    lr: LearningRate = 1e-3
     warmup: int = Field(100, ge=0)
     weight_decay: float = Field(0.0, ge=0)
     label_dropout: float = Field(0.1, ge=0, lt=1)
     ema_decay: float = Field(0.995, ge=0, lt=1)
-    seed: int = 0
+    seed: SeedValue = 0
     checkpoint_every: int = Field(500, ge=1)
     unet: dict[str, Any] = Field(default_factory=lambda: dict(BUILTIN_UNET_CONFIG))
     fold: int = Field(1, ge=1, description="pixel_unshuffle factor: the UNet sees C·f² × H/f × W/f")
@@ -74,7 +75,14 @@ class DiffusionTrainSettings(Settings):
         if not isinstance(values, dict):
             return values
         preset = TRAIN_PRESETS.get(builtin_name(str(values.get("data", "fashion"))) or "digits", {})
-        return {**{k: (dict(v) if isinstance(v, dict) else v) for k, v in preset.items()}, **values}
+        merged = {**{k: (dict(v) if isinstance(v, dict) else v) for k, v in preset.items()}, **values}
+        for key, value in preset.items():
+            given = values.get(key)
+            # `unet: {dropout: 0.1}` adjusts the preset; a UNet with its own block_out_channels is a new one
+            if isinstance(value, dict) and isinstance(given, dict) and not (key == "unet"
+                                                                            and "block_out_channels" in given):
+                merged[key] = {**value, **given}
+        return merged
 
 
 def learning_rate(step: int, settings: DiffusionTrainSettings) -> float:
@@ -102,6 +110,14 @@ def _unet_config_for(settings: DiffusionTrainSettings, image_shape, num_classes:
     return config
 
 
+def _training_bytes_per_example(unet_config: dict[str, Any], image_shape) -> float:
+    """A rough lower bound on one example's activations in a UNet training step: each level keeps
+    about a dozen float32 maps of its width (forward and backward), at half the previous resolution."""
+    _, h, w = image_shape
+    widths = unet_config.get("block_out_channels") or [64]
+    return sum(12 * 4 * c * h * w / 4 ** level for level, c in enumerate(widths))
+
+
 def train_diffusion(settings: DiffusionTrainSettings, out: str | Path, *, resume: bool = False,
                     overwrite: bool = False, command: str | None = None) -> Path:
     """Train, write `out/denoiser.safetensors` (EMA weights) + `out/denoiser.json`; return the weights path.
@@ -112,7 +128,12 @@ def train_diffusion(settings: DiffusionTrainSettings, out: str | Path, *, resume
     data = load_source(settings.data, "train")
     if len(data) == 0:
         raise DataError(f"{settings.data} has no training examples")
+    if data.num_classes < 2:
+        raise DataError(f"{settings.data} has {data.num_classes} class; a class-conditional model needs 2 or more",
+                        "give data with at least two classes")
     unet_config = _unet_config_for(settings, data.image_shape, data.num_classes)
+    check_memory(settings.batch_size * _training_bytes_per_example(unet_config, data.image_shape),
+                 f"a training batch of {settings.batch_size}", "lower --batch-size")
     torch.manual_seed(settings.seed)  # the initial weights
     try:
         den = builtin_denoiser(unet_config, settings.scheduler, num_classes=data.num_classes,

@@ -20,8 +20,11 @@ def _split_list(value: Optional[str], cast=str) -> Optional[list]:
 
     if value is None:
         return None
+    items = [v.strip() for v in value.split(",")]
+    if "" in items:
+        raise ConfigError(f"{value!r} has an empty item", "separate the values by single commas, e.g. --seeds 0,1,2")
     try:
-        return [cast(v.strip()) for v in value.split(",") if v.strip()]
+        return [cast(v) for v in items]
     except ValueError:
         raise ConfigError(f"cannot read {value!r} as a comma-separated list of {cast.__name__}",
                           "e.g. --seeds 0,1,2") from None

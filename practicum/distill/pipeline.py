@@ -18,6 +18,7 @@ same state as one that never stopped.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Literal
@@ -38,8 +39,9 @@ from practicum.distill.generate import (
 )
 from practicum.distill.metrics import METRIC_SPACES, joint_scores
 from practicum.distill.modes import MODE_METHODS, class_modes
-from practicum.distill.protocol import StudentSettings, summarise, train_student, train_teacher
+from practicum.distill.protocol import StudentSettings, build_student, summarise, train_student, train_teacher
 from practicum.errors import ConfigError, DataError, ModelError
+from practicum.limits import MAX_CFG_SCALE, MAX_GUIDANCE, MAX_IMAGE_SIZE, Count, SeedValue, check_memory
 from practicum.log import echo, logger, progress
 
 DIGITS = ("digits", "builtin", "builtin:digits")
@@ -63,11 +65,11 @@ def tuned_defaults(data: str) -> dict:
 
 class DistillSettings(Settings):
     data: str = "fashion"
-    image_size: int | None = Field(default=None, ge=4, description="resize the user's images")
+    image_size: int | None = Field(default=None, ge=4, le=MAX_IMAGE_SIZE, description="resize the user's images")
     model: str = "builtin"
-    ipc: int = Field(default=10, ge=1)
+    ipc: Count = 10
     methods: list[str] = Field(default_factory=lambda: list(METHODS))
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    seeds: list[SeedValue] = Field(default_factory=lambda: [0, 1, 2], max_length=1000)
     # mode discovery (spec §2)
     mode_method: Literal["kmeans", "gmm", "random"] = "kmeans"
     closest_point: bool = False
@@ -78,13 +80,14 @@ class DistillSettings(Settings):
                                                             "(classes, ipc, *sample_shape)")
     shared_noise: bool = Field(default=False, description="the same noise for every class (off: per-class noise)")
     # generation (spec §3–§5)
-    lam: float | None = Field(default=None, ge=0, description="None: the data's tuned λ (TUNED)")
+    lam: float | None = Field(default=None, ge=0, le=MAX_GUIDANCE, description="None: the data's tuned λ (TUNED)")
     t_stop: int | None = Field(default=None, ge=-1, description="None: the data's tuned fraction of the steps")
-    steps: int | None = Field(default=None, ge=1, description="None: the data's tuned step count (50 if untuned)")
+    steps: int | None = Field(default=None, ge=1, le=10_000,
+                              description="None: the data's tuned step count (50 if untuned)")
     scheduler: Literal["ddpm", "ddim"] = "ddpm"
     form: Literal["auto", "mean", "eps"] = "auto"
     timestep_spacing: str | None = "linspace"
-    cfg_scale: float | None = Field(default=None, ge=1,
+    cfg_scale: float | None = Field(default=None, ge=1, le=MAX_CFG_SCALE,
                                     description="None: the data's tuned scale, else the model's recommended one")
     # where and how the generator runs; how data classes reach it (issue 16)
     device: str = Field(default="cpu", description="cpu, cuda, cuda:N or auto: where generation and students run")
@@ -135,6 +138,9 @@ class DistillSettings(Settings):
         t_stop = self.t_stop if self.t_stop is not None else int(round(tuned["t_stop_fraction"] * steps))
         lam = self.lam if self.lam is not None else tuned["lam"]
         cfg_scale = self.cfg_scale if self.cfg_scale is not None else tuned["cfg_scale"]
+        if lam > 0 and not -1 <= t_stop < steps - 1:
+            raise ConfigError(f"--t-stop {t_stop} with {steps} steps guides no step (guidance runs while the step "
+                              f"index exceeds t_stop)", f"give --t-stop between -1 and {steps - 2}")
         # protocol B's student flips stay off for digits (not mirror-symmetric), as before issue 13
         student = self.student.model_copy(update={"device": self.device,
                                                   "hflip": self.student.hflip and self.data not in DIGITS})
@@ -351,10 +357,17 @@ def run_distill(settings: DistillSettings, out: str | Path, *, resume: bool = Fa
     from practicum.data.pool import Pool
     from practicum.engine import get_executor
 
+    from practicum.learn.models import check_arch
+
+    for arch in (settings.student.arch, settings.student.teacher_arch):
+        check_arch(arch)
     settings = settings.resolved()
     executor = get_executor(engine)
     train, evaluation = load_splits(settings)
     den = open_model(settings, train)
+    build_student(settings.student, train.num_classes, train.image_shape, seed=0)  # the student exists
+    check_memory(4 * settings.ipc * train.num_classes * math.prod(train.image_shape) * 3,
+                 f"{settings.ipc} images per class", "lower --ipc")
     from practicum.validate import data_input, model_input
 
     inputs = {"--data": data_input(settings.data), "--model": model_input(settings.model),

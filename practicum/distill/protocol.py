@@ -40,6 +40,7 @@ from pydantic import Field
 from practicum.config import Settings
 from practicum.data import Dataset
 from practicum.errors import ConfigError, DataError
+from practicum.limits import MAX_IMAGE_SIZE, Count, LearningRate
 
 # AlexNet's PCA lighting constants for ImageNet RGB (eigenvalues and eigenvectors of pixel covariance).
 _PCA_EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
@@ -52,13 +53,13 @@ PROTOCOLS = ("A", "B")
 class StudentSettings(Settings):
     protocol: Literal["A", "B"] = "A"
     arch: str = "convnet"
-    width: int | None = Field(default=None, ge=1, description="None: the architecture's default width (128)")
-    students: int = Field(default=3, ge=1, description="student networks trained per distilled set")
-    epochs: int | None = Field(default=None, ge=1, description="None: A → 1000, B → by IPC (epoch_rule)")
+    width: int | None = Field(default=None, ge=1, le=4096, description="None: the architecture's default width (128)")
+    students: int = Field(default=3, ge=1, le=1000, description="student networks trained per distilled set")
+    epochs: Count | None = Field(default=None, description="None: A → 1000, B → by IPC (epoch_rule)")
     epoch_rule: Literal["code", "paper"] = "code"
-    epoch_scale: float = Field(default=1.0, gt=0, description="multiplies the epoch count (budget knob)")
-    batch_size: int | None = Field(default=None, ge=1, description="None: A → 256, B → 64")
-    lr: float = Field(default=0.01, gt=0)
+    epoch_scale: float = Field(default=1.0, gt=0, le=100, description="multiplies the epoch count (budget knob)")
+    batch_size: Count | None = Field(default=None, description="None: A → 256, B → 64")
+    lr: LearningRate = 0.01
     momentum: float = Field(default=0.9, ge=0, lt=1)
     weight_decay: float = Field(default=5e-4, ge=0)
     augment: bool = True
@@ -68,13 +69,14 @@ class StudentSettings(Settings):
     lighting: float = Field(default=0.1, ge=0)
     cutmix_prob: float = Field(default=1.0, ge=0, le=1)
     cutmix_beta: float = Field(default=1.0, gt=0)
-    image_size: int | None = Field(default=None, ge=4, description="resize student inputs (224 in the paper)")
+    image_size: int | None = Field(default=None, ge=4, le=MAX_IMAGE_SIZE,
+                                   description="resize student inputs (224 in the paper)")
     eval_points: int = Field(default=10, ge=1, description="protocol B: test evaluations over training")
     labels: Literal["hard", "soft"] = "hard"
     kd_temperature: float = Field(default=20.0, gt=0)
     teacher_arch: str = "resnet18"
     device: str = Field(default="cpu", description="cpu, cuda, or auto (cuda when available)")
-    teacher_epochs: int = Field(default=40, ge=1)
+    teacher_epochs: Count = 40
 
     def batch(self) -> int:
         return self.batch_size or (256 if self.protocol == "A" else 64)

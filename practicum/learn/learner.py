@@ -25,6 +25,7 @@ from torch import nn
 from practicum.config import Settings
 from practicum.data.runstore import atomic_write_text, atomic_write_with
 from practicum.errors import ConfigError, DataError, ModelError
+from practicum.limits import Count, LearningRate
 from practicum.learn.augment import mix_batch, random_shift
 from practicum.learn.models import build_model, model_from_spec
 from practicum.learn.schedule import cooldown_start, wsd_factor
@@ -36,10 +37,10 @@ FORMAT_VERSION = 1
 class TrainSettings(Settings):
     """How a learner trains. Paper values (ViT-B on ImageNet) in brackets where they differ."""
 
-    lr: float = Field(3e-3, gt=0, description="peak AdamW learning rate")
+    lr: LearningRate = Field(3e-3, description="peak AdamW learning rate")
     weight_decay: float = Field(0.05, ge=0)
-    batch_size: int = Field(64, ge=1)
-    steps: int = Field(1000, ge=1, description="the whole iteration budget; the LR schedule spans it")
+    batch_size: Count = 64
+    steps: Count = Field(1000, description="the whole iteration budget; the LR schedule spans it")
     warmup_fraction: float = Field(0.1, ge=0, lt=1)
     cooldown_fraction: float = Field(0.2, ge=0, le=1)
     ema_decay: float | None = Field(0.99, gt=0, lt=1, description="None turns EMA off [paper: 0.999]")
@@ -272,22 +273,68 @@ class Learner:
              device: str | torch.device | None = "cpu") -> "Learner":
         """Rebuild a saved learner. A built-in architecture is rebuilt from its spec; a user
         model must be passed (freshly constructed, same architecture)."""
-        from safetensors.torch import load_file
+        from practicum.files import read_safetensors
 
         directory = Path(directory)
-        meta_path, tensor_path = directory / "learner.json", directory / "learner.safetensors"
-        if not meta_path.is_file() or not tensor_path.is_file():
-            raise ModelError(f"{directory} holds no saved learner", "give a folder written by Learner.save")
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format") != FORMAT_VERSION:
-            raise ModelError(f"{directory} has learner format {meta.get('format')}, expected {FORMAT_VERSION}")
+        meta = read_learner_meta(directory)
         if model is None:
             spec = meta.get("model_spec")
             if not isinstance(spec, dict) or spec.get("arch") is None:
                 raise ModelError(f"{directory} holds a user model", "pass model=<a fresh instance> to Learner.load")
-            model = model_from_spec(spec, where=str(meta_path))
-        learner = cls(model, TrainSettings.build(meta["settings"]), seed=meta["seed"], device=device)
-        return learner.load_state(load_file(str(tensor_path)), meta)
+            model = model_from_spec(spec, where=str(directory / "learner.json"))
+        try:
+            settings = TrainSettings.build(meta["settings"])
+        except ConfigError as exc:
+            raise ModelError(f"{directory / 'learner.json'}: {exc.problem}", LEARNER_FIX) from None
+        learner = cls(model, settings, seed=meta["seed"], device=device)
+        tensors = read_safetensors(directory / "learner.safetensors", ModelError, LEARNER_FIX)
+        floating = {name: t.is_floating_point() for name, t in model.state_dict().items()}
+        for key, tensor in tensors.items():  # load_state_dict would cast integers into float weights
+            part, _, name = key.partition(".")
+            if part in ("model", "ema") and name in floating and tensor.is_floating_point() != floating[name]:
+                raise ModelError(f"{directory / 'learner.safetensors'}: tensor {key!r} has dtype {tensor.dtype}",
+                                 LEARNER_FIX)
+        try:
+            return learner.load_state(tensors, meta)
+        except ModelError as exc:
+            raise ModelError(f"{directory / 'learner.safetensors'}: {exc.problem}", exc.fix) from None
+        except (KeyError, ValueError, IndexError, TypeError, RuntimeError) as exc:
+            raise ModelError(f"{directory / 'learner.safetensors'} does not hold this learner's state "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})",
+                             LEARNER_FIX) from None
+
+
+LEARNER_FIX = "give a folder written by Learner.save (learner.json + learner.safetensors), or save it again"
+
+
+def read_learner_meta(directory: str | Path) -> dict[str, Any]:
+    """`learner.json` of a saved learner, its fields and the model spec checked (no weights are read)."""
+    from practicum.files import read_json_object
+
+    directory = Path(directory)
+    if not (directory / "learner.json").is_file() or not (directory / "learner.safetensors").is_file():
+        hint = " (give the folder, not the file)" if directory.is_file() else ""
+        raise ModelError(f"{directory} holds no saved learner{hint}", LEARNER_FIX)
+    path = directory / "learner.json"
+    meta = read_json_object(path, ModelError, LEARNER_FIX, {"format": int, "settings": dict, "seed": int,
+                                                            "step": int, "optim_groups": list})
+    if meta["format"] != FORMAT_VERSION:
+        raise ModelError(f"{path} has learner format {meta['format']}, expected {FORMAT_VERSION}", LEARNER_FIX)
+    if meta["step"] < 0:
+        raise ModelError(f"{path}: step {meta['step']} is negative", LEARNER_FIX)
+    spec = meta.get("model_spec")
+    if spec is not None:
+        ok = (isinstance(spec, dict) and isinstance(spec.get("arch"), str)
+              and isinstance(spec.get("num_classes"), int) and not isinstance(spec.get("num_classes"), bool)
+              and 1 <= spec["num_classes"] <= 100_000 and isinstance(spec.get("image_shape"), list)
+              and len(spec["image_shape"]) == 3
+              and all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 4096
+                      for d in spec["image_shape"])
+              and (spec.get("width") is None or (isinstance(spec["width"], int) and 1 <= spec["width"] <= 65536)))
+        if not ok:
+            raise ModelError(f"{path}: model_spec must give arch, num_classes (1..100000), image_shape "
+                             "[channels, height, width] and an optional width", LEARNER_FIX)
+    return meta
 
 
 def train_classifier(train, *, steps: int = 1000, arch: str = "cnn", seed: int = 0, width: int | None = None,

@@ -180,3 +180,11 @@ def model_from_spec(spec: dict, where: str = "the saved learner") -> nn.Module:
     """Rebuild a saved learner's network from its spec: registered architectures only."""
     arch = registered_arch(spec.get("arch"), where)
     return build_model(arch, spec["num_classes"], tuple(spec["image_shape"]), spec.get("width"))
+
+
+def check_arch(arch: str) -> None:
+    """Refuse an unknown registered architecture name at once (before any data or model is loaded)."""
+    if ":" not in arch and arch not in ARCHS:
+        _load_lazy_archs()
+        if arch not in ARCHS:
+            raise ConfigError(f"unknown learner architecture {arch!r}", f"use one of {', '.join(sorted(ARCHS))}")

@@ -51,8 +51,11 @@ def study(
 
         if not config.is_file():
             raise ConfigError(f"config file {config} does not exist", "give the path of a YAML file")
+        from practicum.files import read_text
+
+        text = read_text(config, ConfigError, "give a UTF-8 YAML file")
         try:
-            values = yaml.safe_load(config.read_text()) or {}
+            values = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{config} is not valid YAML: {exc}".splitlines()[0], "fix the YAML syntax") from None
         if not isinstance(values, dict):
@@ -105,7 +108,7 @@ def practice_command(
     from practicum.errors import ConfigError
     from practicum.log import echo, logger
     from practicum.practice.loop import practice
-    from practicum.practice.settings import PracticeSettings
+    from practicum.practice.settings import PracticeSettings, check_pool_memory
 
     if legacy_resume_dir is not None:
         if not resume:
@@ -143,6 +146,7 @@ def practice_command(
                                           t_init=t_init, max_rounds=max_rounds, arch=arch, data=data, seed=seed,
                                           device=device)
     val, test = settings.load_data("val"), settings.load_data("test")
+    check_pool_memory(settings, val.image_shape)
     generator = settings.make_generator(val, engine=engine)
     with RunDir.create(out, settings.to_yaml(), seed=settings.seed, resume=resume, overwrite=overwrite,
                        inputs={"--model": model_input(settings.generator.model),

@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 
 from practicum.config import Settings
 from practicum.learn import TrainSettings
+from practicum.limits import MAX_IMAGE_SIZE, CfgScale, Count, GuidanceStrength, SeedValue
 from practicum.learn.patience import PATIENCE_RULES
 
 
@@ -22,11 +23,12 @@ class GeneratorSettings(Settings):
     """The diffusion model and how it samples (None = the model's own recommended value)."""
 
     model: str = Field("builtin", description="'builtin' or a local diffusers folder (SD-1.5, DiT, UNet)")
-    steps: int | None = Field(None, ge=1, description="sampler steps; None = 10 for the built-in digits model "
+    steps: int | None = Field(None, ge=1, le=10_000, description="sampler steps; None = 10 for the built-in digits model "
                               "(tuned), else the model's own default (SD-1.5, DiT: 50) [paper: 50]")
-    cfg_scale: float | None = Field(None, description="diffusers convention s = 1 + λ [paper: λ = 3 → s = 4]")
+    cfg_scale: CfgScale | None = Field(None, description="diffusers convention s = 1 + λ (0 ≤ s ≤ 50) "
+                                       "[paper: λ = 3 → s = 4]")
     eta: float | None = Field(None, ge=0)
-    every: int = Field(3, ge=1, description="guide at steps i with i mod every == 0 [paper code: 5 of 30]")
+    every: Count = Field(3, description="guide at steps i with i mod every == 0 [paper code: 5 of 30]")
     form: Literal["latent", "score"] = "latent"
     through: Literal["full", "learner"] = Field("full", description="gradient path of the entropy guidance")
     guide_start: int | None = Field(None, ge=0, description="first guided loop step (None = 0)")
@@ -35,7 +37,7 @@ class GeneratorSettings(Settings):
     min_alpha_bar: float = Field(0.01, ge=0, lt=1, description="skip steps whose ᾱ_t is below this (x̂0 is noise)")
     shifts: int = Field(0, ge=0, le=64, description="average the guide's entropy over this many random "
                         "translations of x̂0 (0 = the paper's single view; see EntropyGuidance)")
-    shard_size: int = Field(100, ge=1, description="samples per parallel generation shard")
+    shard_size: Count = Field(100, description="samples per parallel generation shard")
     # precision and memory (issue 16); the device is the run's `device`
     model_dtype: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="dtype of the generator's networks")
     guidance_batch: int | None = Field(None, ge=1, description="rows per guidance backward pass (None = shard)")
@@ -66,23 +68,24 @@ class PracticeSettings(Settings):
     """One DP run (also static and dynamic-vanilla runs: `max_rounds=0` / `omega=0`)."""
 
     data: str = Field("fashion", description="real data: val drives patience, test is reported")
-    image_size: int | None = Field(None, ge=1, description="resize an image-folder data source to this size")
+    image_size: int | None = Field(None, ge=1, le=MAX_IMAGE_SIZE,
+                                   description="resize an image-folder data source to this size")
     val_size: int | None = Field(None, ge=1, description="use this many val images (a fixed random subset) for "
                                  "patience and the static grid; None = all (an evaluation costs about as much as "
                                  "100 training steps of the 28×28 CNN on the full 5k)")
     test_size: int | None = Field(None, ge=1, description="score reported points on this many test images "
                                   "(a fixed random subset); None = all")
     device: str = Field("cpu", description="learner and generator device: cpu, cuda, auto")
-    seed: int = 0
+    seed: SeedValue = 0
     arch: str = Field("cnn", description="learner architecture (practicum.learn.ARCHS)")
     width: int | None = Field(16, description="learner width (None = the architecture's default)")
     train: TrainSettings = Field(default_factory=lambda: TrainSettings(steps=700, batch_size=32),
                                  description="train.steps is the iteration budget I")
-    initial_size: int = Field(40, ge=1, description="N: vanilla samples to start with [paper: 32k-1.3M]")
-    add_size: int = Field(40, ge=1, description="P: samples added per round [paper: 16k-654k]")
-    omega: float = Field(0.1, description="entropy guidance strength ω (0 = dynamic-vanilla control) "
+    initial_size: Count = Field(40, description="N: vanilla samples to start with [paper: 32k-1.3M]")
+    add_size: Count = Field(40, description="P: samples added per round [paper: 16k-654k]")
+    omega: GuidanceStrength = Field(0.1, description="entropy guidance strength ω (0 = dynamic-vanilla control) "
                          "[paper: 0.05; 0.1 won the validation sweep on digits]")
-    t_init: int = Field(1, ge=1, description="initial patience T_init (evaluations without improvement)")
+    t_init: Count = Field(1, description="initial patience T_init (evaluations without improvement)")
     patience_rule: str = Field("proportional", description=f"one of {PATIENCE_RULES}")
     reset_best: bool = Field(False, description="forget the best accuracy after each round")
     eval_every: int | None = Field(160, ge=1, description="τ in samples seen; None = N (one pass over the start set)")
@@ -151,3 +154,14 @@ class PracticeSettings(Settings):
         if self.branch_out_at is not None:
             return round_index in self.branch_out_at
         return last_branch_size is None or pool_size >= self.branch_growth * last_branch_size - 1e-9
+
+
+def check_pool_memory(settings: PracticeSettings, image_shape) -> None:
+    """Refuse a start and first round whose generated pool cannot sit in memory (it is trained on in memory)."""
+    import math
+
+    from practicum.limits import check_memory
+
+    rows = settings.initial_size + settings.add_size
+    check_memory(rows * (4 * math.prod(image_shape) + 64), f"a pool of {rows} generated images",
+                 "lower --initial-size / --add-size")

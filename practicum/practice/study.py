@@ -38,6 +38,7 @@ from practicum.data import RunDir
 from practicum.data.pool import Pool
 from practicum.engine import get_executor, shard_seed
 from practicum.errors import ConfigError
+from practicum.limits import Threads
 from practicum.log import echo, logger
 from practicum.practice import analysis
 from practicum.practice.baselines import PruneSettings, generate_then_prune
@@ -80,7 +81,7 @@ QUICK: dict[str, dict[str, Any]] = {
 
 class StudySettings(Settings):
     data: str = Field("fashion", description="real data: val drives patience and the static grid, test is reported")
-    seeds: int = Field(3, ge=1, description="runs per strategy (seeds 0..seeds-1); intervals need at least 5")
+    seeds: int = Field(3, ge=1, le=1000, description="runs per strategy (seeds 0..seeds-1); intervals need at least 5")
     static_sizes: list[int] | None = Field(None, description="fixed static sizes; None = the adaptive geometric "
                                            "grid (grid_ratio, grid_max_factor, stopped by the 1-SE rule on val)")
     grid_ratio: float = Field(2.0, gt=1.0, description="growth factor of the static grid")
@@ -90,7 +91,7 @@ class StudySettings(Settings):
                                        description="the shared run settings (learner, budget, DP loop)")
     prune_ratio: float = Field(4.0, ge=1.0)
     prune_at: float = Field(0.34, gt=0, lt=1)
-    threads: int = Field(1, ge=1, description="torch threads per run (tiny models run best on one)")
+    threads: Threads = Field(1, description="torch threads per run (tiny models run best on one)")
     shared_bank: bool = Field(True, description="one vanilla stream for all seeds, generated up front to the "
                               "largest size the plan can use; each seed reads its own class-balanced random order "
                               "of it (so seeds still draw different sets below the full size). False = one stream "

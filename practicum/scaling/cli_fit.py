@@ -15,13 +15,18 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from practicum.config import Settings
 from practicum.errors import ConfigError, DataError, FitError
+from practicum.limits import SeedValue
 from practicum.log import echo
 
 PLOT_POINTS = 120
+
+
+MAX_BOOT = 10_000  # bootstrap refits: beyond this the intervals no longer change
+MAX_LEVEL = 0.999  # the tails of a 0.999 interval already rest on the 5 most extreme of 10,000 refits
 
 
 class FitSettings(Settings):
@@ -31,9 +36,9 @@ class FitSettings(Settings):
     extrapolate_to: list[float] = []
     target: Optional[float] = None
     holdout_frac: Optional[float] = None
-    n_boot: int = 200
+    n_boot: int = Field(200, ge=0, le=MAX_BOOT)
     level: float = 0.95
-    seed: int = 0
+    seed: SeedValue = 0
     engine: str = "local"
 
     @field_validator("holdout_frac")
@@ -46,8 +51,8 @@ class FitSettings(Settings):
     @field_validator("level")
     @classmethod
     def _level(cls, v):
-        if not 0 < v < 1:
-            raise ValueError("must lie strictly between 0 and 1")
+        if not 0 < v <= MAX_LEVEL:
+            raise ValueError(f"must lie in (0, {MAX_LEVEL}]: a higher level needs more refits than a run can do")
         return v
 
     @field_validator("n_boot")
@@ -67,8 +72,8 @@ class CompareSettings(Settings):
     curve: Optional[str] = None
     curve_a_name: Optional[str] = None
     curve_b_name: Optional[str] = None
-    n_boot: int = 200
-    seed: int = 0
+    n_boot: int = Field(200, ge=0, le=MAX_BOOT)
+    seed: SeedValue = 0
 
 
 def _check_family(name: str, metric: str) -> None:
@@ -267,10 +272,21 @@ def run_fit(settings: FitSettings, out: Path, *, resume: bool = False, overwrite
     need = _min_points(settings.family)
     for c in curves:
         distinct = np.unique(c.x).size
+        if not np.any(c.y):
+            raise DataError(f"curve {c.name!r} is all zeros: no law of a falling {settings.metric} describes it",
+                            "check the y column")
         if settings.holdout_frac is not None:
             if distinct < 3:
                 raise DataError(f"curve {c.name!r} has {distinct} distinct sizes; a hold-out needs 3",
                                 "drop --holdout-frac or add sizes")
+            fitted = int(round(settings.holdout_frac * distinct))
+            if not 2 <= fitted <= distinct - 1:
+                raise ConfigError(f"--holdout-frac {settings.holdout_frac:g} of curve {c.name!r}'s {distinct} sizes "
+                                  f"fits {fitted}; a hold-out fits 2 to {distinct - 1} of them",
+                                  f"give a fraction between {2 / distinct:.2g} and {(distinct - 1) / distinct:.2g}")
+        if distinct < 3:
+            echo(f"warning: curve {c.name!r} has {distinct} distinct sizes: a 2-parameter law passes through "
+                 "them exactly, so its R2 = 1 says nothing")
         if distinct < need:
             raise FitError(f"curve {c.name!r} has {distinct} distinct sizes but {settings.family} needs {need}",
                            "add sizes or choose a family with fewer parameters")
@@ -422,23 +438,24 @@ def _plot_compare(a, b, res, path: Path, metric: str) -> None:
 
 def load_law(path: Path, curve: Optional[str] = None):
     """The saved law of one curve from fit.json (or a single `ScalingLaw.to_dict()` JSON)."""
-    import json
-
+    from practicum.files import read_json
     from practicum.scaling.law import ScalingLaw
 
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {path}: {exc}", "pass the fit.json written by practicum fit") from None
+    data = read_json(path, DataError, "pass the fit.json written by practicum fit")
     entries = data.get("curves", [data]) if isinstance(data, dict) else []
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise DataError(f"{path}: 'curves' must be a list of laws", "pass the fit.json written by practicum fit")
     if curve is not None:
         entries = [e for e in entries if e.get("curve") == curve]
         if not entries:
             raise DataError(f"{path} has no curve {curve!r}", "check --curve against the names in fit.json")
     if len(entries) != 1:
-        names = ", ".join(str(e.get("curve")) for e in data.get("curves", []))
+        names = ", ".join(str(e.get("curve")) for e in entries)
         raise DataError(f"{path} holds {len(entries)} laws", f"pick one with --curve NAME ({names})")
-    return ScalingLaw.from_dict(entries[0])
+    try:
+        return ScalingLaw.from_dict(entries[0])
+    except DataError as exc:
+        raise DataError(f"{path}: {exc.problem}", exc.fix) from None
 
 
 def run_predict(path: Path, xs: list[float], *, curve: Optional[str] = None, target: Optional[float] = None) -> dict:
@@ -450,6 +467,9 @@ def run_predict(path: Path, xs: list[float], *, curve: Optional[str] = None, tar
         echo("warning: this law did not fit its data (R2 < 0); its predictions are not usable")
     for xe in xs:
         value = float(law.predict([xe])[0])
+        if not math.isfinite(value):
+            raise DataError(f"the law in {path} predicts {value} at x = {xe:g}",
+                            "refit it with practicum fit; its parameters are unusable")
         ok = bool(law.in_range([value])[0])
         out["predictions"].append({"x": xe, "prediction": value, "in_range": ok})
         flag = "" if ok else f" (OUTSIDE the valid range {law.valid_range_text()})"

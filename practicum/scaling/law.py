@@ -488,17 +488,44 @@ class ScalingLaw:
     def from_dict(cls, data: dict[str, Any]) -> "ScalingLaw":
         """A fitted law back from `to_dict()` (e.g. one curve of fit.json): predict and invert
         work; bootstrap needs the data and is not available."""
+        fix = "pass a law written by practicum fit (one entry of fit.json 'curves')"
+
+        def number(value: Any, what: str, positive: bool = False) -> float:
+            # JSON numbers only: "0.5" or true would be read as a number by float()
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or (positive and value <= 0):
+                raise DataError(f"not a saved scaling law: {what} is {value!r}, expected a finite "
+                                f"{'positive ' if positive else ''}number", fix)
+            return float(value)
+
+        if not isinstance(data, dict):
+            raise DataError(f"not a saved scaling law: a {type(data).__name__}, expected a JSON object", fix)
+        for key, kind in (("family", str), ("metric", str), ("params", dict)):
+            if not isinstance(data.get(key), kind):
+                raise DataError(f"not a saved scaling law: {key!r} must be a {kind.__name__}", fix)
+        for key in ("diagnostics", "fit_info"):
+            if not isinstance(data.get(key, {}), dict):
+                raise DataError(f"not a saved scaling law: {key!r} must be an object", fix)
+        if not isinstance(data.get("warnings", []), list):
+            raise DataError("not a saved scaling law: 'warnings' must be a list", fix)
         try:
             fam = get_family(data["family"])
             law = cls(fam.name, metric=data["metric"], warn=False)
-            law._fam = fam
-            law.family_ = fam.name
-            law.theta_ = np.array([float(data["params"][p]) for p in fam.params])
-            law.x_scale_ = float(data["x_scale"])
-            lo, hi = data.get("x_range") or [data["x_scale"] * 16.0] * 2
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(f"not a saved scaling law ({type(exc).__name__}: {exc})",
-                            "pass a law written by practicum fit (one entry of fit.json 'curves')") from None
+        except (FitError, ValueError) as exc:
+            raise DataError(f"not a saved scaling law: {exc}", fix) from None
+        law._fam = fam
+        law.family_ = fam.name
+        missing = [p for p in fam.params if p not in data["params"]]
+        if missing:
+            raise DataError(f"not a saved scaling law: params lacks {missing[0]!r}", fix)
+        law.theta_ = np.array([number(data["params"][p], f"params.{p}") for p in fam.params])
+        law.x_scale_ = number(data.get("x_scale"), "x_scale", positive=True)
+        span = data.get("x_range") or [law.x_scale_ * 16.0] * 2
+        if not isinstance(span, list) or len(span) != 2:
+            raise DataError(f"not a saved scaling law: x_range is {span!r}, expected [low, high]", fix)
+        lo, hi = (number(v, "x_range", positive=True) for v in span)
+        if lo > hi:
+            raise DataError(f"not a saved scaling law: x_range [{lo:g}, {hi:g}] is reversed", fix)
         law.x_ = np.array([float(lo), float(hi)])
         law.y_ = law.w_ = law.seeds_ = None
         law.warnings_ = list(data.get("warnings", []))
@@ -511,7 +538,10 @@ class ScalingLaw:
         d = data.get("diagnostics", {})
         law.r2_, law.rmsle_ = d.get("r2", math.nan), d.get("rmsle", math.nan)
         law.identifiable_ = d.get("identifiable", True)
-        law.residuals_ = np.asarray(d.get("residuals", []), dtype=float)
+        try:
+            law.residuals_ = np.asarray(d.get("residuals", []), dtype=float)
+        except (TypeError, ValueError):
+            raise DataError("not a saved scaling law: diagnostics.residuals must be a list of numbers", fix) from None
         return law
 
     def __repr__(self) -> str:

@@ -13,6 +13,7 @@ maps buckets to example indices, behind the one function `adaptive_select`.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -74,14 +75,17 @@ def read_laws(path: str | Path) -> tuple[list[BucketLaw], dict[str, float]]:
     if not path.is_file():
         raise DataError(f"no pool-law file at {path}", 'write {"buckets": [{"b": ..., "tau": ...}, ...]} as JSON')
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes())
         laws = [BucketLaw(float(row["b"]), float(row["tau"])) for row in data["buckets"]]
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"{path} is not a pool-law file ({exc})",
+        extra = {k: float(data[k]) for k in ("a", "d") if k in data}
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:  # not JSON or not UTF-8 too
+        raise DataError(f"{path} is not a pool-law file ({type(exc).__name__}: {str(exc)[:100]})",
                         'write {"buckets": [{"b": -0.16, "tau": 6.7}, ...]} with one row per quality bucket') from None
+    if not laws or not all(math.isfinite(law.b) and math.isfinite(law.tau) for law in laws) \
+            or not all(math.isfinite(v) for v in extra.values()):
+        raise DataError(f"{path}: the buckets need finite numbers, one row per quality bucket")
     if any(law.b >= 0 or law.tau <= 0 for law in laws):
         raise DataError(f"{path}: every bucket needs utility b < 0 and half-life tau > 0")
-    extra = {k: float(data[k]) for k in ("a", "d") if k in data}
     return laws, extra
 
 

@@ -21,7 +21,11 @@ from pydantic import Field
 from practicum.config import Settings
 from practicum.data import RunDir, atomic_write_with
 from practicum.errors import ConfigError, DataError
+from practicum.limits import SeedValue
 from practicum.select.pipeline import DataSettings, load_split
+
+
+MAX_HASH_DISTANCE = 32  # of a 64-bit perceptual hash: two random images differ in about 32
 
 
 class DedupConfig(Settings):
@@ -33,7 +37,7 @@ class DedupConfig(Settings):
     clusters: int = 10  # semdedup: k-means clusters
     priority: str | None = None  # a scores file (by id): keep the highest-scored member of each group
     limit: int | None = Field(None, ge=1, description="use a fixed random subset of this many pool examples")
-    seed: int = 0
+    seed: SeedValue = 0
 
 
 class LabelIssueConfig(Settings):
@@ -41,7 +45,7 @@ class LabelIssueConfig(Settings):
     split: Literal["train", "val", "test"] = "train"
     folds: int = 5  # out-of-sample probabilities: K-fold logistic regression on the features
     limit: int | None = Field(None, ge=1, description="use a fixed random subset of this many pool examples")
-    seed: int = 0
+    seed: SeedValue = 0
 
 
 class CoverConfig(Settings):
@@ -51,7 +55,7 @@ class CoverConfig(Settings):
     keep: float = 0.2  # fraction in (0, 1], or a count when > 1
     balance: bool | None = None  # None: within each class whenever there are labels
     limit: int | None = Field(None, ge=1, description="use a fixed random subset of this many pool examples")
-    seed: int = 0
+    seed: SeedValue = 0
 
 
 def load_features(source: DataSettings, split: str = "train", limit: int | None = None) -> dict:
@@ -150,6 +154,9 @@ def run_dedup(config: DedupConfig, out, *, resume: bool = False, overwrite: bool
                           "use --method semdedup with --embeddings, or --data for images")
     if config.max_distance < 0 or config.clusters < 1:
         raise ConfigError("max_distance must be >= 0 and clusters >= 1")
+    if config.max_distance > MAX_HASH_DISTANCE:
+        raise ConfigError(f"--max-distance {config.max_distance} of 64 hash bits: beyond {MAX_HASH_DISTANCE} "
+                          "(half the bits) unrelated images count as duplicates", "give 0..32 (default 4)")
     with _start(config, out, resume, overwrite) as run:
         existing = _finished(run, resume, "scores.parquet")
         if existing is not None:

@@ -25,6 +25,7 @@ from pydantic import field_validator
 from practicum.config import Settings
 from practicum.data import RunDir, atomic_write_with, load_source
 from practicum.errors import ConfigError, DataError, RunError
+from practicum.limits import Count, SeedValue
 from practicum.log import echo, logger
 from practicum.select.rater import RaterSettings
 from practicum.validate import data_input, model_input
@@ -41,7 +42,7 @@ class DataSettings(Settings):
     embeddings: str | None = None  # parquet of the pool (id, label, embedding); overrides `data`
     val_embeddings: str | None = None  # parquet of the clean validation split (for `rate`)
     defects: bool = False  # inject the seeded web-like defects into the train split (demos)
-    defect_seed: int = 0
+    defect_seed: SeedValue = 0
 
 
 class GateSettings(Settings):
@@ -72,11 +73,11 @@ class ScoreConfig(Settings):
     # instance: a_i alone, the same for any batch layout (default); group: the paper's p_i·g, batch-relative
     mode: Literal["group", "instance"] = "instance"
     split: Literal["train", "val", "test"] = "train"
-    shard_size: int = 4096
-    batch_size: int = 256
-    seed: int = 0
-    steps: int = 600  # heuristic scorers: training steps of the learner they record
-    observations: int = 10
+    shard_size: Count = 4096
+    batch_size: Count = 256
+    seed: SeedValue = 0
+    steps: Count = 600  # heuristic scorers: training steps of the learner they record
+    observations: Count = 10
     device: str = "cpu"  # the rater's device: cpu, cuda, cuda:N, mps or auto
     dtype: Literal["fp32", "bf16", "fp16"] = "fp32"  # the rater's forward passes (autocast); ratings are float64
 
@@ -98,7 +99,7 @@ class SelectConfig(Settings):
     start: float = 0.3
     prune_hard: float = 0.1
     strata: int = 50
-    seed: int = 0
+    seed: SeedValue = 0
     budget_samples: float | None = None  # strategy "adaptive": samples the training run will see
     pool_laws: str | None = None  # strategy "adaptive": JSON of fitted laws per quality bucket
 
@@ -358,9 +359,19 @@ def _resolve_rater(config: ScoreConfig) -> Path:
             raise ConfigError(f"no checkpoint for epoch {config.epoch} at {path}", "see the run's checkpoints/ folder")
     elif path.is_dir():
         path = path / "rater.safetensors"
-    from practicum.select.rater import load_rater
+    elif path.suffix == ".json":
+        path = path.with_suffix(".safetensors")
+    from practicum.select.rater import check_rater_matches, load_rater
 
-    load_rater(path)  # fail early with a clear error
+    meta = load_rater(path)[1]  # fail early with a clear error
+    if config.source.embeddings is not None:
+        from practicum.select.pool import ParquetPool
+
+        pool = ParquetPool(config.source.embeddings)
+        check_rater_matches(meta, pool.input_shape, pool.num_classes, str(config.rater), config.source.embeddings)
+    else:
+        data = load_split(config.source, "val")[0]
+        check_rater_matches(meta, data.image_shape, data.num_classes, str(config.rater), config.source.data)
     return path
 
 
@@ -377,6 +388,8 @@ def run_score(config: ScoreConfig, out: str | Path, *, engine: str = "local", re
     from practicum.diffusion.precision import resolve_device
 
     resolve_device(config.device)  # fail before any work on a device this machine lacks
+    if config.scorer == "rater":
+        _resolve_rater(config)  # the rater is readable and fits the data, before the run folder exists
     started = time.time()
     inputs = {**source_inputs(config.source), "--rater": config.rater}
     with RunDir.create(out, config.to_yaml(), seed=config.seed, resume=resume, overwrite=overwrite,
@@ -516,7 +529,12 @@ def read_scores(path: str | Path) -> dict[str, np.ndarray]:
         if column not in table.column_names:
             raise DataError(f"{path} has no {column!r} column (has {', '.join(table.column_names)})",
                             "scores need columns id and score (label optional)")
-    columns = {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+    try:
+        columns = {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+    except Exception as exc:  # noqa: BLE001 - pyarrow: e.g. a text column that is not UTF-8
+        raise DataError(f"cannot read the columns of {path}: {str(exc).splitlines()[0][:200]}") from None
+    if any(values.ndim != 1 for values in columns.values()):
+        raise DataError(f"{path}: every column must hold one value per row", "write id, score and label as scalars")
     columns["id"] = columns["id"].astype(str)
     try:
         columns["score"] = columns["score"].astype(np.float64)
@@ -524,15 +542,37 @@ def read_scores(path: str | Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: the score column is not numeric") from None
     if len(set(columns["id"].tolist())) != len(columns["id"]):
         raise DataError(f"{path}: ids are not unique", "score each example once")
+    if not np.isfinite(columns["score"]).all():
+        raise DataError(f"{path}: {int((~np.isfinite(columns['score'])).sum())} scores are NaN or infinite",
+                        "drop or rescore those rows")
+    if "label" in columns:
+        columns["label"] = _class_labels(path, columns["label"])
     summary = path.parent / "summary.json"  # `practicum score` writes the scores' direction there
     if summary.is_file():
         try:
-            direction = json.loads(summary.read_text()).get("direction")
-        except (json.JSONDecodeError, AttributeError):
+            direction = json.loads(summary.read_bytes()).get("direction")
+        except (ValueError, AttributeError):  # not JSON, not UTF-8, or not an object: no direction known
             direction = None
         if direction in ("higher_is_better", "higher_is_harder"):
             columns["__direction__"] = direction
     return columns
+
+
+MAX_CLASSES = 1_000_000  # a label is a class index; beyond this it is an id or a corrupt value
+
+
+def _class_labels(path: Path, labels: np.ndarray) -> np.ndarray:
+    """The label column as class indices 0..MAX_CLASSES-1 (int64), or one error naming the file."""
+    try:
+        values = labels.astype(np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: the label column is not numeric", "labels are class indices 0..K-1") from None
+    bad = ~np.isfinite(values) | (values < 0) | (values >= MAX_CLASSES) | (values != np.floor(values))
+    if bad.any():
+        first = labels[np.flatnonzero(bad)[0]]
+        raise DataError(f"{path}: {int(bad.sum())} labels are not class indices 0..{MAX_CLASSES - 1} (e.g. {first})",
+                        "labels are class indices 0..K-1")
+    return values.astype(np.int64)
 
 
 def resolve_direction(config: SelectConfig, columns: dict) -> str | None:

@@ -61,6 +61,7 @@ from practicum.data import atomic_write_json, atomic_write_with
 from practicum.diffusion.precision import parse_dtype, resolve_device
 from practicum.engine import shard_seed
 from practicum.errors import ConfigError, ModelError
+from practicum.limits import Count, LearningRate, SeedValue
 from practicum.select.nets import ClassifierProxy, DiffusionProxy, RaterNet, build_denoiser_proxy
 from practicum.select.pool import Batch, common_draws, diffusion_draws
 
@@ -77,14 +78,14 @@ class RaterSettings(Settings):
     update_rule: Literal["first_order", "unrolled", "two_model"] = "first_order"
     proxy: Literal["classifier", "diffusion"] = "classifier"
     heads: Literal["multi", "single"] = "multi"
-    feature_dim: int = 64
-    width: int = 16
-    head_hidden: int = 64
-    batch_size: int = 64
-    epochs: int = 10
-    iterations_per_epoch: int | None = None  # None: one pass over the validation split
-    lr: float = 1e-3
-    proxy_lr: float = 1e-3
+    feature_dim: Count = 64
+    width: Count = 16
+    head_hidden: Count = 64
+    batch_size: Count = 64
+    epochs: Count = 10
+    iterations_per_epoch: Count | None = None  # None: one pass over the validation split
+    lr: LearningRate = 1e-3
+    proxy_lr: LearningRate = 1e-3
     schedule: Literal["lin0", "constant"] = "lin0"
     weight_decay: float = 0.05
     grad_clip: float = 2.0
@@ -93,14 +94,14 @@ class RaterSettings(Settings):
     gamma_floor: float = 0.0
     weighted_loss_reduction: Literal["code", "sum"] = "code"
     entropy_reg: float = 0.0
-    lookahead_lr: float = 0.1
+    lookahead_lr: LearningRate = 0.1
     diffusion_model: str = "tiny"  # "tiny" (MLP ε-model), "builtin" (fresh built-in UNet) or a denoiser spec
-    diffusion_draws: int = 4
+    diffusion_draws: Count = 4
     draws: Literal["common", "per_id"] = "common"
     softmax_group: int = Field(8, ge=1)  # rows per softmax (and per g) while training: the released per-GPU batch
     rater_eps: float = Field(1e-16, gt=0)  # AdamW ε of the rater: far below its gradients, so the step is scale-free
     proxy_warmup: int = Field(500, ge=0)  # proxy steps on the hold-out before the bilevel loop (a warm-started proxy)
-    seed: int = 0
+    seed: SeedValue = 0
     device: str = "cpu"  # cpu, cuda, cuda:N, mps or auto
     dtype: Literal["fp32", "bf16", "fp16"] = "fp32"  # forward passes under autocast; weights stay fp32
 
@@ -512,27 +513,45 @@ def rater_meta(trainer: RaterTrainer, epoch: int, record: dict | None = None) ->
 
 
 def load_rater(path: str | Path) -> tuple[RaterNet, dict[str, Any]]:
-    """A rater checkpoint: a .safetensors file (with its .json) or a `practicum rate` run folder."""
-    from safetensors.torch import load_file
+    """A rater checkpoint: a `practicum rate` run folder, its rater.safetensors or its rater.json."""
+    from practicum.files import layout_of, read_json_object, read_safetensors
 
     path = Path(path)
     if path.is_dir():
         path = path / "rater.safetensors"
+    elif path.suffix == ".json":  # the sidecar names the same checkpoint
+        path = path.with_suffix(".safetensors")
     meta_path = path.with_suffix(".json")
+    fix = "give a `practicum rate` run folder or its rater.safetensors, or retrain it with `practicum rate`"
     if not path.is_file() or not meta_path.is_file():
-        raise ModelError(f"no rater checkpoint at {path} (with {meta_path.name})",
-                         "give a `practicum rate` run folder or its rater.safetensors")
+        raise ModelError(f"no rater checkpoint at {path} (with {meta_path.name})", fix)
+    meta = read_json_object(meta_path, ModelError, fix, {"input_shape": list, "num_classes": int,
+                                                         "feature_dim": int, "width": int, "head_hidden": int,
+                                                         "heads": str})
+    shape = meta["input_shape"]
+    sizes = [*shape, meta["num_classes"], meta["feature_dim"], meta["width"], meta["head_hidden"]]
+    if (len(shape) not in (1, 3) or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65536
+                                   for v in sizes) or meta["heads"] not in ("multi", "single")):
+        raise ModelError(f"{meta_path}: input_shape must be [channels, height, width] or [dim], the sizes 1..65536, "
+                         "heads multi or single", fix)
     try:
-        meta = json.loads(meta_path.read_text())
-        rater = RaterNet(tuple(meta["input_shape"]), meta["num_classes"], meta["feature_dim"], meta["width"],
+        rater = RaterNet(tuple(shape), meta["num_classes"], meta["feature_dim"], meta["width"],
                          meta["head_hidden"], meta["heads"])
-        rater.load_state_dict(load_file(str(path)))
-    except (KeyError, ValueError, RuntimeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path} is not a readable rater checkpoint: {str(exc).splitlines()[0]}",
-                         "retrain it with `practicum rate`") from None
+    except (ValueError, RuntimeError) as exc:
+        raise ModelError(f"{meta_path} describes no buildable rater: {str(exc).splitlines()[0][:200]}", fix) from None
+    rater.load_state_dict(read_safetensors(path, ModelError, fix, expect=layout_of(rater)))
     rater.eval()
     return rater, meta
 
 
-__all__ = ["RaterSettings", "RaterTrainer", "UPDATE_RULES", "even_batches", "gamma_at", "group_softmax", "initial_rater",
-           "lin0", "load_rater", "make_optimizer", "proxy_losses", "rate", "rate_batch", "rater_meta", "rating_batches", "decay_groups", "save_rater", "train_rater"]
+def check_rater_matches(meta: dict[str, Any], image_shape, num_classes: int, where: str, data: str) -> None:
+    """Refuse a rater built for other inputs than the data it is asked to score, or for fewer classes."""
+    if tuple(meta["input_shape"]) != tuple(image_shape) or meta["num_classes"] < num_classes:
+        raise ModelError(f"the rater {where} was trained on {meta['num_classes']} classes of "
+                         f"{'x'.join(map(str, meta['input_shape']))} inputs but {data} has {num_classes} of "
+                         f"{'x'.join(map(str, image_shape))}", "score with a rater trained on this data")
+
+
+__all__ = ["RaterSettings", "RaterTrainer", "UPDATE_RULES", "check_rater_matches", "even_batches", "gamma_at",
+           "group_softmax", "initial_rater", "lin0", "load_rater", "make_optimizer", "proxy_losses", "rate", "rate_batch",
+           "rater_meta", "rating_batches", "decay_groups", "save_rater", "train_rater"]
