@@ -46,7 +46,6 @@ network outputs); fp16 training scales its losses (a `GradScaler` per optimiser,
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Literal
