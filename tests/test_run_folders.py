@@ -199,7 +199,7 @@ def test_generate_refuses_a_learner_folder_naming_os_exit(saved_learner, tmp_pat
     meta = json.loads(meta_path.read_text())
     meta["model_spec"]["arch"] = "os:_exit"
     meta_path.write_text(json.dumps(meta))
-    outcome = invoke("generate", "--data", "digits", "--n", "2", "--steps", "2", "--learner", saved_learner,
+    outcome = invoke("generate", "--data", "digits", "--n", "2", "--steps", "10", "--learner", saved_learner,
                      "--out", tmp_path / "G")
     outcome.assert_one_line_error("never imports code")
     assert not (tmp_path / "G").exists()

@@ -324,7 +324,8 @@ def read_learner_meta(directory: str | Path) -> dict[str, Any]:
         raise ModelError(f"{path}: step {meta['step']} is negative", LEARNER_FIX)
     spec = meta.get("model_spec")
     if spec is not None:
-        ok = (isinstance(spec, dict) and isinstance(spec.get("arch"), str)
+        # arch None: a user model (a factory named only on the command line, never in this file)
+        ok = (isinstance(spec, dict) and (spec.get("arch") is None or isinstance(spec.get("arch"), str))
               and isinstance(spec.get("num_classes"), int) and not isinstance(spec.get("num_classes"), bool)
               and 1 <= spec["num_classes"] <= 100_000 and isinstance(spec.get("image_shape"), list)
               and len(spec["image_shape"]) == 3
@@ -332,7 +333,7 @@ def read_learner_meta(directory: str | Path) -> dict[str, Any]:
                       for d in spec["image_shape"])
               and (spec.get("width") is None or (isinstance(spec["width"], int) and 1 <= spec["width"] <= 65536)))
         if not ok:
-            raise ModelError(f"{path}: model_spec must give arch, num_classes (1..100000), image_shape "
+            raise ModelError(f"{path}: model_spec must give arch (or null), num_classes (1..100000), image_shape "
                              "[channels, height, width] and an optional width", LEARNER_FIX)
     return meta
 
