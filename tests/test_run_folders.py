@@ -210,16 +210,16 @@ def test_a_custom_factory_is_never_saved_nor_read_back_from_a_file(tmp_path, mon
     from practicum.learn import Learner, build_model
     from practicum.learn.learner import TrainSettings
 
-    (tmp_path / "my_nets.py").write_text("import torch.nn as nn\n"
+    (tmp_path / "user_nets_rf.py").write_text("import torch.nn as nn\n"
                                          "def build(num_classes, image_shape):\n"
                                          "    return nn.Sequential(nn.Flatten(), nn.Linear(64, num_classes))\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    net = build_model("my_nets:build", 10, (1, 8, 8), seed=0)
+    net = build_model("user_nets_rf:build", 10, (1, 8, 8), seed=0)
     folder = Learner(net, TrainSettings.build(steps=1), seed=0).save(tmp_path / "custom")
-    assert "my_nets" not in (folder / "learner.json").read_text()
+    assert "user_nets_rf" not in (folder / "learner.json").read_text()
     with pytest.raises(ModelError, match="user model"):
         Learner.load(folder)
-    assert Learner.load(folder, model=build_model("my_nets:build", 10, (1, 8, 8))).step == 0
+    assert Learner.load(folder, model=build_model("user_nets_rf:build", 10, (1, 8, 8))).step == 0
     bad = tmp_path / "bad.yaml"
     bad.write_text("arch: os:_exit\n")
     invoke("practice", "--config", bad, "--out", tmp_path / "P").assert_one_line_error("names code to import")

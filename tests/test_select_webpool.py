@@ -50,4 +50,4 @@ def test_rank_by_kind_and_the_fashion_web_source():
     assert np.isclose(ranks["a"]["mean_rank_pct"], 1 / 6) and np.isclose(ranks["b"]["mean_rank_pct"], 5 / 6)
     assert ranks["(harmful)"] == {"count": 1, "mean_rank_pct": 1.0}
     val, _ = load_split(DataSettings(data="fashion-web"), "val")
-    assert len(val) == 1500 and np.bincount(val.labels.numpy()).tolist() == [150] * 10
+    assert len(val) == 3000 and np.bincount(val.labels.numpy()).tolist() == [300] * 10  # the 3,000-row hold-out

@@ -156,7 +156,8 @@ class LocalExecutor:
             from concurrent.futures import ProcessPoolExecutor
 
             context = multiprocessing.get_context("spawn")  # no forked torch state: each worker starts clean
-            self._pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=context)
+            self._pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=context,
+                                             initializer=die_with_parent)
         return self._pool
 
     def close(self) -> None:
@@ -174,6 +175,18 @@ class LocalExecutor:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def die_with_parent() -> None:
+    """Worker-process initializer: on Linux, the worker is killed when the process that started it
+    dies, so a killed run leaves no worker still writing (and locking) its run folders."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def get_executor(name: str = "local", **options: Any) -> Executor:
