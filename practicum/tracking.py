@@ -17,6 +17,7 @@ Numbers and booleans are sent; text and lists stay in metrics.jsonl only.
 
 from __future__ import annotations
 
+import abc
 import functools
 import inspect
 import os
@@ -114,7 +115,7 @@ def _make(kind: str, root: Path | None) -> "_Tracker":
                           f"pip install 'practicum[{_EXTRA[kind]}]'") from None
 
 
-class _Tracker:
+class _Tracker(abc.ABC):
     """One tracked run per run folder, opened at its first event; artifacts sent on close."""
 
     def __init__(self, root: Path | None):
@@ -147,14 +148,17 @@ class _Tracker:
             self._finish(handle, _artifacts(path), failed)
 
     # what each library does
+    @abc.abstractmethod
     def _open(self, path: Path) -> Any:
-        raise NotImplementedError
+        """Implemented by each library's tracker."""
 
+    @abc.abstractmethod
     def _write(self, handle: Any, step: int, values: dict[str, float], time: float | None) -> None:
-        raise NotImplementedError
+        """Implemented by each library's tracker."""
 
+    @abc.abstractmethod
     def _finish(self, handle: Any, artifacts: list[tuple[Path, str]], failed: bool) -> None:
-        raise NotImplementedError
+        """Implemented by each library's tracker."""
 
 
 def _artifacts(path: Path) -> list[tuple[Path, str]]:

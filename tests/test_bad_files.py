@@ -20,6 +20,7 @@ import torch
 
 from practicum.errors import ConfigError, DataError, ModelError, PracticumError
 from reliability_helpers import invoke
+from tiny_models import save_tiny_rater
 
 LIMIT_S = 10.0
 ASSETS = Path(__file__).resolve().parents[1] / "practicum" / "assets"
@@ -32,18 +33,13 @@ def art(tmp_path_factory) -> Path:
     """Real artefacts written by practicum: a digits model folder, a learner, a rater, a fit.json."""
     from practicum.data import load_source
     from practicum.learn.learner import train_classifier
-    from practicum.select.nets import RaterNet
-    from practicum.select.rater import save_rater
 
     root = tmp_path_factory.mktemp("art")
     (root / "model").mkdir()
     shutil.copy(ASSETS / "digits_unet.safetensors", root / "model" / "denoiser.safetensors")
     shutil.copy(ASSETS / "digits_unet.json", root / "model" / "denoiser.json")
     train_classifier(load_source("digits", "train"), steps=1, width=8).save(root / "learner")
-    torch.manual_seed(0)
-    save_rater(root / "rater" / "rater.safetensors", RaterNet((1, 8, 8), 10, 8, 4, 8, "multi"),
-               {"format": "practicum-rater/1", "input_shape": [1, 8, 8], "num_classes": 10, "feature_dim": 8,
-                "width": 4, "head_hidden": 8, "heads": "multi"})
+    save_tiny_rater(root / "rater" / "rater.safetensors")
     (root / "good.csv").write_text(CURVE)
     assert invoke("fit", root / "good.csv", "--out", root / "fit", "--n-boot", "0", "--family", "pow2").code == 0
     return root

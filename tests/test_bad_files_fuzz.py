@@ -38,6 +38,7 @@ from hypothesis import strategies as st
 
 from practicum.errors import PracticumError
 from reliability_helpers import invoke
+from tiny_models import save_tiny_rater
 from test_bad_input_properties import NUMERIC_FLAGS, POSITIONAL, VALID_CSV
 
 LIMIT_S = 10.0
@@ -60,16 +61,11 @@ def art(tmp_path_factory) -> dict[str, dict[str, bytes]]:
     from practicum.diffusion.generate import GenerateSettings
     from practicum.diffusion.train import DiffusionTrainSettings
     from practicum.learn.learner import train_classifier
-    from practicum.select.nets import RaterNet
-    from practicum.select.rater import save_rater
 
     root = tmp_path_factory.mktemp("fuzz-art")
     digits = load_source("digits", "train")
     train_classifier(digits, steps=1, width=8).save(root / "learner")
-    torch.manual_seed(0)
-    save_rater(root / "rater" / "rater.safetensors", RaterNet((1, 8, 8), 10, 8, 4, 8, "multi"),
-               {"format": "practicum-rater/1", "input_shape": [1, 8, 8], "num_classes": 10, "feature_dim": 8,
-                "width": 4, "head_hidden": 8, "heads": "multi"})
+    save_tiny_rater(root / "rater" / "rater.safetensors")
     (root / "curves.csv").write_text(VALID_CSV)
     assert invoke("fit", root / "curves.csv", "--out", root / "fit", "--n-boot", "0", "--family", "pow2").code == 0
     x = ((digits.images[:60] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()[:, 0]
@@ -275,11 +271,15 @@ def test_corrupt_learner_folders_are_one_error(art, data):
 def test_corrupt_rater_folders_are_one_error(art, data):
     from practicum.select.rater import load_rater
 
-    changed, fatal, name = _corrupted(data.draw, art["rater"])
+    _exact_layout_folder_case(data, art["rater"], load_rater)
+
+
+def _exact_layout_folder_case(data, files, load) -> None:
+    """A corrupted copy of a folder whose reader knows the exact layout (an added tensor is refused too)."""
+    changed, fatal, name = _corrupted(data.draw, files)
     tmp, root = _folder(changed)
     with tmp:
-        outcome(lambda: load_rater(root), fatal or name.endswith(".safetensors") and _extra(changed[name]),
-                (name,))
+        outcome(lambda: load(root), fatal or name.endswith(".safetensors") and _extra(changed[name]), (name,))
 
 
 def _extra(data: bytes) -> bool:
@@ -301,11 +301,7 @@ def _extra(data: bytes) -> bool:
 def test_corrupt_model_folders_are_one_error(art, data):
     from practicum.diffusion.builtin import load_trained
 
-    changed, fatal, name = _corrupted(data.draw, art["model"])
-    tmp, root = _folder(changed)
-    with tmp:
-        outcome(lambda: load_trained(root), fatal or name.endswith(".safetensors") and _extra(changed[name]),
-                (name,))
+    _exact_layout_folder_case(data, art["model"], load_trained)
 
 
 @settings(FAST, max_examples=200)

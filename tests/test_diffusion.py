@@ -189,10 +189,8 @@ def test_score_form_equals_a_hand_computed_step(denoisers):
     assert torch.allclose(out.latents, expected, atol=1e-5)
 
 
-def test_latent_form_is_the_normalised_nudge(denoisers):
-    den = denoisers["unet"]
-    clf = make_classifier(den.image_shape)
-    term = EntropyGuidance(clf, 0.07, every=1, form="latent", x0_blend=False)
+def first_step_state(den, seed: int, labels=(0, 1)):
+    """The sampler's step state at its one step (what a guidance term sees), for checking a term by hand."""
     captured = {}
 
     class Capture(GuidanceTerm):
@@ -202,8 +200,15 @@ def test_latent_form_is_the_normalised_nudge(denoisers):
             captured["state"] = state
             return Correction()
 
-    sample(den, [0, 1], steps=1, guidance=[Capture()], seed=2)
-    state = captured["state"]
+    sample(den, list(labels), steps=1, guidance=[Capture()], seed=seed)
+    return captured["state"]
+
+
+def test_latent_form_is_the_normalised_nudge(denoisers):
+    den = denoisers["unet"]
+    clf = make_classifier(den.image_shape)
+    term = EntropyGuidance(clf, 0.07, every=1, form="latent", x0_blend=False)
+    state = first_step_state(den, seed=2)
     nudge = term.correction(state).x
     g = term.gradient(state)
     for b in range(2):
@@ -565,17 +570,7 @@ def test_shift_averaged_entropy_is_the_mean_over_translated_views(denoisers):
     room to move (max_shift=0) it is the plain single-view gradient."""
     den = denoisers["unet"]
     clf = make_classifier(den.image_shape)
-    captured = {}
-
-    class Capture(GuidanceTerm):
-        name = "capture"
-
-        def correction(self, state):
-            captured["state"] = state
-            return Correction()
-
-    sample(den, [0, 1], steps=1, guidance=[Capture()], seed=3)
-    state = captured["state"]
+    state = first_step_state(den, seed=3)
     plain = EntropyGuidance(clf, 0.05, every=1).gradient(state)
     assert torch.allclose(EntropyGuidance(clf, 0.05, every=1, shifts=3, max_shift=0).gradient(state), plain,
                           atol=1e-6)

@@ -28,3 +28,17 @@ def save_tiny_pixel_unet(folder: Path, *, seed: int = 0, clip_sample: bool = Tru
         {"num_train_timesteps": 1000, "beta_schedule": "linear", "prediction_type": "epsilon",
          "clip_sample": clip_sample}))
     return Path(folder)
+
+
+def save_tiny_rater(path: Path) -> Path:
+    """A tiny random digits rater (8×8 inputs, 10 classes) written as `path` (rater.safetensors)."""
+    import torch
+
+    from practicum.select.nets import RaterNet
+    from practicum.select.rater import save_rater
+
+    torch.manual_seed(0)
+    save_rater(path, RaterNet((1, 8, 8), 10, 8, 4, 8, "multi"),
+               {"format": "practicum-rater/1", "input_shape": [1, 8, 8], "num_classes": 10, "feature_dim": 8,
+                "width": 4, "head_hidden": 8, "heads": "multi"})
+    return path
