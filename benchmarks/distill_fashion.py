@@ -103,7 +103,7 @@ def main() -> None:
                         help="A: phases 2-4 at the budget above; A-full: the literature's protocol, cell by cell")
     parser.add_argument("--methods", type=_names, default=list(FULL_METHODS), help="A-full: methods to run")
     parser.add_argument("--full-data", action="store_true", help="A-full: also the whole-train-split sanity row")
-    parser.add_argument("--full-data-epochs", type=int, default=20, help="A-full whole-train-split epochs")
+    parser.add_argument("--full-data-epochs", type=int, default=5, help="A-full whole-train-split epochs")
     parser.add_argument("--full-data-students", type=int, default=1, help="A-full whole-train-split students")
     parser.add_argument("--tune-seeds", type=_seeds, default=[100, 101])
     parser.add_argument("--tune-epochs", type=int, default=None, help="default: --epochs")
@@ -300,6 +300,8 @@ def full_protocol(args, settings, lam, t_stop, cfg, report: dict, save) -> None:
     def refresh() -> None:
         report["A-full"] = collect_full(root, args.ipc, args.methods, args.seeds)
         save()
+
+    refresh()  # what earlier (possibly killed) invocations finished
 
     for ipc in args.ipc:
         base = settings(ipc=ipc, methods=["mgd3"], seeds=[0], lam=lam, t_stop=t_stop, cfg_scale=cfg,

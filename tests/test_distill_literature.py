@@ -202,3 +202,42 @@ def test_a_full_normalises_with_the_given_stats_and_augments_in_those_units(monk
     settings = StudentSettings(protocol="A-full", width=4, epochs=1, students=1)
     train_student(train, test, settings, seed=0, norm=((0.25,), (0.5,)))
     assert torch.allclose(seen[0], ((test.images + 1) / 2 - 0.25) / 0.5)
+
+
+# ---------------------------------------------------------------- through `practicum distill`
+
+def test_distill_cli_runs_a_full_with_departures_and_per_student_files(tmp_path, capsys):
+    import json
+
+    import yaml
+
+    from practicum.cli import main
+    from tiny_models import save_tiny_pixel_unet
+
+    model = save_tiny_pixel_unet(tmp_path / "unet")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"data": "digits", "model": str(model), "ipc": 2, "seeds": [0], "steps": 4,
+                                      "methods": ["random-real", "mgd3"], "metric_spaces": ["cosine"],
+                                      "student": {"width": 4, "epochs": 2}}))
+
+    def cli(*args):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            return exc.code
+        return 0
+
+    out = tmp_path / "run"
+    assert cli("distill", "--config", str(config), "--out", str(out), "--protocol", "A-full") == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["protocol"] == "A-full" and summary["students_per_set"] == 5
+    assert summary["departures"] == {"width": 4, "epochs": 2}
+    assert "departs from the literature" in capsys.readouterr().out
+    students = json.loads((out / "results" / "mgd3-seed0.students.json").read_text())
+    assert sorted(students) == ["0", "1", "2", "3", "4"]
+    record = json.loads((out / "results" / "mgd3-seed0.json").read_text())
+    assert record["per_student"] == [students[k]["last_accuracy"] for k in sorted(students)]
+    norm = json.loads((out / "normalisation.json").read_text())
+    assert len(norm["mean"]) == 1 and norm["std"][0] > 0
+    assert cli("distill", "--config", str(config), "--out", str(tmp_path / "bad"), "--protocol", "C") == 2
+    assert "protocol" in capsys.readouterr().err
