@@ -141,8 +141,7 @@ def main() -> None:
                                "seeds": args.seeds, "literature": "width 128, 1000 epochs (DSA/DM), 20 students"}}
 
     def settings(**values) -> DistillSettings:
-        student = {"width": args.width or 128, "epochs": args.epochs or 300, "students": args.students or 2,
-                   **values.pop("student", {})}
+        student = student_values(args, values.pop("student", {}))
         base = {"model": args.model, "data": "fashion", "device": args.device, "tsne_real_per_class": args.tsne_real,
                 "steps": args.steps}
         return DistillSettings.model_validate({**base, **values, "student": student})
@@ -282,6 +281,14 @@ def check_full_args(args) -> None:
     for flag in ("full_data_epochs", "full_data_students"):
         if getattr(args, flag) < 1:
             raise ConfigError(f"--{flag.replace('_', '-')} must be at least 1")
+
+
+def student_values(args, extra: dict) -> dict:
+    """A cell's student settings: A-full's preset untouched (only flags given depart from it), else protocol A's
+    budget (width 128, 300 epochs, 2 students unless given) under `extra`."""
+    if extra.get("protocol") == "A-full":
+        return dict(extra)
+    return {"width": args.width or 128, "epochs": args.epochs or 300, "students": args.students or 2, **extra}
 
 
 def full_student(args) -> dict:

@@ -241,3 +241,57 @@ def test_distill_cli_runs_a_full_with_departures_and_per_student_files(tmp_path,
     assert len(norm["mean"]) == 1 and norm["std"][0] > 0
     assert cli("distill", "--config", str(config), "--out", str(tmp_path / "bad"), "--protocol", "C") == 2
     assert "protocol" in capsys.readouterr().err
+
+
+def _bench():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "distill_fashion.py"
+    spec = importlib.util.spec_from_file_location("distill_fashion_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def test_benchmark_a_full_cells_keep_the_preset_unless_a_budget_flag_is_given():
+    from argparse import Namespace
+
+    bench = _bench()
+    bare = Namespace(width=None, epochs=None, students=None)
+    full = bench.student_values(bare, bench.full_student(bare))
+    assert full == {"protocol": "A-full"}
+    assert StudentSettings.build(full).departures() == {}
+    tiny = Namespace(width=4, epochs=1, students=5)
+    assert StudentSettings.build(bench.student_values(tiny, bench.full_student(tiny))).departures() == {
+        "width": 4, "epochs": 1}
+    assert bench.student_values(bare, {"students": 1}) == {"width": 128, "epochs": 300, "students": 1}
+
+
+def test_benchmark_a_full_table_is_rebuilt_from_finished_cells(tmp_path):
+    import json
+
+    from practicum.distill.protocol import t_interval
+
+    bench = _bench()
+    mgd3, unguided = [0.80, 0.82, 0.79, 0.85, 0.81], [0.75, 0.78, 0.77, 0.79, 0.74]
+    for method, accs in (("mgd3", mgd3), ("unguided", unguided)):
+        for seed, acc in enumerate(accs):
+            cell = tmp_path / "ipc10" / f"{method}-seed{seed}"
+            (cell / "results").mkdir(parents=True)
+            (cell / "results" / f"{method}-seed{seed}.json").write_text(json.dumps(
+                {"last_accuracy": acc, "per_student": [acc] * 5, "train_seconds": 10.0}))
+            (cell / "summary.json").write_text(json.dumps({"departures": {"epochs": 1}}))
+    partial = tmp_path / "ipc10" / "herding-seed0" / "results"
+    partial.mkdir(parents=True)
+    (partial / "herding-seed0.students.json").write_text(json.dumps({"0": {}, "1": {}}))
+    full = bench.collect_full(tmp_path, [10], ["mgd3", "unguided", "herding"], list(range(5)))
+    entry = full["ipc"]["10"]
+    assert entry["methods"]["mgd3"]["mean"] == pytest.approx(np.mean(mgd3)) and "herding" not in entry["methods"]
+    assert entry["unfinished"] == {"herding-seed0": "2 students done"} and entry["departures"] == {"epochs": 1}
+    pair = entry["paired"]["mgd3 - unguided"]
+    diffs = [a - b for a, b in zip(mgd3, unguided)]
+    assert pair["mean"] == pytest.approx(np.mean(diffs)) and pair["ci95"] == pytest.approx(t_interval(diffs))
+    text = bench.full_table(full)
+    assert "| DM (literature) | 83.5 |" in text and "Zhao & Bilen, WACV 2023" in text
+    assert "| mgd3 (practicum, A-full) | 81.4 ± 2.3 (5) |" in text and "IPC 10, mgd3 - unguided: +4.8 points" in text
