@@ -518,4 +518,10 @@ def table(report: dict) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    from practicum.errors import PracticumError
+
+    try:
+        main()
+    except PracticumError as exc:  # one line, as the CLI does
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
