@@ -138,7 +138,8 @@ def main() -> None:
                     "command": "python " + " ".join(sys.argv), "python": platform.python_version(),
                     "device": args.device, "literature": LITERATURE, "full_data": FULL_DATA,
                     "budget": {"width": args.width, "epochs_A": args.epochs, "students": args.students,
-                               "seeds": args.seeds, "literature": "width 128, 1000 epochs (DSA/DM), 20 students"}}
+                               "seeds": args.seeds, "protocol": args.protocol,
+                               "literature": "width 128, 1000 epochs (DSA/DM), 20 students"}}
 
     def settings(**values) -> DistillSettings:
         student = student_values(args, values.pop("student", {}))
@@ -460,12 +461,13 @@ def full_table(full: dict) -> str:
             m = full["ipc"][str(i)]["methods"].get(method)
             cells.append("-" if m is None else f"{100 * m['mean']:.1f} ± {100 * m['std']:.1f} ({len(m['seeds'])})")
         lines.append(f"| {method} (practicum, A-full) | " + " | ".join(cells) + " | this run |")
-    lines.append(f"| whole train set (literature) | {FULL_DATA} | | {LITERATURE_SOURCES['whole train set']} |")
+    lines.append("")
+    whole = f"- Whole train set: literature {FULL_DATA} ({LITERATURE_SOURCES['whole train set']})"
     if "full_data" in full:
         f = full["full_data"]
-        lines.append(f"| whole train split (practicum, A-full, {f['epochs']} epochs) | {100 * f['last_accuracy']:.1f} |"
-                     " | this run |")
-    lines.append("")
+        whole += (f"; practicum A-full on {f['train_images']} images, {f['epochs']} epochs: "
+                  f"{100 * f['last_accuracy']:.1f} % (departures {f['departures']})")
+    lines.append(whole)
     for i in ipcs:
         entry = full["ipc"][str(i)]
         if entry.get("departures"):
