@@ -12,9 +12,8 @@ number can sit beside the Fashion-MNIST rows of the DC, DSA, DM and MTT papers:
   a 4×4×128 feature map), as the DC code's ConvNet does for MNIST-like data.
 - **DSA** (`dsa`): Zhao & Bilen 2021, mode "S": one of the strategy's groups per batch, parameters
   drawn per image. The strategy is `color_crop_cutout_flip_scale_rotate` for every dataset: the
-  DSA and DM code use that default for MNIST and Fashion-MNIST too (no grayscale variant exists
-  there; "color" reduces to brightness and contrast because saturation is the identity on one
-  channel).
+  DM code uses that default for MNIST and Fashion-MNIST too (no grayscale variant there; "color"
+  reduces to brightness and contrast because saturation is the identity on one channel).
 - SGD 0.01, momentum 0.9, weight decay 5e-4, batch 256, 1000 epochs, lr × 0.1 after epoch 500;
   test accuracy once, after the last epoch; the mean over ≥ 5 students (the DM code uses 20).
   The DC code trains epochs 0…1000 (1001) and decays after 502, rebuilding the optimiser; here
