@@ -63,6 +63,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "fashion": {"practice": {"arch": "cnn", "width": 16, "train": {"steps": 1500, "batch_size": 64},
                              "initial_size": 250, "add_size": 250, "eval_every": 3200, "omega": 0.1,
                              "t_init": 1, "val_size": 1000, "branch_growth": 2.0,
+                             # chosen on tune (issue 21): a round whenever one evaluation after the last
+                             # round fails to beat it; the proportional rule added only 2-3 rounds here
+                             "patience_rule": "fixed", "reset_best": True,
                              "generator": {"steps": 10, "every": 3}},
                 "grid_max_factor": 32},
     "digits": {"practice": {"arch": "cnn", "width": 16, "train": {"steps": 700, "batch_size": 32},
