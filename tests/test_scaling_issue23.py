@@ -70,4 +70,7 @@ def test_intervals_are_printed_by_method_and_structure():
     ok, why = interval_ok("prediction", 3, "points")  # repeated runs bootstrapped as points
     assert not ok and "per-seed" not in why and "points method" in why
     ok, why = interval_ok("x_needed", 1, "points")
-    assert not ok and "91 %" in why
+    assert not ok and "90.5 %" in why
+    ok, why = interval_ok("multiplier", 1, "points")  # 90.2 % at 400 curves
+    assert not ok and "90.2 %" in why
+    assert interval_ok("prediction", 1, "points")[0]  # 93.2 %

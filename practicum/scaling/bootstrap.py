@@ -197,7 +197,9 @@ def _value(fn: Callable[[Any], float], law) -> float:
 #: they are not printed. quantity: "prediction" (y at an extrapolated x), "x_needed", "multiplier".
 #: See docs/benchmarks.md, "Issue 23 — calibrated intervals".
 COVERAGE_FAILED: dict[tuple[str, str, str], str] = {
-    ("x_needed", "1", "points"): "91 %",
+    # one seed, the percentile bootstrap over points: 400 curves (issue 23), prediction 93.2 % passes
+    ("x_needed", "1", "points"): "90.5 %",
+    ("multiplier", "1", "points"): "90.2 %",
     # a point bootstrap of repeated runs ignores the per-seed correlation (measured with 3 seeds)
     **{(q, s, "points"): v for s in ("2-4", "5-9", "10+")
        for q, v in (("prediction", "91 %"), ("x_needed", "88 %"), ("multiplier", "89 %"))},
