@@ -85,10 +85,10 @@ def row_for(name: str, results: list[dict], statics: list[dict], start: int, as_
     from practicum.practice import analysis
 
     points = statics + [p | {"strategy": as_strategy, "seed": r["seed"]} for r in results for p in r["points"]]
-    mult = analysis.data_multiplier(points, "static", as_strategy)
+    mult = analysis.measured_multiplier(points, "static", as_strategy)
     gains = analysis.paired_gain(points, "static", as_strategy, start_size=start)
     tune_points = [p | {"test_accuracy": p.get("tune_accuracy")} for p in points]
-    tune_mult = analysis.data_multiplier(tune_points, "static", as_strategy)
+    tune_mult = analysis.measured_multiplier(tune_points, "static", as_strategy)
     finals = [p["test_accuracy"] for r in results for p in r["points"] if p["kind"] == "final"]
     sizes = [r["pool_size"] for r in results]
     return {"name": name, "multiplier": mult["multiplier"], "ci": mult["ci"], "ci_note": mult["ci_note"],

@@ -51,7 +51,7 @@ def pickled_model(tmp_path_factory):
 
 
 def test_a_pickled_model_folder_is_refused(pickled_model):
-    from practicum.diffusion.denoisers import load_denoiser
+    from practicum.diffusion.loading import load_denoiser
     from practicum.errors import ModelError
 
     with pytest.raises(ModelError, match="pickled weights") as info:
@@ -185,7 +185,7 @@ def test_gapped_npz_labels_are_refused_with_the_remap(tmp_path):
 # ---------------------------------------------------------------- 4. own-data generators
 
 def test_a_three_class_npz_trains_and_generates(tmp_path):
-    from practicum.diffusion.denoisers import load_denoiser
+    from practicum.diffusion.loading import load_denoiser
     from practicum.learn import train_classifier
     from practicum.data import load_source
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from practicum.diffusion.denoisers import PixelUNetDenoiser
+from practicum.diffusion.model_defaults import default_sampling
 from practicum.errors import ModelError
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -220,6 +221,4 @@ def load_trained(folder: Path) -> PixelUNetDenoiser:
 def sampling_defaults(denoiser) -> dict[str, Any]:
     """The sampling settings a model recommends (the built-in's are tuned; SD and DiT: their
     papers' values, see practicum.diffusion.model_defaults)."""
-    from practicum.diffusion.model_defaults import default_sampling
-
     return default_sampling(denoiser)

@@ -112,11 +112,12 @@ def guide_input_size(classifier: torch.nn.Module) -> tuple[int, int] | None:
 def generate_shard(job: ShardJob) -> dict[str, Any]:
     """Sample one shard (top-level so executors can ship it): images as uint8-ready floats + stats."""
     from practicum.diffusion.builtin import sampling_defaults
-    from practicum.diffusion.denoisers import load_denoiser
+    from practicum.diffusion.loading import load_denoiser
     from practicum.diffusion.guidance import EntropyGuidance
     from practicum.diffusion.sampler import sample
 
-    from practicum.diffusion.precision import prepare_denoiser, resolve_device
+    from practicum.diffusion.precision import prepare_denoiser
+    from practicum.runtime import resolve_device
 
     den = _cached("model", job.model_key(), lambda: prepare_denoiser(
         load_denoiser(job.model), device=job.device, dtype=job.model_dtype,
@@ -202,8 +203,9 @@ def run_generate(settings: GenerateSettings, out: str | Path, *, engine: str = "
                  overwrite: bool = False, command: str | None = None) -> dict[str, Any]:
     """Generate `settings.n` examples into `out/pool`; write `out/summary.json` and return it."""
     from practicum.diffusion.builtin import builtin_for, recorded_data, sampling_defaults
-    from practicum.diffusion.denoisers import load_denoiser
-    from practicum.diffusion.precision import parse_dtype, prepare_denoiser, resolve_device
+    from practicum.diffusion.loading import load_denoiser
+    from practicum.diffusion.precision import prepare_denoiser
+    from practicum.runtime import parse_dtype, resolve_device
 
     if "data" not in settings.model_fields_set and recorded_data(settings.model):
         settings = settings.model_copy(update={"data": recorded_data(settings.model)})

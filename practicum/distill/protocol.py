@@ -41,6 +41,8 @@ from practicum.config import Settings
 from practicum.data import Dataset
 from practicum.errors import ConfigError, DataError
 from practicum.limits import MAX_IMAGE_SIZE, Count, LearningRate
+from practicum.runtime import resolve_device
+from practicum.stats import t_interval  # noqa: F401  (re-exported: benchmarks import it from here)
 
 # AlexNet's PCA lighting constants for ImageNet RGB (eigenvalues and eigenvectors of pixel covariance).
 _PCA_EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
@@ -280,12 +282,6 @@ def _resize(x: torch.Tensor, size: int | None) -> torch.Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 @torch.no_grad()
 def accuracy(model: torch.nn.Module, data: Dataset, image_size: int | None = None, batch: int = 512) -> float:
     model.eval()
@@ -416,17 +412,6 @@ def summarise(values: list[float]) -> tuple[float, float]:
     """(mean, sample std with ddof=1; 0 for a single value) of per-seed accuracies."""
     arr = np.asarray(values, dtype=np.float64)
     return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
-
-
-def t_interval(values: list[float], level: float = 0.95) -> tuple[float, float] | None:
-    """Student-t confidence interval of the mean (None with fewer than 2 values)."""
-    from scipy import stats
-
-    arr = np.asarray(values, dtype=np.float64)
-    if len(arr) < 2:
-        return None
-    half = float(stats.t.ppf(0.5 + level / 2, len(arr) - 1) * arr.std(ddof=1) / math.sqrt(len(arr)))
-    return float(arr.mean() - half), float(arr.mean() + half)
 
 
 __all__ = ["DSA_OPS", "PROTOCOLS", "StudentResult", "StudentSettings", "accuracy", "augment", "build_student",

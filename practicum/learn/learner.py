@@ -30,6 +30,7 @@ from practicum.learn.augment import mix_batch, random_shift
 from practicum.learn.models import build_model, model_from_spec
 from practicum.learn.schedule import cooldown_start, wsd_factor
 from practicum.log import progress_bar
+from practicum.runtime import resolve_device
 
 FORMAT_VERSION = 1
 
@@ -61,12 +62,6 @@ class TrainSettings(Settings):
         return cooldown_start(self.steps, self.cooldown_fraction)
 
 
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 class Learner:
     """A classifier in training. `model` is any nn.Module from images to logits."""
 
@@ -76,7 +71,7 @@ class Learner:
             raise ConfigError(f"a learner model must be a torch nn.Module, not {type(model).__name__}")
         self.settings = settings or TrainSettings()
         self.seed = int(seed)
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.model = model.to(self.device)
         self.model.train()
         self.ema = None

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from practicum.errors import ConfigError, DataError
+from practicum.runtime import parse_dtype, resolve_device
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -249,7 +250,6 @@ def train_stream(model: nn.Module, loader, *, steps: int, num_classes: int, augm
                  cutmix_alpha: float = 0.0, amp_dtype: str | None = "bf16", device: str | torch.device = "cpu",
                  seed: int = 0, channels_last: bool = False) -> dict[str, float]:
     """Train `model` for `steps` optimiser steps from `loader` (cycled); returns timing and loss."""
-    from practicum.diffusion.precision import parse_dtype, resolve_device
     from practicum.learn.schedule import wsd_factor
 
     device = resolve_device(device)
@@ -296,7 +296,6 @@ def train_stream(model: nn.Module, loader, *, steps: int, num_classes: int, augm
 def evaluate_stream(model: nn.Module, loader, augment: DeviceAugment, *, amp_dtype: str | None = "bf16",
                     device: str | torch.device = "cpu") -> dict[str, float]:
     """Top-1 accuracy over the whole loader (centre crops)."""
-    from practicum.diffusion.precision import parse_dtype, resolve_device
 
     device = resolve_device(device)
     model.to(device).eval()

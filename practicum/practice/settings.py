@@ -127,12 +127,10 @@ class PracticeSettings(Settings):
         from practicum.practice.generate import DiffusionGenerator
 
         g = self.generator
-        device = self.device
-        if device == "auto":
-            import torch
-
-            device = "cuda" if torch.cuda.is_available() else "cpu"
         from practicum.diffusion.builtin import builtin_for
+        from practicum.runtime import resolve_device
+
+        device = self.device if self.device != "auto" else str(resolve_device("auto"))
 
         model = builtin_for(g.model, self.data) if g.model == "builtin" else g.model
         return DiffusionGenerator(model, sampling=g.sampling(), guidance=g.guidance(), shard_size=g.shard_size,

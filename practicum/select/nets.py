@@ -207,7 +207,7 @@ def build_denoiser_proxy(spec: str, input_shape: tuple[int, ...], num_classes: i
         denoiser = PixelUNetDenoiser(UNet2DModel(**config), BUILTIN_SCHEDULER_CONFIG, num_classes=num_classes,
                                      image_shape=input_shape)
     else:
-        from practicum.diffusion.denoisers import load_denoiser
+        from practicum.diffusion.loading import load_denoiser
 
         denoiser = load_denoiser(spec)
         if tuple(denoiser.image_shape) != tuple(input_shape):

@@ -231,7 +231,7 @@ def run_rate(config: RateConfig, out: str | Path, *, resume: bool = False, overw
     """Train the rater; save a rater checkpoint every epoch and the full training state for --resume."""
     from safetensors.torch import load_file, save_file
 
-    from practicum.diffusion.precision import resolve_device
+    from practicum.runtime import resolve_device
     from practicum.select.rater import RaterTrainer, rater_meta, save_rater, train_rater
 
     resolve_device(config.rater.device)  # fail before loading any data on a device this machine lacks
@@ -290,7 +290,7 @@ def run_rate(config: RateConfig, out: str | Path, *, resume: bool = False, overw
 
 @functools.lru_cache(maxsize=4)
 def _cached_rater(path: str, device: str = "cpu"):
-    from practicum.diffusion.precision import resolve_device
+    from practicum.runtime import resolve_device
     from practicum.select.rater import load_rater
 
     return load_rater(path)[0].to(resolve_device(device))
@@ -385,7 +385,7 @@ def run_score(config: ScoreConfig, out: str | Path, *, engine: str = "local", re
     if config.scorer != "rater" and (config.device != "cpu" or config.dtype != "fp32"):
         raise ConfigError(f"--device and --dtype apply to the rater; the {config.scorer} scorer trains its "
                           "learner on the CPU in fp32", "drop --device/--dtype, or use --scorer rater")
-    from practicum.diffusion.precision import resolve_device
+    from practicum.runtime import resolve_device
 
     resolve_device(config.device)  # fail before any work on a device this machine lacks
     if config.scorer == "rater":

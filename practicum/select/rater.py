@@ -57,7 +57,7 @@ from torch import nn
 
 from practicum.config import Settings
 from practicum.data import atomic_write_json, atomic_write_with
-from practicum.diffusion.precision import parse_dtype, resolve_device
+from practicum.runtime import parse_dtype, resolve_device
 from practicum.engine import shard_seed
 from practicum.errors import ConfigError, ModelError
 from practicum.limits import Count, LearningRate, SeedValue
