@@ -189,7 +189,6 @@ def load_builtin(weights: Path = BUILTIN_WEIGHTS, sidecar: Path = BUILTIN_SIDECA
     state = read_safetensors(weights, ModelError, MODEL_FIX, expect=layout_of(den.unet))
     den.unet.load_state_dict({k: v.float() for k, v in state.items()})
     den.sampling_defaults = dict(BUILTIN_SAMPLING, **meta.get("sampling", {}))
-    den.trained_on = meta.get("data")
     den.requires_grad_(False)  # a generator is never trained by the code that samples from it
     return den.eval()
 

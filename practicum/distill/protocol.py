@@ -40,6 +40,7 @@ from pydantic import Field
 from practicum.config import Settings
 from practicum.data import Dataset
 from practicum.errors import ConfigError, DataError
+from practicum.learn.augment import cutmix_box, paste_box
 from practicum.limits import MAX_IMAGE_SIZE, Count, LearningRate
 from practicum.runtime import resolve_device
 from practicum.stats import t_interval  # noqa: F401  (re-exported: benchmarks import it from here)
@@ -240,15 +241,9 @@ def cutmix(x: torch.Tensor, beta: float, gen: torch.Generator) -> tuple[torch.Te
     # Beta(β, β) from a numpy generator seeded by `gen`, so the draw is reproducible.
     lam = float(np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=gen))).beta(beta, beta))
     perm = torch.randperm(n, generator=gen)
-    cut = math.sqrt(1.0 - lam)
-    ch, cw = int(height * cut), int(width * cut)
     cy = int(torch.randint(0, height, (1,), generator=gen))
     cx = int(torch.randint(0, width, (1,), generator=gen))
-    y0, y1 = max(cy - ch // 2, 0), min(cy + ch // 2, height)
-    x0, x1 = max(cx - cw // 2, 0), min(cx + cw // 2, width)
-    mixed = x.clone()
-    mixed[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
-    lam = 1.0 - (y1 - y0) * (x1 - x0) / float(height * width)
+    mixed, lam = paste_box(x, perm, cutmix_box(height, width, lam, cy, cx, floor=True))
     return mixed, perm, lam
 
 

@@ -27,6 +27,7 @@ from practicum.data.runstore import atomic_write_text, atomic_write_with
 from practicum.errors import ConfigError, DataError, ModelError
 from practicum.limits import Count, LearningRate
 from practicum.learn.augment import mix_batch, random_shift
+from practicum.learn.averaging import ema_decay, update_ema
 from practicum.learn.models import build_model, model_from_spec
 from practicum.learn.schedule import cooldown_start, wsd_factor
 from practicum.log import progress_bar
@@ -160,16 +161,9 @@ class Learner:
     def _update_ema(self) -> None:
         if self.ema is None:
             return
-        # Warm-up of the EMA horizon (as in common EMA implementations): early on the average
-        # follows the model closely, so a few hundred steps already give a useful EMA.
-        decay = min(self.settings.ema_decay, (1 + self.step) / (10 + self.step))
-        for e, p in zip(self.ema.parameters(), self.model.parameters()):
-            e.lerp_(p.detach(), 1.0 - decay)
-        for e, b in zip(self.ema.buffers(), self.model.buffers()):
-            if e.dtype.is_floating_point:
-                e.lerp_(b, 1.0 - decay)
-            else:
-                e.copy_(b)
+        decay = ema_decay(self.step, self.settings.ema_decay)
+        update_ema(zip(self.ema.parameters(), self.model.parameters()), decay)
+        update_ema(zip(self.ema.buffers(), self.model.buffers()), decay)
 
     # ------------------------------------------------------------ inference
     def _net(self, ema: bool) -> nn.Module:

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from practicum.errors import ConfigError, DataError
+from practicum.learn.augment import cutmix_box, paste_box
 from practicum.runtime import parse_dtype, resolve_device
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -222,7 +223,7 @@ class DeviceAugment(nn.Module):
 def mix_on_device(x: torch.Tensor, targets: torch.Tensor, generator: torch.Generator, mixup_alpha: float = 0.0,
                   cutmix_alpha: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Mixup or CutMix of a device batch with soft targets (one of the enabled, p = 1/2 each);
-    the box is a mask built on the device, the pairing a permutation (no per-image loop)."""
+    the pairing is a permutation (no per-image loop), the box `augment.cutmix_box`."""
     use = [(name, a) for name, a in (("mixup", mixup_alpha), ("cutmix", cutmix_alpha)) if a > 0]
     if not use or len(x) < 2:
         return x, targets
@@ -233,13 +234,9 @@ def mix_on_device(x: torch.Tensor, targets: torch.Tensor, generator: torch.Gener
     if name == "mixup":
         return lam * x + (1 - lam) * x[perm], lam * targets + (1 - lam) * targets[perm]
     h, w = x.shape[-2:]
-    ch, cw = int(round(h * math.sqrt(1 - lam))), int(round(w * math.sqrt(1 - lam)))
     cy, cx = int(torch.randint(h, (1,), generator=generator)), int(torch.randint(w, (1,), generator=generator))
-    y0, y1, x0, x1 = max(cy - ch // 2, 0), min(cy + ch - ch // 2, h), max(cx - cw // 2, 0), min(cx + cw - cw // 2, w)
-    mask = torch.zeros(1, 1, h, w, device=x.device, dtype=x.dtype)
-    mask[..., y0:y1, x0:x1] = 1
-    kept = 1.0 - (y1 - y0) * (x1 - x0) / float(h * w)
-    return x * (1 - mask) + x[perm] * mask, kept * targets + (1 - kept) * targets[perm]
+    mixed, kept = paste_box(x, perm, cutmix_box(h, w, lam, cy, cx))
+    return mixed, kept * targets + (1 - kept) * targets[perm]
 
 
 # ---------------------------------------------------------------- training

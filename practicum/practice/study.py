@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from practicum.config import Settings
+from practicum.config import Settings, merge_values
 from practicum.data import RunDir
 from practicum.data.pool import Pool
 from practicum.engine import get_executor, shard_seed
@@ -106,8 +106,8 @@ def study_settings(values: dict[str, Any] | None = None, quick: bool = False, **
     values = values or {}
     data = overrides.get("data") or values.get("data") or StudySettings.model_fields["data"].default
     preset = builtin_name(data) or "fashion"  # a user's own images: the 28×28-sized settings
-    merged = _merge(StudySettings().model_dump(mode="json"), PRESETS[preset])
-    merged = _merge(_merge(merged, QUICK[preset] if quick else {}), values)
+    merged = merge_values(StudySettings().model_dump(mode="json"), PRESETS[preset])
+    merged = merge_values(merge_values(merged, QUICK[preset] if quick else {}), values)
     settings = StudySettings.build(merged, **{k: v for k, v in overrides.items() if v is not None})
     settings.practice = settings.practice.model_copy(update={"data": settings.data})
     unknown = set(settings.strategies) - set(STRATEGIES)
@@ -116,13 +116,6 @@ def study_settings(values: dict[str, Any] | None = None, quick: bool = False, **
     if settings.static_sizes is not None and (not settings.static_sizes or min(settings.static_sizes) < 1):
         raise ConfigError("static sizes must be positive", "give a list of sizes, or leave it out for the grid")
     return settings
-
-
-def _merge(base: dict, update: dict) -> dict:
-    out = dict(base)
-    for key, value in update.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
 
 
 # ---------------------------------------------------------------- the plan

@@ -28,7 +28,7 @@ from practicum.select.pipeline import DataSettings, load_split
 MAX_HASH_DISTANCE = 32  # of a 64-bit perceptual hash: two random images differ in about 32
 
 
-class DedupConfig(Settings):
+class DedupSettings(Settings):
     source: DataSettings = DataSettings()
     split: Literal["train", "val", "test"] = "train"
     method: Literal["phash", "semdedup"] = "phash"
@@ -40,7 +40,7 @@ class DedupConfig(Settings):
     seed: SeedValue = 0
 
 
-class LabelIssueConfig(Settings):
+class LabelIssueSettings(Settings):
     source: DataSettings = DataSettings()
     split: Literal["train", "val", "test"] = "train"
     folds: int = 5  # out-of-sample probabilities: K-fold logistic regression on the features
@@ -48,7 +48,7 @@ class LabelIssueConfig(Settings):
     seed: SeedValue = 0
 
 
-class CoverConfig(Settings):
+class CoverSettings(Settings):
     source: DataSettings = DataSettings()
     split: Literal["train", "val", "test"] = "train"
     method: Literal["k-center", "herding", "facility-location"] = "k-center"
@@ -144,7 +144,7 @@ def _score_columns(data: dict, score: np.ndarray, **extra) -> dict:
     return columns
 
 
-def run_dedup(config: DedupConfig, out, *, resume: bool = False, overwrite: bool = False) -> dict:
+def run_dedup(config: DedupSettings, out, *, resume: bool = False, overwrite: bool = False) -> dict:
     """Near-duplicate removal: a keep mask written as scores (1 kept, 0 duplicate)."""
     from practicum.select.dedup import hash_dedup, perceptual_hash, semdedup
     from practicum.select.skew import removed_warning
@@ -185,7 +185,7 @@ def run_dedup(config: DedupConfig, out, *, resume: bool = False, overwrite: bool
     return summary
 
 
-def run_label_issues(config: LabelIssueConfig, out, *, resume: bool = False, overwrite: bool = False) -> dict:
+def run_label_issues(config: LabelIssueSettings, out, *, resume: bool = False, overwrite: bool = False) -> dict:
     """Confident learning on out-of-sample probabilities: scores 1 (label looks right) / 0 (issue)."""
     from practicum.select.label_issues import find_label_issues, label_quality, out_of_sample_probs
 
@@ -216,7 +216,7 @@ def run_label_issues(config: LabelIssueConfig, out, *, resume: bool = False, ove
     return summary
 
 
-def run_cover(config: CoverConfig, out, *, resume: bool = False, overwrite: bool = False) -> dict:
+def run_cover(config: CoverSettings, out, *, resume: bool = False, overwrite: bool = False) -> dict:
     """A coverage selection (k-center greedy, herding or facility location), per class by default."""
     from practicum.log import progress
     from practicum.select import coverage
@@ -261,5 +261,5 @@ def run_cover(config: CoverConfig, out, *, resume: bool = False, overwrite: bool
     return summary
 
 
-__all__ = ["CoverConfig", "DedupConfig", "LabelIssueConfig", "load_features", "run_cover", "run_dedup",
+__all__ = ["CoverSettings", "DedupSettings", "LabelIssueSettings", "load_features", "run_cover", "run_dedup",
            "run_label_issues"]

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from practicum.learn.noising import add_noise
+
 
 def _conv_stack(channels: int, width: int, image_shape: tuple[int, int, int]) -> tuple[nn.Sequential, int]:
     """conv-GELU blocks, downsampling until the map is <= 4x4, then global average pooling."""
@@ -154,7 +156,7 @@ class DiffusionProxy(nn.Module):
         t, noise = draws  # (N, K) int64, (N, K, dim)
         x0 = x.reshape(len(x), 1, self.dim)
         abar = self.alphas_cumprod[t].unsqueeze(-1)
-        x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+        x_t = add_noise(x0, noise, abar)
         k = t.shape[1]
         pred = self.eps(x_t.reshape(-1, self.dim), t.reshape(-1), y.repeat_interleave(k))
         return ((pred.reshape(len(x), k, self.dim) - noise) ** 2).mean(dim=(1, 2))
@@ -181,7 +183,7 @@ class DenoiserProxy(nn.Module):
         x0 = self.denoiser.encode(x)
         noise = noise.reshape(n, k, *x0.shape[1:])
         abar = self.alphas_cumprod[t].reshape(n, k, *[1] * (x0.ndim - 1))
-        x_t = abar.sqrt() * x0.unsqueeze(1) + (1 - abar).sqrt() * noise
+        x_t = add_noise(x0.unsqueeze(1), noise, abar)
         cond = self.denoiser.cond_for_labels(y.repeat_interleave(k))
         eps = self.denoiser(x_t.reshape(n * k, *x0.shape[1:]), t.reshape(-1), cond)
         return ((eps.reshape(n, k, -1) - noise.reshape(n, k, -1)) ** 2).mean(dim=(1, 2))

@@ -52,7 +52,7 @@ class GateSettings(Settings):
     seed_check: bool = False  # train a second rater (seed + 1) and require the two rankings to agree
 
 
-class RateConfig(Settings):
+class RateSettings(Settings):
     source: DataSettings = DataSettings()
     # the paper's proxy is a generator: the diffusion proxy (ε-MSE under common draws) by default
     rater: RaterSettings = RaterSettings(proxy="diffusion")
@@ -65,7 +65,7 @@ class RateConfig(Settings):
         return {**value, "proxy": "diffusion"} if isinstance(value, dict) and "proxy" not in value else value
 
 
-class ScoreConfig(Settings):
+class ScoreSettings(Settings):
     source: DataSettings = DataSettings()
     scorer: str = "rater"
     rater: str | None = None  # rater run folder or .safetensors (scorer = rater)
@@ -82,7 +82,7 @@ class ScoreConfig(Settings):
     dtype: Literal["fp32", "bf16", "fp16"] = "fp32"  # the rater's forward passes (autocast); ratings are float64
 
 
-class SelectConfig(Settings):
+class SelectSettings(Settings):
     scores: str
     strategy: str = "shift-gsample"
     keep: float = 0.5  # fraction in (0, 1], or a count when > 1
@@ -200,7 +200,7 @@ def gate_rows(pool, size: int, seed: int):
     return pool.x[rows], pool.y[rows], None if pool.kinds is None else np.asarray(pool.kinds)[rows]
 
 
-def run_gates(config: RateConfig, trainer, train_pool, val_pool) -> dict:
+def run_gates(config: RateSettings, trainer, train_pool, val_pool) -> dict:
     """Check and report the rater's gates (`practicum.select.gates`); a failure warns, it does not stop the run."""
     from practicum.select.gates import gate_lines, rater_gates
     from practicum.select.rater import train_rater
@@ -227,7 +227,7 @@ def _latest_state(checkpoints: Path) -> tuple[int, Path] | None:
     return int(path.stem.removeprefix("state-epoch")), path
 
 
-def run_rate(config: RateConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False) -> dict:
+def run_rate(config: RateSettings, out: str | Path, *, resume: bool = False, overwrite: bool = False) -> dict:
     """Train the rater; save a rater checkpoint every epoch and the full training state for --resume."""
     from safetensors.torch import load_file, save_file
 
@@ -348,7 +348,7 @@ def _part_codec():
     return Codec(".parquet", _write_part, lambda path: path)  # read back lazily: only the path
 
 
-def _resolve_rater(config: ScoreConfig) -> Path:
+def _resolve_rater(config: ScoreSettings) -> Path:
     if config.rater is None:
         raise ConfigError("scoring with the rater needs a trained rater", "pass --rater RUN (a `practicum rate` run)")
     path = Path(config.rater)
@@ -375,7 +375,7 @@ def _resolve_rater(config: ScoreConfig) -> Path:
     return path
 
 
-def run_score(config: ScoreConfig, out: str | Path, *, engine: str = "local", resume: bool = False,
+def run_score(config: ScoreSettings, out: str | Path, *, engine: str = "local", resume: bool = False,
               overwrite: bool = False) -> dict:
     """Score a pool; the rater streams over shards, the heuristic scorers train what they need."""
     if config.scorer not in SCORERS:
@@ -414,7 +414,7 @@ def run_score(config: ScoreConfig, out: str | Path, *, engine: str = "local", re
     return summary
 
 
-def _score_with_rater(config: ScoreConfig, parts: Path, engine: str) -> int:
+def _score_with_rater(config: ScoreSettings, parts: Path, engine: str) -> int:
     from practicum.engine import get_executor
     from practicum.engine.shards import run_shards
 
@@ -428,7 +428,7 @@ def _score_with_rater(config: ScoreConfig, parts: Path, engine: str) -> int:
     return total
 
 
-def score_items(config: ScoreConfig, rater_path: str) -> tuple[list[dict[str, Any]], int]:
+def score_items(config: ScoreSettings, rater_path: str) -> tuple[list[dict[str, Any]], int]:
     """The shards of a rater pass (one `score_shard` item each) and the pool size.
 
     An image split is loaded once, here; each item holds its rows as `ShardRows`, which a Ray
@@ -473,7 +473,7 @@ def score_items(config: ScoreConfig, rater_path: str) -> tuple[list[dict[str, An
     return items, total
 
 
-def _score_with_heuristic(config: ScoreConfig, parts: Path) -> int:
+def _score_with_heuristic(config: ScoreSettings, parts: Path) -> int:
     from practicum.select.dynamics import heuristic_scores
 
     if config.source.embeddings is not None:
@@ -575,7 +575,7 @@ def _class_labels(path: Path, labels: np.ndarray) -> np.ndarray:
     return values.astype(np.int64)
 
 
-def resolve_direction(config: SelectConfig, columns: dict) -> str | None:
+def resolve_direction(config: SelectSettings, columns: dict) -> str | None:
     """The scores' direction: --direction if given, else the one the scores' summary.json wrote."""
     written = columns.get("__direction__")
     if config.direction is not None:
@@ -585,7 +585,7 @@ def resolve_direction(config: SelectConfig, columns: dict) -> str | None:
     return written
 
 
-def run_select(config: SelectConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False) -> dict:
+def run_select(config: SelectSettings, out: str | Path, *, resume: bool = False, overwrite: bool = False) -> dict:
     """Pick the budget from a scores file; write manifest.parquet and summary.json."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -686,7 +686,7 @@ def run_select(config: SelectConfig, out: str | Path, *, resume: bool = False, o
     return summary
 
 
-def _filter_mask(config: SelectConfig, columns: dict, scores: np.ndarray) -> np.ndarray | None:
+def _filter_mask(config: SelectSettings, columns: dict, scores: np.ndarray) -> np.ndarray | None:
     """The intersection of the absolute thresholds and every --filter (None when there are none)."""
     from practicum.select.filters import intersect, threshold
 
@@ -708,7 +708,7 @@ def _filter_mask(config: SelectConfig, columns: dict, scores: np.ndarray) -> np.
     return intersect(*masks) if masks else None
 
 
-def _adaptive(config: SelectConfig, scores: np.ndarray, direction: str) -> tuple[np.ndarray, dict]:
+def _adaptive(config: SelectSettings, scores: np.ndarray, direction: str) -> tuple[np.ndarray, dict]:
     """The compute-adaptive choice: `practicum.select.adaptive` over the bucket laws in `pool_laws`."""
     from practicum.select.adaptive import adaptive_select, read_laws
 
@@ -724,5 +724,5 @@ def print_summary(summary: dict) -> None:
         echo(f"{key}: {json.dumps(value) if isinstance(value, (dict, list)) else value}")
 
 
-__all__ = ["DataSettings", "GateSettings", "RateConfig", "SCORERS", "ScoreConfig", "SelectConfig", "load_split", "open_pools",
+__all__ = ["DataSettings", "GateSettings", "RateSettings", "SCORERS", "ScoreSettings", "SelectSettings", "load_split", "open_pools",
            "print_summary", "read_scores", "run_rate", "run_score", "run_select", "score_items", "score_shard"]

@@ -57,14 +57,13 @@ from torch import nn
 
 from practicum.config import Settings
 from practicum.data import atomic_write_json, atomic_write_with
-from practicum.runtime import parse_dtype, resolve_device
 from practicum.engine import shard_seed
 from practicum.errors import ConfigError, ModelError
 from practicum.limits import Count, LearningRate, SeedValue
+from practicum.runtime import parse_dtype, resolve_device
 from practicum.select.nets import ClassifierProxy, DiffusionProxy, RaterNet, build_denoiser_proxy
 from practicum.select.pool import Batch, common_draws, diffusion_draws
 
-UPDATE_RULES = ("first_order", "unrolled", "two_model")
 # shard indices of seeds, apart from the training batch streams (0, 1, 2)
 DRAW_STREAM = 3  # the common diffusion draws of each step
 WARMUP_STREAM = 4  # the proxy warm-up's batches and draws
@@ -551,6 +550,6 @@ def check_rater_matches(meta: dict[str, Any], image_shape, num_classes: int, whe
                          f"{'x'.join(map(str, image_shape))}", "score with a rater trained on this data")
 
 
-__all__ = ["RaterSettings", "RaterTrainer", "UPDATE_RULES", "check_rater_matches", "even_batches", "gamma_at",
+__all__ = ["RaterSettings", "RaterTrainer", "check_rater_matches", "even_batches", "gamma_at",
            "group_softmax", "initial_rater", "lin0", "load_rater", "make_optimizer", "proxy_losses", "rate", "rate_batch",
            "rater_meta", "rating_batches", "decay_groups", "save_rater", "train_rater"]
