@@ -83,7 +83,7 @@ def generate_then_prune(run: RunDir, settings: PruneSettings, generator: Generat
 
     # An unfinished run starts training again from step 0 (the pools are reused): drop the events
     # it logged before the interruption, so metrics.jsonl holds one copy of each.
-    run.metrics_path.unlink(missing_ok=True)
+    run.trim_metrics(lambda row: False)
     images, labels = generate(pool, "round-000", 0, s.initial_size, shard_seed(s.seed, 0))
     prune_step = int(round(s.prune_at * s.iterations))
     seen = 0
