@@ -20,16 +20,18 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
+from safetensors.torch import save_file
 from torch import nn
 
 from practicum.config import Settings
 from practicum.data.runstore import atomic_write_text, atomic_write_with
 from practicum.errors import ConfigError, DataError, ModelError
-from practicum.limits import Count, LearningRate
+from practicum.files import read_json_object, read_safetensors
 from practicum.learn.augment import mix_batch, random_shift
 from practicum.learn.averaging import ema_decay, update_ema
 from practicum.learn.models import build_model, model_from_spec
 from practicum.learn.schedule import cooldown_start, wsd_factor
+from practicum.limits import Count, LearningRate
 from practicum.log import progress_bar
 from practicum.runtime import resolve_device
 
@@ -249,8 +251,6 @@ class Learner:
 
     def save(self, directory: str | Path) -> Path:
         """`learner.safetensors` (weights, EMA, optimiser, RNG) + `learner.json`, each written atomically."""
-        from safetensors.torch import save_file
-
         directory = Path(directory)
         tensors, meta = self.state()
         atomic_write_with(directory / "learner.safetensors", lambda tmp: save_file(tensors, tmp))
@@ -262,8 +262,6 @@ class Learner:
              device: str | torch.device | None = "cpu") -> "Learner":
         """Rebuild a saved learner. A built-in architecture is rebuilt from its spec; a user
         model must be passed (freshly constructed, same architecture)."""
-        from practicum.files import read_safetensors
-
         directory = Path(directory)
         meta = read_learner_meta(directory)
         if model is None:
@@ -298,8 +296,6 @@ LEARNER_FIX = "give a folder written by Learner.save (learner.json + learner.saf
 
 def read_learner_meta(directory: str | Path) -> dict[str, Any]:
     """`learner.json` of a saved learner, its fields and the model spec checked (no weights are read)."""
-    from practicum.files import read_json_object
-
     directory = Path(directory)
     if not (directory / "learner.json").is_file() or not (directory / "learner.safetensors").is_file():
         hint = " (give the folder, not the file)" if directory.is_file() else ""

@@ -35,8 +35,9 @@ from typing import Any
 
 import numpy as np
 
+from practicum.errors import PracticumError
+from practicum.scaling import fit
 from practicum.stats import MIN_SEEDS_FOR_INTERVAL, NO_INTERVAL_NOTE, paired_difference, seed_interval, t_quantile
-
 
 # ---------------------------------------------------------------- curves
 
@@ -209,9 +210,6 @@ def _curve_arrays(points: list[dict], strategy: str, drop_seed: int | None = Non
 
 def fit_law(points: list[dict], strategy: str, family: str = "auto", drop_seed: int | None = None):
     """A scaling law of test error vs size for one strategy, or None with the reason."""
-    from practicum.errors import PracticumError
-    from practicum.scaling import fit
-
     x, err, seeds = _curve_arrays(points, strategy, drop_seed)
     if len(np.unique(x)) < 3:
         return None, f"{strategy}: fewer than 3 sizes"
@@ -224,8 +222,6 @@ def fit_law(points: list[dict], strategy: str, family: str = "auto", drop_seed: 
 
 
 def _fitted_ratio(points, a, b, family, target_error, drop_seed=None) -> float | None:
-    from practicum.errors import PracticumError
-
     law_a, _ = fit_law(points, a, family, drop_seed)
     law_b, _ = fit_law(points, b, family, drop_seed)
     if law_a is None or law_b is None:

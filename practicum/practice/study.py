@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import resource
 import time
 from pathlib import Path
@@ -36,6 +37,7 @@ from pydantic import Field
 from practicum.config import Settings, merge_values
 from practicum.data import RunDir
 from practicum.data.pool import Pool
+from practicum.diffusion.builtin import builtin_name
 from practicum.engine import get_executor, shard_seed
 from practicum.errors import ConfigError
 from practicum.limits import Threads
@@ -46,8 +48,15 @@ from practicum.practice.generate import (BankGenerator, DiffusionGenerator, Fall
                                          balanced_labels, registered_denoisers)
 from practicum.practice.loop import practice
 from practicum.practice.settings import PracticeSettings
-from practicum.practice.study_report import LABELS, headline, print_summary, verdict, write_study_report  # noqa: F401
+from practicum.practice.study_report import (  # noqa: F401
+    LABELS,
+    headline,
+    print_summary,
+    verdict,
+    write_study_report,
+)
 from practicum.runtime import torch_threads
+from practicum.validate import data_input, model_input
 
 STRATEGIES = ("static", "dp", "vanilla", "prune")
 # Run settings per built-in data set, applied before the user's values. Fashion-MNIST (28×28) is
@@ -101,8 +110,6 @@ class StudySettings(Settings):
 
 def study_settings(values: dict[str, Any] | None = None, quick: bool = False, **overrides: Any) -> StudySettings:
     """Defaults, the data set's preset, then --quick, then the user's values (YAML), then CLI overrides."""
-    from practicum.diffusion.builtin import builtin_name
-
     values = values or {}
     data = overrides.get("data") or values.get("data") or StudySettings.model_fields["data"].default
     preset = builtin_name(data) or "fashion"  # a user's own images: the 28×28-sized settings
@@ -326,8 +333,6 @@ def _execute(item: dict[str, Any], path: Path) -> dict[str, Any]:
 def default_workers() -> int:
     """Worker processes for the local engine: one per core (the study's runs are one thread each),
     at most 8 (each holds its own copy of the data and models)."""
-    import os
-
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(8, cores))
 
@@ -352,7 +357,6 @@ def run_study(out: str | Path, settings: StudySettings, *, engine: str = "local"
 def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, overwrite: bool,
                workers: int, bank: Path | None) -> dict[str, Any]:
 
-    from practicum.validate import data_input, model_input
 
     seconds: dict[str, float] = {}
     if bank is not None:  # an outside bank is complete before the run starts, so its fingerprint is final

@@ -22,6 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from practicum.diffusion.builtin import BUILTIN_SCHEDULER_CONFIG, BUILTIN_UNET_CONFIG
+from practicum.diffusion.denoisers import PixelUNetDenoiser
+from practicum.diffusion.loading import load_denoiser
+from practicum.errors import ConfigError
 from practicum.learn.noising import add_noise
 
 
@@ -191,15 +195,11 @@ class DenoiserProxy(nn.Module):
 
 def build_denoiser_proxy(spec: str, input_shape: tuple[int, ...], num_classes: int) -> DenoiserProxy:
     """`builtin`: a fresh built-in UNet sized to the data; anything else: `load_denoiser(spec)`."""
-    from practicum.errors import ConfigError
-
     if len(input_shape) != 3:
         raise ConfigError("a UNet diffusion proxy needs images", "use diffusion_model='tiny' for embeddings")
     if spec == "builtin":
         from diffusers import UNet2DModel
 
-        from practicum.diffusion.builtin import BUILTIN_SCHEDULER_CONFIG, BUILTIN_UNET_CONFIG
-        from practicum.diffusion.denoisers import PixelUNetDenoiser
 
         c, h, w = input_shape
         if h != w or h % 2:
@@ -209,8 +209,6 @@ def build_denoiser_proxy(spec: str, input_shape: tuple[int, ...], num_classes: i
         denoiser = PixelUNetDenoiser(UNet2DModel(**config), BUILTIN_SCHEDULER_CONFIG, num_classes=num_classes,
                                      image_shape=input_shape)
     else:
-        from practicum.diffusion.loading import load_denoiser
-
         denoiser = load_denoiser(spec)
         if tuple(denoiser.image_shape) != tuple(input_shape):
             raise ConfigError(f"the denoiser {spec!r} makes {denoiser.image_shape} images, the pool has {input_shape}")
