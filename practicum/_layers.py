@@ -37,5 +37,5 @@ def layer_of(unit: str) -> int | None:
 
 def layer_table() -> str:
     """The table docs/architecture.md carries (top layer first, as the doc draws it)."""
-    rows = [f"{index}  {name:<18} {', '.join(units)}" for index, (name, units) in enumerate(LAYERS)]
+    rows = [f"{index:>2}  {name:<18} {', '.join(units)}" for index, (name, units) in enumerate(LAYERS)]
     return "\n".join(reversed(rows))
