@@ -42,10 +42,24 @@ def _imports(tree: ast.AST):
         stack.extend(ast.iter_child_nodes(node))
 
 
+def _lazy_exports(package: str, path: Path) -> dict[str, str]:
+    """name → submodule for a package whose `__init__` calls `lazy_exports(__name__, {...})`."""
+    where: dict[str, str] = {}
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "lazy_exports"
+                and len(node.args) == 2 and isinstance(node.args[1], ast.Dict)):
+            for key, value in zip(node.args[1].keys, node.args[1].values):
+                for name in getattr(value, "elts", []):
+                    where[name.value] = f"{package}.{key.value}"
+    return where
+
+
 def import_graph() -> dict[str, set[str]]:
     """module → the practicum modules it imports (a `from pkg import name` of a submodule counts
-    as importing the submodule, of anything else as importing `pkg`)."""
+    as importing the submodule; of a lazily exported name, as importing `pkg` and the submodule
+    that defines it; of anything else, as importing `pkg`)."""
     modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    lazy = {name: _lazy_exports(name, path) for name, path in modules.items() if path.name == "__init__.py"}
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         is_package = path.name == "__init__.py"
@@ -62,6 +76,8 @@ def import_graph() -> dict[str, set[str]]:
                     source = node.module or ""
                 candidates = [f"{source}.{alias.name}" if f"{source}.{alias.name}" in modules else source
                               for alias in node.names]
+                candidates += [lazy[source][alias.name] for alias in node.names
+                               if alias.name in lazy.get(source, {})]
             for target in candidates:
                 while target not in modules and "." in target:
                     target = target.rsplit(".", 1)[0]
