@@ -68,12 +68,12 @@ def test_generate_refuses_a_pickled_model_in_one_line(pickled_model, tmp_path):
 
 def test_safetensors_is_demanded_even_without_the_check(pickled_model, monkeypatch):
     """use_safetensors=True on from_pretrained: diffusers itself refuses the .bin."""
-    from practicum.diffusion import denoisers
+    from practicum.diffusion import denoisers, loading
     from practicum.errors import ModelError
 
     monkeypatch.setattr(denoisers, "refuse_pickled_weights", lambda folder: None)
     with pytest.raises(ModelError):
-        denoisers.load_denoiser(pickled_model)
+        loading.load_denoiser(pickled_model)
 
 
 def test_a_model_file_is_not_called_a_missing_folder(tmp_path):
