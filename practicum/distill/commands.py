@@ -47,9 +47,11 @@ def distill(
     steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps S (default: the data's tuned count; 20 for fashion, 50 untuned)."),
     mode_method: Optional[str] = typer.Option(None, "--mode-method", help="kmeans (default), gmm or random."),
     protocol: Optional[str] = typer.Option(None, "--protocol",
-                                           help="A (default: ConvNet-3, DSA, final epoch) or B (MGD³'s: CutMix, best "
-                                                "and last)."),
-    students: Optional[int] = typer.Option(None, "--students", help="Student networks per distilled set (default 3)."),
+                                           help="A (default: ConvNet-3, DSA, final epoch), A-full (the literature's "
+                                                "code exactly: normalised inputs, DC ConvNet-3, DSA, ≥ 5 students) or B "
+                                                "(MGD³'s: CutMix, best and last)."),
+    students: Optional[int] = typer.Option(None, "--students",
+                                           help="Student networks per distilled set (default: A-full 5, else 3)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Student epochs (default: A 1000, B by IPC)."),
     width: Optional[int] = typer.Option(None, "--width", help="Student width (default 128)."),
     student: Optional[str] = typer.Option(None, "--student", help="convnet (default), resnetap10, resnet18, cnn, mlp."),

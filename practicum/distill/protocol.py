@@ -22,20 +22,24 @@ default) trained on the real train split, its accuracy measured on the **val** s
 by KL at temperature 20 from the teacher's outputs recomputed on every augmented, CutMixed batch,
 with AdamW (1e-3, weight decay 0.01) and RDED's cosine schedule.
 
+**Protocol A-full** (`protocol: A-full`, issue 27) — protocol A exactly as the literature's code runs it:
+normalised inputs, the DC code's ConvNet-3 and DSA in those units, ≥ 5 students (`literature.py`).
+
 Budget knobs (`width`, `epochs`/`epoch_scale`, `students`) shrink the CPU cost; reports say when
-they were used. Images stay in [-1, 1] (an affine change the first layer absorbs).
+they were used (A-full lists them as `departures()`). A and B keep images in [-1, 1] (an affine change the
+first layer absorbs).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from practicum.config import Settings
 from practicum.data import Dataset
@@ -50,14 +54,15 @@ _PCA_EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
 _PCA_EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]])
 
 
-PROTOCOLS = ("A", "B")
+PROTOCOLS = ("A", "A-full", "B")
 
 
 class StudentSettings(Settings):
-    protocol: Literal["A", "B"] = "A"
+    protocol: Literal["A", "A-full", "B"] = "A"
     arch: str = "convnet"
     width: int | None = Field(default=None, ge=1, le=4096, description="None: the architecture's default width (128)")
-    students: int = Field(default=3, ge=1, le=1000, description="student networks trained per distilled set")
+    students: int | None = Field(default=None, ge=1, le=1000,
+                                 description="student networks per distilled set; None: A-full → 5, else 3")
     epochs: Count | None = Field(default=None, description="None: A → 1000, B → by IPC (epoch_rule)")
     epoch_rule: Literal["code", "paper"] = "code"
     epoch_scale: float = Field(default=1.0, gt=0, le=100, description="multiplies the epoch count (budget knob)")
@@ -81,12 +86,39 @@ class StudentSettings(Settings):
     device: str = Field(default="cpu", description="cpu, cuda, or auto (cuda when available)")
     teacher_epochs: Count = 40
 
+    @model_validator(mode="after")
+    def _full_is_hard_label(self) -> "StudentSettings":
+        if self.protocol == "A-full" and self.labels == "soft":
+            raise ValueError("protocol A-full is the literature's hard-label evaluation; soft labels need a teacher "
+                             "that sees [-1, 1] images. Use labels: hard with A-full, or soft labels with A or B")
+        return self
+
     def batch(self) -> int:
-        return self.batch_size or (256 if self.protocol == "A" else 64)
+        return self.batch_size or (64 if self.protocol == "B" else 256)
+
+    def n_students(self) -> int:
+        from practicum.distill.literature import MIN_STUDENTS
+
+        return self.students or (MIN_STUDENTS if self.protocol == "A-full" else 3)
 
     def epochs_for(self, ipc: int, num_classes: int) -> int:
-        base = self.epochs or (1000 if self.protocol == "A" else epochs_for_ipc(ipc, num_classes, self.epoch_rule))
+        base = self.epochs or (epochs_for_ipc(ipc, num_classes, self.epoch_rule) if self.protocol == "B" else 1000)
         return max(1, int(round(base * self.epoch_scale)))
+
+    def departures(self) -> dict[str, object]:
+        """A-full: every setting that differs from the literature's protocol (empty: the protocol as published)."""
+        from practicum.distill.literature import LITERATURE_SETTINGS, MIN_STUDENTS
+
+        if self.protocol != "A-full":
+            return {}
+        actual = {"arch": self.arch, "width": self.width or 128, "epochs": self.epochs or 1000,
+                  "epoch_scale": self.epoch_scale, "batch": self.batch(), "lr": self.lr, "momentum": self.momentum,
+                  "weight_decay": self.weight_decay, "augment": self.augment, "labels": self.labels,
+                  "image_size": self.image_size}
+        out: dict[str, object] = {k: v for k, v in actual.items() if v != LITERATURE_SETTINGS[k]}
+        if self.n_students() < MIN_STUDENTS:
+            out["students"] = self.n_students()
+        return out
 
 
 def epochs_for_ipc(ipc: int, num_classes: int = 10, rule: str = "code") -> int:
@@ -223,6 +255,10 @@ def dsa_augment(x: torch.Tensor, gen: torch.Generator, ops: tuple[str, ...] = DS
 
 
 def augment(x: torch.Tensor, settings: StudentSettings, gen: torch.Generator) -> torch.Tensor:
+    if settings.protocol == "A-full":  # x is already normalised (train_student)
+        from practicum.distill.literature import dsa
+
+        return dsa(_resize(x, settings.image_size), gen)[0]
     if settings.protocol == "A":
         return dsa_augment(_resize(x, settings.image_size), gen)
     size = settings.image_size or x.shape[-1]
@@ -266,6 +302,10 @@ class StudentResult:
 def build_student(settings: StudentSettings, num_classes: int, image_shape: tuple[int, int, int], seed: int):
     from practicum.learn.models import build_model
 
+    if settings.protocol == "A-full" and settings.arch == "convnet" and settings.image_size is None:
+        from practicum.distill.literature import build_literature_convnet
+
+        return build_literature_convnet(num_classes, image_shape, settings.width, seed)
     if settings.image_size is not None:
         image_shape = (image_shape[0], settings.image_size, settings.image_size)
     return build_model(settings.arch, num_classes, image_shape, width=settings.width, seed=seed)
@@ -302,10 +342,16 @@ def _check_pair(train: Dataset, test: Dataset) -> None:
 
 def train_student(train: Dataset, test: Dataset, settings: StudentSettings, seed: int, *,
                   ipc: int | None = None, teacher: torch.nn.Module | None = None,
-                  epochs: int | None = None) -> StudentResult:
-    """Train `settings.students` fresh students on `train` (the distilled set); test them on `test`.
+                  epochs: int | None = None, norm: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+                  done: dict[int, dict] | None = None,
+                  on_student: Callable[[int, StudentResult], None] | None = None) -> StudentResult:
+    """Train `settings.n_students()` fresh students on `train` (the distilled set); test them on `test`.
 
     The result's accuracies are the means over the students; `per_student` keeps each one's.
+    A-full normalises both sets by `norm` (per-channel mean and std in [0, 1] units; pass the real
+    train split's, `literature.channel_stats`); without it, the distilled set's own are used.
+    `done` holds students already trained (index → `StudentResult.to_dict()`), which are not
+    trained again; `on_student(k, result)` is called after each new one, so a caller can save it.
     """
     _check_pair(train, test)
     if settings.labels == "soft" and teacher is None:
@@ -313,11 +359,26 @@ def train_student(train: Dataset, test: Dataset, settings: StudentSettings, seed
     if ipc is None:
         ipc = max(1, int(np.ceil(len(train) / train.num_classes)))
     epochs = epochs or settings.epochs_for(ipc, train.num_classes)
+    if settings.protocol == "A-full":
+        from practicum.distill.literature import channel_stats, normalise
+
+        norm = norm or channel_stats(train.images)
+        train = Dataset(normalise(train.images, norm), train.labels, train.ids, train.class_names)
+        test = Dataset(normalise(test.images, norm), test.labels, test.ids, test.class_names)
+    done = dict(done or {})
     results = []
-    for k in range(settings.students):
+    for k in range(settings.n_students()):
+        if k in done:
+            results.append(StudentResult(**{f: done[k][f] for f in ("best_accuracy", "last_accuracy", "epochs",
+                                                                      "steps")},
+                                         curve=[tuple(c) for c in done[k].get("curve", [])]))
+            continue
         student_seed = int(seed) * 1000 + k  # distinct initialisations and batch orders per student
         model = build_student(settings, train.num_classes, train.image_shape, student_seed)
-        results.append(fit(model, train, test, settings, student_seed, epochs, teacher=teacher))
+        result = fit(model, train, test, settings, student_seed, epochs, teacher=teacher)
+        if on_student is not None:
+            on_student(k, result)
+        results.append(result)
     return StudentResult(best_accuracy=float(np.mean([r.best_accuracy for r in results])),
                          last_accuracy=float(np.mean([r.last_accuracy for r in results])),
                          epochs=epochs, steps=results[0].steps, curve=results[0].curve,
@@ -328,7 +389,7 @@ def fit(model: torch.nn.Module, train: Dataset, test: Dataset, settings: Student
         epochs: int, teacher: torch.nn.Module | None = None) -> StudentResult:
     """The protocol's training loop on `model`.
 
-    Protocol A tests once, after the final epoch (best = last); protocol B tests `eval_points` times.
+    Protocols A and A-full test once, after the final epoch (best = last); B tests `eval_points` times.
     """
     gen = torch.Generator().manual_seed(int(seed))
     device = resolve_device(settings.device)
@@ -347,13 +408,13 @@ def fit(model: torch.nn.Module, train: Dataset, test: Dataset, settings: Student
     else:
         optimiser = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
                                     weight_decay=settings.weight_decay)
-        if settings.protocol == "A":  # lr × 0.1 at half of training
+        if settings.protocol != "B":  # A and A-full: lr × 0.1 at half of training
             scheduler = torch.optim.lr_scheduler.MultiStepLR(optimiser, milestones=[total // 2], gamma=0.1)
         else:
             scheduler = torch.optim.lr_scheduler.MultiStepLR(optimiser, milestones=list(milestones(total)),
                                                              gamma=0.2)
     mix_prob = settings.cutmix_prob if (settings.protocol == "B" or soft) else 0.0
-    eval_every = epochs if settings.protocol == "A" else max(1, epochs // settings.eval_points)
+    eval_every = max(1, epochs // settings.eval_points) if settings.protocol == "B" else epochs
     curve: list[tuple[int, float]] = []
     step = 0
     for epoch in range(1, epochs + 1):
