@@ -298,7 +298,7 @@ def main() -> None:
         tune_seeds = [int(v) for v in args.tune_seeds.split(",") if v]
         labels = list(PATIENCE_VARIANTS) if args.budget != "smoke" else list(PATIENCE_VARIANTS)[:1]
         items = [i for k in labels for i in variant_runs(settings, out, f"tune {k}", "dp",
-                                                         _merge(PATIENCE_VARIANTS[k], {"branch_out": False}),
+                                                         merge_values(PATIENCE_VARIANTS[k], {"branch_out": False}),
                                                          tune_seeds)]
         runs = executor.map(run_one, items, description="patience (tune)")
         for n, k in enumerate(labels):
