@@ -198,17 +198,17 @@ def _score_pool(work: Path, n: int, name: str = "pool") -> Path:
 
 
 def _score_runs(args, work: Path) -> dict:
-    from practicum.select.pipeline import DataSettings, RateConfig, ScoreConfig, run_rate, run_score
+    from practicum.select.pipeline import DataSettings, RateSettings, ScoreSettings, run_rate, run_score
     from practicum.select.rater import RaterSettings
 
     rater = work / "rater"
-    run_rate(RateConfig(rater=RaterSettings(epochs=1, iterations_per_epoch=20)), rater)
+    run_rate(RateSettings(rater=RaterSettings(epochs=1, iterations_per_epoch=20)), rater)
     pool = _score_pool(work, args.shards * args.score_shard_size)
-    config = ScoreConfig(source=DataSettings(data=f"npz:{pool}"), rater=str(rater), shard_size=args.score_shard_size)
+    config = ScoreSettings(source=DataSettings(data=f"npz:{pool}"), rater=str(rater), shard_size=args.score_shard_size)
     # as many shards as the timed run, each long enough (~0.2 s) that every worker process runs one: shards of
     # a few milliseconds all went to the first worker, leaving the second cold inside the timed call
     warm_size = min(args.score_shard_size, 16384)
-    small = ScoreConfig(source=DataSettings(data=f"npz:{_score_pool(work, args.shards * warm_size, 'warm-up')}"),
+    small = ScoreSettings(source=DataSettings(data=f"npz:{_score_pool(work, args.shards * warm_size, 'warm-up')}"),
                         rater=str(rater), shard_size=warm_size)
 
     def runner(label, engine, cpus_per_task):

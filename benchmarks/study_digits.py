@@ -48,11 +48,11 @@ def sweep(out: Path, settings, omegas: list[float], base_results: list[dict]) ->
         results = [run_one(i) for i in items]
         dp_points = [p | {"strategy": "dp", "seed": r["seed"]} for r in results for p in r["points"]]
         val_points = val_view(statics + dp_points)
-        mult = analysis.data_multiplier(val_points)
+        mult = analysis.measured_multiplier(val_points)
         gain = analysis.paired_gain(val_points, "static", "dp")
         # Test-side numbers of the same runs: for reporting the ω that validation picked, never for choosing.
         test_points = statics + dp_points
-        test_mult = analysis.data_multiplier(test_points)
+        test_mult = analysis.measured_multiplier(test_points)
         rows.append({"omega": omega, "val_multiplier": mult["multiplier"], "val_multiplier_ci": mult["ci"],
                      "val_target": mult["target"], "val_dp_size": mult["dp_size"],
                      "val_gain_equal_size": {n: g["mean"] for n, g in gain.items()},
@@ -97,7 +97,7 @@ def main() -> None:
         "test": {k: summary.get(k) for k in ("data_multiplier", "data_multiplier_ci", "dp_gain_equal_size",
                                              "dp_vs_vanilla_equal_size", "vanilla_multiplier", "dp_vs_prune",
                                              "data_multiplier_fit")},
-        "val": {"data_multiplier": analysis.data_multiplier(val_points),
+        "val": {"data_multiplier": analysis.measured_multiplier(val_points),
                 "dp_gain_equal_size": analysis.paired_gain(val_points, "static", "dp")},
         "curves_test": {s: v["mean"] for s, v in summary["strategies"].items()},
         "curves_val": {s: analysis.mean_curve(val_points, s) for s in summary["strategies"]},

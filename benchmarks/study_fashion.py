@@ -34,6 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from practicum.config import merge_values  # noqa: E402
+
 BUDGETS = {
     # full: the study's Fashion defaults (practicum.practice.study.PRESETS["fashion"]) with the patience rule
     # the recorded study stage ran with; the patience stage below chose today's preset (fixed T, best reset)
@@ -68,13 +70,6 @@ PATIENCE_VARIANTS = {
 }
 
 
-def _merge(base: dict, update: dict) -> dict:
-    out = dict(base)
-    for key, value in update.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
 def variant_runs(settings, out: Path, name: str, strategy: str, change: dict, seeds) -> list[dict]:
     """DP (or generate-then-prune) items on `seeds` with `change` applied, in their own run folders
     under `<out>/variants`; they read the benchmark's shared vanilla bank (`<out>/bank`) in each
@@ -88,7 +83,7 @@ def variant_runs(settings, out: Path, name: str, strategy: str, change: dict, se
     return [{"seed": seed, "data": settings.data, **bank_item(settings, out, seed, out / "bank"),
              "threads": settings.threads,
              "report_tune": True, "strategy": strategy, "size": None,
-             "settings": _merge(base | {"seed": seed, "data": settings.data}, change),
+             "settings": merge_values(base | {"seed": seed, "data": settings.data}, change),
              "path": str(out / "variants" / f"{slug}-s{seed}")} for seed in seeds]
 
 
@@ -97,10 +92,10 @@ def row_for(name: str, results: list[dict], statics: list[dict], start: int, as_
     from practicum.practice import analysis
 
     points = statics + [p | {"strategy": as_strategy, "seed": r["seed"]} for r in results for p in r["points"]]
-    mult = analysis.data_multiplier(points, "static", as_strategy)
+    mult = analysis.measured_multiplier(points, "static", as_strategy)
     gains = analysis.paired_gain(points, "static", as_strategy, start_size=start)
     tune_points = [p | {"test_accuracy": p.get("tune_accuracy")} for p in points]
-    tune_mult = analysis.data_multiplier(tune_points, "static", as_strategy)
+    tune_mult = analysis.measured_multiplier(tune_points, "static", as_strategy)
     finals = [p["test_accuracy"] for r in results for p in r["points"] if p["kind"] == "final"]
     sizes = [r["pool_size"] for r in results]
     return {"name": name, "multiplier": mult["multiplier"], "ci": mult["ci"], "ci_note": mult["ci_note"],
@@ -190,9 +185,9 @@ def main() -> None:
     skip = set(filter(None, args.skip.split(",")))
     name = "study_fashion" if args.budget == "full" else f"study_fashion_{args.budget}"
     out = args.out or ROOT / "runs" / f"bench-{name}"
-    values = _merge(BUDGETS[args.budget], {"report_tune": True})
+    values = merge_values(BUDGETS[args.budget], {"report_tune": True})
     if args.model:
-        values = _merge(values, {"practice": {"generator": {"model": args.model}}})
+        values = merge_values(values, {"practice": {"generator": {"model": args.model}}})
     executor = get_executor("local", processes=args.workers)
     started = time.perf_counter()
     state: dict = {"tune": [], "chosen": None, "rows": [], "prune_rows": [], "judge": None, "costs": {}}
@@ -232,7 +227,7 @@ def main() -> None:
         labels = [k for k in TUNE_VARIANTS if args.budget != "smoke" or k in SMOKE_TUNE]
         items = [i for k in labels
                  for i in variant_runs(base, out, f"tune {k}", "dp",
-                                       _merge(TUNE_VARIANTS[k], {"branch_out": False}), tune_seeds)]
+                                       merge_values(TUNE_VARIANTS[k], {"branch_out": False}), tune_seeds)]
         runs = executor.map(run_one, items, description="tune sweep")
         for n, k in enumerate(labels):  # items are in label order, len(tune_seeds) each
             mine = runs[n * len(tune_seeds):(n + 1) * len(tune_seeds)]
@@ -251,7 +246,7 @@ def main() -> None:
 
     # ---- 2. the study with the chosen DP, on the reported seeds
     strategies = [v for v in args.strategies.split(",") if v]
-    settings = study_settings(_merge(values, {"practice": chosen, "strategies": strategies}), seeds=args.seeds,
+    settings = study_settings(merge_values(values, {"practice": chosen, "strategies": strategies}), seeds=args.seeds,
                               data="fashion")
     study = out / "study"
     summary = run_study(study, settings, resume=args.resume or study.exists(), overwrite=False,
@@ -304,7 +299,7 @@ def main() -> None:
         tune_seeds = [int(v) for v in args.tune_seeds.split(",") if v]
         labels = list(PATIENCE_VARIANTS) if args.budget != "smoke" else list(PATIENCE_VARIANTS)[:1]
         items = [i for k in labels for i in variant_runs(settings, out, f"tune {k}", "dp",
-                                                         _merge(PATIENCE_VARIANTS[k], {"branch_out": False}),
+                                                         merge_values(PATIENCE_VARIANTS[k], {"branch_out": False}),
                                                          tune_seeds)]
         runs = executor.map(run_one, items, description="patience (tune)")
         for n, k in enumerate(labels):

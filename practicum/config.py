@@ -67,6 +67,14 @@ class Settings(BaseModel):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
+def merge_values(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """`update` over `base`, nested mappings key by key (neither argument is changed)."""
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = merge_values(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def refuse_code_names(values: Any, path: Path, where: str = "") -> None:
     """A file may name only registered architectures, never code to import ('module:factory').
 

@@ -148,7 +148,7 @@ def test_score_on_ray_writes_the_same_bytes_as_local(ray_session, tmp_path):
 
     trainer = RaterTrainer(RaterSettings(), (1, 8, 8), 10)
     save_rater(tmp_path / "r.safetensors", trainer.rater, rater_meta(trainer, 0))
-    config = pipeline.ScoreConfig(rater=str(tmp_path / "r.safetensors"), mode="group", shard_size=300,
+    config = pipeline.ScoreSettings(rater=str(tmp_path / "r.safetensors"), mode="group", shard_size=300,
                                   batch_size=64, source=pipeline.DataSettings(data="digits", defects=True))
     for engine in ("local", "ray"):
         pipeline.run_score(config, tmp_path / engine, engine=engine)

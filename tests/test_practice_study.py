@@ -14,6 +14,7 @@ from practicum.errors import ConfigError, DataError
 from practicum.practice import BankGenerator, Generation, Request, analysis, balanced_labels
 from practicum.practice import generate as generate_module
 from practicum.practice.baselines import PruneSettings, generate_then_prune, select_hardest
+from practicum.stats import NO_INTERVAL_NOTE, seed_interval
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def _two_strategies(seeds, dp_curve=None):
 def test_multiplier_is_per_seed_on_its_own_curves_with_a_t_interval():
     seeds = 5
     points = _two_strategies(seeds)
-    result = analysis.data_multiplier(points)
+    result = analysis.measured_multiplier(points)
     # n* = 800 from static alone; each seed's target is its own static 0.90 + j, which its DP curve
     # (0.89 + j at 200, 0.93 + j at 400) reaches a quarter of the way from 200 to 400 in log size
     n_dp = math.exp(math.log(200) + 0.25 * math.log(2))
@@ -73,16 +74,16 @@ def test_multiplier_is_per_seed_on_its_own_curves_with_a_t_interval():
     lo, hi = result["ci"]
     assert lo == pytest.approx(800 / n_dp) and hi == pytest.approx(800 / n_dp)  # no spread: a zero-width t interval
     # with 4 seeds: the multiplier, but no interval and the reason why
-    four = analysis.data_multiplier(_two_strategies(4))
+    four = analysis.measured_multiplier(_two_strategies(4))
     assert four["multiplier"] == pytest.approx(800 / n_dp) and four["ci"] is None and "fewer than 5" in four["ci_note"]
 
 
 def test_t_interval_matches_a_hand_computation():
     values = [1.0, 2.0, 3.0, 4.0, 5.0]  # mean 3, sd sqrt(2.5), t(0.975, 4) = 2.7764
-    ci, why = analysis.t_interval(values)
+    ci, why = seed_interval(values)
     half = 2.776445 * math.sqrt(2.5) / math.sqrt(5)
     assert why is None and ci == pytest.approx([3 - half, 3 + half], rel=1e-5)
-    assert analysis.t_interval(values[:4]) == (None, analysis.NO_CI.format(min=5, n=4))
+    assert seed_interval(values[:4]) == (None, NO_INTERVAL_NOTE.format(min=5, n=4))
 
 
 def test_a_seed_where_dp_never_reaches_the_target_is_censored_not_zero():
@@ -93,7 +94,7 @@ def test_a_seed_where_dp_never_reaches_the_target_is_censored_not_zero():
     for seed in range(5):
         points += _pts("static", {100: 0.80, 200: 0.85, 400: 0.88, 800: 0.90}, seed)
         points += _pts("dp", dp(seed), seed)
-    result = analysis.data_multiplier(points)
+    result = analysis.measured_multiplier(points)
     censored = [r for r in result["per_seed"] if not r["reached"]]
     assert result["reached_fraction"] == pytest.approx(0.8)
     assert [r["seed"] for r in censored] == [2] and censored[0]["dp_needs_more_than"] == 400
@@ -107,7 +108,7 @@ def test_multiplier_does_not_average_different_seed_subsets():
     # with a 2-seed mean at 240. Per seed, each multiplier uses that seed's own curve only.
     points = (_pts("static", {120: 0.80, 240: 0.85, 480: 0.86}, 0) + _pts("dp", {120: 0.80, 240: 0.86, 300: 0.99}, 0)
               + _pts("static", {120: 0.80, 240: 0.85, 480: 0.90}, 1) + _pts("dp", {120: 0.80, 240: 0.95}, 1))
-    result = analysis.data_multiplier(points)
+    result = analysis.measured_multiplier(points)
     assert result["static_size"] == 480  # mean 0.88
     by_seed = {r["seed"]: r for r in result["per_seed"]}
     assert by_seed[0]["target"] == pytest.approx(0.86) and by_seed[0]["dp_size"] == pytest.approx(240.0)
@@ -151,10 +152,10 @@ def test_the_verdict_says_in_words_whether_dp_reached_static():
     from practicum.practice.study import headline, verdict
 
     # static's best is 70% at 40 images; DP reaches 70% at 20 images in both seeds: 40/20 = 2x
-    reached = {"data_multiplier_detail": analysis.data_multiplier(_two_seeds({10: 0.5, 20: 0.7, 40: 0.75}))}
+    reached = {"data_multiplier_detail": analysis.measured_multiplier(_two_seeds({10: 0.5, 20: 0.7, 40: 0.75}))}
     assert verdict(reached) == ("DP reached static's best accuracy (70.0% at 40 images) with 2.0× fewer images "
                                 "(per seed: 2.0×, 2.0×)")
-    short = {"data_multiplier_detail": analysis.data_multiplier(_two_seeds({10: 0.5, 20: 0.55, 40: 0.6}))}
+    short = {"data_multiplier_detail": analysis.measured_multiplier(_two_seeds({10: 0.5, 20: 0.55, 40: 0.6}))}
     assert verdict(short).startswith("DP did not reach static's best accuracy (70.0% at 40 images) within its "
                                      "budget in any of 2 seeds")
     # the interval column holds an interval or a dash; why there is none is in the detail

@@ -51,7 +51,7 @@ def pickled_model(tmp_path_factory):
 
 
 def test_a_pickled_model_folder_is_refused(pickled_model):
-    from practicum.diffusion.denoisers import load_denoiser
+    from practicum.diffusion.loading import load_denoiser
     from practicum.errors import ModelError
 
     with pytest.raises(ModelError, match="pickled weights") as info:
@@ -68,12 +68,12 @@ def test_generate_refuses_a_pickled_model_in_one_line(pickled_model, tmp_path):
 
 def test_safetensors_is_demanded_even_without_the_check(pickled_model, monkeypatch):
     """use_safetensors=True on from_pretrained: diffusers itself refuses the .bin."""
-    from practicum.diffusion import denoisers
+    from practicum.diffusion import denoisers, loading
     from practicum.errors import ModelError
 
     monkeypatch.setattr(denoisers, "refuse_pickled_weights", lambda folder: None)
     with pytest.raises(ModelError):
-        denoisers.load_denoiser(pickled_model)
+        loading.load_denoiser(pickled_model)
 
 
 def test_a_model_file_is_not_called_a_missing_folder(tmp_path):
@@ -185,7 +185,7 @@ def test_gapped_npz_labels_are_refused_with_the_remap(tmp_path):
 # ---------------------------------------------------------------- 4. own-data generators
 
 def test_a_three_class_npz_trains_and_generates(tmp_path):
-    from practicum.diffusion.denoisers import load_denoiser
+    from practicum.diffusion.loading import load_denoiser
     from practicum.learn import train_classifier
     from practicum.data import load_source
 

@@ -31,7 +31,7 @@ def test_shard_rows_pickle_only_their_rows():
 
 
 def test_a_score_shard_travels_with_its_rows_alone_and_scores_the_same(rater_file, monkeypatch):
-    config = pipeline.ScoreConfig(rater=rater_file, mode="group", shard_size=256, batch_size=64,
+    config = pipeline.ScoreSettings(rater=rater_file, mode="group", shard_size=256, batch_size=64,
                                   source=pipeline.DataSettings(data="digits", defects=True))
     items, total = pipeline.score_items(config, rater_file)
     assert len(items) == 4 and sum(len(item["rows"]) for item in items) == total == 987  # 16 batches of 61-62

@@ -149,7 +149,7 @@ def test_select_rejects_bad_budgets_and_strategies(tmp_path, capsys):
 
 def test_score_config_validation():
     with pytest.raises(Exception):
-        pipeline.ScoreConfig.build({"shard_size": "many"})
+        pipeline.ScoreSettings.build({"shard_size": "many"})
 
 
 def test_adaptive_strategy_through_the_cli(tmp_path, capsys):

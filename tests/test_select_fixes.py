@@ -52,9 +52,9 @@ def test_inclusion_by_decile_and_bottom_warning_hand_checked():
 
 def test_select_summary_has_the_profile_and_warns(tmp_path):
     scores = _scores_file(tmp_path / "s", np.arange(400, dtype=float), direction="higher_is_better")
-    out = pipeline.run_select(pipeline.SelectConfig(scores=str(scores), shape="m2_std3", keep=0.5), tmp_path / "a")
+    out = pipeline.run_select(pipeline.SelectSettings(scores=str(scores), shape="m2_std3", keep=0.5), tmp_path / "a")
     assert len(out["inclusion_by_decile"]) == 10 and any("bottom 30" in w for w in out["warnings"])
-    out = pipeline.run_select(pipeline.SelectConfig(scores=str(scores), keep=0.5), tmp_path / "b")
+    out = pipeline.run_select(pipeline.SelectSettings(scores=str(scores), keep=0.5), tmp_path / "b")
     assert out["warnings"] == [] and out["inclusion_by_decile"][0] == 0.0
 
 
@@ -78,13 +78,13 @@ def test_ccs_prunes_the_hard_end_the_direction_names():
 def test_select_reads_the_written_direction(tmp_path):
     scores = np.arange(100, dtype=float)
     rated = _scores_file(tmp_path / "rated", scores, direction="higher_is_better")
-    out = pipeline.run_select(pipeline.SelectConfig(scores=str(rated), strategy="ccs", keep=0.5, prune_hard=0.2,
+    out = pipeline.run_select(pipeline.SelectSettings(scores=str(rated), strategy="ccs", keep=0.5, prune_hard=0.2,
                                                     strata=1), tmp_path / "m")
     kept = pq.read_table(tmp_path / "m" / "manifest.parquet").column("score").to_numpy()
     assert out["direction"] == "higher_is_better" and kept.min() >= 20  # the 20 lowest ratings pruned
     unknown = _scores_file(tmp_path / "plain", scores)
     with pytest.raises(pipeline.ConfigError, match="direction"):
-        pipeline.run_select(pipeline.SelectConfig(scores=str(unknown), strategy="ccs"), tmp_path / "n")
+        pipeline.run_select(pipeline.SelectSettings(scores=str(unknown), strategy="ccs"), tmp_path / "n")
 
 
 def test_adaptive_bucket_zero_is_the_best_quality_end():
@@ -114,10 +114,10 @@ def test_select_balances_classes_by_default_when_scores_have_labels(tmp_path):
     labels = np.arange(100) % 2
     scores = np.where(labels == 0, 0.0, 10.0) + np.random.default_rng(0).random(100)  # class 0 rated low
     path = _scores_file(tmp_path / "s", scores, labels, "higher_is_better")
-    out = pipeline.run_select(pipeline.SelectConfig(scores=str(path), strategy="top-k", keep=0.5), tmp_path / "m")
+    out = pipeline.run_select(pipeline.SelectSettings(scores=str(path), strategy="top-k", keep=0.5), tmp_path / "m")
     assert out["balance"] is True and out["class_counts"] == [25, 25]
     assert out["class_rank_share"] > 0.7
-    off = pipeline.run_select(pipeline.SelectConfig(scores=str(path), strategy="top-k", keep=0.5, balance=False),
+    off = pipeline.run_select(pipeline.SelectSettings(scores=str(path), strategy="top-k", keep=0.5, balance=False),
                               tmp_path / "o")
     assert off["class_counts"] == [0, 50]
 
@@ -132,7 +132,7 @@ def test_group_ratings_do_not_depend_on_the_shard_size(tmp_path):
     save_rater(tmp_path / "r.safetensors", trainer.rater, rater_meta(trainer, 0))
     results = []
     for shard in (256, 768):
-        config = pipeline.ScoreConfig(rater=str(tmp_path / "r.safetensors"), mode="group", shard_size=shard,
+        config = pipeline.ScoreSettings(rater=str(tmp_path / "r.safetensors"), mode="group", shard_size=shard,
                                       split="val", source=pipeline.DataSettings(data="digits"))
         pipeline.run_score(config, tmp_path / f"s{shard}")
         results.append(pq.read_table(tmp_path / f"s{shard}" / "scores.parquet").to_pandas().set_index("id"))
@@ -179,7 +179,7 @@ def test_select_thresholds_and_filters_intersect_before_the_budget(tmp_path):
         assert not exc.code
     kept = sorted(pq.read_table(tmp_path / "m" / "manifest.parquet").column("score").to_pylist())
     assert kept == [2.0, 3.0, 4.0]  # score >= 2 AND other >= 0.5
-    out = pipeline.run_select(pipeline.SelectConfig(scores=str(main_scores), strategy="top-k", keep=2,
+    out = pipeline.run_select(pipeline.SelectSettings(scores=str(main_scores), strategy="top-k", keep=2,
                                                     max_score=6.0), tmp_path / "n")
     assert out["passed_filters"] == 7
     assert sorted(pq.read_table(tmp_path / "n" / "manifest.parquet").column("score").to_pylist()) == [5.0, 6.0]
@@ -187,14 +187,14 @@ def test_select_thresholds_and_filters_intersect_before_the_budget(tmp_path):
 
 def test_commands_default_to_the_web_fashion_pool_with_the_diffusion_proxy():
     assert pipeline.DataSettings().data == "fashion-web"
-    assert pipeline.RateConfig().rater.proxy == "diffusion"
-    assert pipeline.ScoreConfig().mode == "instance"
-    select = pipeline.SelectConfig(scores="x")
+    assert pipeline.RateSettings().rater.proxy == "diffusion"
+    assert pipeline.ScoreSettings().mode == "instance"
+    select = pipeline.SelectSettings(scores="x")
     assert select.shape == "figure" and select.balance is None and select.strategy == "shift-gsample"
 
 
 def test_a_rate_run_that_names_no_proxy_gets_the_diffusion_proxy():
     """The CLI passes its rater flags as a dict; one without --proxy must not fall back to the classifier."""
-    assert pipeline.RateConfig.build({"rater": {}}).rater.proxy == "diffusion"
-    assert pipeline.RateConfig.build({"rater": {"epochs": 2}}).rater.proxy == "diffusion"
-    assert pipeline.RateConfig.build({"rater": {"proxy": "classifier"}}).rater.proxy == "classifier"
+    assert pipeline.RateSettings.build({"rater": {}}).rater.proxy == "diffusion"
+    assert pipeline.RateSettings.build({"rater": {"epochs": 2}}).rater.proxy == "diffusion"
+    assert pipeline.RateSettings.build({"rater": {"proxy": "classifier"}}).rater.proxy == "classifier"

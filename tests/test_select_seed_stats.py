@@ -3,7 +3,8 @@
 import pytest
 
 from practicum.errors import PracticumError
-from practicum.select.seed_stats import paired_difference, summarise_arms, t_interval
+from practicum.select.seed_stats import paired_difference, summarise_arms
+from practicum.stats import t_interval
 
 PER_SEED = {
     0: {"full": {"fd": 10.0}, "sel": {"fd": 8.0}},

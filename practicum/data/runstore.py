@@ -15,6 +15,7 @@ mid-write) is dropped when the run is reopened.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import platform
@@ -28,10 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
-from practicum import tracking
+from practicum import __version__, tracking
 from practicum.errors import RunError
-
+from practicum.validate import check_out
 
 # ---------------------------------------------------------------- atomic writes
 
@@ -168,8 +170,6 @@ class RunDir:
         (bookkeeping, no output) is started again, whatever the flags. If the command then
         fails before its first output, the folder is put back as it was (see `__exit__`).
         """
-        from practicum.validate import check_out
-
         if resume and overwrite:
             raise RunError("--resume and --overwrite contradict each other",
                            "pass --resume to continue the run, or --overwrite to start it again")
@@ -501,8 +501,6 @@ def fingerprint(path: str | Path) -> str | None:
     Files over 256 MB (diffusion weights) contribute their size and mtime instead of their bytes,
     so a resume never spends minutes hashing a model folder.
     """
-    import hashlib
-
     path = Path(path)
     if not path.exists():
         return None
@@ -522,8 +520,6 @@ def fingerprint(path: str | Path) -> str | None:
 
 def settings_diff(old_yaml: str, new_yaml: str, shown: int = 3) -> str:
     """'seed (0 → 1), train.steps (400 → 600)': the settings that differ between two config.yaml texts."""
-    import yaml
-
     def flat(text: str) -> dict[str, Any]:
         try:
             values = yaml.safe_load(text)
@@ -564,8 +560,6 @@ def _first_missing(path: Path) -> Path | None:
 
 def run_info(seed: int | None = None, command: str | None = None, status: str = "running") -> dict[str, Any]:
     """Versions, git commit and the command line: what is needed to say how a run was made."""
-    from practicum import __version__
-
     versions = {"practicum": __version__, "python": platform.python_version()}
     for name in ("torch", "diffusers", "numpy", "scipy", "sklearn"):
         module = sys.modules.get(name)

@@ -11,7 +11,8 @@ from practicum._lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "denoisers": ["Denoiser", "DiTDenoiser", "PixelUNetDenoiser", "StableDiffusionDenoiser", "build_denoiser",
-                  "encode_prompts", "load_denoiser"],
+                  "encode_prompts"],
+    "loading": ["load_denoiser"],
     "guidance": ["ClassGuidance", "Correction", "EntropyGuidance", "GuidanceTerm", "ModeGuidance", "StepState",
                  "entropy_from_logits", "prepare_for_classifier"],
     "sampler": ["SCHEDULERS", "SampleOutput", "make_schedule", "sample"],

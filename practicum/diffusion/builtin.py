@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from practicum.diffusion.denoisers import PixelUNetDenoiser
+from practicum.diffusion.model_defaults import default_sampling
 from practicum.errors import ModelError
+from practicum.files import layout_of, read_json_object, read_safetensors
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 BUILTIN_WEIGHTS = ASSETS / "digits_unet.safetensors"
@@ -130,8 +132,6 @@ MODEL_FIX = "reinstall practicum or retrain the model with `practicum diffusion 
 
 def read_sidecar(path: Path = BUILTIN_SIDECAR) -> dict[str, Any]:
     """A model's `denoiser.json`, its fields' types and sizes checked."""
-    from practicum.files import read_json_object
-
     if not path.exists():
         raise ModelError(f"the model's sidecar {path} is missing", MODEL_FIX)
     meta = read_json_object(path, ModelError, MODEL_FIX)
@@ -166,8 +166,6 @@ def _numbers(value: Any) -> list[float]:
 
 def load_builtin(weights: Path = BUILTIN_WEIGHTS, sidecar: Path = BUILTIN_SIDECAR) -> PixelUNetDenoiser:
     """A model written by `practicum diffusion train` (by default the committed digits model), in eval mode."""
-    from practicum.files import layout_of, read_safetensors
-
     if not weights.exists():
         raise ModelError(f"the model's weights {weights} are missing", MODEL_FIX)
     meta = read_sidecar(sidecar)
@@ -188,7 +186,6 @@ def load_builtin(weights: Path = BUILTIN_WEIGHTS, sidecar: Path = BUILTIN_SIDECA
     state = read_safetensors(weights, ModelError, MODEL_FIX, expect=layout_of(den.unet))
     den.unet.load_state_dict({k: v.float() for k, v in state.items()})
     den.sampling_defaults = dict(BUILTIN_SAMPLING, **meta.get("sampling", {}))
-    den.trained_on = meta.get("data")
     den.requires_grad_(False)  # a generator is never trained by the code that samples from it
     return den.eval()
 
@@ -220,6 +217,4 @@ def load_trained(folder: Path) -> PixelUNetDenoiser:
 def sampling_defaults(denoiser) -> dict[str, Any]:
     """The sampling settings a model recommends (the built-in's are tuned; SD and DiT: their
     papers' values, see practicum.diffusion.model_defaults)."""
-    from practicum.diffusion.model_defaults import default_sampling
-
     return default_sampling(denoiser)

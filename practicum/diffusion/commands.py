@@ -40,13 +40,11 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="Start OUT again from scratch."),
     ) -> None:
         """Train the small class-conditional diffusion model on the train split (never val/test)."""
-        import torch
-
         from practicum.diffusion.train import DiffusionTrainSettings, train_diffusion
         from practicum.log import echo
+        from practicum.runtime import set_torch_threads
 
-        if threads is not None:
-            torch.set_num_threads(threads)
+        set_torch_threads(threads)
         overrides = dict(data=data, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
         settings = DiffusionTrainSettings.build(DiffusionTrainSettings.base_values(config, out, resume), **overrides)
         weights = train_diffusion(settings, out, resume=resume, overwrite=overwrite, command=_command_line())
@@ -87,11 +85,10 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="Start OUT again from scratch."),
     ) -> None:
         """Generate entropy-guided examples (Deliberate Practice's sampler) into a pool."""
-        if threads is not None:
-            import torch
-
-            torch.set_num_threads(threads)
         from practicum.diffusion.generate import GenerateSettings, run_generate
+        from practicum.runtime import set_torch_threads
+
+        set_torch_threads(threads)
 
         overrides = dict(n=n, omega=omega, guidance_every=guidance_every, learner=learner, model=model, data=data, form=form,
                          through=through, steps=steps, cfg_scale=cfg_scale, shard_size=shard_size, seed=seed,

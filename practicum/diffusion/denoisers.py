@@ -15,8 +15,9 @@ Adapters:
 - `DiTDenoiser`         `DiTTransformer2DModel` + `AutoencoderKL`, learned-variance channels;
 - the built-in digits model (`practicum.diffusion.builtin`) is a `PixelUNetDenoiser`.
 
-`load_denoiser(spec)` opens "builtin", a local diffusers folder (never the network) or a dict
-config that builds a randomly initialised model (tests, experiments).
+`load_folder` opens a local diffusers folder (never the network) and `build_denoiser` a dict
+config that builds a randomly initialised model (tests, experiments); `practicum.diffusion.loading`
+picks between them and the built-in models.
 """
 
 from __future__ import annotations
@@ -377,38 +378,6 @@ class DiTDenoiser(_LatentDenoiser):
 
 # ---------------------------------------------------------------- loading
 
-def load_denoiser(spec: "str | Path | dict[str, Any] | Denoiser", **options: Any) -> Denoiser:
-    """Open a denoiser.
-
-    - `"builtin"` or `"builtin:digits"`: the committed digits model; `"builtin:fashion"`: the
-      committed Fashion-MNIST model (practicum/assets). Commands resolve a plain `builtin`
-      against their `--data` first (`practicum.diffusion.builtin.builtin_for`).
-    - a folder written by `practicum diffusion train` (denoiser.safetensors + denoiser.json).
-    - a path: a local diffusers folder, opened with `local_files_only` (never downloads). A
-      pipeline folder (model_index.json naming DDPM/DDIM, StableDiffusion or DiT pipelines) or a
-      bare `UNet2DModel` folder. Options: `class_names`, `prompt_embeds` (SD without text encoder).
-    - a dict: `{"kind": "unet"|"sd"|"dit", "unet"|"transformer": {...}, "vae": {...},
-      "scheduler": {...}, ...}` builds a randomly initialised model (tests, experiments).
-    """
-    if isinstance(spec, Denoiser):
-        return spec
-    if isinstance(spec, dict):
-        return build_denoiser(spec, **options)
-    if str(spec) == "builtin":
-        from practicum.diffusion.builtin import load_builtin
-
-        return load_builtin()
-    if str(spec).startswith("builtin:"):
-        from practicum.diffusion.builtin import load_named_builtin
-
-        return load_named_builtin(str(spec).partition(":")[2])
-    from practicum.diffusion.builtin import is_trained_folder, load_trained
-
-    if is_trained_folder(Path(spec)):
-        return load_trained(Path(spec))
-    return _load_folder(Path(spec), **options)
-
-
 def build_denoiser(config: dict[str, Any], **options: Any) -> Denoiser:
     """A randomly initialised denoiser from explicit configs (seeded by the caller's torch seed)."""
     from diffusers import AutoencoderKL, DiTTransformer2DModel, UNet2DConditionModel, UNet2DModel
@@ -464,7 +433,7 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise ModelError(f"{path} is not readable JSON ({exc})", "repair or re-download the model folder") from None
 
 
-def _load_folder(folder: Path, *, class_names: Sequence[str] | None = None,
+def load_folder(folder: Path, *, class_names: Sequence[str] | None = None,
                  prompt_embeds: torch.Tensor | None = None, null_embeds: torch.Tensor | None = None,
                  **options: Any) -> Denoiser:
     if folder.is_file():

@@ -26,12 +26,19 @@ from pydantic import Field
 from practicum.config import Settings
 from practicum.data import RunDir, load_source
 from practicum.data.pool import Pool
+from practicum.diffusion.builtin import builtin_for, recorded_data, sampling_defaults
+from practicum.diffusion.guidance import EntropyGuidance
+from practicum.diffusion.loading import load_denoiser
+from practicum.diffusion.precision import prepare_denoiser
+from practicum.diffusion.sampler import sample
 from practicum.engine import get_executor, shard_seed
 from practicum.errors import ModelError
+from practicum.learn import Learner, build_model
+from practicum.learn.learner import TrainSettings, read_learner_meta
 from practicum.limits import MAX_COUNT, CfgScale, Count, GuidanceStrength, SeedValue, check_memory
 from practicum.log import echo, logger
+from practicum.runtime import parse_dtype, resolve_device
 from practicum.validate import data_input, model_input
-
 
 
 class GenerateSettings(Settings):
@@ -99,8 +106,6 @@ def _cached(kind: str, key: str, build):
 
 def load_guide(learner_dir: str | Path) -> torch.nn.Module:
     """A saved learner's EMA network in eval mode, frozen (the guide of entropy guidance)."""
-    from practicum.learn import Learner
-
     return Learner.load(learner_dir).guide_model()
 
 
@@ -111,13 +116,6 @@ def guide_input_size(classifier: torch.nn.Module) -> tuple[int, int] | None:
 
 def generate_shard(job: ShardJob) -> dict[str, Any]:
     """Sample one shard (top-level so executors can ship it): images as uint8-ready floats + stats."""
-    from practicum.diffusion.builtin import sampling_defaults
-    from practicum.diffusion.denoisers import load_denoiser
-    from practicum.diffusion.guidance import EntropyGuidance
-    from practicum.diffusion.sampler import sample
-
-    from practicum.diffusion.precision import prepare_denoiser, resolve_device
-
     den = _cached("model", job.model_key(), lambda: prepare_denoiser(
         load_denoiser(job.model), device=job.device, dtype=job.model_dtype,
         gradient_checkpointing=job.gradient_checkpointing, vae_slicing=job.vae_slicing))
@@ -149,8 +147,6 @@ def check_model_matches_data(den, data, model: str, data_spec: str) -> None:
 
 def check_guide_matches_data(learner: str | Path, data, data_spec: str) -> None:
     """Refuse a saved learner whose images or classes are not the data's: it would guide nothing."""
-    from practicum.learn.learner import read_learner_meta
-
     spec = read_learner_meta(learner).get("model_spec") or {}
     shape = tuple(spec.get("image_shape") or data.image_shape)
     classes = spec.get("num_classes", data.num_classes)
@@ -166,9 +162,6 @@ GUIDE_CHECKPOINT_EVERY = 100  # guide training steps between two checkpoints (re
 def _default_guide(run: RunDir, settings: GenerateSettings) -> Path:
     """Train (or reuse) the default guide in OUT/guide, checkpointed in OUT/guide/partial as it trains,
     so a kill during guide training (a large share of a small run) loses at most 100 steps."""
-    from practicum.learn import Learner, build_model
-    from practicum.learn.learner import TrainSettings
-
     folder = run.path / "guide"
     if (folder / "learner.json").exists():
         Learner.load(folder)  # validates the cache
@@ -201,10 +194,6 @@ def _default_guide(run: RunDir, settings: GenerateSettings) -> Path:
 def run_generate(settings: GenerateSettings, out: str | Path, *, engine: str = "local", resume: bool = False,
                  overwrite: bool = False, command: str | None = None) -> dict[str, Any]:
     """Generate `settings.n` examples into `out/pool`; write `out/summary.json` and return it."""
-    from practicum.diffusion.builtin import builtin_for, recorded_data, sampling_defaults
-    from practicum.diffusion.denoisers import load_denoiser
-    from practicum.diffusion.precision import parse_dtype, prepare_denoiser, resolve_device
-
     if "data" not in settings.model_fields_set and recorded_data(settings.model):
         settings = settings.model_copy(update={"data": recorded_data(settings.model)})
         echo(f"--data not given: using {settings.data}, the data {settings.model} was trained on")

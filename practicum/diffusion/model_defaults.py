@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from practicum.diffusion.denoisers import DiTDenoiser, PixelUNetDenoiser, StableDiffusionDenoiser
 from practicum.errors import ConfigError, ModelError
 
 WNID = re.compile(r"^n\d{8}$")
@@ -39,8 +40,6 @@ GENERIC_DEFAULTS: dict[str, Any] = {"steps": 50, "scheduler": "ddim", "eta": 0.0
 
 def model_family(den) -> str:
     """'sd', 'dit', 'pixel' or 'other' from the adapter type (no weights are inspected)."""
-    from practicum.diffusion.denoisers import DiTDenoiser, PixelUNetDenoiser, StableDiffusionDenoiser
-
     if isinstance(den, StableDiffusionDenoiser):
         return "sd"
     if isinstance(den, DiTDenoiser):

@@ -24,45 +24,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from practicum.errors import ConfigError
-
-DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-_ALIASES = {"float32": "fp32", "float": "fp32", "bfloat16": "bf16", "float16": "fp16", "half": "fp16"}
-DTYPE_NAMES = tuple(DTYPES)
-
-
-def parse_dtype(name: "str | torch.dtype | None") -> torch.dtype:
-    """'fp32' | 'bf16' | 'fp16' (or the torch names) → torch.dtype; None → float32."""
-    if name is None:
-        return torch.float32
-    if isinstance(name, torch.dtype):
-        if name not in DTYPES.values():
-            raise ConfigError(f"dtype {name} is not supported", f"use one of {', '.join(DTYPE_NAMES)}")
-        return name
-    key = _ALIASES.get(str(name).lower(), str(name).lower())
-    if key not in DTYPES:
-        raise ConfigError(f"unknown dtype {name!r}", f"use one of {', '.join(DTYPE_NAMES)}")
-    return DTYPES[key]
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    return next(k for k, v in DTYPES.items() if v == dtype)
-
-
-def resolve_device(name: "str | torch.device | None") -> torch.device:
-    """'auto' → cuda when available, else cpu; anything else is checked to exist."""
-    if name is None or str(name) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(str(name))
-    except RuntimeError:
-        raise ConfigError(f"unknown device {name!r}", "use cpu, cuda, cuda:N, mps or auto") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} asked for but CUDA is not available here",
-                          "use --device cpu (or auto)")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("device 'mps' asked for but MPS is not available here", "use --device cpu (or auto)")
-    return device
+from practicum.runtime import DTYPE_NAMES, DTYPES, parse_dtype, resolve_device  # noqa: F401  (re-exported)
 
 
 def freeze(module: nn.Module) -> nn.Module:
@@ -159,5 +121,5 @@ class SavedTensorMeter:
             yield self
 
 
-__all__ = ["DTYPES", "DTYPE_NAMES", "SavedTensorMeter", "ToDtype", "dtype_name", "freeze", "module_device",
+__all__ = ["DTYPES", "DTYPE_NAMES", "SavedTensorMeter", "ToDtype", "freeze", "module_device",
            "module_dtype", "parse_dtype", "prepare_denoiser", "resolve_device"]

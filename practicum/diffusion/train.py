@@ -30,6 +30,8 @@ from practicum.diffusion.builtin import (
     builtin_name,
 )
 from practicum.errors import ConfigError, DataError, RunError, TrainingError
+from practicum.learn.averaging import ema_decay, update_ema
+from practicum.learn.noising import add_noise
 from practicum.limits import Count, LearningRate, SeedValue, check_memory
 from practicum.log import logger, progress_bar
 from practicum.validate import data_input
@@ -176,20 +178,15 @@ def train_diffusion(settings: DiffusionTrainSettings, out: str | Path, *, resume
                 t = torch.randint(0, den.num_train_timesteps, (settings.batch_size,), generator=gen)
                 noise = torch.randn(x0.shape, generator=gen)
                 ab = alphas[t].view(-1, 1, 1, 1)
-                x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+                x_t = add_noise(x0, noise, ab)
                 loss = torch.nn.functional.mse_loss(den.predict(x_t, t, y)[0], noise)
                 if not torch.isfinite(loss):  # stop before a nan reaches the weights or a checkpoint
                     _diverged(f"the loss became {loss.item()} at step {step + 1}", settings, step)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                decay = min(settings.ema_decay, (1 + step) / (10 + step))
-                with torch.no_grad():
-                    for k, v in unet.state_dict().items():
-                        if v.dtype.is_floating_point:
-                            ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
-                        else:
-                            ema[k].copy_(v)
+                update_ema(((ema[k], v) for k, v in unet.state_dict().items()), ema_decay(step, settings.ema_decay),
+                           blend="mul_add")
                 losses.append(loss.item())
                 advance()
                 done = step + 1

@@ -43,6 +43,7 @@ from practicum.distill.protocol import StudentSettings, build_student, summarise
 from practicum.errors import ConfigError, DataError, ModelError
 from practicum.limits import MAX_CFG_SCALE, MAX_GUIDANCE, MAX_IMAGE_SIZE, Count, SeedValue, check_memory
 from practicum.log import echo, logger, progress
+from practicum.stats import paired_difference
 
 DIGITS = ("digits", "builtin", "builtin:digits")
 
@@ -480,25 +481,21 @@ PAIRS = (("mgd3", "unguided"), ("mgd3", "mode-no-stop"), ("mgd3", "random-real")
 
 
 def paired_differences(methods: dict, key: str = "last_accuracy") -> dict:
-    """Per-seed paired differences a − b with a t interval (none, and why, with fewer than 5 seeds)."""
-    from practicum.distill.protocol import t_interval
-
+    """Per-seed paired differences a − b (`practicum.stats.paired_difference`) with a t interval (none,
+    and why, with fewer than `MIN_SEEDS_FOR_INTERVAL` seeds), under this summary's keys ci95 and
+    why_no_interval."""
     out = {}
     for a, b in PAIRS:
         if a not in methods or b not in methods:
             continue
-        pa = {r["seed"]: r[key] for r in methods[a]["per_seed"]}
+        pa = {r["seed"]: r[key] for r in sorted(methods[a]["per_seed"], key=lambda r: r["seed"])}
         pb = {r["seed"]: r[key] for r in methods[b]["per_seed"]}
-        seeds = sorted(set(pa) & set(pb))
-        diffs = [pa[s] - pb[s] for s in seeds]
-        if not diffs:
+        d = paired_difference(pa, pb)
+        if d is None:
             continue
-        entry = {"seeds": seeds, "per_seed": diffs, "mean": float(np.mean(diffs))}
-        if len(diffs) >= 5:
-            entry["ci95"] = t_interval(diffs)
-        else:
-            entry["ci95"] = None
-            entry["why_no_interval"] = f"{len(diffs)} seeds: a t interval needs at least 5 to be worth printing"
+        entry = {"seeds": d["seeds"], "per_seed": d["per_seed"], "mean": d["mean"], "ci95": d["ci"]}
+        if d["ci"] is None:
+            entry["why_no_interval"] = d["ci_note"]
         out[f"{a} - {b}"] = entry
     return out
 

@@ -44,7 +44,10 @@ from pydantic import Field, model_validator
 from practicum.config import Settings
 from practicum.data import Dataset
 from practicum.errors import ConfigError, DataError
+from practicum.learn.augment import cutmix_box, paste_box
 from practicum.limits import MAX_IMAGE_SIZE, Count, LearningRate
+from practicum.runtime import resolve_device
+from practicum.stats import t_interval  # noqa: F401  (re-exported: benchmarks import it from here)
 
 # AlexNet's PCA lighting constants for ImageNet RGB (eigenvalues and eigenvectors of pixel covariance).
 _PCA_EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
@@ -274,15 +277,9 @@ def cutmix(x: torch.Tensor, beta: float, gen: torch.Generator) -> tuple[torch.Te
     # Beta(β, β) from a numpy generator seeded by `gen`, so the draw is reproducible.
     lam = float(np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=gen))).beta(beta, beta))
     perm = torch.randperm(n, generator=gen)
-    cut = math.sqrt(1.0 - lam)
-    ch, cw = int(height * cut), int(width * cut)
     cy = int(torch.randint(0, height, (1,), generator=gen))
     cx = int(torch.randint(0, width, (1,), generator=gen))
-    y0, y1 = max(cy - ch // 2, 0), min(cy + ch // 2, height)
-    x0, x1 = max(cx - cw // 2, 0), min(cx + cw // 2, width)
-    mixed = x.clone()
-    mixed[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
-    lam = 1.0 - (y1 - y0) * (x1 - x0) / float(height * width)
+    mixed, lam = paste_box(x, perm, cutmix_box(height, width, lam, cy, cx, floor=True))
     return mixed, perm, lam
 
 
@@ -318,12 +315,6 @@ def _resize(x: torch.Tensor, size: int | None) -> torch.Tensor:
     if size is None or x.shape[-1] == size:
         return x
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 @torch.no_grad()
@@ -477,17 +468,6 @@ def summarise(values: list[float]) -> tuple[float, float]:
     """(mean, sample std with ddof=1; 0 for a single value) of per-seed accuracies."""
     arr = np.asarray(values, dtype=np.float64)
     return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
-
-
-def t_interval(values: list[float], level: float = 0.95) -> tuple[float, float] | None:
-    """Student-t confidence interval of the mean (None with fewer than 2 values)."""
-    from scipy import stats
-
-    arr = np.asarray(values, dtype=np.float64)
-    if len(arr) < 2:
-        return None
-    half = float(stats.t.ppf(0.5 + level / 2, len(arr) - 1) * arr.std(ddof=1) / math.sqrt(len(arr)))
-    return float(arr.mean() - half), float(arr.mean() + half)
 
 
 __all__ = ["DSA_OPS", "PROTOCOLS", "StudentResult", "StudentSettings", "accuracy", "augment", "build_student",

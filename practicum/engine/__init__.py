@@ -28,11 +28,11 @@ and with the global generators seeded from its position (see `practicum.engine.w
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
-from practicum.engine.worker import GlobalStateGuard, driver_threads, run_item, run_setup, setup_key
+from practicum.engine.worker import (THREADS_ENV, GlobalStateGuard, check_positions, resolve_threads, run_item,
+                                     run_setup, setup_key)
 from practicum.errors import ConfigError
 from practicum.log import progress_bar
 
@@ -40,7 +40,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 ENGINES = ("local", "ray")
-THREADS_ENV = "PRACTICUM_THREADS"
 
 
 class Executor(Protocol):
@@ -56,32 +55,6 @@ class Executor(Protocol):
 
     def close(self) -> None:
         """Release workers and kept states (Ray: shuts down the instance this executor started)."""
-
-
-def resolve_threads(threads: int | None) -> int:
-    """Torch threads per item: the argument, else `PRACTICUM_THREADS`, else the driver's count."""
-    if threads is None:
-        text = os.environ.get(THREADS_ENV)
-        if text:
-            try:
-                threads = int(text)
-            except ValueError:
-                raise ConfigError(f"{THREADS_ENV}={text!r} is not a whole number",
-                                  f"set {THREADS_ENV} to a positive integer such as 1") from None
-        else:
-            threads = driver_threads()
-    if threads < 1:
-        raise ConfigError(f"threads per item must be at least 1, got {threads}", f"use 1 or more ({THREADS_ENV})")
-    return threads
-
-
-def check_positions(items: Sequence[Any], positions: Sequence[int] | None) -> list[int]:
-    if positions is None:
-        return list(range(len(items)))
-    positions = [int(p) for p in positions]
-    if len(positions) != len(items):
-        raise ConfigError(f"got {len(positions)} positions for {len(items)} items", "give one position per item")
-    return positions
 
 
 class LocalExecutor:

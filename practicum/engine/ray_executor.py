@@ -43,8 +43,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from practicum.engine import check_positions, resolve_threads
-from practicum.engine.worker import Outcome, run_item, run_setup, setup_key, try_setup
+from practicum.engine.worker import Outcome, check_positions, resolve_threads, run_item, run_setup, setup_key, try_setup
 from practicum.errors import ConfigError, RunError
 from practicum.log import logger, progress_bar
 

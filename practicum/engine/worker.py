@@ -19,14 +19,19 @@ whatever the engine wraps it in.
 
 from __future__ import annotations
 
+import os
 import pickle
 import random
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from practicum.errors import ConfigError
+
+THREADS_ENV = "PRACTICUM_THREADS"
 
 # Salt for the per-position global seeds, kept apart from the seeds `shard_seed` hands to items.
 GLOBAL_SEED_SALT = 0x9E3779B1
@@ -39,12 +44,39 @@ def driver_threads() -> int:
     return torch.get_num_threads()
 
 
+def resolve_threads(threads: int | None) -> int:
+    """Torch threads per item: the argument, else `PRACTICUM_THREADS`, else the driver's count."""
+    if threads is None:
+        text = os.environ.get(THREADS_ENV)
+        if text:
+            try:
+                threads = int(text)
+            except ValueError:
+                raise ConfigError(f"{THREADS_ENV}={text!r} is not a whole number",
+                                  f"set {THREADS_ENV} to a positive integer such as 1") from None
+        else:
+            threads = driver_threads()
+    if threads < 1:
+        raise ConfigError(f"threads per item must be at least 1, got {threads}", f"use 1 or more ({THREADS_ENV})")
+    return threads
+
+
+def check_positions(items: Sequence[Any], positions: Sequence[int] | None) -> list[int]:
+    if positions is None:
+        return list(range(len(items)))
+    positions = [int(p) for p in positions]
+    if len(positions) != len(items):
+        raise ConfigError(f"got {len(positions)} positions for {len(items)} items", "give one position per item")
+    return positions
+
+
 def prepare_item(position: int, threads: int) -> None:
     """Pin torch threads and seed the global generators for the item at `position`."""
     import torch
 
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
+    from practicum.runtime import set_torch_threads
+
+    set_torch_threads(threads)
     seed = (GLOBAL_SEED_SALT * (position + 1)) % (2**32)
     random.seed(seed)
     np.random.seed(seed)

@@ -3,6 +3,8 @@ continues bit-identically): small random translations, Mixup and CutMix."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -45,11 +47,33 @@ def mix_batch(x: torch.Tensor, y_soft: torch.Tensor, generator: torch.Generator,
         return lam * x + (1 - lam) * x[perm], lam * y_soft + (1 - lam) * y_soft[perm]
     lam = float(rng.beta(cutmix_alpha, cutmix_alpha))
     h, w = x.shape[-2:]
-    cut_h, cut_w = int(round(h * np.sqrt(1 - lam))), int(round(w * np.sqrt(1 - lam)))
-    cy, cx = int(rng.integers(h)), int(rng.integers(w))
-    y0, y1 = max(cy - cut_h // 2, 0), min(cy + (cut_h - cut_h // 2), h)
-    x0, x1 = max(cx - cut_w // 2, 0), min(cx + (cut_w - cut_w // 2), w)
+    box = cutmix_box(h, w, lam, int(rng.integers(h)), int(rng.integers(w)))
+    mixed, kept = paste_box(x, perm, box)
+    return mixed, kept * y_soft + (1 - kept) * y_soft[perm]
+
+
+# ---------------------------------------------------------------- CutMix's box (one geometry for every caller)
+
+def cutmix_box(h: int, w: int, lam: float, cy: int, cx: int, *, floor: bool = False) -> tuple[int, int, int, int]:
+    """The CutMix box (y0, y1, x0, x1): sides √(1 − λ)·(h, w) centred at (cy, cx), clipped to the image.
+
+    Default: sides rounded to the nearest pixel and the box [c − s//2, c + s − s//2), the full side.
+    `floor=True` is the MGD³/DSA evaluation protocol's variant (sides floored, box [c − s//2, c + s//2),
+    one pixel short for an odd side), kept because the distillation benchmarks' recorded numbers
+    depend on it.
+    """
+    cut = math.sqrt(1.0 - lam)
+    if floor:
+        ch, cw = int(h * cut), int(w * cut)
+        return max(cy - ch // 2, 0), min(cy + ch // 2, h), max(cx - cw // 2, 0), min(cx + cw // 2, w)
+    ch, cw = int(round(h * cut)), int(round(w * cut))
+    return max(cy - ch // 2, 0), min(cy + ch - ch // 2, h), max(cx - cw // 2, 0), min(cx + cw - cw // 2, w)
+
+
+def paste_box(x: torch.Tensor, perm: torch.Tensor, box: tuple[int, int, int, int]) -> tuple[torch.Tensor, float]:
+    """`x` with the box pasted from `x[perm]`, and λ = the area fraction actually kept."""
+    y0, y1, x0, x1 = box
     mixed = x.clone()
-    mixed[:, :, y0:y1, x0:x1] = x[perm][:, :, y0:y1, x0:x1]
-    lam = 1.0 - (y1 - y0) * (x1 - x0) / float(h * w)  # the area actually kept
-    return mixed, lam * y_soft + (1 - lam) * y_soft[perm]
+    mixed[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
+    h, w = x.shape[-2:]
+    return mixed, 1.0 - (y1 - y0) * (x1 - x0) / float(h * w)

@@ -20,16 +20,20 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
+from safetensors.torch import save_file
 from torch import nn
 
 from practicum.config import Settings
 from practicum.data.runstore import atomic_write_text, atomic_write_with
 from practicum.errors import ConfigError, DataError, ModelError
-from practicum.limits import Count, LearningRate
+from practicum.files import read_json_object, read_safetensors
 from practicum.learn.augment import mix_batch, random_shift
+from practicum.learn.averaging import ema_decay, update_ema
 from practicum.learn.models import build_model, model_from_spec
 from practicum.learn.schedule import cooldown_start, wsd_factor
+from practicum.limits import Count, LearningRate
 from practicum.log import progress_bar
+from practicum.runtime import resolve_device
 
 FORMAT_VERSION = 1
 
@@ -61,12 +65,6 @@ class TrainSettings(Settings):
         return cooldown_start(self.steps, self.cooldown_fraction)
 
 
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 class Learner:
     """A classifier in training. `model` is any nn.Module from images to logits."""
 
@@ -76,7 +74,7 @@ class Learner:
             raise ConfigError(f"a learner model must be a torch nn.Module, not {type(model).__name__}")
         self.settings = settings or TrainSettings()
         self.seed = int(seed)
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.model = model.to(self.device)
         self.model.train()
         self.ema = None
@@ -165,16 +163,9 @@ class Learner:
     def _update_ema(self) -> None:
         if self.ema is None:
             return
-        # Warm-up of the EMA horizon (as in common EMA implementations): early on the average
-        # follows the model closely, so a few hundred steps already give a useful EMA.
-        decay = min(self.settings.ema_decay, (1 + self.step) / (10 + self.step))
-        for e, p in zip(self.ema.parameters(), self.model.parameters()):
-            e.lerp_(p.detach(), 1.0 - decay)
-        for e, b in zip(self.ema.buffers(), self.model.buffers()):
-            if e.dtype.is_floating_point:
-                e.lerp_(b, 1.0 - decay)
-            else:
-                e.copy_(b)
+        decay = ema_decay(self.step, self.settings.ema_decay)
+        update_ema(zip(self.ema.parameters(), self.model.parameters()), decay)
+        update_ema(zip(self.ema.buffers(), self.model.buffers()), decay)
 
     # ------------------------------------------------------------ inference
     def _net(self, ema: bool) -> nn.Module:
@@ -260,8 +251,6 @@ class Learner:
 
     def save(self, directory: str | Path) -> Path:
         """`learner.safetensors` (weights, EMA, optimiser, RNG) + `learner.json`, each written atomically."""
-        from safetensors.torch import save_file
-
         directory = Path(directory)
         tensors, meta = self.state()
         atomic_write_with(directory / "learner.safetensors", lambda tmp: save_file(tensors, tmp))
@@ -273,8 +262,6 @@ class Learner:
              device: str | torch.device | None = "cpu") -> "Learner":
         """Rebuild a saved learner. A built-in architecture is rebuilt from its spec; a user
         model must be passed (freshly constructed, same architecture)."""
-        from practicum.files import read_safetensors
-
         directory = Path(directory)
         meta = read_learner_meta(directory)
         if model is None:
@@ -309,8 +296,6 @@ LEARNER_FIX = "give a folder written by Learner.save (learner.json + learner.saf
 
 def read_learner_meta(directory: str | Path) -> dict[str, Any]:
     """`learner.json` of a saved learner, its fields and the model spec checked (no weights are read)."""
-    from practicum.files import read_json_object
-
     directory = Path(directory)
     if not (directory / "learner.json").is_file() or not (directory / "learner.safetensors").is_file():
         hint = " (give the folder, not the file)" if directory.is_file() else ""

@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from practicum.errors import ConfigError, DataError
+from practicum.learn.augment import cutmix_box, paste_box
+from practicum.runtime import parse_dtype, resolve_device
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -221,7 +223,7 @@ class DeviceAugment(nn.Module):
 def mix_on_device(x: torch.Tensor, targets: torch.Tensor, generator: torch.Generator, mixup_alpha: float = 0.0,
                   cutmix_alpha: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Mixup or CutMix of a device batch with soft targets (one of the enabled, p = 1/2 each);
-    the box is a mask built on the device, the pairing a permutation (no per-image loop)."""
+    the pairing is a permutation (no per-image loop), the box `augment.cutmix_box`."""
     use = [(name, a) for name, a in (("mixup", mixup_alpha), ("cutmix", cutmix_alpha)) if a > 0]
     if not use or len(x) < 2:
         return x, targets
@@ -232,13 +234,9 @@ def mix_on_device(x: torch.Tensor, targets: torch.Tensor, generator: torch.Gener
     if name == "mixup":
         return lam * x + (1 - lam) * x[perm], lam * targets + (1 - lam) * targets[perm]
     h, w = x.shape[-2:]
-    ch, cw = int(round(h * math.sqrt(1 - lam))), int(round(w * math.sqrt(1 - lam)))
     cy, cx = int(torch.randint(h, (1,), generator=generator)), int(torch.randint(w, (1,), generator=generator))
-    y0, y1, x0, x1 = max(cy - ch // 2, 0), min(cy + ch - ch // 2, h), max(cx - cw // 2, 0), min(cx + cw - cw // 2, w)
-    mask = torch.zeros(1, 1, h, w, device=x.device, dtype=x.dtype)
-    mask[..., y0:y1, x0:x1] = 1
-    kept = 1.0 - (y1 - y0) * (x1 - x0) / float(h * w)
-    return x * (1 - mask) + x[perm] * mask, kept * targets + (1 - kept) * targets[perm]
+    mixed, kept = paste_box(x, perm, cutmix_box(h, w, lam, cy, cx))
+    return mixed, kept * targets + (1 - kept) * targets[perm]
 
 
 # ---------------------------------------------------------------- training
@@ -249,7 +247,6 @@ def train_stream(model: nn.Module, loader, *, steps: int, num_classes: int, augm
                  cutmix_alpha: float = 0.0, amp_dtype: str | None = "bf16", device: str | torch.device = "cpu",
                  seed: int = 0, channels_last: bool = False) -> dict[str, float]:
     """Train `model` for `steps` optimiser steps from `loader` (cycled); returns timing and loss."""
-    from practicum.diffusion.precision import parse_dtype, resolve_device
     from practicum.learn.schedule import wsd_factor
 
     device = resolve_device(device)
@@ -296,7 +293,6 @@ def train_stream(model: nn.Module, loader, *, steps: int, num_classes: int, augm
 def evaluate_stream(model: nn.Module, loader, augment: DeviceAugment, *, amp_dtype: str | None = "bf16",
                     device: str | torch.device = "cpu") -> dict[str, float]:
     """Top-1 accuracy over the whole loader (centre crops)."""
-    from practicum.diffusion.precision import parse_dtype, resolve_device
 
     device = resolve_device(device)
     model.to(device).eval()

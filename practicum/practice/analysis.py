@@ -16,14 +16,14 @@ Conventions (the same in the terminal summary, summary.json and report.html):
   D_s, the seed is **censored**: DP needs more than D_s images (a lower bound on DP's size, i.e.
   m_s < n*/D_s). Censored seeds are counted (`reached_fraction`) and listed, never scored 0.
 - **Summary over seeds**: the geometric mean of m_s with a t interval on log m_s (n − 1 degrees
-  of freedom), only when every seed reached the target and there are at least `MIN_SEEDS_FOR_CI`
-  seeds; otherwise no interval, with the reason in `ci_note`.
+  of freedom), only when every seed reached the target and there are at least
+  `practicum.stats.MIN_SEEDS_FOR_INTERVAL` seeds; otherwise no interval, with the reason in `ci_note`.
 - **Gains at equal size** (DP − static, DP − dynamic-vanilla): per seed at grid sizes above the
   start size (equal for both strategies by construction, so not a gain), then mean and t interval
   over seeds under the same rule.
 - **Fitted-law multiplier**: one law family for both strategies (chosen on static), fitted to all
   seeds' points; the interval is a paired leave-one-seed-out jackknife (both curves drop the same
-  seed) with a t quantile, again only with at least `MIN_SEEDS_FOR_CI` seeds.
+  seed) with a t quantile, again only with at least `practicum.stats.MIN_SEEDS_FOR_INTERVAL` seeds.
 """
 
 from __future__ import annotations
@@ -34,11 +34,10 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
-MIN_SEEDS_FOR_CI = 5
-NO_CI = "fewer than {min} seeds ({n}): no interval is printed (a t or bootstrap interval is not valid there)"
-
+from practicum.errors import PracticumError
+from practicum.scaling import fit
+from practicum.stats import MIN_SEEDS_FOR_INTERVAL, NO_INTERVAL_NOTE, paired_difference, seed_interval, t_quantile
 
 # ---------------------------------------------------------------- curves
 
@@ -117,17 +116,6 @@ def mean_curve(points: list[dict], strategy: str, key: str = "test_accuracy") ->
     return {n: float(np.mean([c[n] for c in by_seed.values()])) for n in sorted(common)}
 
 
-# ---------------------------------------------------------------- intervals
-
-def t_interval(values, level: float = 0.95) -> tuple[list[float] | None, str | None]:
-    """Mean ± t·SE over seeds, or (None, why) with fewer than MIN_SEEDS_FOR_CI values."""
-    v = np.asarray(values, dtype=float)
-    if v.size < MIN_SEEDS_FOR_CI:
-        return None, NO_CI.format(min=MIN_SEEDS_FOR_CI, n=v.size)
-    half = float(stats.t.ppf((1 + level) / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
-    return [float(v.mean() - half), float(v.mean() + half)], None
-
-
 # ---------------------------------------------------------------- the data multiplier
 
 def static_target(points: list[dict], strategy: str = "static", key: str = "test_accuracy") -> dict[str, Any]:
@@ -139,9 +127,11 @@ def static_target(points: list[dict], strategy: str = "static", key: str = "test
     return {"static_size": int(best), "target": curve[best]}
 
 
-def data_multiplier(points: list[dict], a: str = "static", b: str = "dp", level: float = 0.95,
-                    key: str = "test_accuracy") -> dict[str, Any]:
-    """Per-seed multipliers of `b` over `a` (module docstring), their geometric mean and t interval."""
+def measured_multiplier(points: list[dict], a: str = "static", b: str = "dp", level: float = 0.95,
+                        key: str = "test_accuracy") -> dict[str, Any]:
+    """Per-seed multipliers of `b` over `a` read off the measured curves (module docstring), their
+    geometric mean and t interval. The law-based multiplier is `practicum.scaling.data_multiplier`;
+    the study's summary keeps this one under its `data_multiplier*` keys."""
     target = static_target(points, a, key)
     pa, pb = per_seed(points, a, key), per_seed(points, b, key)
     seeds = sorted(set(pa) & set(pb))
@@ -177,7 +167,7 @@ def data_multiplier(points: list[dict], a: str = "static", b: str = "dp", level:
                           "no multiplier over seeds is given")
         return out
     out["multiplier"] = float(math.exp(np.mean(logs)))
-    ci, why = t_interval(logs, level)
+    ci, why = seed_interval(logs, level)
     out["ci"] = None if ci is None else [float(math.exp(ci[0])), float(math.exp(ci[1]))]
     out["ci_note"] = why
     return out
@@ -185,7 +175,8 @@ def data_multiplier(points: list[dict], a: str = "static", b: str = "dp", level:
 
 def paired_gain(points: list[dict], a: str, b: str, level: float = 0.95, start_size: int | None = None,
                 grid: list[int] | None = None, key: str = "test_accuracy") -> dict[int, dict[str, Any]]:
-    """{size: mean and t interval of acc_b − acc_a over seeds}, at grid sizes above the start size.
+    """{size: mean and seed interval of the gain of `b` over `a` (acc_b − acc_a, i.e.
+    `paired_difference(b, a)`)}, at grid sizes above the start size.
 
     Both curves are read on the shared log-size grid inside each seed's measured range."""
     pa, pb = per_seed(points, a, key), per_seed(points, b, key)
@@ -194,14 +185,14 @@ def paired_gain(points: list[dict], a: str, b: str, level: float = 0.95, start_s
     for size in grid:
         if start_size is not None and size <= start_size:
             continue  # equal for both by construction
-        diffs = []
+        at_a, at_b = {}, {}
         for s in sorted(set(pa) & set(pb)):
             va, vb = interpolate(pa[s], size), interpolate(pb[s], size)
             if va is not None and vb is not None:
-                diffs.append(vb - va)
-        if diffs:
-            ci, why = t_interval(diffs, level)
-            out[int(size)] = {"mean": float(np.mean(diffs)), "ci": ci, "ci_note": why, "n_seeds": len(diffs)}
+                at_a[s], at_b[s] = va, vb
+        d = paired_difference(at_b, at_a, level)
+        if d is not None:
+            out[int(size)] = {"mean": d["mean"], "ci": d["ci"], "ci_note": d["ci_note"], "n_seeds": d["n_seeds"]}
     return out
 
 
@@ -219,9 +210,6 @@ def _curve_arrays(points: list[dict], strategy: str, drop_seed: int | None = Non
 
 def fit_law(points: list[dict], strategy: str, family: str = "auto", drop_seed: int | None = None):
     """A scaling law of test error vs size for one strategy, or None with the reason."""
-    from practicum.errors import PracticumError
-    from practicum.scaling import fit
-
     x, err, seeds = _curve_arrays(points, strategy, drop_seed)
     if len(np.unique(x)) < 3:
         return None, f"{strategy}: fewer than 3 sizes"
@@ -234,8 +222,6 @@ def fit_law(points: list[dict], strategy: str, family: str = "auto", drop_seed: 
 
 
 def _fitted_ratio(points, a, b, family, target_error, drop_seed=None) -> float | None:
-    from practicum.errors import PracticumError
-
     law_a, _ = fit_law(points, a, family, drop_seed)
     law_b, _ = fit_law(points, b, family, drop_seed)
     if law_a is None or law_b is None:
@@ -263,8 +249,8 @@ def fitted_multiplier(points: list[dict], a: str = "static", b: str = "dp", leve
         out["note"] = f"the {family} laws cannot both reach error {y_star:.4f}"
         return out
     seeds = sorted(set(per_seed(points, a)) & set(per_seed(points, b)))
-    if len(seeds) < MIN_SEEDS_FOR_CI:
-        out["ci_note"] = NO_CI.format(min=MIN_SEEDS_FOR_CI, n=len(seeds))
+    if len(seeds) < MIN_SEEDS_FOR_INTERVAL:
+        out["ci_note"] = NO_INTERVAL_NOTE.format(min=MIN_SEEDS_FOR_INTERVAL, n=len(seeds))
         return out
     loo = [_fitted_ratio(points, a, b, family, y_star, drop_seed=s) for s in seeds]
     if any(v is None or v <= 0 for v in loo):
@@ -273,6 +259,6 @@ def fitted_multiplier(points: list[dict], a: str = "static", b: str = "dp", leve
     logs = np.log(loo)
     n = len(logs)
     se = math.sqrt((n - 1) / n * float(((logs - logs.mean()) ** 2).sum()))
-    half = float(stats.t.ppf((1 + level) / 2, n - 1)) * se
+    half = t_quantile(level, n - 1) * se
     out["ci"] = [float(m * math.exp(-half)), float(m * math.exp(half))]
     return out

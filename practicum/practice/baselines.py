@@ -30,6 +30,7 @@ from practicum.engine import shard_seed
 from practicum.learn import Learner, build_model
 from practicum.log import progress_bar
 from practicum.practice.generate import Generator, Request, balanced_labels
+from practicum.practice.loop import final_point
 from practicum.practice.settings import PracticeSettings
 
 
@@ -82,7 +83,7 @@ def generate_then_prune(run: RunDir, settings: PruneSettings, generator: Generat
 
     # An unfinished run starts training again from step 0 (the pools are reused): drop the events
     # it logged before the interruption, so metrics.jsonl holds one copy of each.
-    run.metrics_path.unlink(missing_ok=True)
+    run.trim_metrics(lambda row: False)
     images, labels = generate(pool, "round-000", 0, s.initial_size, shard_seed(s.seed, 0))
     prune_step = int(round(s.prune_at * s.iterations))
     seen = 0
@@ -103,13 +104,7 @@ def generate_then_prune(run: RunDir, settings: PruneSettings, generator: Generat
                 run.log_metric({"event": "eval", "step": learner.step, "pool_size": len(labels), "train_loss": loss,
                                 "val_accuracy": result["accuracy"], "val_loss": result["loss"]})
                 seen = 0
-    point = {"kind": "final", "size": len(labels), "rounds": 1, "step": learner.step,
-             "val_accuracy": learner.evaluate(val)["accuracy"]}
-    if test is not None:
-        point["test_accuracy"] = learner.evaluate(test)["accuracy"]
-    if tune is not None:
-        point["tune_accuracy"] = learner.evaluate(tune)["accuracy"]
-    run.log_metric({"event": "final", **point})
+    point = final_point(run, learner, val, test, tune, size=len(labels), rounds=1, step=learner.step)
     summary = {"settings": s.model_dump(mode="json"), "points": [point], "rounds": 1, "pool_size": len(labels),
                "steps": learner.step, "seconds": seconds}
     run.write_json("result.json", summary)

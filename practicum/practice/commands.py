@@ -10,6 +10,7 @@ import typer
 
 from practicum.cli_options import (LEARNER_AND_GENERATOR_DEVICE_HELP, device_option, dtype_option,
                                    gradient_checkpointing_option, guidance_batch_option, vae_slicing_option)
+from practicum.config import merge_values
 from practicum.validate import check_out, data_input, model_input, out_option
 
 
@@ -41,27 +42,10 @@ def study(
     static on a geometric grid up to its plateau, DP with branch-outs, dynamic-vanilla and
     generate-then-prune over several seeds; per-seed data multipliers (t intervals from 5 seeds),
     paired gains, fitted laws, figures and report.html."""
-    import yaml
+    from practicum.practice.study import StudySettings, print_summary, run_study, study_settings
 
-    from practicum.practice.study import print_summary, run_study, study_settings
-
-    values = {}
-    if config is not None:
-        from practicum.errors import ConfigError
-
-        if not config.is_file():
-            raise ConfigError(f"config file {config} does not exist", "give the path of a YAML file")
-        from practicum.files import read_text
-
-        text = read_text(config, ConfigError, "give a UTF-8 YAML file")
-        try:
-            values = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{config} is not valid YAML: {exc}".splitlines()[0], "fix the YAML syntax") from None
-        if not isinstance(values, dict):
-            raise ConfigError(f"{config} must hold a mapping of settings, not {type(values).__name__}")
-    elif resume and (out / "config.yaml").is_file():  # a bare --resume continues as the study started (--quick too)
-        values = yaml.safe_load((out / "config.yaml").read_text()) or {}
+    # --config, else on a bare --resume the study's own config.yaml (--quick too), else nothing
+    values = StudySettings.base_values(config, out, resume)
     practice_overrides = {k: v for k, v in {"omega": omega, "data": data, "device": device}.items() if v is not None}
     generator_overrides = {k: v for k, v in {"model": model, "model_dtype": dtype}.items() if v is not None}
     if generator_overrides:
@@ -127,8 +111,8 @@ def practice_command(
         settings = PracticeSettings.from_yaml(out / "config.yaml")
     else:
         values = PracticeSettings.base_values(config, out, resume=False)
-        values = _merged(_data_preset(data or values.get("data") or PracticeSettings.model_fields["data"].default),
-                         values)
+        values = merge_values(_data_preset(data or values.get("data") or PracticeSettings.model_fields["data"].default),
+                              values)
         train = dict(values.get("train", {}))
         if iterations is not None:
             train["steps"] = iterations
@@ -166,11 +150,3 @@ def _data_preset(data: str) -> dict:
     from practicum.practice.study import PRESETS
 
     return PRESETS.get(builtin_name(data) or "", {}).get("practice", {})
-
-
-def _merged(base: dict, update: dict) -> dict:
-    """`update` over `base`, nested mappings key by key."""
-    out = dict(base)
-    for key, value in update.items():
-        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out

@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from practicum.data.pool import Pool
+from practicum.data.runstore import RunDir
 from practicum.engine import shard_seed
 from practicum.errors import ConfigError, RunError
 from practicum.learn.patience import Patience, round_due
@@ -39,6 +41,7 @@ from practicum.practice.generate import DiffusionGenerator, Generator, Request, 
 from practicum.practice.growing import GrowingPool
 from practicum.practice.loop import entropy_stats
 from practicum.practice.settings import BUILTIN_PRACTICE_STEPS, GeneratorSettings, PracticeSettings
+from practicum.tracking import tracking
 
 _DEFAULTS = {name: PracticeSettings.model_fields[name].default
              for name in ("add_size", "omega", "t_init", "patience_rule", "reset_best")}
@@ -142,8 +145,6 @@ class DeliberatePractice:
         entropy = np.empty(0) if guide is None else _entropy(guide, out.images)
         self.pool.add(out.images, labels, round_index=k)
         if self._pool_dir is not None:
-            from practicum.data.pool import Pool
-
             values = {"entropy": entropy} if guide is not None else {}
             Pool(self._pool_dir).append(f"round-{k:03d}", out.images, labels, round_index=k, values=values,
                                         settings={"omega": omega, "gen_seconds": seconds})
@@ -154,9 +155,6 @@ class DeliberatePractice:
         closing = ExitStack()
         if out is None:
             return None, None, closing
-        from practicum.data.runstore import RunDir
-        from practicum.tracking import tracking
-
         run = RunDir(out)
         run.path.mkdir(parents=True, exist_ok=True)
         closing.enter_context(tracking(track, run.path))

@@ -25,8 +25,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from practicum.diffusion import EntropyGuidance, load_denoiser, sample
+from practicum.diffusion.builtin import sampling_defaults
+from practicum.diffusion.model_defaults import model_class_ids, model_family, prompt_names, read_class_map
+from practicum.diffusion.precision import freeze, prepare_denoiser
+from practicum.engine import get_executor, shard_seed
 from practicum.errors import ConfigError, DataError
 
 
@@ -67,9 +73,6 @@ def _denoiser(spec: str, class_names: tuple[str, ...] | None = None, device: str
     if spec in _DENOISERS:  # registered in-process (tests, notebooks)
         return _DENOISERS[spec]
     if key not in _DENOISERS:
-        from practicum.diffusion import load_denoiser
-        from practicum.diffusion.precision import prepare_denoiser
-
         options = {} if (spec.startswith("builtin") or class_names is None) else {"class_names": list(class_names)}
         _DENOISERS[key] = prepare_denoiser(load_denoiser(spec, **options), device=device, **dict(runtime))
     return _DENOISERS[key]
@@ -82,8 +85,6 @@ def registered_denoisers() -> set[str]:
 
 def fit_images(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
     """Generated images → the real data's (C, H, W): antialiased resize, RGB↔grey. Differentiable."""
-    import torch.nn.functional as F
-
     c, h, w = shape
     if images.shape[1] != c:
         if c == 1:
@@ -110,8 +111,6 @@ class _Fitted(nn.Module):
 
 def _sample_shard(item: dict[str, Any]) -> tuple[torch.Tensor, int, float]:
     """One shard of a request (a top-level function, so it pickles for Ray): images, retries, seconds."""
-    from practicum.diffusion import EntropyGuidance, sample
-
     started = time.perf_counter()
     den = item["denoiser"] if item["denoiser"] is not None else _denoiser(item["spec"], item["class_names"],
                                                                           item["device"], item.get("runtime", ()))
@@ -134,8 +133,6 @@ def _sample_shard(item: dict[str, Any]) -> tuple[torch.Tensor, int, float]:
 def _prompts(model: Any, names: tuple[str, ...] | None, class_map: str | None,
              template: str) -> tuple[str, ...] | None:
     """What a text-conditioned folder encodes as prompts: mapped class names in the template."""
-    from practicum.diffusion.model_defaults import prompt_names, read_class_map
-
     if names is None or not isinstance(model, str) or model == "builtin":
         return names
     cmap = None if class_map is None else read_class_map(class_map)
@@ -149,8 +146,6 @@ def _prompts(model: Any, names: tuple[str, ...] | None, class_map: str | None,
 
 def _label_map(den, names: tuple[str, ...] | None, class_map: str | None, template: str) -> torch.Tensor | None:
     """The model's class id per data class, checked (no silent i → i labelling); None = same ids."""
-    from practicum.diffusion.model_defaults import model_class_ids, model_family, prompt_names, read_class_map
-
     if names is None:
         return None
     cmap = None if class_map is None else read_class_map(class_map)
@@ -176,9 +171,6 @@ class DiffusionGenerator:
                  class_names: tuple[str, ...] | None = None, image_shape: tuple[int, int, int] | None = None,
                  device: str = "cpu", dtype: str | None = None, gradient_checkpointing: bool = False,
                  vae_slicing: bool = False, class_map: str | None = None, prompt_template: str = "{name}"):
-        from practicum.diffusion.builtin import sampling_defaults
-        from practicum.diffusion.precision import prepare_denoiser
-
         self.spec = model if isinstance(model, str) else None
         self.denoiser = None if isinstance(model, str) else model
         data_names = None if class_names is None else tuple(class_names)
@@ -189,8 +181,6 @@ class DiffusionGenerator:
         if self.denoiser is not None and (dtype is not None or gradient_checkpointing or vae_slicing):
             prepare_denoiser(self.denoiser, device=device, **dict(self.runtime))
         elif self.denoiser is not None:
-            from practicum.diffusion.precision import freeze
-
             freeze(self.denoiser)  # a generator is never trained here: no parameter gradients
         den = self.denoiser if self.denoiser is not None else _denoiser(model, self.class_names, device,
                                                                         self.runtime)
@@ -206,8 +196,6 @@ class DiffusionGenerator:
             self.num_classes = len(data_names)
 
     def __call__(self, request: Request) -> Generation:
-        from practicum.engine import get_executor, shard_seed
-
         if self.denoiser is not None and self.engine != "local":
             raise ConfigError("a Denoiser object cannot be shipped to Ray workers", "give the model as a path")
         labels = torch.as_tensor(request.labels, dtype=torch.long)

@@ -161,7 +161,7 @@ def practice(run: RunDir, settings: PracticeSettings, generator: Generator, val,
     # ---- the reported numbers: the final learner and every branch-out, on held-out real data
     state.patience = asdict(patience)
     _checkpoint(run, checkpoints, learner, state)
-    points = [_final_point(run, learner, state, val, test, tune)]
+    points = [final_point(run, learner, val, test, tune, size=state.pool_size, rounds=state.rounds, step=state.step)]
     points += _branch_outs(run, checkpoints, pool, state, val, test, engine, str(learner.device), tune, network)
     points.sort(key=lambda p: p["size"])
     summary = {"settings": s.model_dump(mode="json"), "points": points, "rounds": state.rounds,
@@ -213,8 +213,10 @@ def entropy_stats(prefix: str, values: np.ndarray) -> dict[str, float]:
 
 # ---------------------------------------------------------------- reported numbers
 
-def _final_point(run: RunDir, learner: Learner, state: LoopState, val, test, tune=None) -> dict[str, Any]:
-    point = {"kind": "final", "size": state.pool_size, "rounds": state.rounds, "step": state.step,
+def final_point(run: RunDir, learner: Learner, val, test, tune=None, *, size: int, rounds: int,
+                step: int) -> dict[str, Any]:
+    """The run's reported point (val, and test/tune when given), logged as the "final" event."""
+    point = {"kind": "final", "size": size, "rounds": rounds, "step": step,
              "val_accuracy": learner.evaluate(val)["accuracy"]}
     if test is not None:
         point["test_accuracy"] = learner.evaluate(test)["accuracy"]

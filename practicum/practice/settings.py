@@ -6,15 +6,20 @@ Defaults are the small-scale ones tuned for the built-in 8x8 digits on the valid
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from practicum.config import Settings
+from practicum.data import load_source
+from practicum.diffusion.builtin import builtin_for
 from practicum.learn import TrainSettings
-from practicum.limits import MAX_IMAGE_SIZE, CfgScale, Count, GuidanceStrength, SeedValue
 from practicum.learn.patience import PATIENCE_RULES
-
+from practicum.limits import MAX_IMAGE_SIZE, CfgScale, Count, GuidanceStrength, SeedValue, check_memory
+from practicum.practice.generate import DiffusionGenerator
+from practicum.runtime import resolve_device
 
 BUILTIN_PRACTICE_STEPS = 10  # the digits model's sampler steps in DP runs (tuned on val; its own default is 50)
 
@@ -110,29 +115,18 @@ class PracticeSettings(Settings):
 
     def load_data(self, split: str):
         """A real split; val and test are cut to `val_size` / `test_size` images when those are set."""
-        from practicum.data import load_source
-
         options = {"size": self.image_size} if self.image_size is not None else {}
         data = load_source(self.data, split, **options)
         keep = {"val": self.val_size, "test": self.test_size}.get(split)
         if keep is not None and keep < len(data):
-            import numpy as np
-
             # a fixed random subset (the same for every run and seed), so every class is represented
             data = data.subset(np.sort(np.random.default_rng(12345).permutation(len(data))[:keep]))
         return data
 
     def make_generator(self, data, engine: str = "local"):
         """The diffusion generator for this run, fitted to the real data's classes and image shape."""
-        from practicum.practice.generate import DiffusionGenerator
-
         g = self.generator
-        device = self.device
-        if device == "auto":
-            import torch
-
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        from practicum.diffusion.builtin import builtin_for
+        device = self.device if self.device != "auto" else str(resolve_device("auto"))
 
         model = builtin_for(g.model, self.data) if g.model == "builtin" else g.model
         return DiffusionGenerator(model, sampling=g.sampling(), guidance=g.guidance(), shard_size=g.shard_size,
@@ -158,10 +152,6 @@ class PracticeSettings(Settings):
 
 def check_pool_memory(settings: PracticeSettings, image_shape) -> None:
     """Refuse a start and first round whose generated pool cannot sit in memory (it is trained on in memory)."""
-    import math
-
-    from practicum.limits import check_memory
-
     rows = settings.initial_size + settings.add_size
     check_memory(rows * (4 * math.prod(image_shape) + 64), f"a pool of {rows} generated images",
                  "lower --initial-size / --add-size")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import resource
 import time
 from pathlib import Path
@@ -33,24 +34,31 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from practicum.config import Settings
+from practicum.config import Settings, merge_values
 from practicum.data import RunDir
 from practicum.data.pool import Pool
+from practicum.diffusion.builtin import builtin_name
 from practicum.engine import get_executor, shard_seed
 from practicum.errors import ConfigError
 from practicum.limits import Threads
-from practicum.log import echo, logger
+from practicum.log import logger
 from practicum.practice import analysis
 from practicum.practice.baselines import PruneSettings, generate_then_prune
 from practicum.practice.generate import (BankGenerator, DiffusionGenerator, FallbackGenerator, Generation, Request,
                                          balanced_labels, registered_denoisers)
 from practicum.practice.loop import practice
 from practicum.practice.settings import PracticeSettings
+from practicum.practice.study_report import (  # noqa: F401
+    LABELS,
+    headline,
+    print_summary,
+    verdict,
+    write_study_report,
+)
+from practicum.runtime import torch_threads
+from practicum.validate import data_input, model_input
 
 STRATEGIES = ("static", "dp", "vanilla", "prune")
-LABELS = {"static": "static (all up front)", "dp": "Deliberate Practice", "vanilla": "dynamic-vanilla (ω=0)",
-          "prune": "generate-then-prune"}
-
 # Run settings per built-in data set, applied before the user's values. Fashion-MNIST (28×28) is
 # the default, at a budget where static generation plateaus inside its grid (issue 21): the
 # small CNN (width 16) trains 1,500 AdamW iterations of batch 64 whatever the data size, so past a
@@ -105,13 +113,11 @@ class StudySettings(Settings):
 
 def study_settings(values: dict[str, Any] | None = None, quick: bool = False, **overrides: Any) -> StudySettings:
     """Defaults, the data set's preset, then --quick, then the user's values (YAML), then CLI overrides."""
-    from practicum.diffusion.builtin import builtin_name
-
     values = values or {}
     data = overrides.get("data") or values.get("data") or StudySettings.model_fields["data"].default
     preset = builtin_name(data) or "fashion"  # a user's own images: the 28×28-sized settings
-    merged = _merge(StudySettings().model_dump(mode="json"), PRESETS[preset])
-    merged = _merge(_merge(merged, QUICK[preset] if quick else {}), values)
+    merged = merge_values(StudySettings().model_dump(mode="json"), PRESETS[preset])
+    merged = merge_values(merge_values(merged, QUICK[preset] if quick else {}), values)
     settings = StudySettings.build(merged, **{k: v for k, v in overrides.items() if v is not None})
     settings.practice = settings.practice.model_copy(update={"data": settings.data})
     unknown = set(settings.strategies) - set(STRATEGIES)
@@ -120,13 +126,6 @@ def study_settings(values: dict[str, Any] | None = None, quick: bool = False, **
     if settings.static_sizes is not None and (not settings.static_sizes or min(settings.static_sizes) < 1):
         raise ConfigError("static sizes must be positive", "give a list of sizes, or leave it out for the grid")
     return settings
-
-
-def _merge(base: dict, update: dict) -> dict:
-    out = dict(base)
-    for key, value in update.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
 
 
 # ---------------------------------------------------------------- the plan
@@ -308,12 +307,8 @@ def run_one(item: dict[str, Any]) -> dict[str, Any]:
     if (path / "result.json").exists():
         result = RunDir(path).read_json("result.json")
     else:
-        previous = torch.get_num_threads()
-        torch.set_num_threads(item["threads"])
-        try:
+        with torch_threads(item["threads"]):
             result = _execute(item, path)
-        finally:
-            torch.set_num_threads(previous)
     return {"strategy": item["strategy"], "seed": item["seed"], "path": str(path), "bank": item["bank"], **result}
 
 
@@ -341,8 +336,6 @@ def _execute(item: dict[str, Any], path: Path) -> dict[str, Any]:
 def default_workers() -> int:
     """Worker processes for the local engine: one per core (the study's runs are one thread each),
     at most 8 (each holds its own copy of the data and models)."""
-    import os
-
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(8, cores))
 
@@ -360,19 +353,13 @@ def run_study(out: str | Path, settings: StudySettings, *, engine: str = "local"
     if workers > 1 and settings.practice.generator.model in registered_denoisers():
         logger.info("the generator is registered in this process only; running the study in-process")
         workers = 1
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(settings.threads)  # small models: one thread each beats two fighting threads
-    try:
+    with torch_threads(settings.threads):  # small models: one thread each beats two fighting threads
         return _run_study(out, settings, engine, resume, overwrite, workers, None if bank is None else Path(bank))
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, overwrite: bool,
                workers: int, bank: Path | None) -> dict[str, Any]:
-    from practicum.practice.study_report import write_study_report
 
-    from practicum.validate import data_input, model_input
 
     seconds: dict[str, float] = {}
     if bank is not None:  # an outside bank is complete before the run starts, so its fingerprint is final
@@ -507,7 +494,7 @@ def summarize(settings: StudySettings, results: list[dict[str, Any]], out: Path)
                                          "pool_size": r.get("pool_size")}
                                         for r in results]}
     if "dp" in settings.strategies:
-        mult = analysis.data_multiplier(points, "static", "dp")
+        mult = analysis.measured_multiplier(points, "static", "dp")
         summary["data_multiplier"] = mult["multiplier"]
         summary["data_multiplier_ci"] = mult["ci"]
         summary["data_multiplier_detail"] = mult
@@ -516,7 +503,7 @@ def summarize(settings: StudySettings, results: list[dict[str, Any]], out: Path)
         if "vanilla" in settings.strategies:
             summary["dp_vs_vanilla_equal_size"] = analysis.paired_gain(points, "vanilla", "dp", start_size=start,
                                                                        grid=grid)
-            summary["vanilla_multiplier"] = analysis.data_multiplier(points, "static", "vanilla")
+            summary["vanilla_multiplier"] = analysis.measured_multiplier(points, "static", "vanilla")
         if "prune" in settings.strategies:
             summary["dp_vs_prune"] = _dp_vs_prune(settings, points, results)
     summary["seconds"] = {name: strategies[name]["seconds"] for name in settings.strategies}
@@ -581,124 +568,3 @@ def _guided_cost(results: list[dict]) -> float | None:
         logger.info("no guided rounds were generated; guided cost unknown")
         return None
     return total / count
-
-
-NO_INTERVAL = "—"
-
-
-def _interval(ci, fmt) -> str:
-    """'a to b' for an interval, or a dash (why there is none goes in the row's detail)."""
-    return NO_INTERVAL if ci is None else f"{fmt(ci[0])} to {fmt(ci[1])}"
-
-
-def _detail(text: str, ci, note) -> str:
-    """A row's detail, with the reason it has no interval when it has none."""
-    why = f"no interval: {note}" if ci is None and note else ""
-    return "; ".join(part for part in (text, why) if part)
-
-
-def verdict(summary: dict[str, Any]) -> str | None:
-    """The study's result in one sentence: did DP reach static's best accuracy, and with how many images."""
-    d = summary.get("data_multiplier_detail")
-    if d is None:
-        return None
-    if d.get("target") is None or not d["per_seed"]:
-        return f"DP could not be compared with static: {d.get('ci_note') or 'no static target'}"
-    target = f"{100 * d['target']:.1f}% at {d['static_size']} images"
-    per_seed = ", ".join(f"{r['multiplier']:.1f}×" if r["reached"] else f"needs > {r['dp_needs_more_than']}"
-                         for r in d["per_seed"])
-    reached = [r for r in d["per_seed"] if r["reached"]]
-    if not reached:
-        return (f"DP did not reach static's best accuracy ({target}) within its budget in any of "
-                f"{d['n_seeds']} seeds (per seed, DP: {per_seed} images)")
-    if len(reached) < d["n_seeds"]:
-        return (f"DP reached static's best accuracy ({target}) in {len(reached)} of {d['n_seeds']} seeds only "
-                f"(per seed: {per_seed}); no multiplier over seeds")
-    m = d["multiplier"]
-    amount = (f"{m:.1f}× fewer images" if m >= 1.05 else f"{1 / m:.1f}× more images" if m <= 1 / 1.05
-              else "about as many images")
-    interval = ("" if d["ci"] is None else
-                f"; 95% CI {d['ci'][0]:.1f}× to {d['ci'][1]:.1f}×")
-    return f"DP reached static's best accuracy ({target}) with {amount} (per seed: {per_seed}){interval}"
-
-
-def headline(summary: dict[str, Any]) -> list[dict[str, str]]:
-    """The headline numbers as rows (quantity, value, 95% interval over seeds, detail): the terminal
-    summary and report.html print exactly these."""
-    rows: list[dict[str, str]] = []
-    if "data_multiplier_detail" not in summary:
-        return rows
-    d = summary["data_multiplier_detail"]
-    if d.get("target") is not None:
-        reached = sum(r["reached"] for r in d["per_seed"])
-        detail = (f"target: static's best mean {100 * d['target']:.1f}% at n*={d['static_size']}; "
-                  f"DP reached each seed's own target in {reached} of {d['n_seeds']} seeds")
-        per_seed = ", ".join(f"s{r['seed']}: {r['multiplier']:.2f}x" if r["reached"]
-                             else f"s{r['seed']}: DP needs > {r['dp_needs_more_than']}" for r in d["per_seed"])
-        rows.append({"quantity": "data multiplier (geometric mean of per-seed n*/n_DP)",
-                     "value": "not defined" if d["multiplier"] is None else f"{d['multiplier']:.2f}x",
-                     "95% interval": _interval(d["ci"], lambda v: f"{v:.2f}x"),
-                     "detail": _detail(f"{detail} ({per_seed})", d["ci"], d["ci_note"])})
-        if d["multiplier"] is None and d.get("multiplier_reached_only") is not None:
-            rows.append({"quantity": "  among the seeds that reached it only (biased upward)",
-                         "value": f"{d['multiplier_reached_only']:.2f}x", "95% interval": NO_INTERVAL, "detail": ""})
-    fit = summary.get("data_multiplier_fit", {})
-    rows.append({"quantity": "data multiplier from fitted laws (one family for both)",
-                 "value": "not defined" if fit.get("multiplier") is None else f"{fit['multiplier']:.2f}x",
-                 "95% interval": _interval(fit.get("ci"), lambda v: f"{v:.2f}x"),
-                 "detail": _detail(f"family {fit.get('family')}; paired leave-one-seed-out jackknife"
-                                   if fit.get("family") else "", fit.get("ci"),
-                                   fit.get("ci_note") or fit.get("note"))})
-    for key, label in (("dp_gain_equal_size", "DP − static"), ("dp_vs_vanilla_equal_size", "DP − dynamic-vanilla")):
-        for n, g in summary.get(key, {}).items():
-            rows.append({"quantity": f"{label} at n={n} (points)", "value": f"{100 * g['mean']:+.1f}",
-                         "95% interval": _interval(g["ci"], lambda v: f"{100 * v:+.1f}"),
-                         "detail": _detail(f"{g['n_seeds']} seeds, paired", g["ci"], g.get("ci_note"))})
-    vm = summary.get("vanilla_multiplier")
-    if isinstance(vm, dict) and vm.get("target") is not None:
-        rows.append({"quantity": "dynamic-vanilla multiplier (control)",
-                     "value": "not defined" if vm["multiplier"] is None else f"{vm['multiplier']:.2f}x",
-                     "95% interval": _interval(vm["ci"], lambda v: f"{v:.2f}x"),
-                     "detail": _detail("", vm["ci"], vm["ci_note"])})
-    pr = summary.get("dp_vs_prune")
-    if pr and pr.get("prune_accuracy") is not None and pr.get("dp_accuracy") is not None:
-        cost = pr.get("prune_over_dp_cost")
-        rows.append({"quantity": f"DP vs generate-then-prune at n={pr['size']}",
-                     "value": f"{100 * pr['dp_accuracy']:.1f}% vs {100 * pr['prune_accuracy']:.1f}%",
-                     "95% interval": NO_INTERVAL,
-                     "detail": "" if cost is None else f"prune generation costs {cost:.2f}x DP's"})
-    return rows
-
-
-def print_summary(summary: dict[str, Any], out: Path) -> None:
-    """The readable table at the end of a study."""
-    strategies = summary["strategies"]
-    names = list(strategies)
-    sizes = sorted({int(n) for s in strategies.values() for n in s.get("grid", {})})
-    header = f"{'size':>6} | " + " | ".join(f"{LABELS.get(n, n)[:22]:>22}" for n in names)
-    sentence = verdict(summary)
-    if sentence:
-        echo(sentence)
-    echo("")
-    echo(f"test accuracy on real held-out {summary.get('test_split', 'data')} (mean over seeds on the shared "
-         "log-size grid; (k) = seeds whose measured range covers the size)")
-    echo(header)
-    echo("-" * len(header))
-    for n in sizes:
-        cells = []
-        for name in names:
-            cell = strategies[name].get("grid", {}).get(str(n))
-            cells.append(f"{'':>22}" if cell is None else f"{100 * cell['mean']:>17.1f}% ({cell['n_seeds']})")
-        echo(f"{n:>6} | " + " | ".join(cells))
-    echo("")
-    for row in headline(summary):
-        text = row["95% interval"]
-        interval = "" if text == NO_INTERVAL else f" (95% CI {text})"
-        echo(f"{row['quantity']}: {row['value']}{interval}")
-        if row["detail"]:
-            echo(f"    {row['detail']}")
-    phases = summary["seconds"].get("phases", {})
-    if phases:
-        echo("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in phases.items())
-             + f"; peak memory {summary.get('peak_memory_mb', 0):.0f} MiB")
-    echo(f"report: {out / 'report.html'}")

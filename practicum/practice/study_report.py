@@ -10,13 +10,15 @@ from typing import Any
 import numpy as np
 
 from practicum.data.pool import Pool
+from practicum.log import echo
 from practicum.practice import analysis
 
+LABELS = {"static": "static (all up front)", "dp": "Deliberate Practice", "vanilla": "dynamic-vanilla (ω=0)",
+          "prune": "generate-then-prune"}
 COLORS = {"static": "#1f77b4", "dp": "#d62728", "vanilla": "#7f7f7f", "prune": "#2ca02c"}
 
 
 def write_study_report(out: Path, settings, summary: dict[str, Any], results: list[dict[str, Any]]) -> Path:
-    from practicum.practice.study import LABELS, verdict
     from practicum.report import Section, write_report
 
     figures = out / "figures"
@@ -27,7 +29,7 @@ def write_study_report(out: Path, settings, summary: dict[str, Any], results: li
         "entropy": entropy_per_round(figures / "entropy_per_round.png", results),
         "pairs": same_noise_pairs(figures / "dp_vs_vanilla_same_noise.png", settings, results),
     }
-    headline = _headline_rows(summary)
+    headline_rows = headline(summary)
     table = _accuracy_rows(summary, LABELS)
     ran = set(settings.strategies)
     branch_outs = " and ".join(LABELS.get(k, k) for k in ("dp", "vanilla") if k in ran)
@@ -41,7 +43,7 @@ def write_study_report(out: Path, settings, summary: dict[str, Any], results: li
             "Conventions: " + summary.get("conventions", ""),
             "Accuracy table: mean over seeds on the shared log-size grid; (k) = seeds whose measured range "
             "covers that size."],
-            tables=[headline, table]),
+            tables=[headline_rows, table]),
         Section("Accuracy vs data", [f"Mean over {settings.seeds} seeds with min-max band; thin dashed: the "
                                      "fitted scaling law (practicum.scaling, test error vs size), drawn over "
                                      "the measured sizes only; dotted grey: the target, static's best mean."
@@ -75,12 +77,6 @@ def write_study_report(out: Path, settings, summary: dict[str, Any], results: li
     return write_report(out / "report.html", "practicum study: Deliberate Practice vs static generation", sections,
                         subtitle=f"data: {settings.data}; seeds: {settings.seeds}; "
                                  f"iterations: {settings.practice.iterations}")
-
-
-def _headline_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    from practicum.practice.study import headline
-
-    return headline(summary)
 
 
 def _accuracy_rows(summary: dict[str, Any], labels: dict[str, str]) -> list[dict[str, Any]]:
@@ -309,3 +305,126 @@ def same_noise_pairs(path: Path, settings, results: list[dict[str, Any]], per_cl
     ax.set_yticks([(2 * h + 2 * pad) * i + h for i in range(len(classes))], [names[k] for k in classes], fontsize=7)
     ax.set_title("DP (upper) vs ω = 0 (lower), same noise", fontsize=8)
     return save_figure(fig, path)
+
+
+# ---------------------------------------------------------------- the summary in words
+
+NO_INTERVAL = "—"
+
+
+def _interval(ci, fmt) -> str:
+    """'a to b' for an interval, or a dash (why there is none goes in the row's detail)."""
+    return NO_INTERVAL if ci is None else f"{fmt(ci[0])} to {fmt(ci[1])}"
+
+
+def _detail(text: str, ci, note) -> str:
+    """A row's detail, with the reason it has no interval when it has none."""
+    why = f"no interval: {note}" if ci is None and note else ""
+    return "; ".join(part for part in (text, why) if part)
+
+
+def verdict(summary: dict[str, Any]) -> str | None:
+    """The study's result in one sentence: did DP reach static's best accuracy, and with how many images."""
+    d = summary.get("data_multiplier_detail")
+    if d is None:
+        return None
+    if d.get("target") is None or not d["per_seed"]:
+        return f"DP could not be compared with static: {d.get('ci_note') or 'no static target'}"
+    target = f"{100 * d['target']:.1f}% at {d['static_size']} images"
+    per_seed = ", ".join(f"{r['multiplier']:.1f}×" if r["reached"] else f"needs > {r['dp_needs_more_than']}"
+                         for r in d["per_seed"])
+    reached = [r for r in d["per_seed"] if r["reached"]]
+    if not reached:
+        return (f"DP did not reach static's best accuracy ({target}) within its budget in any of "
+                f"{d['n_seeds']} seeds (per seed, DP: {per_seed} images)")
+    if len(reached) < d["n_seeds"]:
+        return (f"DP reached static's best accuracy ({target}) in {len(reached)} of {d['n_seeds']} seeds only "
+                f"(per seed: {per_seed}); no multiplier over seeds")
+    m = d["multiplier"]
+    amount = (f"{m:.1f}× fewer images" if m >= 1.05 else f"{1 / m:.1f}× more images" if m <= 1 / 1.05
+              else "about as many images")
+    interval = ("" if d["ci"] is None else
+                f"; 95% CI {d['ci'][0]:.1f}× to {d['ci'][1]:.1f}×")
+    return f"DP reached static's best accuracy ({target}) with {amount} (per seed: {per_seed}){interval}"
+
+
+def headline(summary: dict[str, Any]) -> list[dict[str, str]]:
+    """The headline numbers as rows (quantity, value, 95% interval over seeds, detail): the terminal
+    summary and report.html print exactly these."""
+    rows: list[dict[str, str]] = []
+    if "data_multiplier_detail" not in summary:
+        return rows
+    d = summary["data_multiplier_detail"]
+    if d.get("target") is not None:
+        reached = sum(r["reached"] for r in d["per_seed"])
+        detail = (f"target: static's best mean {100 * d['target']:.1f}% at n*={d['static_size']}; "
+                  f"DP reached each seed's own target in {reached} of {d['n_seeds']} seeds")
+        per_seed = ", ".join(f"s{r['seed']}: {r['multiplier']:.2f}x" if r["reached"]
+                             else f"s{r['seed']}: DP needs > {r['dp_needs_more_than']}" for r in d["per_seed"])
+        rows.append({"quantity": "data multiplier (geometric mean of per-seed n*/n_DP)",
+                     "value": "not defined" if d["multiplier"] is None else f"{d['multiplier']:.2f}x",
+                     "95% interval": _interval(d["ci"], lambda v: f"{v:.2f}x"),
+                     "detail": _detail(f"{detail} ({per_seed})", d["ci"], d["ci_note"])})
+        if d["multiplier"] is None and d.get("multiplier_reached_only") is not None:
+            rows.append({"quantity": "  among the seeds that reached it only (biased upward)",
+                         "value": f"{d['multiplier_reached_only']:.2f}x", "95% interval": NO_INTERVAL, "detail": ""})
+    fit = summary.get("data_multiplier_fit", {})
+    rows.append({"quantity": "data multiplier from fitted laws (one family for both)",
+                 "value": "not defined" if fit.get("multiplier") is None else f"{fit['multiplier']:.2f}x",
+                 "95% interval": _interval(fit.get("ci"), lambda v: f"{v:.2f}x"),
+                 "detail": _detail(f"family {fit.get('family')}; paired leave-one-seed-out jackknife"
+                                   if fit.get("family") else "", fit.get("ci"),
+                                   fit.get("ci_note") or fit.get("note"))})
+    for key, label in (("dp_gain_equal_size", "DP − static"), ("dp_vs_vanilla_equal_size", "DP − dynamic-vanilla")):
+        for n, g in summary.get(key, {}).items():
+            rows.append({"quantity": f"{label} at n={n} (points)", "value": f"{100 * g['mean']:+.1f}",
+                         "95% interval": _interval(g["ci"], lambda v: f"{100 * v:+.1f}"),
+                         "detail": _detail(f"{g['n_seeds']} seeds, paired", g["ci"], g.get("ci_note"))})
+    vm = summary.get("vanilla_multiplier")
+    if isinstance(vm, dict) and vm.get("target") is not None:
+        rows.append({"quantity": "dynamic-vanilla multiplier (control)",
+                     "value": "not defined" if vm["multiplier"] is None else f"{vm['multiplier']:.2f}x",
+                     "95% interval": _interval(vm["ci"], lambda v: f"{v:.2f}x"),
+                     "detail": _detail("", vm["ci"], vm["ci_note"])})
+    pr = summary.get("dp_vs_prune")
+    if pr and pr.get("prune_accuracy") is not None and pr.get("dp_accuracy") is not None:
+        cost = pr.get("prune_over_dp_cost")
+        rows.append({"quantity": f"DP vs generate-then-prune at n={pr['size']}",
+                     "value": f"{100 * pr['dp_accuracy']:.1f}% vs {100 * pr['prune_accuracy']:.1f}%",
+                     "95% interval": NO_INTERVAL,
+                     "detail": "" if cost is None else f"prune generation costs {cost:.2f}x DP's"})
+    return rows
+
+
+def print_summary(summary: dict[str, Any], out: Path) -> None:
+    """The readable table at the end of a study."""
+    strategies = summary["strategies"]
+    names = list(strategies)
+    sizes = sorted({int(n) for s in strategies.values() for n in s.get("grid", {})})
+    header = f"{'size':>6} | " + " | ".join(f"{LABELS.get(n, n)[:22]:>22}" for n in names)
+    sentence = verdict(summary)
+    if sentence:
+        echo(sentence)
+    echo("")
+    echo(f"test accuracy on real held-out {summary.get('test_split', 'data')} (mean over seeds on the shared "
+         "log-size grid; (k) = seeds whose measured range covers the size)")
+    echo(header)
+    echo("-" * len(header))
+    for n in sizes:
+        cells = []
+        for name in names:
+            cell = strategies[name].get("grid", {}).get(str(n))
+            cells.append(f"{'':>22}" if cell is None else f"{100 * cell['mean']:>17.1f}% ({cell['n_seeds']})")
+        echo(f"{n:>6} | " + " | ".join(cells))
+    echo("")
+    for row in headline(summary):
+        text = row["95% interval"]
+        interval = "" if text == NO_INTERVAL else f" (95% CI {text})"
+        echo(f"{row['quantity']}: {row['value']}{interval}")
+        if row["detail"]:
+            echo(f"    {row['detail']}")
+    phases = summary["seconds"].get("phases", {})
+    if phases:
+        echo("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in phases.items())
+             + f"; peak memory {summary.get('peak_memory_mb', 0):.0f} MiB")
+    echo(f"report: {out / 'report.html'}")

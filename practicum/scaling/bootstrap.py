@@ -36,6 +36,7 @@ import numpy as np
 from scipy.stats import t as student_t
 
 from practicum.errors import FitError
+from practicum.scaling.curve import loss_space
 
 METHOD_NOTES = {
     "points": "percentile bootstrap over points; assumes independent points",
@@ -129,7 +130,6 @@ class Bootstrap:
 
     def predict_ci(self, x, level: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Pointwise band of the predictions at x (of the mean curve)."""
-        from practicum.scaling.law import loss_space
 
         level = self.level if level is None else level
         x = np.atleast_1d(np.asarray(x, dtype=float))

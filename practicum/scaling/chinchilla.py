@@ -27,7 +27,7 @@ from scipy.special import logsumexp
 
 from practicum.errors import DataError, FitError
 from practicum.scaling._threads import blas_single
-from practicum.scaling.law import IdentifiabilityWarning
+from practicum.scaling.curve import IdentifiabilityWarning
 
 HUBER_DELTA = 1e-3
 PARAMS = ("E", "A", "B", "alpha", "beta")

@@ -18,9 +18,19 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from practicum.config import Settings
+from practicum.data import RunDir
+from practicum.engine import get_executor, shard_seed
 from practicum.errors import ConfigError, DataError, FitError
+from practicum.files import read_json
 from practicum.limits import SeedValue
 from practicum.log import echo
+from practicum.scaling._threads import single_thread_blas
+from practicum.scaling.bootstrap import choose_unit, interval_ok, n_seed_labels
+from practicum.scaling.compare import data_multiplier
+from practicum.scaling.evaluate import prefix_split
+from practicum.scaling.families import get_family
+from practicum.scaling.io import read_curves
+from practicum.scaling.law import METRICS, ScalingLaw, loss_space, rmsle
 
 PLOT_POINTS = 120
 
@@ -77,9 +87,6 @@ class CompareSettings(Settings):
 
 
 def _check_family(name: str, metric: str) -> None:
-    from practicum.scaling.families import get_family
-    from practicum.scaling.law import METRICS
-
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}", f"use one of {', '.join(METRICS)}")
     if name != "auto":
@@ -89,8 +96,6 @@ def _check_family(name: str, metric: str) -> None:
 
 
 def _min_points(family: str) -> int:
-    from practicum.scaling.families import get_family
-
     return 2 if family == "auto" else get_family(family).min_points
 
 
@@ -104,11 +109,6 @@ def _check_extrapolations(values: list[float]) -> None:
 
 def fit_one(item: dict[str, Any]) -> dict[str, Any]:
     """Fit one curve and compute everything fit.json reports about it. Top-level: picklable."""
-    from practicum.scaling._threads import single_thread_blas
-    from practicum.scaling.bootstrap import choose_unit, interval_ok, n_seed_labels
-    from practicum.scaling.evaluate import prefix_split
-    from practicum.scaling.law import ScalingLaw, loss_space, rmsle
-
     x, y = np.asarray(item["x"], dtype=float), np.asarray(item["y"], dtype=float)
     seeds = None if item["seeds"] is None else np.asarray(item["seeds"])
     metric, level = item["metric"], item["level"]
@@ -190,8 +190,6 @@ def fit_one(item: dict[str, Any]) -> dict[str, Any]:
 def _model_spread(law, x, y, seeds, item, top: int = 3) -> dict[str, Any]:
     """For auto: the best `top` candidates refitted on the same data, and the range of their
     answers — the uncertainty the chosen family's bootstrap interval does not include."""
-    from practicum.scaling.law import ScalingLaw
-
     rows = []
     for name in law.auto_ranked_[:top]:
         try:
@@ -261,10 +259,6 @@ def _plot(results: list[dict[str, Any]], path: Path, metric: str, title: str) ->
 # ---------------------------------------------------------------- practicum fit
 
 def run_fit(settings: FitSettings, out: Path, *, resume: bool = False, overwrite: bool = False) -> list[dict]:
-    from practicum.data import RunDir
-    from practicum.engine import get_executor, shard_seed
-    from practicum.scaling.io import read_curves
-
     # Everything is validated before the run directory exists: bad input leaves no output.
     _check_family(settings.family, settings.metric)
     _check_extrapolations(settings.extrapolate_to)
@@ -362,8 +356,6 @@ def _fit_line(res: dict) -> str:
 # ---------------------------------------------------------------- practicum compare
 
 def _one_curve(path: str, metric: str, name: Optional[str]):
-    from practicum.scaling.io import read_curves
-
     curves = read_curves(path, metric=metric)
     if name is not None:
         match = [c for c in curves if c.name == name]
@@ -376,10 +368,6 @@ def _one_curve(path: str, metric: str, name: Optional[str]):
 
 
 def run_compare(settings: CompareSettings, out: Path, *, resume: bool = False, overwrite: bool = False) -> dict:
-    from practicum.data import RunDir
-    from practicum.scaling._threads import single_thread_blas
-    from practicum.scaling.compare import data_multiplier
-
     _check_family(settings.family, settings.metric)
     # --curve picks the same name in both files; --curve-a / --curve-b pick in one file each
     a = _one_curve(settings.curve_a, settings.metric, settings.curve_a_name or settings.curve)
@@ -438,9 +426,6 @@ def _plot_compare(a, b, res, path: Path, metric: str) -> None:
 
 def load_law(path: Path, curve: Optional[str] = None):
     """The saved law of one curve from fit.json (or a single `ScalingLaw.to_dict()` JSON)."""
-    from practicum.files import read_json
-    from practicum.scaling.law import ScalingLaw
-
     data = read_json(path, DataError, "pass the fit.json written by practicum fit")
     entries = data.get("curves", [data]) if isinstance(data, dict) else []
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):

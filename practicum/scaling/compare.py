@@ -22,6 +22,7 @@ from scipy.optimize import brentq
 from scipy.stats import t as student_t
 
 from practicum.errors import FitError
+from practicum.scaling.bootstrap import METHOD_NOTES, choose_unit, interval_ok, log_spread, n_seed_labels
 from practicum.scaling.law import ScalingLaw, check_curve, loss_space, rank_shared
 
 
@@ -144,8 +145,6 @@ def _log_spread(boot, target: float, center: float) -> tuple[float, float]:
     """(se of log x_needed, degrees of freedom) of one curve's refits: the jackknife's for seeds,
     the bootstrap standard deviation (a normal, df = inf) for points; NaN when a refit never
     reaches the target."""
-    from practicum.scaling.bootstrap import log_spread
-
     samples = boot.quantity(lambda law: law.invert(target))
     if boot.by == "seeds":
         return log_spread(center, samples) if boot.complete else (np.nan, np.nan)
@@ -193,8 +192,6 @@ def data_multiplier(x_a, y_a, x_b, y_b, *, target: float | None = None, metric: 
     unreliable for these seed counts and this method. The
     crossover is searched over the union of the two curves' x ranges (or `crossover_range`).
     """
-    from practicum.scaling.bootstrap import METHOD_NOTES, choose_unit, interval_ok, n_seed_labels
-
     xa, ya, _, sa = check_curve(x_a, y_a, metric=metric, seeds=seeds_a)
     xb, yb, _, sb = check_curve(x_b, y_b, metric=metric, seeds=seeds_b)
     target = best_observed(xa, ya, metric) if target is None else float(target)

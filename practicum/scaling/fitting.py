@@ -63,7 +63,7 @@ def start_pool(k: int) -> np.ndarray:
 
 
 def fit_lsq(fam: Family, u, t, w, rng: np.random.Generator | None = None, *, u_check=None, init=None,
-            extra_starts=(), n_restarts: int = 6, max_bad_starts: int = 1000, max_failed_fits: int = 200,
+            extra_starts=(), n_restarts: int = 6, max_failed_fits: int = 200,
             **_) -> FitOutcome:
     """The LCDB recipe with deterministic starts: the 256 points of a fixed Halton set in
     [0, 1)^k (LCDB's start box) are screened (finite on the training and check anchors) and

@@ -82,18 +82,6 @@ class MuennighoffLaw:
         n_eff = self.effective_params(N, U_D)
         return self.E + self.A / n_eff ** self.alpha + self.B / d_eff ** self.beta
 
-    def allocate(self, C: float, U_D: float, *, n_grid: int = 400, max_epochs: float = 100.0) -> dict[str, float]:
-        """Best (N, epochs) at compute C = 6·N·D under a cap of U_D unique tokens, by grid search
-        over N (there is no closed form, spec §5)."""
-        N = np.geomspace(1e6, C / 6.0 / (U_D / 1e3), n_grid)
-        D = C / (6.0 * N)
-        ok = D / U_D <= max_epochs
-        if not np.any(ok):
-            raise FitError("no allocation stays under the epoch cap", "raise max_epochs or the compute")
-        loss = np.where(ok, self.predict(N, D, U_D), np.inf)
-        i = int(np.argmin(loss))
-        return {"N": float(N[i]), "D": float(D[i]), "epochs": float(D[i] / U_D), "loss": float(loss[i])}
-
     def to_dict(self) -> dict[str, Any]:
         return {"family": "muennighoff", "params": self.params_, "objective": self.objective_,
                 "warnings": list(self.warnings_)}

@@ -7,3 +7,12 @@
 - `practicum.select.adaptive`: compute-adaptive keep fraction from fitted scaling laws.
 - `practicum.select.defects`: seeded web-like defects for demos and benchmarks.
 """
+
+from practicum._lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "curate": ["CoverSettings", "DedupSettings", "LabelIssueSettings", "run_cover", "run_dedup", "run_label_issues"],
+    "pipeline": ["RateSettings", "ScoreSettings", "SelectSettings", "run_rate", "run_score", "run_select"],
+    "rater": ["RaterSettings", "load_rater", "train_rater"],
+    "selectors": ["bottom_k", "ccs", "class_balanced", "gsample", "select", "shift_gsample", "top_k"],
+})

@@ -64,9 +64,9 @@ def rate(
     softmax_group, rater_eps, draws) go in a --config YAML under `rater:`; the run's config.yaml
     lists them all. After training, the run checks the rater's sanity gates (see summary.json).
     """
-    from practicum.select.pipeline import RateConfig, print_summary, run_rate
+    from practicum.select.pipeline import RateSettings, print_summary, run_rate
 
-    values = _base(RateConfig, config, out, resume)
+    values = _base(RateSettings, config, out, resume)
     values["source"] = _source(values, data=data, embeddings=embeddings, val_embeddings=val_embeddings,
                                defects=defects)
     rater = dict(values.get("rater") or {})
@@ -79,7 +79,7 @@ def rate(
     values["rater"] = rater
     if seed_check is not None:
         values["gates"] = {**dict(values.get("gates") or {}), "seed_check": seed_check}
-    print_summary(run_rate(RateConfig.build(values), out, resume=resume, overwrite=overwrite))
+    print_summary(run_rate(RateSettings.build(values), out, resume=resume, overwrite=overwrite))
     typer.echo(f"rater: {out / 'rater.safetensors'}")
 
 
@@ -105,11 +105,11 @@ def score(
     overwrite: bool = typer.Option(False, "--overwrite", help="Start the run in --out again."),
 ) -> None:
     """Score every example of a pool → scores.parquet keyed by example id."""
-    from practicum.select.pipeline import ScoreConfig, print_summary, run_score
+    from practicum.select.pipeline import ScoreSettings, print_summary, run_score
 
-    values = _base(ScoreConfig, config, out, resume)
+    values = _base(ScoreSettings, config, out, resume)
     values["source"] = _source(values, data=data, embeddings=embeddings, defects=defects)
-    settings = ScoreConfig.build(values, rater=rater, scorer=scorer, epoch=epoch, mode=mode, split=split,
+    settings = ScoreSettings.build(values, rater=rater, scorer=scorer, epoch=epoch, mode=mode, split=split,
                                  shard_size=shard_size, seed=seed, device=device, dtype=dtype)
     print_summary(run_score(settings, out, engine=engine, resume=resume, overwrite=overwrite))
 
@@ -149,12 +149,12 @@ def select(
 ) -> None:
     """Pick a budget from scores → manifest.parquet of ids + summary.json."""
     from practicum.errors import ConfigError
-    from practicum.select.pipeline import SelectConfig, print_summary, run_select
+    from practicum.select.pipeline import SelectSettings, print_summary, run_select
 
-    values = _base(SelectConfig, config, out, resume)
+    values = _base(SelectSettings, config, out, resume)
     if scores is None and "scores" not in values:
         raise ConfigError("no scores to select from", "pass --scores PATH (the output of `practicum score`)")
-    settings = SelectConfig.build(values, scores=scores, strategy=strategy, keep=keep, balance=balance,
+    settings = SelectSettings.build(values, scores=scores, strategy=strategy, keep=keep, balance=balance,
                                   prune_top=prune_top, shape=shape, mu=mu, sigma=sigma, start=start,
                                   prune_hard=prune_hard, seed=seed, budget_samples=budget_samples,
                                   direction=direction, normalize=normalize, min_score=min_score,

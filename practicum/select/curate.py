@@ -15,20 +15,28 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch.nn.functional as F
 from pydantic import Field
 
 from practicum.config import Settings
 from practicum.data import RunDir, atomic_write_with
 from practicum.errors import ConfigError, DataError
 from practicum.limits import SeedValue
-from practicum.select.pipeline import DataSettings, load_split
-
+from practicum.log import logger, progress
+from practicum.select import coverage
+from practicum.select.dedup import hash_dedup, perceptual_hash, semdedup
+from practicum.select.label_issues import find_label_issues, label_quality, out_of_sample_probs
+from practicum.select.pipeline import DataSettings, load_split, read_scores, scores_inputs, source_inputs
+from practicum.select.pool import ParquetPool
+from practicum.select.selectors import budget, class_quotas
+from practicum.select.skew import kind_warning, outlier_warning, removed_warning
 
 MAX_HASH_DISTANCE = 32  # of a 64-bit perceptual hash: two random images differ in about 32
 
 
-class DedupConfig(Settings):
+class DedupSettings(Settings):
     source: DataSettings = DataSettings()
     split: Literal["train", "val", "test"] = "train"
     method: Literal["phash", "semdedup"] = "phash"
@@ -40,7 +48,7 @@ class DedupConfig(Settings):
     seed: SeedValue = 0
 
 
-class LabelIssueConfig(Settings):
+class LabelIssueSettings(Settings):
     source: DataSettings = DataSettings()
     split: Literal["train", "val", "test"] = "train"
     folds: int = 5  # out-of-sample probabilities: K-fold logistic regression on the features
@@ -48,7 +56,7 @@ class LabelIssueConfig(Settings):
     seed: SeedValue = 0
 
 
-class CoverConfig(Settings):
+class CoverSettings(Settings):
     source: DataSettings = DataSettings()
     split: Literal["train", "val", "test"] = "train"
     method: Literal["k-center", "herding", "facility-location"] = "k-center"
@@ -70,16 +78,12 @@ def load_features(source: DataSettings, split: str = "train", limit: int | None 
 
 def _all_features(source: DataSettings, split: str) -> dict:
     if source.embeddings is not None:
-        from practicum.select.pool import ParquetPool
-
         pool = ParquetPool(source.embeddings)
         batches = list(pool.groups(list(range(pool.num_row_groups))))
         return {"ids": np.concatenate([b.ids for b in batches]).astype(str),
                 "labels": np.concatenate([b.y.numpy() for b in batches]).astype(np.int64),
                 "kinds": None, "images": None,
                 "features": np.concatenate([b.x.numpy() for b in batches]).astype(np.float64)}
-    import torch.nn.functional as F
-
     dataset, kinds = load_split(source, split)
     if len(dataset) == 0:
         raise DataError(f"the {split} split of {source.data} is empty")
@@ -92,17 +96,12 @@ def _all_features(source: DataSettings, split: str) -> dict:
 
 
 def _write_table(path, columns: dict) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     table = pa.table({k: pa.array(v) for k, v in columns.items()})
     atomic_write_with(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def _warn(notes: list) -> list[str]:
     """Log the messages that are not None; return them for the summary."""
-    from practicum.log import logger
-
     notes = [n for n in notes if n]
     for note in notes:
         logger.warning("%s", note)
@@ -117,8 +116,6 @@ def _by_kind(kinds, flag) -> dict | None:
 
 
 def _start(config: Settings, out, resume: bool, overwrite: bool) -> RunDir:
-    from practicum.select.pipeline import scores_inputs, source_inputs
-
     inputs = source_inputs(config.source)
     if getattr(config, "priority", None) is not None:
         inputs.update(scores_inputs(config.priority, flag="--priority"))
@@ -144,11 +141,8 @@ def _score_columns(data: dict, score: np.ndarray, **extra) -> dict:
     return columns
 
 
-def run_dedup(config: DedupConfig, out, *, resume: bool = False, overwrite: bool = False) -> dict:
+def run_dedup(config: DedupSettings, out, *, resume: bool = False, overwrite: bool = False) -> dict:
     """Near-duplicate removal: a keep mask written as scores (1 kept, 0 duplicate)."""
-    from practicum.select.dedup import hash_dedup, perceptual_hash, semdedup
-    from practicum.select.skew import removed_warning
-
     if config.method == "phash" and config.source.embeddings is not None:
         raise ConfigError("perceptual hashing needs images, not embeddings",
                           "use --method semdedup with --embeddings, or --data for images")
@@ -164,8 +158,6 @@ def run_dedup(config: DedupConfig, out, *, resume: bool = False, overwrite: bool
         data = load_features(config.source, config.split, config.limit)
         priority = None
         if config.priority is not None:
-            from practicum.select.pipeline import read_scores
-
             other = read_scores(config.priority)
             by_id = dict(zip(other["id"].tolist(), other["score"].tolist()))
             priority = np.array([by_id.get(i, -np.inf) for i in data["ids"].tolist()])
@@ -185,10 +177,8 @@ def run_dedup(config: DedupConfig, out, *, resume: bool = False, overwrite: bool
     return summary
 
 
-def run_label_issues(config: LabelIssueConfig, out, *, resume: bool = False, overwrite: bool = False) -> dict:
+def run_label_issues(config: LabelIssueSettings, out, *, resume: bool = False, overwrite: bool = False) -> dict:
     """Confident learning on out-of-sample probabilities: scores 1 (label looks right) / 0 (issue)."""
-    from practicum.select.label_issues import find_label_issues, label_quality, out_of_sample_probs
-
     if config.folds < 2:
         raise ConfigError(f"out-of-sample probabilities need >= 2 folds, not {config.folds}", "pass --folds 5")
     with _start(config, out, resume, overwrite) as run:
@@ -216,13 +206,8 @@ def run_label_issues(config: LabelIssueConfig, out, *, resume: bool = False, ove
     return summary
 
 
-def run_cover(config: CoverConfig, out, *, resume: bool = False, overwrite: bool = False) -> dict:
+def run_cover(config: CoverSettings, out, *, resume: bool = False, overwrite: bool = False) -> dict:
     """A coverage selection (k-center greedy, herding or facility location), per class by default."""
-    from practicum.log import progress
-    from practicum.select import coverage
-    from practicum.select.selectors import budget, class_quotas
-    from practicum.select.skew import kind_warning, outlier_warning
-
     if config.keep <= 0 or (config.keep > 1 and config.keep != int(config.keep)):
         raise ConfigError(f"keep {config.keep} is neither a fraction in (0, 1] nor a whole count")
     keep: float | int = int(config.keep) if config.keep > 1 else float(config.keep)
@@ -261,5 +246,5 @@ def run_cover(config: CoverConfig, out, *, resume: bool = False, overwrite: bool
     return summary
 
 
-__all__ = ["CoverConfig", "DedupConfig", "LabelIssueConfig", "load_features", "run_cover", "run_dedup",
+__all__ = ["CoverSettings", "DedupSettings", "LabelIssueSettings", "load_features", "run_cover", "run_dedup",
            "run_label_issues"]

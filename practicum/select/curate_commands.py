@@ -62,9 +62,9 @@ def dedup(
     overwrite: bool = typer.Option(False, "--overwrite", help="Run again into --out."),
 ) -> None:
     """Near-duplicate removal → scores.parquet (1 kept, 0 duplicate) for select --filter RUN:1:."""
-    from practicum.select.curate import DedupConfig, run_dedup
+    from practicum.select.curate import DedupSettings, run_dedup
 
-    config = DedupConfig.build(_values(DedupConfig, out, resume, data, embeddings, defects, split=split,
+    config = DedupSettings.build(_values(DedupSettings, out, resume, data, embeddings, defects, split=split,
                                        method=method, max_distance=max_distance, eps=eps, clusters=clusters,
                                        priority=priority, limit=limit, seed=seed))
     _print(run_dedup(config, out, resume=resume, overwrite=overwrite))
@@ -84,9 +84,9 @@ def label_issues(
     overwrite: bool = typer.Option(False, "--overwrite", help="Run again into --out."),
 ) -> None:
     """Confident-learning label issues → scores.parquet (1 looks right, 0 issue) for select --filter RUN:1:."""
-    from practicum.select.curate import LabelIssueConfig, run_label_issues
+    from practicum.select.curate import LabelIssueSettings, run_label_issues
 
-    config = LabelIssueConfig.build(_values(LabelIssueConfig, out, resume, data, embeddings, defects, split=split,
+    config = LabelIssueSettings.build(_values(LabelIssueSettings, out, resume, data, embeddings, defects, split=split,
                                             folds=folds, limit=limit, seed=seed))
     _print(run_label_issues(config, out, resume=resume, overwrite=overwrite))
 
@@ -108,8 +108,8 @@ def cover(
     overwrite: bool = typer.Option(False, "--overwrite", help="Run again into --out."),
 ) -> None:
     """A coverage selection → manifest.parquet of ids + summary.json."""
-    from practicum.select.curate import CoverConfig, run_cover
+    from practicum.select.curate import CoverSettings, run_cover
 
-    config = CoverConfig.build(_values(CoverConfig, out, resume, data, embeddings, defects, split=split,
+    config = CoverSettings.build(_values(CoverSettings, out, resume, data, embeddings, defects, split=split,
                                        method=method, keep=keep, balance=balance, limit=limit, seed=seed))
     _print(run_cover(config, out, resume=resume, overwrite=overwrite))

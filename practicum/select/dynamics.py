@@ -16,8 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.func import functional_call, grad, vmap
 
 from practicum.errors import ConfigError
+from practicum.learn.learner import Learner, TrainSettings
+from practicum.learn.models import build_model
 from practicum.select import scorers
 
 HEURISTICS = ("entropy", "margin", "loss", "el2n", "grand", "forgetting", "aum", "prototypicality", "rho_loss",
@@ -40,9 +43,6 @@ def record_dynamics(dataset, *, steps: int = 600, observations: int = 10, arch: 
 
     Returns (TrainingRecord, Learner). The observations are at steps/observations, 2·steps/observations, ..., steps.
     """
-    from practicum.learn.learner import Learner, TrainSettings
-    from practicum.learn.models import build_model
-
     if observations < 2 or steps < observations:
         raise ConfigError(f"need observations >= 2 and steps >= observations (got {observations}, {steps})")
     model = build_model(arch, dataset.num_classes, dataset.image_shape, width=width, seed=seed)
@@ -74,8 +74,6 @@ def penultimate(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> np
 
 def grand_full(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 128) -> np.ndarray:
     """‖∇_θ CE(f(x_i), y_i)‖₂ over all parameters, per example (vmap of grad; eval-mode BatchNorm)."""
-    from torch.func import functional_call, grad, vmap
-
     was_training = model.training
     model.eval()
     params = {k: v.detach() for k, v in model.named_parameters()}

@@ -22,6 +22,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.stats import spearmanr
+
+from practicum.select.rater import initial_rater, proxy_losses, rate
+from practicum.select.selectors import normalise_within_class
 
 INIT_SPEARMAN_MAX = 0.5
 SEED_SPEARMAN_MIN = 0.5
@@ -30,14 +34,10 @@ HARMFUL_RANK_MIN = 0.5
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy.stats import spearmanr
-
     return float(spearmanr(a, b).statistic)
 
 
 def within_class(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    from practicum.select.selectors import normalise_within_class
-
     return normalise_within_class(values, labels)
 
 
@@ -87,8 +87,6 @@ def rater_gates(trainer, x: torch.Tensor, y: torch.Tensor, *, second=None, kinds
                 harmful_kinds: tuple[str, ...] = (), seed: int = 0) -> dict[str, Any]:
     """Rate the rows with the trained rater, its initialisation (and `second`, another trained
     RaterTrainer), score them by the proxy's loss, and check the gates. Instance ratings: batch-free."""
-    from practicum.select.rater import initial_rater, proxy_losses, rate
-
     s = trainer.settings
     init = initial_rater(s, trainer.input_shape, trainer.num_classes).to(trainer.device)
     ratings = rate(trainer.rater, x, y, mode="instance")

@@ -22,6 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from practicum.diffusion.builtin import BUILTIN_SCHEDULER_CONFIG, BUILTIN_UNET_CONFIG
+from practicum.diffusion.denoisers import PixelUNetDenoiser
+from practicum.diffusion.loading import load_denoiser
+from practicum.errors import ConfigError
+from practicum.learn.noising import add_noise
+
 
 def _conv_stack(channels: int, width: int, image_shape: tuple[int, int, int]) -> tuple[nn.Sequential, int]:
     """conv-GELU blocks, downsampling until the map is <= 4x4, then global average pooling."""
@@ -154,7 +160,7 @@ class DiffusionProxy(nn.Module):
         t, noise = draws  # (N, K) int64, (N, K, dim)
         x0 = x.reshape(len(x), 1, self.dim)
         abar = self.alphas_cumprod[t].unsqueeze(-1)
-        x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+        x_t = add_noise(x0, noise, abar)
         k = t.shape[1]
         pred = self.eps(x_t.reshape(-1, self.dim), t.reshape(-1), y.repeat_interleave(k))
         return ((pred.reshape(len(x), k, self.dim) - noise) ** 2).mean(dim=(1, 2))
@@ -181,7 +187,7 @@ class DenoiserProxy(nn.Module):
         x0 = self.denoiser.encode(x)
         noise = noise.reshape(n, k, *x0.shape[1:])
         abar = self.alphas_cumprod[t].reshape(n, k, *[1] * (x0.ndim - 1))
-        x_t = abar.sqrt() * x0.unsqueeze(1) + (1 - abar).sqrt() * noise
+        x_t = add_noise(x0.unsqueeze(1), noise, abar)
         cond = self.denoiser.cond_for_labels(y.repeat_interleave(k))
         eps = self.denoiser(x_t.reshape(n * k, *x0.shape[1:]), t.reshape(-1), cond)
         return ((eps.reshape(n, k, -1) - noise.reshape(n, k, -1)) ** 2).mean(dim=(1, 2))
@@ -189,15 +195,11 @@ class DenoiserProxy(nn.Module):
 
 def build_denoiser_proxy(spec: str, input_shape: tuple[int, ...], num_classes: int) -> DenoiserProxy:
     """`builtin`: a fresh built-in UNet sized to the data; anything else: `load_denoiser(spec)`."""
-    from practicum.errors import ConfigError
-
     if len(input_shape) != 3:
         raise ConfigError("a UNet diffusion proxy needs images", "use diffusion_model='tiny' for embeddings")
     if spec == "builtin":
         from diffusers import UNet2DModel
 
-        from practicum.diffusion.builtin import BUILTIN_SCHEDULER_CONFIG, BUILTIN_UNET_CONFIG
-        from practicum.diffusion.denoisers import PixelUNetDenoiser
 
         c, h, w = input_shape
         if h != w or h % 2:
@@ -207,8 +209,6 @@ def build_denoiser_proxy(spec: str, input_shape: tuple[int, ...], num_classes: i
         denoiser = PixelUNetDenoiser(UNet2DModel(**config), BUILTIN_SCHEDULER_CONFIG, num_classes=num_classes,
                                      image_shape=input_shape)
     else:
-        from practicum.diffusion.denoisers import load_denoiser
-
         denoiser = load_denoiser(spec)
         if tuple(denoiser.image_shape) != tuple(input_shape):
             raise ConfigError(f"the denoiser {spec!r} makes {denoiser.image_shape} images, the pool has {input_shape}")

@@ -18,16 +18,31 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
-
-from pydantic import field_validator
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from pydantic import Field, field_validator
+from safetensors.torch import load_file, save_file
 
 from practicum.config import Settings
-from practicum.data import RunDir, atomic_write_with, load_source
+from practicum.data import RunDir, ShardRows, atomic_write_json, atomic_write_with, load_fashion, load_source
+from practicum.engine import get_executor, shard_seed
+from practicum.engine.shards import Codec, run_shards
 from practicum.errors import ConfigError, DataError, RunError
 from practicum.limits import Count, SeedValue
 from practicum.log import echo, logger
-from practicum.select.rater import RaterSettings
+from practicum.runtime import resolve_device
+from practicum.select import selectors as sel
+from practicum.select.adaptive import adaptive_select, read_laws
+from practicum.select.defects import inject_defects
+from practicum.select.dynamics import heuristic_scores
+from practicum.select.filters import intersect, threshold
+from practicum.select.gates import gate_lines, rater_gates, sample_rows
+from practicum.select.pool import MemoryPool, ParquetPool
+from practicum.select.rater import (RaterSettings, RaterTrainer, check_rater_matches, even_batches, load_rater,
+                                    rate_batch, rater_meta, rating_batches, save_rater, train_rater)
+from practicum.select.skew import class_rank_warning
+from practicum.select.webpool import ALWAYS_HARMFUL, build_web_pool, clean_holdout
 from practicum.validate import data_input, model_input
 
 SCORERS = ("rater", "entropy", "margin", "loss", "el2n", "grand", "forgetting", "aum", "prototypicality",
@@ -52,7 +67,7 @@ class GateSettings(Settings):
     seed_check: bool = False  # train a second rater (seed + 1) and require the two rankings to agree
 
 
-class RateConfig(Settings):
+class RateSettings(Settings):
     source: DataSettings = DataSettings()
     # the paper's proxy is a generator: the diffusion proxy (ε-MSE under common draws) by default
     rater: RaterSettings = RaterSettings(proxy="diffusion")
@@ -65,7 +80,7 @@ class RateConfig(Settings):
         return {**value, "proxy": "diffusion"} if isinstance(value, dict) and "proxy" not in value else value
 
 
-class ScoreConfig(Settings):
+class ScoreSettings(Settings):
     source: DataSettings = DataSettings()
     scorer: str = "rater"
     rater: str | None = None  # rater run folder or .safetensors (scorer = rater)
@@ -82,7 +97,7 @@ class ScoreConfig(Settings):
     dtype: Literal["fp32", "bf16", "fp16"] = "fp32"  # the rater's forward passes (autocast); ratings are float64
 
 
-class SelectConfig(Settings):
+class SelectSettings(Settings):
     scores: str
     strategy: str = "shift-gsample"
     keep: float = 0.5  # fraction in (0, 1], or a count when > 1
@@ -121,9 +136,6 @@ def load_split(source: DataSettings, split: str):
     the graded pool (kinds attached), its val split a small clean stratified hold-out.
     """
     if source.data == "fashion-web":
-        from practicum.data import load_fashion
-        from practicum.select.webpool import build_web_pool, clean_holdout
-
         if split == "train":
             pool, info = build_web_pool(load_fashion("train"), seed=source.defect_seed)
             return pool, info["kind"]
@@ -133,8 +145,6 @@ def load_split(source: DataSettings, split: str):
     dataset = load_source(source.data, split)
     kinds = None
     if source.defects and split == "train":
-        from practicum.select.defects import inject_defects
-
         dataset, kinds = inject_defects(dataset, seed=source.defect_seed)
     return dataset, kinds
 
@@ -153,8 +163,6 @@ def scores_inputs(path: str | Path, flag: str = "--scores") -> dict[str, Path]:
 
 def open_pools(source: DataSettings):
     """(train pool, val pool) for rating: in-memory images or streamed embeddings."""
-    from practicum.select.pool import MemoryPool, ParquetPool
-
     if source.embeddings is not None:
         if source.val_embeddings is None:
             raise ConfigError("rating from embeddings needs the clean validation split's embeddings too",
@@ -175,18 +183,12 @@ def open_pools(source: DataSettings):
 def harmful_kinds(source: DataSettings) -> tuple[str, ...]:
     """The injected kinds that are harmful outright (the gates want them rated low)."""
     if source.data == "fashion-web":
-        from practicum.select.webpool import ALWAYS_HARMFUL
-
         return tuple(ALWAYS_HARMFUL)
     return ("wrong_label", "noise")  # `inject_defects`: noise rows are pure noise there
 
 
 def gate_rows(pool, size: int, seed: int):
     """(x, y, kinds) of the gates' sample: seeded rows of a memory pool, the leading row groups of a parquet one."""
-    import torch
-
-    from practicum.select.gates import sample_rows
-
     if hasattr(pool, "groups"):
         xs, ys, total = [], [], 0
         for batch in pool.groups(range(pool.num_row_groups)):
@@ -200,11 +202,8 @@ def gate_rows(pool, size: int, seed: int):
     return pool.x[rows], pool.y[rows], None if pool.kinds is None else np.asarray(pool.kinds)[rows]
 
 
-def run_gates(config: RateConfig, trainer, train_pool, val_pool) -> dict:
+def run_gates(config: RateSettings, trainer, train_pool, val_pool) -> dict:
     """Check and report the rater's gates (`practicum.select.gates`); a failure warns, it does not stop the run."""
-    from practicum.select.gates import gate_lines, rater_gates
-    from practicum.select.rater import train_rater
-
     second = None
     if config.gates.seed_check:
         settings = config.rater.model_copy(update={"seed": config.rater.seed + 1})
@@ -227,13 +226,8 @@ def _latest_state(checkpoints: Path) -> tuple[int, Path] | None:
     return int(path.stem.removeprefix("state-epoch")), path
 
 
-def run_rate(config: RateConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False) -> dict:
+def run_rate(config: RateSettings, out: str | Path, *, resume: bool = False, overwrite: bool = False) -> dict:
     """Train the rater; save a rater checkpoint every epoch and the full training state for --resume."""
-    from safetensors.torch import load_file, save_file
-
-    from practicum.diffusion.precision import resolve_device
-    from practicum.select.rater import RaterTrainer, rater_meta, save_rater, train_rater
-
     resolve_device(config.rater.device)  # fail before loading any data on a device this machine lacks
     train_pool, val_pool = open_pools(config.source)
     diffusion_model = config.rater.diffusion_model
@@ -262,8 +256,6 @@ def run_rate(config: RateConfig, out: str | Path, *, resume: bool = False, overw
             tensors, state = trainer.state_tensors()
             atomic_write_with(checkpoints / f"state-epoch{epoch:03d}.safetensors",
                               lambda tmp: save_file(tensors, tmp))
-            from practicum.data import atomic_write_json
-
             atomic_write_json(checkpoints / f"state-epoch{epoch:03d}.json", state)
             previous = checkpoints / f"state-epoch{epoch - 1:03d}.safetensors"
             previous.unlink(missing_ok=True)  # the rater checkpoints stay; one training state is enough
@@ -290,9 +282,6 @@ def run_rate(config: RateConfig, out: str | Path, *, resume: bool = False, overw
 
 @functools.lru_cache(maxsize=4)
 def _cached_rater(path: str, device: str = "cpu"):
-    from practicum.diffusion.precision import resolve_device
-    from practicum.select.rater import load_rater
-
     return load_rater(path)[0].to(resolve_device(device))
 
 
@@ -302,12 +291,6 @@ def score_shard(item: dict[str, Any]) -> dict[str, np.ndarray]:
     Top-level and self-contained, so the Ray engine can ship it; batch composition comes from a
     seeded shuffle within the shard, so the ratings do not depend on the engine.
     """
-    import torch
-
-    from practicum.engine import shard_seed
-    from practicum.select.pool import ParquetPool
-    from practicum.select.rater import even_batches, rate_batch
-
     rater = _cached_rater(item["rater"], item.get("device", "cpu"))
     if item["kind"] == "parquet":
         parts = list(ParquetPool(item["path"]).groups(item["groups"]))
@@ -335,20 +318,15 @@ def score_shard(item: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 def _write_part(path: Path, value: dict[str, np.ndarray]) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     table = pa.table({k: pa.array(v) for k, v in value.items()})
     atomic_write_with(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def _part_codec():
-    from practicum.engine.shards import Codec
-
     return Codec(".parquet", _write_part, lambda path: path)  # read back lazily: only the path
 
 
-def _resolve_rater(config: ScoreConfig) -> Path:
+def _resolve_rater(config: ScoreSettings) -> Path:
     if config.rater is None:
         raise ConfigError("scoring with the rater needs a trained rater", "pass --rater RUN (a `practicum rate` run)")
     path = Path(config.rater)
@@ -361,12 +339,8 @@ def _resolve_rater(config: ScoreConfig) -> Path:
         path = path / "rater.safetensors"
     elif path.suffix == ".json":
         path = path.with_suffix(".safetensors")
-    from practicum.select.rater import check_rater_matches, load_rater
-
     meta = load_rater(path)[1]  # fail early with a clear error
     if config.source.embeddings is not None:
-        from practicum.select.pool import ParquetPool
-
         pool = ParquetPool(config.source.embeddings)
         check_rater_matches(meta, pool.input_shape, pool.num_classes, str(config.rater), config.source.embeddings)
     else:
@@ -375,7 +349,7 @@ def _resolve_rater(config: ScoreConfig) -> Path:
     return path
 
 
-def run_score(config: ScoreConfig, out: str | Path, *, engine: str = "local", resume: bool = False,
+def run_score(config: ScoreSettings, out: str | Path, *, engine: str = "local", resume: bool = False,
               overwrite: bool = False) -> dict:
     """Score a pool; the rater streams over shards, the heuristic scorers train what they need."""
     if config.scorer not in SCORERS:
@@ -385,8 +359,6 @@ def run_score(config: ScoreConfig, out: str | Path, *, engine: str = "local", re
     if config.scorer != "rater" and (config.device != "cpu" or config.dtype != "fp32"):
         raise ConfigError(f"--device and --dtype apply to the rater; the {config.scorer} scorer trains its "
                           "learner on the CPU in fp32", "drop --device/--dtype, or use --scorer rater")
-    from practicum.diffusion.precision import resolve_device
-
     resolve_device(config.device)  # fail before any work on a device this machine lacks
     if config.scorer == "rater":
         _resolve_rater(config)  # the rater is readable and fits the data, before the run folder exists
@@ -414,10 +386,7 @@ def run_score(config: ScoreConfig, out: str | Path, *, engine: str = "local", re
     return summary
 
 
-def _score_with_rater(config: ScoreConfig, parts: Path, engine: str) -> int:
-    from practicum.engine import get_executor
-    from practicum.engine.shards import run_shards
-
+def _score_with_rater(config: ScoreSettings, parts: Path, engine: str) -> int:
     items, total = score_items(config, str(_resolve_rater(config).resolve()))
     executor = get_executor(engine)
     try:
@@ -428,16 +397,12 @@ def _score_with_rater(config: ScoreConfig, parts: Path, engine: str) -> int:
     return total
 
 
-def score_items(config: ScoreConfig, rater_path: str) -> tuple[list[dict[str, Any]], int]:
+def score_items(config: ScoreSettings, rater_path: str) -> tuple[list[dict[str, Any]], int]:
     """The shards of a rater pass (one `score_shard` item each) and the pool size.
 
     An image split is loaded once, here; each item holds its rows as `ShardRows`, which a Ray
     worker receives alone (not the split). Embeddings stay on disk: an item names its row groups.
     """
-    from practicum.data import ShardRows
-    from practicum.select.pool import ParquetPool
-    from practicum.select.rater import rating_batches
-
     common = {"rater": rater_path, "mode": config.mode, "seed": config.seed, "batch_size": config.batch_size,
               "device": config.device, "dtype": config.dtype}
     items: list[dict[str, Any]] = []
@@ -473,16 +438,12 @@ def score_items(config: ScoreConfig, rater_path: str) -> tuple[list[dict[str, An
     return items, total
 
 
-def _score_with_heuristic(config: ScoreConfig, parts: Path) -> int:
-    from practicum.select.dynamics import heuristic_scores
-
+def _score_with_heuristic(config: ScoreSettings, parts: Path) -> int:
     if config.source.embeddings is not None:
         raise ConfigError(f"the {config.scorer} scorer trains a classifier on images",
                           "use --data, or score embeddings with --scorer rater")
     part = parts / "part-000000.parquet"
     if part.exists():  # scored before an interruption (--resume): the same settings, so the same scores
-        import pyarrow.parquet as pq
-
         return pq.ParquetFile(part).metadata.num_rows
     dataset, kinds = load_split(config.source, config.split)
     holdout = load_split(config.source, "val")[0] if config.scorer == "rho_loss" else None
@@ -497,8 +458,6 @@ def _score_with_heuristic(config: ScoreConfig, parts: Path) -> int:
 
 def _concat_parts(paths: list[Path], target: Path) -> None:
     """Stream the shard files into one parquet (one part in memory at a time)."""
-    import pyarrow.parquet as pq
-
     if not paths:
         raise RunError("no scored shards to combine", "rerun with --overwrite")
 
@@ -514,8 +473,6 @@ def _concat_parts(paths: list[Path], target: Path) -> None:
 # ---------------------------------------------------------------- select
 
 def read_scores(path: str | Path) -> dict[str, np.ndarray]:
-    import pyarrow.parquet as pq
-
     path = Path(path)
     if path.is_dir():
         path = path / "scores.parquet"
@@ -575,7 +532,7 @@ def _class_labels(path: Path, labels: np.ndarray) -> np.ndarray:
     return values.astype(np.int64)
 
 
-def resolve_direction(config: SelectConfig, columns: dict) -> str | None:
+def resolve_direction(config: SelectSettings, columns: dict) -> str | None:
     """The scores' direction: --direction if given, else the one the scores' summary.json wrote."""
     written = columns.get("__direction__")
     if config.direction is not None:
@@ -585,14 +542,8 @@ def resolve_direction(config: SelectConfig, columns: dict) -> str | None:
     return written
 
 
-def run_select(config: SelectConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False) -> dict:
+def run_select(config: SelectSettings, out: str | Path, *, resume: bool = False, overwrite: bool = False) -> dict:
     """Pick the budget from a scores file; write manifest.parquet and summary.json."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from practicum.select import selectors as sel
-    from practicum.select.skew import class_rank_warning
-
     columns = read_scores(config.scores)
     scores = columns["score"]
     direction = resolve_direction(config, columns)
@@ -686,10 +637,8 @@ def run_select(config: SelectConfig, out: str | Path, *, resume: bool = False, o
     return summary
 
 
-def _filter_mask(config: SelectConfig, columns: dict, scores: np.ndarray) -> np.ndarray | None:
+def _filter_mask(config: SelectSettings, columns: dict, scores: np.ndarray) -> np.ndarray | None:
     """The intersection of the absolute thresholds and every --filter (None when there are none)."""
-    from practicum.select.filters import intersect, threshold
-
     masks = []
     if config.min_score is not None or config.max_score is not None:
         masks.append(threshold(scores, low=config.min_score, high=config.max_score))
@@ -708,10 +657,8 @@ def _filter_mask(config: SelectConfig, columns: dict, scores: np.ndarray) -> np.
     return intersect(*masks) if masks else None
 
 
-def _adaptive(config: SelectConfig, scores: np.ndarray, direction: str) -> tuple[np.ndarray, dict]:
+def _adaptive(config: SelectSettings, scores: np.ndarray, direction: str) -> tuple[np.ndarray, dict]:
     """The compute-adaptive choice: `practicum.select.adaptive` over the bucket laws in `pool_laws`."""
-    from practicum.select.adaptive import adaptive_select, read_laws
-
     if config.budget_samples is None or config.pool_laws is None:
         raise ConfigError("the adaptive strategy needs a training budget and fitted bucket laws",
                           "pass --budget-samples N (steps x batch) and --pool-laws laws.json")
@@ -724,5 +671,5 @@ def print_summary(summary: dict) -> None:
         echo(f"{key}: {json.dumps(value) if isinstance(value, (dict, list)) else value}")
 
 
-__all__ = ["DataSettings", "GateSettings", "RateConfig", "SCORERS", "ScoreConfig", "SelectConfig", "load_split", "open_pools",
+__all__ = ["DataSettings", "GateSettings", "RateSettings", "SCORERS", "ScoreSettings", "SelectSettings", "load_split", "open_pools",
            "print_summary", "read_scores", "run_rate", "run_score", "run_select", "score_items", "score_shard"]

@@ -53,18 +53,21 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from pydantic import Field
+from safetensors.torch import save_file
 from torch import nn
+from torch.func import functional_call
 
 from practicum.config import Settings
 from practicum.data import atomic_write_json, atomic_write_with
-from practicum.diffusion.precision import parse_dtype, resolve_device
 from practicum.engine import shard_seed
 from practicum.errors import ConfigError, ModelError
+from practicum.files import layout_of, read_json_object, read_safetensors
 from practicum.limits import Count, LearningRate, SeedValue
+from practicum.log import progress
+from practicum.runtime import parse_dtype, resolve_device
 from practicum.select.nets import ClassifierProxy, DiffusionProxy, RaterNet, build_denoiser_proxy
 from practicum.select.pool import Batch, common_draws, diffusion_draws
 
-UPDATE_RULES = ("first_order", "unrolled", "two_model")
 # shard indices of seeds, apart from the training batch streams (0, 1, 2)
 DRAW_STREAM = 3  # the common diffusion draws of each step
 WARMUP_STREAM = 4  # the proxy warm-up's batches and draws
@@ -316,8 +319,6 @@ class RaterTrainer:
 
     def _lookahead_objective(self, theta_t, train: Batch, val: Batch, weights, draws_tr, draws_val) -> torch.Tensor:
         """L_val(θ_t − η Σ w_i(φ) ∇ℓ_i(θ_t)): one differentiable SGD step through `torch.func`."""
-        from torch.func import functional_call
-
         weights = weights / weights.sum().detach()  # a weighted mean over the batch (one step, any group count)
         params = {k: v.requires_grad_(True) for k, v in theta_t.items()}
         inner = (weights * functional_call(self.proxy, params, (train.x, train.y, draws_tr)).float()).sum()
@@ -398,8 +399,6 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], info: dict, prefix: s
 def train_rater(settings: RaterSettings, train_pool, val_pool, *, start_epoch: int = 0,
                 trainer: RaterTrainer | None = None, on_epoch=None) -> RaterTrainer:
     """Train for `settings.epochs` epochs; `on_epoch(trainer, record)` runs after each (checkpointing)."""
-    from practicum.log import progress
-
     if trainer is None:
         trainer = RaterTrainer(settings, train_pool.input_shape, max(train_pool.num_classes, val_pool.num_classes))
     iterations = settings.iterations_per_epoch or max(1, math.ceil(len(val_pool) / settings.batch_size))
@@ -495,8 +494,6 @@ def even_batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
 
 def save_rater(path: str | Path, rater: RaterNet, meta: dict[str, Any]) -> None:
     """`path` (.safetensors) with the weights and `path` with .json beside it (architecture + provenance)."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     weights = {k: v.detach().cpu().clone().contiguous() for k, v in rater.state_dict().items()}
     atomic_write_with(path, lambda tmp: save_file(weights, tmp))
@@ -513,8 +510,6 @@ def rater_meta(trainer: RaterTrainer, epoch: int, record: dict | None = None) ->
 
 def load_rater(path: str | Path) -> tuple[RaterNet, dict[str, Any]]:
     """A rater checkpoint: a `practicum rate` run folder, its rater.safetensors or its rater.json."""
-    from practicum.files import layout_of, read_json_object, read_safetensors
-
     path = Path(path)
     if path.is_dir():
         path = path / "rater.safetensors"
@@ -551,6 +546,6 @@ def check_rater_matches(meta: dict[str, Any], image_shape, num_classes: int, whe
                          f"{'x'.join(map(str, image_shape))}", "score with a rater trained on this data")
 
 
-__all__ = ["RaterSettings", "RaterTrainer", "UPDATE_RULES", "check_rater_matches", "even_batches", "gamma_at",
+__all__ = ["RaterSettings", "RaterTrainer", "check_rater_matches", "even_batches", "gamma_at",
            "group_softmax", "initial_rater", "lin0", "load_rater", "make_optimizer", "proxy_losses", "rate", "rate_batch",
            "rater_meta", "rating_batches", "decay_groups", "save_rater", "train_rater"]

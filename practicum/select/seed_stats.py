@@ -6,22 +6,9 @@ generator seed on both sides), and the interval is Student's t with (seeds − 1
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from practicum.errors import ConfigError
-
-
-def t_interval(values, level: float = 0.95) -> list[float] | None:
-    """Student-t interval of the mean of `values` (None with fewer than 2 values)."""
-    from scipy import stats
-
-    v = np.asarray(values, dtype=np.float64)
-    if v.size < 2:
-        return None
-    half = float(stats.t.ppf((1 + level) / 2, v.size - 1)) * float(v.std(ddof=1)) / math.sqrt(v.size)
-    return [float(v.mean() - half), float(v.mean() + half)]
+from practicum import stats
 
 
 def summarise_arms(per_seed: dict, metrics) -> dict:
@@ -43,16 +30,13 @@ def summarise_arms(per_seed: dict, metrics) -> dict:
 
 
 def paired_difference(per_seed: dict, a: str, b: str, metric: str, level: float = 0.95) -> dict | None:
-    """a − b per seed where both arms ran; mean, t interval and its degrees of freedom (None if no seed has both)."""
-    if not 0 < level < 1:
-        raise ConfigError(f"the interval level must lie in (0, 1), not {level}")
-    seeds = [s for s in sorted(per_seed, key=str)
-             if metric in per_seed[s].get(a, {}) and metric in per_seed[s].get(b, {})]
-    if not seeds:
-        return None
-    diffs = [float(per_seed[s][a][metric]) - float(per_seed[s][b][metric]) for s in seeds]
-    return {"seeds": [str(s) for s in seeds], "per_seed": diffs, "mean": float(np.mean(diffs)),
-            "ci": t_interval(diffs, level), "level": level, "df": len(diffs) - 1}
+    """`practicum.stats.paired_difference` of arm a − arm b on `metric` (seeds as strings, in string
+    order). The selection benchmark runs 3 seeds, so its interval is the plain t interval from 2
+    seeds on (`min_seeds=2`), not the summaries' 5-seed rule; None if no seed has both arms."""
+    seeds = sorted(per_seed, key=str)
+    side_a = {str(s): per_seed[s][a][metric] for s in seeds if metric in per_seed[s].get(a, {})}
+    side_b = {str(s): per_seed[s][b][metric] for s in seeds if metric in per_seed[s].get(b, {})}
+    return stats.paired_difference(side_a, side_b, level, min_seeds=2)
 
 
-__all__ = ["paired_difference", "summarise_arms", "t_interval"]
+__all__ = ["paired_difference", "summarise_arms"]

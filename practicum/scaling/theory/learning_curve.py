@@ -21,8 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
+from practicum.data import load_digits
 from practicum.errors import DataError
+from practicum.scaling import fit
 from practicum.scaling.theory.intrinsic_dim import levina_bickel, twonn
 
 REFERENCE_CONSTANTS = {"nearest-neighbour error (c = 1)": 1.0, "squared error, Lipschitz (c = 2)": 2.0,
@@ -35,8 +38,6 @@ def power_law_exponent(sizes, errors, family: str = "M1") -> dict:
     M1 (β·n^c) gives the pure power-law exponent; M2 (ε∞ + β·n^c) subtracts an irreducible error
     first. Returns the exponent α = −c and the law's parameters.
     """
-    from practicum.scaling import fit
-
     sizes = np.asarray(sizes, dtype=float)
     errors = np.asarray(errors, dtype=float)
     if sizes.size < 3:
@@ -101,8 +102,6 @@ def _views(x_train: np.ndarray, components: tuple[int, ...]):
 def dimension_exponent_check(components: tuple[int, ...] = (2, 4, 8), sizes=None, repeats: int = 8,
                              seed: int = 0, family: str = "M1", progress=None) -> list[ExponentCheck]:
     """Estimate D and measure α on the built-in digits for each view; see the module docstring."""
-    from practicum.data import load_digits
-
     train, test = load_digits("train"), load_digits("test")
     x_tr = np.asarray(train.images, dtype=float).reshape(len(train.labels), -1)
     x_te = np.asarray(test.images, dtype=float).reshape(len(test.labels), -1)
@@ -124,8 +123,6 @@ def dimension_exponent_check(components: tuple[int, ...] = (2, 4, 8), sizes=None
 
 def fit_constant(checks: list[ExponentCheck]) -> dict:
     """Least-squares c in α = c/D across views, and how well 1/D explains α (R², Spearman ρ)."""
-    from scipy import stats
-
     inv_d = np.array([1.0 / c.dimension for c in checks])
     alpha = np.array([c.alpha for c in checks])
     c_hat = float(inv_d @ alpha / (inv_d @ inv_d))

@@ -128,7 +128,3 @@ def measure_rate(d: int, ks, *, repeats: int = 8, c0: float = 1.0, noise: float 
         errors.append(float(np.mean(mses)))
     slope = float(np.polyfit(np.log(sizes), np.log(errors), 1)[0])
     return RateMeasurement(d, sizes, errors, slope, rate(d, "mse"))
-
-
-DEFAULT_KS = {1: range(6, 41, 2), 2: range(5, 21), 3: range(4, 13), 4: range(3, 9)}
-"""Bin counts per dimension for the default measurement (n up to ≈ 2.6e5)."""
