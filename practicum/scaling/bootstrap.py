@@ -200,6 +200,9 @@ COVERAGE_FAILED: dict[tuple[str, str, str], str] = {
     # one seed, the percentile bootstrap over points: 400 curves (issue 23), prediction 93.2 % passes
     ("x_needed", "1", "points"): "90.5 %",
     ("multiplier", "1", "points"): "90.2 %",
+    # 2-4 seeds, the jackknife: x needed covers 94.0 % under flat noise but 92.2 % when the noise grows as
+    # y shrinks (400 curves each); every other jackknife cell is inside 93-97 % under both noise models
+    ("x_needed", "2-4", "seeds"): "92.2 % (noise growing as y shrinks)",
     # a point bootstrap of repeated runs ignores the per-seed correlation (measured with 3 seeds)
     **{(q, s, "points"): v for s in ("2-4", "5-9", "10+")
        for q, v in (("prediction", "91 %"), ("x_needed", "88 %"), ("multiplier", "89 %"))},
