@@ -207,6 +207,13 @@ COVERAGE_FAILED: dict[tuple[str, str, str], str] = {
     **{(q, s, "points"): v for s in ("2-4", "5-9", "10+")
        for q, v in (("prediction", "91 %"), ("x_needed", "88 %"), ("multiplier", "89 %"))},
 }
+# the same benchmark with the truth and the fitted law both M4 (200 curves per structure, issue 23): the
+# jackknife's cells below 93 % for that family only (every other M4 cell covers 94-97 %)
+COVERAGE_FAILED_FAMILY: dict[tuple[str, str, str, str], str] = {
+    ("M4", "prediction", "2-4", "seeds"): "92.5 % (M4, 200 curves)",
+    ("M4", "prediction", "10+", "seeds"): "90.0 % (M4, 200 curves)",
+    ("M4", "x_needed", "10+", "seeds"): "91.5 % (M4, 200 curves)",
+}
 COVERAGE_TESTED_LEVEL = 0.95
 
 
@@ -232,11 +239,13 @@ def choose_unit(seeds, by: str = "auto") -> str:
     return "points"
 
 
-def interval_ok(quantity: str, n_seeds: int, unit: str, level: float = 0.95) -> tuple[bool, str]:
+def interval_ok(quantity: str, n_seeds: int, unit: str, level: float = 0.95,
+                family: str | None = None) -> tuple[bool, str]:
     """(print it?, why not / how it was checked) for an interval of `quantity` at this seed count
-    made by `unit`'s method."""
+    made by `unit`'s method, for a law of `family` where the benchmark measured that family."""
     structure = seed_structure(n_seeds)
-    failed = COVERAGE_FAILED.get((quantity, structure, unit))
+    failed = COVERAGE_FAILED.get((quantity, structure, unit)) or COVERAGE_FAILED_FAMILY.get(
+        (family, quantity, structure, unit))
     if failed is not None:
         return False, (f"withheld: its coverage in benchmarks/scaling_coverage.py was {failed} for "
                        f"{structure} seed(s) with the {unit} method, outside 93-97 %")

@@ -218,7 +218,8 @@ def data_multiplier(x_a, y_a, x_b, y_b, *, target: float | None = None, metric: 
             boot_b = law_b.bootstrap(n_boot, seed=seed + 1, by=by)
         ci, info = multiplier_interval(boot_a, boot_b, target, need_a, need_b, level)
         if unit_a == unit_b:
-            ok, why = interval_ok("multiplier", min(n_seed_labels(sa), n_seed_labels(sb)), unit_a, level)
+            ok, why = interval_ok("multiplier", min(n_seed_labels(sa), n_seed_labels(sb)), unit_a, level,
+                                  law_a.family_)
         else:
             ok, why = True, "this mix of methods was not in the coverage benchmark"
         if ci is None:
