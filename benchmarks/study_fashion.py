@@ -87,6 +87,20 @@ def variant_runs(settings, out: Path, name: str, strategy: str, change: dict, se
              "path": str(out / "variants" / f"{slug}-s{seed}")} for seed in seeds]
 
 
+def tune_rows(labels: list[str], changes: dict, runs: list[dict], seeds: list[int]) -> list[dict]:
+    """One tune-sweep row per label, scored by final accuracy on TUNE; `runs` are in label order,
+    len(seeds) each."""
+    rows = []
+    for n, k in enumerate(labels):
+        mine = runs[n * len(seeds):(n + 1) * len(seeds)]
+        finals = [p for r in mine for p in r["points"] if p["kind"] == "final"]
+        rows.append({"name": k, "change": changes[k], "seeds": seeds,
+                     "tune_accuracy": sum(p["tune_accuracy"] for p in finals) / len(finals),
+                     "val_accuracy": sum(p["val_accuracy"] for p in finals) / len(finals),
+                     "pool_sizes": [r["pool_size"] for r in mine]})
+    return rows
+
+
 def row_for(name: str, results: list[dict], statics: list[dict], start: int, as_strategy: str = "dp") -> dict:
     """One table row: multiplier and gains of these runs against the study's static runs."""
     from practicum.practice import analysis
@@ -229,13 +243,7 @@ def main() -> None:
                  for i in variant_runs(base, out, f"tune {k}", "dp",
                                        merge_values(TUNE_VARIANTS[k], {"branch_out": False}), tune_seeds)]
         runs = executor.map(run_one, items, description="tune sweep")
-        for n, k in enumerate(labels):  # items are in label order, len(tune_seeds) each
-            mine = runs[n * len(tune_seeds):(n + 1) * len(tune_seeds)]
-            finals = [p for r in mine for p in r["points"] if p["kind"] == "final"]
-            state["tune"].append({"name": k, "change": TUNE_VARIANTS[k], "seeds": tune_seeds,
-                                  "tune_accuracy": sum(p["tune_accuracy"] for p in finals) / len(finals),
-                                  "val_accuracy": sum(p["val_accuracy"] for p in finals) / len(finals),
-                                  "pool_sizes": [r["pool_size"] for r in mine]})
+        state["tune"] += tune_rows(labels, TUNE_VARIANTS, runs, tune_seeds)
         best = max(state["tune"], key=lambda r: r["tune_accuracy"])
         state["chosen"], chosen = best["name"], best["change"]
         save("tune")
@@ -302,13 +310,7 @@ def main() -> None:
                                                          merge_values(PATIENCE_VARIANTS[k], {"branch_out": False}),
                                                          tune_seeds)]
         runs = executor.map(run_one, items, description="patience (tune)")
-        for n, k in enumerate(labels):
-            mine = runs[n * len(tune_seeds):(n + 1) * len(tune_seeds)]
-            finals = [p for r in mine for p in r["points"] if p["kind"] == "final"]
-            state["tune"].append({"name": k, "change": PATIENCE_VARIANTS[k], "seeds": tune_seeds,
-                                  "tune_accuracy": sum(p["tune_accuracy"] for p in finals) / len(finals),
-                                  "val_accuracy": sum(p["val_accuracy"] for p in finals) / len(finals),
-                                  "pool_sizes": [r["pool_size"] for r in mine]})
+        state["tune"] += tune_rows(labels, PATIENCE_VARIANTS, runs, tune_seeds)
         preset = next((r for r in state["tune"] if r["name"] == state["chosen"]), None)
         best = max((r for r in state["tune"] if r["name"] in labels), key=lambda r: r["tune_accuracy"])
         state["patience_chosen"] = best["name"]
