@@ -78,3 +78,7 @@ def test_intervals_are_printed_by_method_and_structure():
     ok, why = interval_ok("prediction", 10, "seeds", family="M4")
     assert not ok and "90.0 % (M4" in why
     assert interval_ok("prediction", 10, "seeds", family="M2")[0] and interval_ok("prediction", 10, "seeds")[0]
+    # a law whose family `auto` chose: its own family's cells and auto's (3 seeds: 88.5 %)
+    ok, why = interval_ok("prediction", 3, "seeds", family=("M2", "auto"))
+    assert not ok and "88.5 % (auto" in why
+    assert interval_ok("prediction", 3, "seeds", family="M2")[0] and interval_ok("prediction", 5, "seeds", family=("M2", "auto"))[0]

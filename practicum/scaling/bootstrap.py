@@ -213,6 +213,9 @@ COVERAGE_FAILED_FAMILY: dict[tuple[str, str, str, str], str] = {
     ("M4", "prediction", "2-4", "seeds"): "92.5 % (M4, 200 curves)",
     ("M4", "prediction", "10+", "seeds"): "90.0 % (M4, 200 curves)",
     ("M4", "x_needed", "10+", "seeds"): "91.5 % (M4, 200 curves)",
+    # `auto` (the family chosen from the data) on an M2 truth: the jackknife refits the chosen family only,
+    # so with few seeds it misses the selection's own uncertainty
+    ("auto", "prediction", "2-4", "seeds"): "88.5 % (auto on an M2 truth, 200 curves)",
 }
 COVERAGE_TESTED_LEVEL = 0.95
 
@@ -240,12 +243,15 @@ def choose_unit(seeds, by: str = "auto") -> str:
 
 
 def interval_ok(quantity: str, n_seeds: int, unit: str, level: float = 0.95,
-                family: str | None = None) -> tuple[bool, str]:
+                family: str | tuple[str, ...] | None = None) -> tuple[bool, str]:
     """(print it?, why not / how it was checked) for an interval of `quantity` at this seed count
-    made by `unit`'s method, for a law of `family` where the benchmark measured that family."""
+    made by `unit`'s method, for a law of `family` (or any of several: the chosen family and "auto")
+    where the benchmark measured that family."""
     structure = seed_structure(n_seeds)
-    failed = COVERAGE_FAILED.get((quantity, structure, unit)) or COVERAGE_FAILED_FAMILY.get(
-        (family, quantity, structure, unit))
+    families = family if isinstance(family, tuple) else (family,)
+    failed = COVERAGE_FAILED.get((quantity, structure, unit)) or next(
+        (COVERAGE_FAILED_FAMILY[key] for f in families
+         if (key := (f, quantity, structure, unit)) in COVERAGE_FAILED_FAMILY), None)
     if failed is not None:
         return False, (f"withheld: its coverage in benchmarks/scaling_coverage.py was {failed} for "
                        f"{structure} seed(s) with the {unit} method, outside 93-97 %")

@@ -144,8 +144,9 @@ def fit_one(item: dict[str, Any]) -> dict[str, Any]:
         else:
             result["interval_note"] = "no bootstrap (--n-boot 0): no intervals"
         unit = choose_unit(fit_seeds)
-        pred_ok, pred_why = interval_ok("prediction", n_seeds, unit, level, law.family_)
-        inv_ok, inv_why = interval_ok("x_needed", n_seeds, unit, level, law.family_)
+        families = (law.family_, "auto") if law.family == "auto" else law.family_
+        pred_ok, pred_why = interval_ok("prediction", n_seeds, unit, level, families)
+        inv_ok, inv_why = interval_ok("x_needed", n_seeds, unit, level, families)
         preds = []
         for xe in item["extrapolate_to"]:
             value = float(law.predict([xe])[0])
