@@ -446,21 +446,30 @@ def _read(path: Path):
         return None
 
 
+def _method_table(ipcs: list[int], methods, cell, label: str, with_source: bool) -> list[str]:
+    """The markdown rows shared by both protocols' tables: the literature's rows (a '-' where it has no
+    figure for an IPC), then one row per practicum method with `cell(method, ipc)` per column."""
+    col = {1: 0, 10: 1, 50: 2}
+    tail = (lambda source: f" | {source} |") if with_source else (lambda source: " |")
+    lines = ["| method | " + " | ".join(f"IPC {i}" for i in ipcs) + (" | source |" if with_source else " |"),
+             "|---|" + "---|" * (len(ipcs) + with_source)]
+    for name, values in LITERATURE.items():
+        cells = [f"{values[col[i]]}" if i in col else "-" for i in ipcs]
+        lines.append(f"| {name} (literature) | " + " | ".join(cells) + tail(LITERATURE_SOURCES[name]))
+    for method in methods:
+        lines.append(f"| {method} ({label}) | " + " | ".join(cell(method, i) for i in ipcs) + tail("this run"))
+    return lines
+
+
 def full_table(full: dict) -> str:
     """Markdown: the literature's rows (with sources) beside practicum's at protocol A-full."""
     ipcs = sorted(int(k) for k in full["ipc"])
-    col = {1: 0, 10: 1, 50: 2}
-    head = "| method | " + " | ".join(f"IPC {i}" for i in ipcs) + " | source |"
-    lines = [head, "|---|" + "---|" * (len(ipcs) + 1)]
-    for name, values in LITERATURE.items():
-        cells = [f"{values[col[i]]}" if i in col else "-" for i in ipcs]
-        lines.append(f"| {name} (literature) | " + " | ".join(cells) + f" | {LITERATURE_SOURCES[name]} |")
-    for method in FULL_METHODS:
-        cells = []
-        for i in ipcs:
-            m = full["ipc"][str(i)]["methods"].get(method)
-            cells.append("-" if m is None else f"{100 * m['mean']:.1f} ± {100 * m['std']:.1f} ({len(m['seeds'])})")
-        lines.append(f"| {method} (practicum, A-full) | " + " | ".join(cells) + " | this run |")
+
+    def cell(method: str, ipc: int) -> str:
+        m = full["ipc"][str(ipc)]["methods"].get(method)
+        return "-" if m is None else f"{100 * m['mean']:.1f} ± {100 * m['std']:.1f} ({len(m['seeds'])})"
+
+    lines = _method_table(ipcs, FULL_METHODS, cell, "practicum, A-full", with_source=True)
     lines.append("")
     whole = f"- Whole train set: literature {FULL_DATA} ({LITERATURE_SOURCES['whole train set']})"
     if "full_data" in full:
@@ -499,16 +508,12 @@ def _kendall(a: list[str], b: list[str]) -> float:
 def table(report: dict) -> str:
     """The markdown table for docs/benchmarks.md: literature rows beside practicum's (protocol A)."""
     ipcs = sorted(int(k) for k in report.get("protocol_A", {}))
-    col = {1: 0, 10: 1, 50: 2}
-    lines = ["| method | " + " | ".join(f"IPC {i}" for i in ipcs) + " |", "|---|" + "---|" * len(ipcs)]
-    for name, values in LITERATURE.items():
-        lines.append(f"| {name} (literature) | " + " | ".join(f"{values[col[i]]}" for i in ipcs if i in col) + " |")
-    for method in METHODS:
-        cells = []
-        for i in ipcs:
-            m = report["protocol_A"][str(i)]["methods"].get(method)
-            cells.append("-" if m is None else f"{100 * m['last_accuracy_mean']:.1f} ± {100 * m['last_accuracy_std']:.1f}")
-        lines.append(f"| {method} (practicum) | " + " | ".join(cells) + " |")
+
+    def cell(method: str, ipc: int) -> str:
+        m = report["protocol_A"][str(ipc)]["methods"].get(method)
+        return "-" if m is None else f"{100 * m['last_accuracy_mean']:.1f} ± {100 * m['last_accuracy_std']:.1f}"
+
+    lines = _method_table(ipcs, METHODS, cell, "practicum", with_source=False)
     lines.append("")
     for i in ipcs:
         for pair, d in report["protocol_A"][str(i)].get("paired", {}).items():
