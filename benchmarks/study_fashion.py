@@ -14,7 +14,8 @@ one torch thread each; a kill keeps every finished run and stage):
 3. generate-then-prune at the other oversampling ratios (×2, ×8, ×16), on --extra-seeds seeds;
 4. patience: DP variants whose rounds come more often, scored on TUNE (seeds 100+); the best,
    if it beats the preset on tune, runs on the reported seeds as a second DP row;
-5. ablations of the chosen DP (--extra-seeds seeds, no intervals);
+5. ablations of the chosen DP (the patience stage's row when it ran): last steps guided, learner-only
+   gradient, every step guided, ω at 2× and ½× (--extra-seeds seeds, no intervals);
 6. an independent judge: an MLP trained on REAL Fashion train images only; its mean entropy on
    what each strategy added says whether the hardness transfers beyond the guide.
 Which split chose what: val = patience and the static grid's stop; tune = the DP variant;
@@ -54,7 +55,8 @@ TUNE_VARIANTS = {
     "ω=0.1, shift-averaged (8 views)": {"generator": {"shifts": 8}},
 }
 SMOKE_TUNE = ("ω=0.1", "ω=0.2")
-ABLATIONS = {  # changes to the chosen DP, in order of importance
+ABLATIONS = {  # changes to the chosen DP (the patience stage's row when it ran), in order of importance;
+    # ω at 2× and ½× the chosen value are added in main()
     "last steps guided": {"generator": {"guide_stop": 10_000}},
     "learner-only gradient": {"generator": {"through": "learner"}},
     "every step (k=1)": {"generator": {"every": 1}},
@@ -321,15 +323,22 @@ def main() -> None:
                                                       range(args.seeds)), description=label)
             variants[label] = runs
             state["rows"].append(row_for(label, runs, statics, start))
+            state["ablation_base"] = best["change"]
         save("patience")
 
-    # ---- 5. ablations of the chosen DP
+    # ---- 5. ablations of the chosen DP: each changes one thing of the best DP row (the patience
+    # stage's, when it ran on the reported seeds; else the study's) on --extra-seeds seeds
     if "ablations" not in skip:
-        items = [i for k, change in ABLATIONS.items() for i in variant_runs(settings, out, k, "dp", change, extra)]
+        omega = settings.practice.omega
+        ablations = ABLATIONS | {f"ω = {2 * omega:g} (2× the chosen)": {"omega": 2 * omega},
+                                 f"ω = {omega / 2:g} (½× the chosen)": {"omega": omega / 2}}
+        base_change = state.get("ablation_base", {})
+        items = [i for k, change in ablations.items()
+                 for i in variant_runs(settings, out, f"ablation {k}", "dp", merge_values(base_change, change), extra)]
         runs = executor.map(run_one, items, description="ablations")
-        for n, k in enumerate(ABLATIONS):
+        for n, k in enumerate(ablations):
             variants[k] = runs[n * len(extra):(n + 1) * len(extra)]
-            state["rows"].append(row_for(k, variants[k], statics, start))
+            state["rows"].append(row_for(f"ablation: {k}", variants[k], statics, start))
         save("ablations")
 
     # ---- 6. the independent judge
