@@ -39,9 +39,10 @@ from practicum.config import merge_values  # noqa: E402
 
 BUDGETS = {
     # full: the study's Fashion defaults (practicum.practice.study.PRESETS["fashion"]) with the patience rule
-    # and grid cap the recorded study stage ran with; the patience stage below chose today's preset
+    # grid cap and guidance batch the recorded study stage ran with; the patience stage below chose today's preset
     # (fixed T, best reset), and the default study caps its grid at 16·N where every recorded run stopped
-    "full": {"practice": {"patience_rule": "proportional", "reset_best": False}, "grid_max_factor": 32},
+    "full": {"practice": {"patience_rule": "proportional", "reset_best": False, "generator": {"guidance_batch": None}},
+             "grid_max_factor": 32},
     # smoke: checks that every stage runs (seconds of work; the numbers mean nothing)
     "smoke": {"practice": {"train": {"steps": 40, "batch_size": 32}, "initial_size": 20, "add_size": 20,
                            "eval_every": 64, "val_size": 200, "test_size": 200, "generator": {"steps": 4, "every": 1}},

@@ -321,6 +321,20 @@ def test_every_command_defaults_to_fashion_and_says_so_in_its_help(capsys):
         assert "fashion" in text and ("fashion (default)" in text or "else fashion" in text), command
 
 
+def test_study_defaults_to_dp_against_static_and_takes_the_controls_by_flag(tmp_path, capsys):
+    from practicum.practice.study import study_settings
+
+    default = study_settings({}, data="fashion")
+    assert default.strategies == ["static", "dp"] and default.grid_max_factor == 16
+    assert default.practice.generator.guidance_batch == 25
+    controls = study_settings({"strategies": ["static", "dp", "vanilla", "prune"]}, data="fashion")
+    assert controls.strategies == ["static", "dp", "vanilla", "prune"]
+    # a strategy the study does not know is refused before anything runs (one line, exit 2)
+    assert _cli("study", "--strategies", "static,dpp", "--out", str(tmp_path / "s")) == 2
+    assert "e.g. --strategies static,dp,vanilla,prune" in capsys.readouterr().err
+    assert not (tmp_path / "s" / "runs").exists()
+
+
 def _tiny_sd_folder(path, num_classes=3):
     """A randomly initialised SD-layout pipeline folder (UNet2DConditionModel + AutoencoderKL)."""
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel

@@ -24,6 +24,9 @@ def study(
     quick: bool = typer.Option(False, "--quick", help="2 seeds, static grid to 4x the start, 300 iterations: the smoke test."),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="Runs per strategy."),
     omega: Optional[float] = typer.Option(None, "--omega", help="Entropy guidance strength of DP."),
+    strategies: Optional[str] = typer.Option(None, "--strategies",
+                                             help="Comma list from static,dp,vanilla,prune (default static,dp; "
+                                                  "vanilla = DP's rounds at ω = 0, prune = generate-then-prune)."),
     model: Optional[str] = typer.Option(None, "--model", help="Generator: 'builtin' or a local diffusers folder."),
     data: Optional[str] = typer.Option(None, "--data", help="Real val/test data: fashion (default), digits, "
                                        "folder:PATH, npz:PATH."),
@@ -39,8 +42,8 @@ def study(
     overwrite: bool = typer.Option(False, "--overwrite", help="Start the study in --out again."),
 ) -> None:
     """Deliberate Practice vs static generation on real held-out data (Fashion-MNIST by default):
-    static on a geometric grid up to its plateau, DP with branch-outs, dynamic-vanilla and
-    generate-then-prune over several seeds; per-seed data multipliers (t intervals from 5 seeds),
+    static on a geometric grid up to its plateau and DP with branch-outs (and, with --strategies,
+    dynamic-vanilla and generate-then-prune) over several seeds; per-seed data multipliers (t intervals from 5 seeds),
     paired gains, fitted laws, figures and report.html."""
     from practicum.practice.study import StudySettings, print_summary, run_study, study_settings
 
@@ -52,6 +55,8 @@ def study(
         practice_overrides["generator"] = {**values.get("practice", {}).get("generator", {}), **generator_overrides}
     if practice_overrides:
         values = {**values, "practice": {**values.get("practice", {}), **practice_overrides}}
+    if strategies is not None:
+        values = {**values, "strategies": [v.strip() for v in strategies.split(",") if v.strip()]}
     settings = study_settings(values, quick=quick, seeds=seeds, data=data)
     summary = run_study(out, settings, engine=engine, resume=resume, overwrite=overwrite, workers=workers)
     print_summary(summary, out)
