@@ -191,6 +191,9 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--skip", type=str, default="", help="comma list: tune,prune,patience,ablations,judge "
                         "(a skipped stage keeps the rows an earlier run recorded in the results JSON)")
+    parser.add_argument("--ablations", type=str, default="",
+                        help="comma list of ablation names to run (default: all; names as in the table, "
+                             "e.g. 'last steps guided,every step (k=1)')")
     parser.add_argument("--judge-steps", type=int, default=2000)
     args = parser.parse_args()
 
@@ -333,6 +336,12 @@ def main() -> None:
         omega = settings.practice.omega
         ablations = ABLATIONS | {f"ω = {2 * omega:g} (2× the chosen)": {"omega": 2 * omega},
                                  f"ω = {omega / 2:g} (½× the chosen)": {"omega": omega / 2}}
+        wanted = [v.strip() for v in args.ablations.split(",") if v.strip()]
+        if wanted:
+            unknown = set(wanted) - set(ablations)
+            if unknown:
+                raise SystemExit(f"--ablations: unknown {sorted(unknown)}; choose from {list(ablations)}")
+            ablations = {k: v for k, v in ablations.items() if k in wanted}
         base_change = state.get("ablation_base", {})
         items = [i for k, change in ablations.items()
                  for i in variant_runs(settings, out, f"ablation {k}", "dp", merge_values(base_change, change), extra)]
