@@ -89,7 +89,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 QUICK: dict[str, dict[str, Any]] = {
     "fashion": {"seeds": 2, "strategies": ["static", "dp"], "grid_max_factor": 4,
                 "practice": {"initial_size": 40, "add_size": 40, "eval_every": 640, "train": {"steps": 300, "batch_size": 32},
-                             "test_size": 2000}},
+                             # smaller val/test subsets: DP's evaluations cost as much as its training here
+                             "val_size": 500, "test_size": 1000}},
     "digits": {"seeds": 2, "strategies": ["static", "dp"], "grid_max_factor": 16,
                "practice": {"initial_size": 30, "add_size": 30, "eval_every": 120, "train": {"steps": 400}}},
 }
