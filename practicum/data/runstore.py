@@ -32,6 +32,7 @@ import numpy as np
 import yaml
 
 from practicum import __version__, tracking
+from practicum.config import RUNTIME_KEYS
 from practicum.errors import RunError
 from practicum.validate import check_out
 
@@ -224,9 +225,9 @@ class RunDir:
 
     def _check_resume(self, config_yaml: str, fingerprints: dict[str, str | None]) -> None:
         old_yaml = self.config_path.read_text(encoding="utf-8") if self.config_path.is_file() else ""
-        if old_yaml != config_yaml:
-            raise RunError(f"the settings differ from those {self.path} was started with: "
-                           f"{settings_diff(old_yaml, config_yaml)}",
+        differ = settings_diff(old_yaml, config_yaml)
+        if differ:
+            raise RunError(f"the settings differ from those {self.path} was started with: {differ}",
                            "resume with the run's own settings (a bare --resume reads its config.yaml), "
                            "or start again with --overwrite")
         recorded = self.read_json("inputs.json", default=None)
@@ -519,7 +520,8 @@ def fingerprint(path: str | Path) -> str | None:
 
 
 def settings_diff(old_yaml: str, new_yaml: str, shown: int = 3) -> str:
-    """'seed (0 → 1), train.steps (400 → 600)': the settings that differ between two config.yaml texts."""
+    """'seed (0 → 1), train.steps (400 → 600)': the settings that differ between two config.yaml texts,
+    or '' when they hold the same values but for run-time choices (`config.RUNTIME_KEYS`)."""
     def flat(text: str) -> dict[str, Any]:
         try:
             values = yaml.safe_load(text)
@@ -538,13 +540,15 @@ def settings_diff(old_yaml: str, new_yaml: str, shown: int = 3) -> str:
         return out
 
     old, new = flat(old_yaml), flat(new_yaml)
-    differ = [key for key in [*old, *(k for k in new if k not in old)] if old.get(key) != new.get(key)]
-    if not differ:  # same values, different text (ordering, formatting)
-        return "same values, written differently"
+    differ = [key for key in [*old, *(k for k in new if k not in old)]
+              if old.get(key) != new.get(key) and key.rsplit(".", 1)[-1] not in RUNTIME_KEYS]
+
     def show(values: dict[str, Any], key: str) -> str:
         return repr(values[key]) if key in values else "unset"
 
     parts = [f"{key} ({show(old, key)} → {show(new, key)})" for key in differ[:shown]]
+    if not parts:
+        return ""
     return ", ".join(parts) + (f" and {len(differ) - shown} more" if len(differ) > shown else "")
 
 

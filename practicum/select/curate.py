@@ -61,7 +61,7 @@ class CoverSettings(Settings):
     split: Literal["train", "val", "test"] = "train"
     method: Literal["k-center", "herding", "facility-location"] = "k-center"
     keep: float = 0.2  # fraction in (0, 1], or a count when > 1
-    balance: bool | None = None  # None: within each class whenever there are labels
+    balance: bool = True  # select within each class
     limit: int | None = Field(None, ge=1, description="use a fixed random subset of this many pool examples")
     seed: SeedValue = 0
 
@@ -219,8 +219,7 @@ def run_cover(config: CoverSettings, out, *, resume: bool = False, overwrite: bo
             return existing
         data = load_features(config.source, config.split, config.limit)
         x, labels = data["features"], data["labels"]
-        balance = True if config.balance is None else config.balance
-        if balance:
+        if config.balance:
             classes, counts = class_quotas(labels, budget(len(x), keep))  # as the class-balanced selectors
             groups = [np.flatnonzero(labels == c) for c in classes]
             chosen = np.sort(np.concatenate([g[pick(x[g], int(k))] for g, k in
@@ -233,7 +232,7 @@ def run_cover(config: CoverSettings, out, *, resume: bool = False, overwrite: bo
             columns["kind"] = data["kinds"][chosen]
         _write_table(run.path / "manifest.parquet", columns)
         summary = {"method": config.method, "keep": config.keep, "pool": len(x), "selected": len(chosen),
-                   "balance": balance, "class_counts": np.bincount(labels[chosen], minlength=labels.max() + 1).tolist()}
+                   "balance": config.balance, "class_counts": np.bincount(labels[chosen], minlength=labels.max() + 1).tolist()}
         notes = [outlier_warning(x, labels, chosen, config.method)]
         if data["kinds"] is not None:
             kinds = data["kinds"]
