@@ -57,7 +57,7 @@ def run_theory(settings, run) -> dict:
             figures[name] = PLOTTERS[name](data, folder / f"{name}.png")
     summary = summarise(settings, results)
     summary["figures"] = {k: str(v.relative_to(run.path)) for k, v in figures.items()}
-    run.write_json("summary.json", summary)
+    run.write_results(summary)
     write_theory_report(run.path / "report.html", summary, figures)
     return summary
 

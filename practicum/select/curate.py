@@ -127,7 +127,7 @@ def _finished(run: RunDir, resume: bool, output: str) -> dict | None:
     """On --resume of a run that already wrote `output`, its summary (the run is marked finished again)."""
     if not (resume and (run.path / output).exists()):
         return None
-    summary = run.read_json("summary.json")
+    summary = run.read_results()
     if summary is not None:
         run.finish()
     return summary
@@ -172,7 +172,7 @@ def run_dedup(config: DedupSettings, out, *, resume: bool = False, overwrite: bo
                                      "filter with practicum select --filter RUN:1:",
                    "removed_by_kind": _by_kind(data["kinds"], ~keep),
                    "warnings": _warn([removed_warning(int((~keep).sum()), len(keep), config.method)])}
-        run.write_json("summary.json", summary)
+        run.write_results(summary)
         run.finish()
     return summary
 
@@ -201,7 +201,7 @@ def run_label_issues(config: LabelIssueSettings, out, *, resume: bool = False, o
                    "direction_note": "score 1 = the label looks right, 0 = confidently another class; the column "
                                      "quality is the out-of-sample self-confidence p(given label)",
                    "issues_by_kind": _by_kind(data["kinds"], issues)}
-        run.write_json("summary.json", summary)
+        run.write_results(summary)
         run.finish()
     return summary
 
@@ -240,7 +240,7 @@ def run_cover(config: CoverSettings, out, *, resume: bool = False, overwrite: bo
                                       for k in sorted(set(kinds))}
             notes.append(kind_warning(kinds, chosen))
         summary["warnings"] = _warn(notes)
-        run.write_json("summary.json", summary)
+        run.write_results(summary)
         run.finish()
     return summary
 
