@@ -121,5 +121,7 @@ def _describe(exc: ValidationError, model: str) -> str:
         msg = " ".join(str(err["msg"]).split())  # one line, whatever the validator wrote
         if err.get("type") == "extra_forbidden":
             msg = "unknown key (check its spelling against the documented settings)"
+        elif err.get("type") == "missing":
+            msg = "not given (give it on the command line or in --config)"
         parts.append(f"{where}: {msg}")
     return f"invalid settings for {model}: " + "; ".join(parts)
