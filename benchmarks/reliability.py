@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
+from practicum.data import RunDir  # noqa: E402
 from reliability_helpers import comparable_metrics, invoke, run_and_kill  # noqa: E402
 
 TINY_UNET = dict(layers_per_block=1, block_out_channels=[8, 16], down_block_types=["DownBlock2D", "DownBlock2D"],
@@ -80,7 +81,7 @@ def commands(work: Path) -> dict[str, tuple[list, callable]]:
     def same_result(a, b):
         def points(p):
             return [{k: v for k, v in q.items() if "seconds" not in k}
-                    for q in json.loads((p / "result.json").read_text())["points"]]
+                    for q in RunDir(p).read_results()["points"]]
         return points(a) == points(b)
 
     def same_fit(a, b):

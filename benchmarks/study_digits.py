@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from practicum.data import RunDir  # noqa: E402
+
 
 def val_view(points):
     return [dict(p, test_accuracy=p["val_accuracy"]) for p in points]
@@ -88,7 +90,7 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print_summary(summary, out)
 
-    results = [json.loads((Path(r["path"]) / "result.json").read_text()) | r for r in summary["runs"]]
+    results = [RunDir(r["path"]).read_results() | r for r in summary["runs"]]
     val_points = val_view(summary["points"])
     record = {
         "benchmark": name, "machine": "2-core CPU dev box, shared", "date": time.strftime("%Y-%m-%d"),

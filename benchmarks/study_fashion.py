@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from practicum.config import merge_values  # noqa: E402
+from practicum.data import RunDir  # noqa: E402
 
 BUDGETS = {
     # full: the study's Fashion defaults (practicum.practice.study.PRESETS["fashion"]) with the patience rule
@@ -268,7 +269,7 @@ def main() -> None:
                         workers=args.workers, bank=out / "bank")
     print_summary(summary, study)
     start = settings.practice.initial_size
-    results = [json.loads((Path(r["path"]) / "result.json").read_text()) | r for r in summary["runs"]]
+    results = [RunDir(r["path"]).read_results() | r for r in summary["runs"]]
     statics = [p for p in summary["points"] if p["strategy"] == "static"]
     by_strategy = {s: [r for r in results if r["strategy"] == s] for s in settings.strategies}
     state["rows"].append(row_for(f"DP ({state['chosen'] or 'preset'})", by_strategy["dp"], statics, start))

@@ -14,9 +14,9 @@ from __future__ import annotations
 # "practicum" is the package's own __init__.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("core", ("errors", "log", "_lazy", "_layers")),
-    ("basics", ("practicum", "limits", "files", "tracking", "runtime", "stats", "cli_options")),
+    ("basics", ("practicum", "limits", "files", "tracking", "runtime", "stats")),
     ("settings", ("validate", "config")),
-    ("data", ("data",)),
+    ("data and flags", ("data", "cli_options")),
     ("services", ("engine", "report")),
     ("learners and laws", ("learn", "scaling")),
     ("generators", ("diffusion",)),

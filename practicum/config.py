@@ -63,8 +63,20 @@ class Settings(BaseModel):
             return cls.from_yaml(Path(out) / "config.yaml").model_dump(mode="json")
         return {}
 
+    @classmethod
+    def from_flags(cls: type[S], config: str | Path | None, out: str | Path, resume: bool,
+                   flags: dict[str, Any]) -> S:
+        """The one path from a command line to settings: `base_values` updated by the flags given
+        (None is "not given"; a nested mapping such as `student:` or `source:` merges key by key)."""
+        return cls.build(merge_values(cls.base_values(config, out, resume), given(flags)))
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# Run-time choices: where and how fast a run computes, not what it computes. A resume compares the
+# settings without them, so a run started on one engine (device, thread count) continues on another.
+RUNTIME_KEYS = frozenset({"engine", "device", "threads"})
 
 
 def merge_values(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -72,6 +84,16 @@ def merge_values(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]
     out = dict(base)
     for key, value in update.items():
         out[key] = merge_values(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def given(flags: dict[str, Any]) -> dict[str, Any]:
+    """The flags that were given: None values dropped, nested mappings too (and emptied ones)."""
+    out = {}
+    for key, value in flags.items():
+        value = given(value) if isinstance(value, dict) else value
+        if value is not None and value != {}:
+            out[key] = value
     return out
 
 
@@ -99,5 +121,7 @@ def _describe(exc: ValidationError, model: str) -> str:
         msg = " ".join(str(err["msg"]).split())  # one line, whatever the validator wrote
         if err.get("type") == "extra_forbidden":
             msg = "unknown key (check its spelling against the documented settings)"
+        elif err.get("type") == "missing":
+            msg = "not given (give it on the command line or in --config)"
         parts.append(f"{where}: {msg}")
     return f"invalid settings for {model}: " + "; ".join(parts)

@@ -2,8 +2,6 @@
 
 - `FiniteFloat`: a float setting that refuses nan and ±inf (every `Settings` refuses them too,
   through `allow_inf_nan=False`; the type documents the intent where a field is declared).
-- `out_option` / `threads_option`: typer parsers for `--out` and `--threads`, so a bad value is a
-  one-line usage error (exit 2) before anything is loaded, trained or written.
 - `check_out`: what `--out` must satisfy (not a file, not under a file, not / or the home folder,
   writable).
 """
@@ -18,7 +16,6 @@ from typing import Annotated
 from pydantic import Field
 
 from practicum.errors import ConfigError, RunError
-from practicum.limits import MAX_THREADS
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -59,33 +56,6 @@ def _writable(folder: Path) -> bool:
     os.close(fd)
     os.unlink(probe)
     return True
-
-
-def out_option(value: str | Path) -> Path:
-    """typer `parser=` for `--out`: the raw string, so an empty one is caught before it becomes '.'."""
-    import typer
-
-    if isinstance(value, Path):  # a default, already a path
-        value = str(value)
-    try:
-        return check_out(value)
-    except (ConfigError, RunError) as exc:
-        raise typer.BadParameter(str(exc)) from None
-
-
-def threads_option(value: str | int | None) -> int | None:
-    """typer `parser=` for `--threads`: a positive count."""
-    import typer
-
-    if value is None:
-        return None
-    try:
-        count = int(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a whole number of threads") from None
-    if not 1 <= count <= MAX_THREADS:
-        raise typer.BadParameter(f"{count} threads: give 1 to {MAX_THREADS}") from None
-    return count
 
 
 def data_input(spec: str | None) -> Path | None:

@@ -77,7 +77,7 @@ def test_practice_survives_a_kill(tmp_path, tiny_model_folder):
     args = ["practice", "--model", tiny_model_folder, "--data", "digits", "--iterations", "60",
             "--initial-size", "20", "--add-size", "10", "--t-init", "1", "--arch", "mlp", "--max-rounds", "3"]
     straight, _ = kill_and_resume(args, tmp_path / "P", seed=3)
-    ours, theirs = (json.loads((p / "result.json").read_text()) for p in (tmp_path / "P", straight))
+    ours, theirs = (json.loads((p / "summary.json").read_text()) for p in (tmp_path / "P", straight))
     assert [{k: v for k, v in p.items() if "seconds" not in k} for p in ours["points"]] == \
         [{k: v for k, v in p.items() if "seconds" not in k} for p in theirs["points"]]
 

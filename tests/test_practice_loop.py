@@ -133,12 +133,12 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path, monkeypatch):
     real_checkpoint = loop_module._checkpoint
     count = {"n": 0}
 
-    def dying_checkpoint(run, checkpoints, learner, state):
+    def dying_checkpoint(run, learner, state):
         count["n"] += 1
         if state.rounds == 2 and count["n"] > 1 and not hasattr(dying_checkpoint, "fired"):
             dying_checkpoint.fired = True
             raise KeyboardInterrupt("simulated kill before the checkpoint")
-        return real_checkpoint(run, checkpoints, learner, state)
+        return real_checkpoint(run, learner, state)
 
     monkeypatch.setattr(loop_module, "_checkpoint", dying_checkpoint)
     first = FakeGenerator()

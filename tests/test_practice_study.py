@@ -298,7 +298,7 @@ def test_practice_cli_runs_and_resumes(tmp_path, tiny_model, capsys):
     assert (out / "checkpoints" / "step-00000030" / "learner.json").is_file()  # the README's --learner path
     assert _cli(*args) == 2  # the folder holds a run: refused without --resume/--overwrite
     assert _cli(*[a if a != "2" else "1" for a in args], "--overwrite") == 0  # a fresh run, not the old one
-    assert json.loads((out / "result.json").read_text())["rounds"] <= 1
+    assert json.loads((out / "summary.json").read_text())["rounds"] <= 1
     capsys.readouterr()
     assert _cli(*args, "--overwrite") == 0
     assert capsys.readouterr().out.splitlines()[:-1] == first.splitlines()[:-1]  # same seed, same points
@@ -384,7 +384,7 @@ def test_paper_scale_config_runs_on_a_tiny_sd_model(tmp_path):
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
     out = tmp_path / "run"
     assert _cli("practice", "--config", str(tmp_path / "tiny.yaml"), "--out", str(out)) == 0
-    result = json.loads((out / "result.json").read_text())
+    result = json.loads((out / "summary.json").read_text())
     assert result["rounds"] >= 1 and result["pool_size"] == 6 + 3 * result["rounds"]
     pool = Pool(out / "pool")
     assert tuple(pool.meta()["image_shape"]) == (3, 8, 8)

@@ -48,7 +48,7 @@ def test_bf16_rate_and_score_run_and_score_like_fp32(tmp_path):
 
 def test_fp16_rate_scales_its_losses_and_resumes_exactly(tmp_path, monkeypatch):
     assert_rate_resumes_exactly(tmp_path, monkeypatch, [*RATE, "--dtype", "fp16"])
-    state = json.loads(next((tmp_path / "straight" / "checkpoints").glob("state-epoch*.json")).read_text())
+    state = json.loads(next((tmp_path / "straight" / "checkpoints").glob("state-epoch*/state.json")).read_text())
     assert set(state["grad_scalers"]) == {"rater", "proxy"} and state["grad_scalers"]["rater"]["scale"] > 1
 
 

@@ -96,7 +96,7 @@ def test_practice_tracked_in_mlflow_reads_back_as_metrics_jsonl(tmp_path, tiny_m
         logged = [(m.step, m.value) for m in client.get_metric_history(run_id, f"{event}/{field}")]
         assert sorted(logged) == sorted(_series(rows, event, field)), (event, field)
     artifacts = {a.path for a in client.list_artifacts(run_id)}
-    assert {"config.yaml", "result.json"} <= artifacts
+    assert {"config.yaml", "summary.json"} <= artifacts
 
 
 def test_practice_tracked_in_tensorboard_reads_back_as_metrics_jsonl(tmp_path, tiny_model):

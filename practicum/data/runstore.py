@@ -26,12 +26,13 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import yaml
 
 from practicum import __version__, tracking
+from practicum.config import RUNTIME_KEYS
 from practicum.errors import RunError
 from practicum.validate import check_out
 
@@ -124,6 +125,7 @@ def to_jsonable(obj: Any) -> Any:
 MARKER = ".practicum-run.json"  # what makes a folder a run: a format version and every entry practicum wrote
 MARKER_FORMAT = 1
 REPLACED = ".practicum-replaced"  # an --overwrite's old outputs, kept until the new run has output of its own
+RESULTS = "summary.json"  # every command's results file
 _STARTUP = ("config.yaml", "run.json", "inputs.json", "metrics.jsonl")  # what every start writes
 _OPEN_RUNS: list["RunDir"] = []  # runs this process writes, so an atomic write inside one is recorded first
 
@@ -224,9 +226,9 @@ class RunDir:
 
     def _check_resume(self, config_yaml: str, fingerprints: dict[str, str | None]) -> None:
         old_yaml = self.config_path.read_text(encoding="utf-8") if self.config_path.is_file() else ""
-        if old_yaml != config_yaml:
-            raise RunError(f"the settings differ from those {self.path} was started with: "
-                           f"{settings_diff(old_yaml, config_yaml)}",
+        differ = settings_diff(old_yaml, config_yaml)
+        if differ:
+            raise RunError(f"the settings differ from those {self.path} was started with: {differ}",
                            "resume with the run's own settings (a bare --resume reads its config.yaml), "
                            "or start again with --overwrite")
         recorded = self.read_json("inputs.json", default=None)
@@ -410,6 +412,24 @@ class RunDir:
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
+    # -- checkpoints: checkpoints/<name>/, and checkpoints/latest.json naming the one to resume from
+    def save_checkpoint(self, name: str, write: Callable[[Path], None]) -> Path:
+        """`write(folder)` fills checkpoints/<name>/ (each file atomically); then latest.json names it and
+        the checkpoint named before goes, so a kill at any moment leaves one whole checkpoint. Saving a
+        name again (a replay after a kill, a final save on the last periodic one) replaces its files."""
+        previous = self.latest_checkpoint()
+        folder = self.sub(f"checkpoints/{name}")
+        write(folder)
+        atomic_write_json(folder.parent / "latest.json", {"checkpoint": name})
+        if previous is not None and previous != folder:
+            shutil.rmtree(previous, ignore_errors=True)
+        return folder
+
+    def latest_checkpoint(self) -> Path | None:
+        """The folder of the last checkpoint saved (None before the first)."""
+        pointer = self.read_json("checkpoints/latest.json")
+        return None if pointer is None else self.path / "checkpoints" / pointer["checkpoint"]
+
     # -- files
     def write_json(self, name: str, obj: Any) -> Path:
         target = self.path / name
@@ -424,6 +444,15 @@ class RunDir:
             return json.loads(target.read_text())
         except json.JSONDecodeError as exc:
             raise RunError(f"{target} is not valid JSON ({exc.msg})", "delete it or rerun with --overwrite") from None
+
+    def write_results(self, results: Any) -> Path:
+        """The command's results, `summary.json`: written last, so with its outputs it marks the run done."""
+        return self.write_json(RESULTS, results)
+
+    def read_results(self) -> Any:
+        """What `write_results` wrote, or None (practice runs made before issue 25 named it result.json)."""
+        found = self.read_json(RESULTS)
+        return found if found is not None else self.read_json("result.json")
 
     def log_metric(self, record: dict[str, Any]) -> None:
         """Append one event to metrics.jsonl (flushed and fsynced, so a crash loses at most this line)."""
@@ -454,11 +483,11 @@ class RunDir:
                 rows.append(row)
         return rows
 
-    def trim_metrics(self, keep) -> int:
-        """Keep only the metrics rows for which `keep(row)` is true (atomically); return how many went.
+    def trim_metrics(self, keep: Callable[[dict[str, Any]], bool] | int) -> int:
+        """Drop the events a resumed command logs again, atomically; return how many went.
 
-        A resumed command calls this to drop events logged after its last checkpoint, which the
-        resumed work logs again."""
+        `keep` is the number of rows to keep (the count a checkpoint recorded, `len(run.metrics())`),
+        or a test of each row (rows logged after the step being resumed fail it)."""
         if not self.metrics_path.exists():
             return 0
         lines = self.metrics_path.read_text(encoding="utf-8").splitlines(keepends=True)
@@ -468,7 +497,7 @@ class RunDir:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if keep(row):
+            if len(kept) < keep if isinstance(keep, int) else keep(row):
                 kept.append(line if line.endswith("\n") else line + "\n")
         if len(kept) != len(lines):
             atomic_write_text(self.metrics_path, "".join(kept))
@@ -519,7 +548,8 @@ def fingerprint(path: str | Path) -> str | None:
 
 
 def settings_diff(old_yaml: str, new_yaml: str, shown: int = 3) -> str:
-    """'seed (0 → 1), train.steps (400 → 600)': the settings that differ between two config.yaml texts."""
+    """'seed (0 → 1), train.steps (400 → 600)': the settings that differ between two config.yaml texts,
+    or '' when they hold the same values but for run-time choices (`config.RUNTIME_KEYS`)."""
     def flat(text: str) -> dict[str, Any]:
         try:
             values = yaml.safe_load(text)
@@ -538,13 +568,15 @@ def settings_diff(old_yaml: str, new_yaml: str, shown: int = 3) -> str:
         return out
 
     old, new = flat(old_yaml), flat(new_yaml)
-    differ = [key for key in [*old, *(k for k in new if k not in old)] if old.get(key) != new.get(key)]
-    if not differ:  # same values, different text (ordering, formatting)
-        return "same values, written differently"
+    differ = [key for key in [*old, *(k for k in new if k not in old)]
+              if old.get(key) != new.get(key) and key.rsplit(".", 1)[-1] not in RUNTIME_KEYS]
+
     def show(values: dict[str, Any], key: str) -> str:
         return repr(values[key]) if key in values else "unset"
 
     parts = [f"{key} ({show(old, key)} → {show(new, key)})" for key in differ[:shown]]
+    if not parts:
+        return ""
     return ", ".join(parts) + (f" and {len(differ) - shown} more" if len(differ) > shown else "")
 
 

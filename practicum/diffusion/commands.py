@@ -12,9 +12,9 @@ from typing import Optional
 
 import typer
 
-from practicum.cli_options import (device_option, dtype_option, gradient_checkpointing_option,
-                                   guidance_batch_option, vae_slicing_option)
-from practicum.validate import out_option, threads_option
+from practicum.cli_options import (config_option, device_option, dtype_option, gradient_checkpointing_option,
+                                   guidance_batch_option, overwrite_option, resume_option, run_folder_option,
+                                   threads_flag, vae_slicing_option)
 
 
 def _command_line() -> str:
@@ -27,17 +27,17 @@ def register(app: typer.Typer) -> None:
 
     @diffusion.command("train")
     def train(
-        out: Path = typer.Option(..., "--out", parser=out_option, help="Run directory; the weights land in OUT/denoiser.safetensors (+ denoiser.json); --model OUT opens it."),
+        out: Path = run_folder_option(help="Run directory; the weights land in OUT/denoiser.safetensors (+ denoiser.json); --model OUT opens it."),
         data: Optional[str] = typer.Option(None, help="Training data (its train split only): fashion (default), "
                                                        "digits, folder:PATH or npz:PATH."),
         steps: Optional[int] = typer.Option(None, help="Optimiser steps (default: 6000 for fashion, 3000 otherwise)."),
         batch_size: Optional[int] = typer.Option(None, help="Batch size (default 64)."),
         lr: Optional[float] = typer.Option(None, help="Peak learning rate (default 1e-3)."),
         seed: Optional[int] = typer.Option(None, help="Seed of the weights, batches and noise (default 0)."),
-        threads: Optional[int] = typer.Option(None, parser=threads_option, help="torch CPU threads for this run."),
-        config: Optional[Path] = typer.Option(None, help="YAML settings (flags override it)."),
-        resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT from its last checkpoint."),
-        overwrite: bool = typer.Option(False, "--overwrite", help="Start OUT again from scratch."),
+        threads: Optional[int] = threads_flag(),
+        config: Optional[Path] = config_option(),
+        resume: bool = resume_option("Continue the run in OUT from its last checkpoint."),
+        overwrite: bool = overwrite_option(),
     ) -> None:
         """Train the small class-conditional diffusion model on the train split (never val/test)."""
         from practicum.diffusion.train import DiffusionTrainSettings, train_diffusion
@@ -45,8 +45,8 @@ def register(app: typer.Typer) -> None:
         from practicum.runtime import set_torch_threads
 
         set_torch_threads(threads)
-        overrides = dict(data=data, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
-        settings = DiffusionTrainSettings.build(DiffusionTrainSettings.base_values(config, out, resume), **overrides)
+        settings = DiffusionTrainSettings.from_flags(config, out, resume, dict(data=data, steps=steps,
+                                                                              batch_size=batch_size, lr=lr, seed=seed))
         weights = train_diffusion(settings, out, resume=resume, overwrite=overwrite, command=_command_line())
         echo(f"weights: {weights}")
         echo(f"sidecar: {weights.with_suffix('.json')}")
@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
     @app.command("generate")
     def generate(
         n: Optional[int] = typer.Option(None, "--n", help="Examples to generate, class-balanced (default 1000)."),
-        out: Path = typer.Option(..., "--out", parser=out_option, help="Run directory: OUT/pool (shards + index.parquet), OUT/summary.json."),
+        out: Path = run_folder_option(help="Run directory: OUT/pool (shards + index.parquet), OUT/summary.json."),
         omega: Optional[float] = typer.Option(None, help="Entropy guidance strength ω (default 0.05; 0 = vanilla)."),
         guidance_every: Optional[int] = typer.Option(None, "--guidance-every", help="Guide every K-th step (default 5)."),
         learner: Optional[str] = typer.Option(None, help="Saved learner folder to guide with (default: train a "
@@ -74,25 +74,24 @@ def register(app: typer.Typer) -> None:
         seed: Optional[int] = typer.Option(None, help="Seed (default 0); shard seeds derive from it."),
         round_index: Optional[int] = typer.Option(None, "--round", help="Round number stored in the index."),
         engine: str = typer.Option("local", help="local or ray."),
-        threads: Optional[int] = typer.Option(None, parser=threads_option, help="torch CPU threads (1 is fastest on a busy shared CPU)."),
+        threads: Optional[int] = threads_flag("torch CPU threads (1 is fastest on a busy shared CPU)."),
         device: Optional[str] = device_option(),
         dtype: Optional[str] = dtype_option(),
         guidance_batch: Optional[int] = guidance_batch_option(),
         gradient_checkpointing: Optional[bool] = gradient_checkpointing_option(),
         vae_slicing: Optional[bool] = vae_slicing_option(),
-        config: Optional[Path] = typer.Option(None, help="YAML settings (flags override it)."),
-        resume: bool = typer.Option(False, "--resume", help="Continue OUT: shards already in the pool are kept."),
-        overwrite: bool = typer.Option(False, "--overwrite", help="Start OUT again from scratch."),
+        config: Optional[Path] = config_option(),
+        resume: bool = resume_option("Continue OUT: shards already in the pool are kept."),
+        overwrite: bool = overwrite_option(),
     ) -> None:
         """Generate entropy-guided examples (Deliberate Practice's sampler) into a pool."""
         from practicum.diffusion.generate import GenerateSettings, run_generate
         from practicum.runtime import set_torch_threads
 
         set_torch_threads(threads)
-
-        overrides = dict(n=n, omega=omega, guidance_every=guidance_every, learner=learner, model=model, data=data, form=form,
-                         through=through, steps=steps, cfg_scale=cfg_scale, shard_size=shard_size, seed=seed,
-                         round=round_index, device=device, model_dtype=dtype, guidance_batch=guidance_batch,
-                         gradient_checkpointing=gradient_checkpointing, vae_slicing=vae_slicing)
-        settings = GenerateSettings.build(GenerateSettings.base_values(config, out, resume), **overrides)
+        flags = dict(n=n, omega=omega, guidance_every=guidance_every, learner=learner, model=model, data=data, form=form,
+                     through=through, steps=steps, cfg_scale=cfg_scale, shard_size=shard_size, seed=seed,
+                     round=round_index, device=device, model_dtype=dtype, guidance_batch=guidance_batch,
+                     gradient_checkpointing=gradient_checkpointing, vae_slicing=vae_slicing)
+        settings = GenerateSettings.from_flags(config, out, resume, flags)
         run_generate(settings, out, engine=engine, resume=resume, overwrite=overwrite, command=_command_line())

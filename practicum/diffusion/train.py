@@ -154,11 +154,11 @@ def train_diffusion(settings: DiffusionTrainSettings, out: str | Path, *, resume
 
     with RunDir.create(out, settings.to_yaml(), seed=settings.seed, command=command,
                        resume=resume, overwrite=overwrite, inputs={"--data": data_input(settings.data)}) as run:
-        ckpt = run.path / "checkpoints" / "train_state.safetensors"
+        latest = run.latest_checkpoint() if resume else None
         start = 0
         losses: list[float] = []
-        if resume and ckpt.exists():
-            state = load_file(ckpt)
+        if latest is not None:
+            state = load_file(latest / "train_state.safetensors")
             start = _restore(state, unet, ema, opt, params, gen)
             losses = [float(v) for v in state.get("pending_losses", torch.zeros(0)).tolist()]
             logger.info("resumed diffusion training at step %d", start)
@@ -199,7 +199,8 @@ def train_diffusion(settings: DiffusionTrainSettings, out: str | Path, *, resume
                         _diverged(f"the weights became non-finite by step {done}", settings, step)
                     state = _snapshot(unet, ema, opt, params, gen, done)
                     state["pending_losses"] = torch.tensor(losses, dtype=torch.float64)
-                    atomic_write_with(ckpt, lambda tmp: save_file(state, tmp))
+                    run.save_checkpoint(f"step-{done:08d}", lambda folder: atomic_write_with(
+                        folder / "train_state.safetensors", lambda tmp: save_file(state, tmp)))
         weights = run.path / WEIGHTS_NAME
         ema_state = {k: v.detach().float().contiguous() for k, v in ema.items()}
         atomic_write_with(weights, lambda tmp: save_file(ema_state, tmp))

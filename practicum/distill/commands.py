@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from practicum.cli_options import GENERATOR_DEVICE_HELP, device_option, dtype_option
-from practicum.validate import out_option
+from practicum.cli_options import (GENERATOR_DEVICE_HELP, config_option, device_option, dtype_option, overwrite_option,
+                                   resume_option, run_folder_option)
 
 
 def register(app: typer.Typer) -> None:
@@ -31,7 +31,7 @@ def _split_list(value: Optional[str], cast=str) -> Optional[list]:
 
 
 def distill(
-    out: Path = typer.Option(Path("runs/distill"), "--out", "-o", parser=out_option, help="Run directory."),
+    out: Path = run_folder_option(Path("runs/distill"), "Run directory."),
     ipc: Optional[int] = typer.Option(None, "--ipc", help="Images per class (1, 10, 50, ...). Default 10."),
     data: Optional[str] = typer.Option(None, "--data", help="fashion (default), digits, folder:PATH or npz:PATH."),
     model: Optional[str] = typer.Option(None, "--model",
@@ -65,32 +65,21 @@ def distill(
                                             help="Data class folder → model class and name (LOC_synset_mapping.txt, "
                                                  "CSV wnid,name[,index] or JSON); needed for DiT-XL/2 on a subset."),
     prompt_template: Optional[str] = typer.Option(None, "--prompt-template", help="SD prompt, e.g. 'a photo of a {name}'."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML settings (flags override it)."),
+    config: Optional[Path] = config_option(),
     engine: str = typer.Option("local", "--engine", help="local or ray: where class shards are generated."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Start the run in --out again."),
+    resume: bool = resume_option(),
+    overwrite: bool = overwrite_option(),
 ) -> None:
     """Distil a dataset to IPC images per class with MGD³ and compare it with the baselines."""
     from practicum.distill.pipeline import DistillSettings, print_summary, run_distill
     from practicum.log import echo
 
-    student_overrides = {k: v for k, v in {"arch": student, "epoch_scale": epoch_scale, "labels": labels,
-                                           "protocol": protocol, "students": students, "epochs": epochs,
-                                           "width": width}.items() if v is not None}
-    if config is not None:
-        base = DistillSettings.from_yaml(config)
-    elif resume and (out / "config.yaml").exists():
-        base = DistillSettings.from_yaml(out / "config.yaml")
-    else:
-        base = DistillSettings()
-    values = base.model_dump()
-    if student_overrides:
-        values["student"] = {**values["student"], **student_overrides}
-    settings = DistillSettings.build(
-        values, ipc=ipc, data=data, model=model, image_size=image_size, methods=_split_list(methods),
+    settings = DistillSettings.from_flags(config, out, resume, dict(
+        ipc=ipc, data=data, model=model, image_size=image_size, methods=_split_list(methods),
         seeds=_split_list(seeds, int), lam=lam, t_stop=t_stop, cfg_scale=cfg_scale, steps=steps, mode_method=mode_method,
-        eval_split=eval_split, device=device, model_dtype=dtype, class_map=class_map,
-        prompt_template=prompt_template)
+        eval_split=eval_split, device=device, model_dtype=dtype, class_map=class_map, prompt_template=prompt_template,
+        student=dict(arch=student, epoch_scale=epoch_scale, labels=labels, protocol=protocol, students=students,
+                     epochs=epochs, width=width)))
     summary = run_distill(settings, out, resume=resume, overwrite=overwrite, engine=engine)
     print_summary(summary)
     echo(f"run directory: {out} (summary.json, report.html, pool/, figures/)")

@@ -63,7 +63,7 @@ def generate_then_prune(run: RunDir, settings: PruneSettings, generator: Generat
                         tune=None, model=None, description: str = "generate-then-prune") -> dict[str, Any]:
     """Run the baseline in `run` (a finished run returns its stored result)."""
     s = settings
-    done = run.read_json("result.json")
+    done = run.read_results()
     if done is not None:
         return done
     pool, candidates = Pool(run.sub("pool")), Pool(run.sub("candidates"))
@@ -83,7 +83,7 @@ def generate_then_prune(run: RunDir, settings: PruneSettings, generator: Generat
 
     # An unfinished run starts training again from step 0 (the pools are reused): drop the events
     # it logged before the interruption, so metrics.jsonl holds one copy of each.
-    run.trim_metrics(lambda row: False)
+    run.trim_metrics(0)
     images, labels = generate(pool, "round-000", 0, s.initial_size, shard_seed(s.seed, 0))
     prune_step = int(round(s.prune_at * s.iterations))
     seen = 0
@@ -107,7 +107,7 @@ def generate_then_prune(run: RunDir, settings: PruneSettings, generator: Generat
     point = final_point(run, learner, val, test, tune, size=len(labels), rounds=1, step=learner.step)
     summary = {"settings": s.model_dump(mode="json"), "points": [point], "rounds": 1, "pool_size": len(labels),
                "steps": learner.step, "seconds": seconds}
-    run.write_json("result.json", summary)
+    run.write_results(summary)
     return summary
 
 

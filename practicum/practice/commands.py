@@ -8,10 +8,11 @@ from typing import Optional
 
 import typer
 
-from practicum.cli_options import (LEARNER_AND_GENERATOR_DEVICE_HELP, device_option, dtype_option,
-                                   gradient_checkpointing_option, guidance_batch_option, vae_slicing_option)
-from practicum.config import merge_values
-from practicum.validate import check_out, data_input, model_input, out_option
+from practicum.cli_options import (LEARNER_AND_GENERATOR_DEVICE_HELP, config_option, device_option, dtype_option,
+                                   gradient_checkpointing_option, guidance_batch_option, overwrite_option,
+                                   resume_option, run_folder_option, vae_slicing_option)
+from practicum.config import given, merge_values
+from practicum.validate import check_out, data_input, model_input
 
 
 def register(app: typer.Typer) -> None:
@@ -20,7 +21,7 @@ def register(app: typer.Typer) -> None:
 
 
 def study(
-    out: Path = typer.Option(Path("runs/study"), "--out", parser=out_option, help="Run folder to write."),
+    out: Path = run_folder_option(Path("runs/study")),
     quick: bool = typer.Option(False, "--quick", help="2 seeds, static grid to 4x the start, 300 iterations: the smoke test."),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="Runs per strategy."),
     omega: Optional[float] = typer.Option(None, "--omega", help="Entropy guidance strength of DP."),
@@ -36,10 +37,10 @@ def study(
                                                "(default: one per core, at most 8). Results do not depend on it."),
     device: Optional[str] = device_option(LEARNER_AND_GENERATOR_DEVICE_HELP),
     dtype: Optional[str] = dtype_option(),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML settings (flags override it)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the study in --out (finished runs are kept); "
-                                "without settings flags it uses the study's own config.yaml."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Start the study in --out again."),
+    config: Optional[Path] = config_option(),
+    resume: bool = resume_option("Continue the study in --out (finished runs are kept); without settings flags "
+                                 "it uses the study's own config.yaml."),
+    overwrite: bool = overwrite_option(),
 ) -> None:
     """Deliberate Practice vs static generation on real held-out data (Fashion-MNIST by default):
     static on a geometric grid up to its plateau and DP with branch-outs (and, with --strategies,
@@ -48,28 +49,23 @@ def study(
     from practicum.practice.study import StudySettings, print_summary, run_study, study_settings
 
     # --config, else on a bare --resume the study's own config.yaml (--quick too), else nothing
-    values = StudySettings.base_values(config, out, resume)
-    practice_overrides = {k: v for k, v in {"omega": omega, "data": data, "device": device}.items() if v is not None}
-    generator_overrides = {k: v for k, v in {"model": model, "model_dtype": dtype}.items() if v is not None}
-    if generator_overrides:
-        practice_overrides["generator"] = {**values.get("practice", {}).get("generator", {}), **generator_overrides}
-    if practice_overrides:
-        values = {**values, "practice": {**values.get("practice", {}), **practice_overrides}}
-    if strategies is not None:
-        values = {**values, "strategies": [v.strip() for v in strategies.split(",") if v.strip()]}
+    strategy_list = None if strategies is None else [v.strip() for v in strategies.split(",") if v.strip()]
+    values = merge_values(StudySettings.base_values(config, out, resume),
+                          given({"strategies": strategy_list,
+                                 "practice": {"omega": omega, "data": data, "device": device,
+                                              "generator": {"model": model, "model_dtype": dtype}}}))
     settings = study_settings(values, quick=quick, seeds=seeds, data=data)
     summary = run_study(out, settings, engine=engine, resume=resume, overwrite=overwrite, workers=workers)
     print_summary(summary, out)
 
 
 def practice_command(
-    out: Path = typer.Option(Path("runs/practice"), "--out", parser=out_option, help="Run folder to write."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out (settings flags, if given, must "
-                                                        "match its config.yaml; without them its own are used)."),
+    out: Path = run_folder_option(Path("runs/practice")),
+    resume: bool = resume_option(),
     legacy_resume_dir: Optional[Path] = typer.Argument(None, hidden=True, metavar="",
                                                        help="Deprecated: `--resume DIR` means `--out DIR --resume`."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Start the run in --out again."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML settings (flags override it)."),
+    overwrite: bool = overwrite_option(),
+    config: Optional[Path] = config_option(),
     omega: Optional[float] = typer.Option(None, "--omega", help="Entropy guidance strength (0 = dynamic-vanilla)."),
     initial_size: Optional[int] = typer.Option(None, "--initial-size", help="N: vanilla samples to start with."),
     add_size: Optional[int] = typer.Option(None, "--add-size", help="P: samples added per round."),
@@ -106,34 +102,18 @@ def practice_command(
         out = check_out(legacy_resume_dir)
         if not (out / "config.yaml").is_file():
             raise ConfigError(f"{out} holds no run to resume", "give the folder of an earlier `practicum practice`")
-    given = {"--config": config, "--omega": omega, "--initial-size": initial_size, "--add-size": add_size,
-             "--iterations": iterations, "--t-init": t_init, "--max-rounds": max_rounds, "--arch": arch,
-             "--model": model, "--data": data, "--seed": seed, "--device": device, "--dtype": dtype,
-             "--guidance-batch": guidance_batch, "--gradient-checkpointing": gradient_checkpointing,
-             "--vae-slicing": vae_slicing, "--learner": learner}
-    flags = [flag for flag, value in given.items() if value is not None]
-    if resume and not flags and (out / "config.yaml").is_file():  # continue with the run's own settings
-        settings = PracticeSettings.from_yaml(out / "config.yaml")
-    else:
-        values = PracticeSettings.base_values(config, out, resume=False)
-        values = merge_values(_data_preset(data or values.get("data") or PracticeSettings.model_fields["data"].default),
-                              values)
-        train = dict(values.get("train", {}))
-        if iterations is not None:
-            train["steps"] = iterations
-        generator = dict(values.get("generator", {}))
-        generator.update({k: v for k, v in {"model": model, "model_dtype": dtype, "guidance_batch": guidance_batch,
-                                            "gradient_checkpointing": gradient_checkpointing,
-                                            "vae_slicing": vae_slicing}.items() if v is not None})
-        values.update({"train": train} if train else {})
-        values.update({"generator": generator} if generator else {})
-        if learner is not None:
-            if arch is not None:
-                raise ConfigError("--learner and --arch both name the learner", "give one of them")
-            arch = learner  # build_model imports module:factory itself, so saved runs reload it too
-        settings = PracticeSettings.build(values, omega=omega, initial_size=initial_size, add_size=add_size,
-                                          t_init=t_init, max_rounds=max_rounds, arch=arch, data=data, seed=seed,
-                                          device=device)
+    if learner is not None:
+        if arch is not None:
+            raise ConfigError("--learner and --arch both name the learner", "give one of them")
+        arch = learner  # build_model imports module:factory itself, so saved runs reload it too
+    values = PracticeSettings.base_values(config, out, resume)
+    values = merge_values(_data_preset(data or values.get("data") or PracticeSettings.model_fields["data"].default),
+                          values)
+    settings = PracticeSettings.build(merge_values(values, given(dict(
+        omega=omega, initial_size=initial_size, add_size=add_size, t_init=t_init, max_rounds=max_rounds, arch=arch,
+        data=data, seed=seed, device=device, train={"steps": iterations},
+        generator=dict(model=model, model_dtype=dtype, guidance_batch=guidance_batch,
+                       gradient_checkpointing=gradient_checkpointing, vae_slicing=vae_slicing)))))
     val, test = settings.load_data("val"), settings.load_data("test")
     check_pool_memory(settings, val.image_shape)
     generator = settings.make_generator(val, engine=engine)

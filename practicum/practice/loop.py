@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from practicum.data.pool import Pool
-from practicum.data.runstore import RunDir, atomic_write_json, atomic_write_text
+from practicum.data.runstore import RunDir, atomic_write_json
 from practicum.engine import get_executor, shard_seed
 from practicum.errors import ConfigError, RunError
 from practicum.learn import Learner, Patience, build_model
@@ -88,17 +88,17 @@ def practice(run: RunDir, settings: PracticeSettings, generator: Generator, val,
         code of a custom factory (`--learner module:factory`), so the settings say how to build it."""
         return copy.deepcopy(model) if model is not None else build_model(s.arch, num_classes, image_shape, s.width)
 
-    learner, state = _restore(run, checkpoints, s.device, network())
+    learner, state = _restore(run, s.device, network())
     if learner is None:
         fresh = model if model is not None else build_model(s.arch, num_classes, image_shape, s.width, seed=s.seed)
         learner = Learner(fresh, s.train, seed=s.seed, device=s.device)
         state = LoopState()
-        _truncate_metrics(run, 0)
+        run.trim_metrics(0)
         state.seconds["generate"] += _add_round(pool, generator, 0, s.initial_size, num_classes, 0.0, None,
                                                 shard_seed(s.seed, 0), start=0, scorer=learner)
         state.pool_size = len(pool)
         state.patience = asdict(Patience(s.t_init, s.initial_size, s.patience_rule, s.reset_best))
-        _checkpoint(run, checkpoints, learner, state)
+        _checkpoint(run, learner, state)
     patience = Patience.from_state(state.patience)
     images, labels = _pool_tensors(pool, state.rounds)
 
@@ -152,15 +152,15 @@ def practice(run: RunDir, settings: PracticeSettings, generator: Generator, val,
                                     **entropy_stats("pool_entropy", old_entropy)})
                     images, labels = _pool_tensors(pool, state.rounds)
                     state.patience = asdict(patience)
-                    _checkpoint(run, checkpoints, learner, state)
+                    _checkpoint(run, learner, state)
                     continue
             if state.step % every == 0:
                 state.patience = asdict(patience)
-                _checkpoint(run, checkpoints, learner, state)
+                _checkpoint(run, learner, state)
 
     # ---- the reported numbers: the final learner and every branch-out, on held-out real data
     state.patience = asdict(patience)
-    _checkpoint(run, checkpoints, learner, state)
+    _checkpoint(run, learner, state)
     points = [final_point(run, learner, val, test, tune, size=state.pool_size, rounds=state.rounds, step=state.step)]
     points += _branch_outs(run, checkpoints, pool, state, val, test, engine, str(learner.device), tune, network)
     points.sort(key=lambda p: p["size"])
@@ -168,7 +168,7 @@ def practice(run: RunDir, settings: PracticeSettings, generator: Generator, val,
                "pool_size": state.pool_size, "steps": state.step, "evals": state.evals,
                "seconds": {**state.seconds, "branches": sum(p.get("train_seconds", 0.0) for p in points
                                                             if p["kind"] == "branch")}}
-    run.write_json("result.json", summary)
+    run.write_results(summary)
     return summary
 
 
@@ -282,41 +282,22 @@ def _save_learner(learner: Learner, directory: Path) -> None:
     learner.save(directory)
 
 
-def _checkpoint(run: RunDir, checkpoints: Path, learner: Learner, state: LoopState) -> None:
-    """Write step-<n>/ completely, then point latest.json at it, then drop older ones."""
-    state.metric_lines = _count_metric_lines(run)
-    name = f"step-{state.step:08d}"
-    target = checkpoints / name
-    # No rmtree of an existing step-<n>/: latest.json may point at it (the final checkpoint lands on
-    # the last periodic one); every file is replaced atomically, so a kill leaves a loadable checkpoint.
-    learner.save(target)
-    atomic_write_json(target / "loop.json", asdict(state))
-    atomic_write_json(checkpoints / "latest.json", {"checkpoint": name})
-    for old in checkpoints.glob("step-*"):
-        if old.name != name:
-            shutil.rmtree(old, ignore_errors=True)
+def _checkpoint(run: RunDir, learner: Learner, state: LoopState) -> None:
+    """The learner and the loop's counters, with the count of metric lines logged so far."""
+    state.metric_lines = len(run.metrics())
+
+    def write(folder: Path) -> None:
+        learner.save(folder)
+        atomic_write_json(folder / "loop.json", asdict(state))
+
+    run.save_checkpoint(f"step-{state.step:08d}", write)
 
 
-def _restore(run: RunDir, checkpoints: Path, device: str, model):
-    pointer = checkpoints / "latest.json"
-    if not pointer.exists():
+def _restore(run: RunDir, device: str, model):
+    folder = run.latest_checkpoint()
+    if folder is None:
         return None, None
-    target = checkpoints / json.loads(pointer.read_text())["checkpoint"]
-    learner = Learner.load(target, model=model, device=device)
-    state = LoopState(**json.loads((target / "loop.json").read_text()))
-    _truncate_metrics(run, state.metric_lines)
+    learner = Learner.load(folder, model=model, device=device)
+    state = LoopState(**json.loads((folder / "loop.json").read_text()))
+    run.trim_metrics(state.metric_lines)  # the replay logs the later events again
     return learner, state
-
-
-def _count_metric_lines(run: RunDir) -> int:
-    if not run.metrics_path.exists():
-        return 0
-    return sum(1 for line in run.metrics_path.read_text(encoding="utf-8").splitlines() if line.strip())
-
-
-def _truncate_metrics(run: RunDir, lines: int) -> None:
-    """Drop events logged after the checkpoint being resumed (the replay logs them again)."""
-    if not run.metrics_path.exists():
-        return
-    kept = [line for line in run.metrics_path.read_text(encoding="utf-8").splitlines() if line.strip()][:lines]
-    atomic_write_text(run.metrics_path, "".join(line + "\n" for line in kept))

@@ -311,9 +311,8 @@ def bank_stream(item: dict[str, Any], num_classes: int) -> BankGenerator:
 def run_one(item: dict[str, Any]) -> dict[str, Any]:
     """One study run (a top-level function, so it pickles for Ray); returns its result."""
     path = Path(item["path"])
-    if (path / "result.json").exists():
-        result = RunDir(path).read_json("result.json")
-    else:
+    result = RunDir(path).read_results()
+    if result is None:
         with torch_threads(item["threads"]):
             result = _execute(item, path)
     return {"strategy": item["strategy"], "seed": item["seed"], "path": str(path), "bank": item["bank"], **result}
@@ -441,11 +440,11 @@ def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, ov
         seconds["analysis"] = time.perf_counter() - started
         summary["seconds"].update(phases=seconds)
         summary["peak_memory_mb"] = peak_memory_mb()
-        run.write_json("summary.json", summary)
+        run.write_results(summary)
         write_study_report(out, settings, summary, results)
         seconds["report"] = time.perf_counter() - started - seconds["analysis"]
         summary["seconds"]["phases"] = seconds
-        run.write_json("summary.json", summary)
+        run.write_results(summary)
         run.finish(peak_memory_mb=summary["peak_memory_mb"])
     return summary
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from practicum.validate import out_option
+from practicum.cli_options import config_option, overwrite_option, resume_option, run_folder_option
 
 
 def register(app: typer.Typer) -> None:
@@ -15,16 +15,17 @@ def register(app: typer.Typer) -> None:
 
 
 def theory(
-    out: Path = typer.Option(Path("runs/theory"), "--out", parser=out_option, help="Run folder to write."),
+    out: Path = run_folder_option(Path("runs/theory")),
     quick: Optional[bool] = typer.Option(None, "--quick/--full", help="Small sizes, few seeds (well under a minute)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Base seed of every Monte-Carlo trial."),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="Monte-Carlo pools per point at the largest sizes."),
     stages: Optional[str] = typer.Option(None, "--stages", help="Comma-separated subset of: reference, rules, "
                                          "regime, descent, corollary, sorscher, dimension, binning, composition."),
     engine: Optional[str] = typer.Option(None, "--engine", help="local (default) or ray."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML settings (flags override it)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out, skipping finished stages."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Start the run in --out again."),
+    config: Optional[Path] = config_option(),
+    resume: bool = resume_option("Continue the run in --out, skipping finished stages (a bare --resume uses its "
+                                 "own settings)."),
+    overwrite: bool = overwrite_option(),
 ) -> None:
     """Teacher–student pruning theory (DP Theorem 1 vs Monte-Carlo, regime map, multiple descent)
     and what sets the exponent (intrinsic dimension, binning rate, data composition)."""
@@ -32,10 +33,9 @@ def theory(
     from practicum.log import echo
     from practicum.scaling.theory.study import TheorySettings
 
-    overrides = dict(quick=quick, seed=seed, seeds=seeds, engine=engine,
-                     stages=[s.strip() for s in stages.split(",") if s.strip()] if stages else None)
-    settings = (TheorySettings.from_yaml(config, **overrides) if config is not None
-                else TheorySettings.build({}, **overrides))
+    settings = TheorySettings.from_flags(config, out, resume, dict(
+        quick=quick, seed=seed, seeds=seeds, engine=engine,
+        stages=[s.strip() for s in stages.split(",") if s.strip()] if stages else None))
     with RunDir.create(out, settings.to_yaml(), seed=settings.seed, resume=resume, overwrite=overwrite) as run:
         summary = run_theory(settings, run)
         run.finish(theorem_vs_simulation_max_abs_error=summary["theorem_vs_simulation_max_abs_error"])
@@ -57,7 +57,7 @@ def run_theory(settings, run) -> dict:
             figures[name] = PLOTTERS[name](data, folder / f"{name}.png")
     summary = summarise(settings, results)
     summary["figures"] = {k: str(v.relative_to(run.path)) for k, v in figures.items()}
-    run.write_json("summary.json", summary)
+    run.write_results(summary)
     write_theory_report(run.path / "report.html", summary, figures)
     return summary
 

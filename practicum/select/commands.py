@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from practicum.cli_options import RATER_DEVICE_HELP, RATER_DTYPE_HELP, device_option, dtype_option
-from practicum.validate import out_option
+from practicum.cli_options import (RATER_DEVICE_HELP, RATER_DTYPE_HELP, config_option, device_option, dtype_option,
+                                   overwrite_option, resume_option, run_folder_option)
 
 
 def register(app: typer.Typer) -> None:
@@ -17,19 +17,8 @@ def register(app: typer.Typer) -> None:
     app.command("select")(select)
 
 
-def _base(cls, config: Optional[Path], out: Path, resume: bool):
-    """Settings from --config, else the run's own config.yaml when resuming, else the defaults."""
-    return cls.base_values(config, out, resume)
-
-
-def _source(values: dict, **flags) -> dict:
-    source = dict(values.get("source") or {})
-    source.update({k: v for k, v in flags.items() if v is not None})
-    return source
-
-
 def rate(
-    out: Path = typer.Option(..., "--out", "-o", parser=out_option, help="Run directory for the rater."),
+    out: Path = run_folder_option(help="Run directory for the rater."),
     data: Optional[str] = typer.Option(None, "--data", help="fashion-web (default: the web-like Fashion pool), fashion, digits, folder:PATH or npz:PATH."),
     embeddings: Optional[str] = typer.Option(None, "--embeddings", help="Pool embeddings parquet (id, label, embedding)."),
     val_embeddings: Optional[str] = typer.Option(None, "--val-embeddings", help="Clean validation embeddings parquet."),
@@ -54,9 +43,9 @@ def rate(
     seed: Optional[int] = typer.Option(None, "--seed"),
     device: Optional[str] = device_option(RATER_DEVICE_HELP),
     dtype: Optional[str] = dtype_option(RATER_DTYPE_HELP),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML settings (flags override it)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Start the run in --out again."),
+    config: Optional[Path] = config_option(),
+    resume: bool = resume_option(),
+    overwrite: bool = overwrite_option(),
 ) -> None:
     """Train the meta-learned rater with a proxy on the clean validation split.
 
@@ -66,25 +55,18 @@ def rate(
     """
     from practicum.select.pipeline import RateSettings, print_summary, run_rate
 
-    values = _base(RateSettings, config, out, resume)
-    values["source"] = _source(values, data=data, embeddings=embeddings, val_embeddings=val_embeddings,
-                               defects=defects)
-    rater = dict(values.get("rater") or {})
-    rater.update({k: v for k, v in dict(update_rule=update_rule, proxy=proxy, diffusion_model=diffusion_model,
-                                        heads=heads, epochs=epochs,
-                                        iterations_per_epoch=iterations, batch_size=batch_size, lr=lr,
-                                        proxy_lr=proxy_lr, proxy_warmup=proxy_warmup, seed=seed, device=device,
-                                        dtype=dtype).items()
-                   if v is not None})
-    values["rater"] = rater
-    if seed_check is not None:
-        values["gates"] = {**dict(values.get("gates") or {}), "seed_check": seed_check}
-    print_summary(run_rate(RateSettings.build(values), out, resume=resume, overwrite=overwrite))
+    settings = RateSettings.from_flags(config, out, resume, dict(
+        source=dict(data=data, embeddings=embeddings, val_embeddings=val_embeddings, defects=defects),
+        rater=dict(update_rule=update_rule, proxy=proxy, diffusion_model=diffusion_model, heads=heads, epochs=epochs,
+                   iterations_per_epoch=iterations, batch_size=batch_size, lr=lr, proxy_lr=proxy_lr,
+                   proxy_warmup=proxy_warmup, seed=seed, device=device, dtype=dtype),
+        gates=dict(seed_check=seed_check)))
+    print_summary(run_rate(settings, out, resume=resume, overwrite=overwrite))
     typer.echo(f"rater: {out / 'rater.safetensors'}")
 
 
 def score(
-    out: Path = typer.Option(..., "--out", "-o", parser=out_option, help="Run directory for the scores."),
+    out: Path = run_folder_option(help="Run directory for the scores."),
     rater: Optional[str] = typer.Option(None, "--rater", help="A `practicum rate` run folder or rater.safetensors."),
     scorer: Optional[str] = typer.Option(None, "--scorer",
                                          help="rater (default), entropy, margin, loss, el2n, grand, forgetting, aum, "
@@ -100,23 +82,22 @@ def score(
     engine: str = typer.Option("local", "--engine", help="local or ray: where shards are scored."),
     device: Optional[str] = device_option(RATER_DEVICE_HELP),
     dtype: Optional[str] = dtype_option(RATER_DTYPE_HELP),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML settings (flags override it)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out (finished shards are kept)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Start the run in --out again."),
+    config: Optional[Path] = config_option(),
+    resume: bool = resume_option("Continue the run in --out (finished shards are kept)."),
+    overwrite: bool = overwrite_option(),
 ) -> None:
     """Score every example of a pool → scores.parquet keyed by example id."""
     from practicum.select.pipeline import ScoreSettings, print_summary, run_score
 
-    values = _base(ScoreSettings, config, out, resume)
-    values["source"] = _source(values, data=data, embeddings=embeddings, defects=defects)
-    settings = ScoreSettings.build(values, rater=rater, scorer=scorer, epoch=epoch, mode=mode, split=split,
-                                 shard_size=shard_size, seed=seed, device=device, dtype=dtype)
+    settings = ScoreSettings.from_flags(config, out, resume, dict(
+        source=dict(data=data, embeddings=embeddings, defects=defects), rater=rater, scorer=scorer, epoch=epoch,
+        mode=mode, split=split, shard_size=shard_size, seed=seed, device=device, dtype=dtype))
     print_summary(run_score(settings, out, engine=engine, resume=resume, overwrite=overwrite))
 
 
 def select(
     scores: Optional[str] = typer.Option(None, "--scores", help="scores.parquet (or the `practicum score` run)."),
-    out: Path = typer.Option(..., "--out", "-o", parser=out_option, help="Run directory for the manifest."),
+    out: Path = run_folder_option(help="Run directory for the manifest."),
     strategy: Optional[str] = typer.Option(None, "--strategy",
                                            help="shift-gsample (default), gsample, top-k, bottom-k, random, block, "
                                                 "band, ccs, adaptive."),
@@ -143,22 +124,20 @@ def select(
     pool_laws: Optional[str] = typer.Option(None, "--pool-laws",
                                             help="adaptive: JSON {buckets: [{b, tau}, ...]} from scaling fits."),
     seed: Optional[int] = typer.Option(None, "--seed"),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML settings (flags override it)."),
-    resume: bool = typer.Option(False, "--resume", help="Reuse a finished selection in --out."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Select again into --out."),
+    config: Optional[Path] = config_option(),
+    resume: bool = resume_option("Reuse a finished selection in --out (a bare --resume uses its own settings)."),
+    overwrite: bool = overwrite_option(),
 ) -> None:
     """Pick a budget from scores → manifest.parquet of ids + summary.json."""
     from practicum.errors import ConfigError
     from practicum.select.pipeline import SelectSettings, print_summary, run_select
 
-    values = _base(SelectSettings, config, out, resume)
-    if scores is None and "scores" not in values:
+    flags = dict(scores=scores, strategy=strategy, keep=keep, balance=balance, prune_top=prune_top, shape=shape, mu=mu,
+                 sigma=sigma, start=start, prune_hard=prune_hard, seed=seed, budget_samples=budget_samples,
+                 direction=direction, normalize=normalize, min_score=min_score, max_score=max_score,
+                 filters=filters or None, pool_laws=pool_laws)
+    if scores is None and "scores" not in SelectSettings.base_values(config, out, resume):
         raise ConfigError("no scores to select from", "pass --scores PATH (the output of `practicum score`)")
-    settings = SelectSettings.build(values, scores=scores, strategy=strategy, keep=keep, balance=balance,
-                                  prune_top=prune_top, shape=shape, mu=mu, sigma=sigma, start=start,
-                                  prune_hard=prune_hard, seed=seed, budget_samples=budget_samples,
-                                  direction=direction, normalize=normalize, min_score=min_score,
-                                  max_score=max_score, filters=filters or None,
-                                  pool_laws=pool_laws)
+    settings = SelectSettings.from_flags(config, out, resume, flags)
     print_summary(run_select(settings, out, resume=resume, overwrite=overwrite))
     typer.echo(f"manifest: {out / 'manifest.parquet'}")

@@ -61,7 +61,7 @@ class CoverSettings(Settings):
     split: Literal["train", "val", "test"] = "train"
     method: Literal["k-center", "herding", "facility-location"] = "k-center"
     keep: float = 0.2  # fraction in (0, 1], or a count when > 1
-    balance: bool | None = None  # None: within each class whenever there are labels
+    balance: bool = True  # select within each class
     limit: int | None = Field(None, ge=1, description="use a fixed random subset of this many pool examples")
     seed: SeedValue = 0
 
@@ -127,7 +127,7 @@ def _finished(run: RunDir, resume: bool, output: str) -> dict | None:
     """On --resume of a run that already wrote `output`, its summary (the run is marked finished again)."""
     if not (resume and (run.path / output).exists()):
         return None
-    summary = run.read_json("summary.json")
+    summary = run.read_results()
     if summary is not None:
         run.finish()
     return summary
@@ -172,7 +172,7 @@ def run_dedup(config: DedupSettings, out, *, resume: bool = False, overwrite: bo
                                      "filter with practicum select --filter RUN:1:",
                    "removed_by_kind": _by_kind(data["kinds"], ~keep),
                    "warnings": _warn([removed_warning(int((~keep).sum()), len(keep), config.method)])}
-        run.write_json("summary.json", summary)
+        run.write_results(summary)
         run.finish()
     return summary
 
@@ -201,7 +201,7 @@ def run_label_issues(config: LabelIssueSettings, out, *, resume: bool = False, o
                    "direction_note": "score 1 = the label looks right, 0 = confidently another class; the column "
                                      "quality is the out-of-sample self-confidence p(given label)",
                    "issues_by_kind": _by_kind(data["kinds"], issues)}
-        run.write_json("summary.json", summary)
+        run.write_results(summary)
         run.finish()
     return summary
 
@@ -219,8 +219,7 @@ def run_cover(config: CoverSettings, out, *, resume: bool = False, overwrite: bo
             return existing
         data = load_features(config.source, config.split, config.limit)
         x, labels = data["features"], data["labels"]
-        balance = True if config.balance is None else config.balance
-        if balance:
+        if config.balance:
             classes, counts = class_quotas(labels, budget(len(x), keep))  # as the class-balanced selectors
             groups = [np.flatnonzero(labels == c) for c in classes]
             chosen = np.sort(np.concatenate([g[pick(x[g], int(k))] for g, k in
@@ -233,7 +232,7 @@ def run_cover(config: CoverSettings, out, *, resume: bool = False, overwrite: bo
             columns["kind"] = data["kinds"][chosen]
         _write_table(run.path / "manifest.parquet", columns)
         summary = {"method": config.method, "keep": config.keep, "pool": len(x), "selected": len(chosen),
-                   "balance": balance, "class_counts": np.bincount(labels[chosen], minlength=labels.max() + 1).tolist()}
+                   "balance": config.balance, "class_counts": np.bincount(labels[chosen], minlength=labels.max() + 1).tolist()}
         notes = [outlier_warning(x, labels, chosen, config.method)]
         if data["kinds"] is not None:
             kinds = data["kinds"]
@@ -241,7 +240,7 @@ def run_cover(config: CoverSettings, out, *, resume: bool = False, overwrite: bo
                                       for k in sorted(set(kinds))}
             notes.append(kind_warning(kinds, chosen))
         summary["warnings"] = _warn(notes)
-        run.write_json("summary.json", summary)
+        run.write_results(summary)
         run.finish()
     return summary
 

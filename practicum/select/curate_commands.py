@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from practicum.validate import out_option
+from practicum.cli_options import config_option, overwrite_option, resume_option, run_folder_option
 
 
 def register(app: typer.Typer) -> None:
@@ -28,14 +28,6 @@ LIMIT_HELP = "Use a fixed random subset of this many pool examples (the full 50k
 RESUME_HELP = "Reuse a finished run in --out (a bare --resume uses its own settings)."
 
 
-def _values(cls, out: Path, resume: bool, data, embeddings, defects, **flags) -> dict:
-    """The run's own settings on --resume, updated by the flags given (one --resume behaviour everywhere)."""
-    values = cls.base_values(None, out, resume)
-    source = dict(values.get("source") or {})
-    source.update({k: v for k, v in dict(data=data, embeddings=embeddings, defects=defects).items() if v is not None})
-    return {**values, "source": source, **{k: v for k, v in flags.items() if v is not None}}
-
-
 def _print(summary: dict) -> None:
     from practicum.select.pipeline import print_summary
 
@@ -43,7 +35,7 @@ def _print(summary: dict) -> None:
 
 
 def dedup(
-    out: Path = typer.Option(..., "--out", "-o", parser=out_option, help="Run directory for the keep scores."),
+    out: Path = run_folder_option(help="Run directory for the keep scores."),
     method: Optional[str] = typer.Option(None, "--method", help="phash (default: perceptual hash, images) or "
                                                                 "semdedup (embedding clusters)."),
     data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
@@ -58,20 +50,21 @@ def dedup(
     priority: Optional[str] = typer.Option(None, "--priority", help="Scores file: keep the best-scored of a group."),
     limit: Optional[int] = typer.Option(None, "--limit", help=LIMIT_HELP),
     seed: Optional[int] = typer.Option(None, "--seed"),
-    resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Run again into --out."),
+    config: Optional[Path] = config_option(),
+    resume: bool = resume_option(RESUME_HELP),
+    overwrite: bool = overwrite_option(),
 ) -> None:
     """Near-duplicate removal → scores.parquet (1 kept, 0 duplicate) for select --filter RUN:1:."""
     from practicum.select.curate import DedupSettings, run_dedup
 
-    config = DedupSettings.build(_values(DedupSettings, out, resume, data, embeddings, defects, split=split,
-                                       method=method, max_distance=max_distance, eps=eps, clusters=clusters,
-                                       priority=priority, limit=limit, seed=seed))
-    _print(run_dedup(config, out, resume=resume, overwrite=overwrite))
+    settings = DedupSettings.from_flags(config, out, resume, dict(
+        source=dict(data=data, embeddings=embeddings, defects=defects), split=split, method=method,
+        max_distance=max_distance, eps=eps, clusters=clusters, priority=priority, limit=limit, seed=seed))
+    _print(run_dedup(settings, out, resume=resume, overwrite=overwrite))
 
 
 def label_issues(
-    out: Path = typer.Option(..., "--out", "-o", parser=out_option, help="Run directory for the label scores."),
+    out: Path = run_folder_option(help="Run directory for the label scores."),
     data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
     embeddings: Optional[str] = typer.Option(None, "--embeddings", help=EMB_HELP),
     defects: Optional[bool] = typer.Option(None, "--defects/--no-defects", help="The defect-injected train split."),
@@ -80,19 +73,21 @@ def label_issues(
                                                               "(default 5)."),
     limit: Optional[int] = typer.Option(None, "--limit", help=LIMIT_HELP),
     seed: Optional[int] = typer.Option(None, "--seed"),
-    resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Run again into --out."),
+    config: Optional[Path] = config_option(),
+    resume: bool = resume_option(RESUME_HELP),
+    overwrite: bool = overwrite_option(),
 ) -> None:
     """Confident-learning label issues → scores.parquet (1 looks right, 0 issue) for select --filter RUN:1:."""
     from practicum.select.curate import LabelIssueSettings, run_label_issues
 
-    config = LabelIssueSettings.build(_values(LabelIssueSettings, out, resume, data, embeddings, defects, split=split,
-                                            folds=folds, limit=limit, seed=seed))
-    _print(run_label_issues(config, out, resume=resume, overwrite=overwrite))
+    settings = LabelIssueSettings.from_flags(config, out, resume, dict(
+        source=dict(data=data, embeddings=embeddings, defects=defects), split=split, folds=folds, limit=limit,
+        seed=seed))
+    _print(run_label_issues(settings, out, resume=resume, overwrite=overwrite))
 
 
 def cover(
-    out: Path = typer.Option(..., "--out", "-o", parser=out_option, help="Run directory for the manifest."),
+    out: Path = run_folder_option(help="Run directory for the manifest."),
     method: Optional[str] = typer.Option(None, "--method", help="k-center (default, greedy), herding or "
                                                                 "facility-location."),
     keep: Optional[float] = typer.Option(None, "--keep", help="Fraction (default 0.2) or count (1000) to keep."),
@@ -104,12 +99,14 @@ def cover(
     split: Optional[str] = typer.Option(None, "--split", help="train (default), val or test."),
     limit: Optional[int] = typer.Option(None, "--limit", help=LIMIT_HELP),
     seed: Optional[int] = typer.Option(None, "--seed", help="k-center's first point."),
-    resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Run again into --out."),
+    config: Optional[Path] = config_option(),
+    resume: bool = resume_option(RESUME_HELP),
+    overwrite: bool = overwrite_option(),
 ) -> None:
     """A coverage selection → manifest.parquet of ids + summary.json."""
     from practicum.select.curate import CoverSettings, run_cover
 
-    config = CoverSettings.build(_values(CoverSettings, out, resume, data, embeddings, defects, split=split,
-                                       method=method, keep=keep, balance=balance, limit=limit, seed=seed))
-    _print(run_cover(config, out, resume=resume, overwrite=overwrite))
+    settings = CoverSettings.from_flags(config, out, resume, dict(
+        source=dict(data=data, embeddings=embeddings, defects=defects), split=split, method=method, keep=keep,
+        balance=balance, limit=limit, seed=seed))
+    _print(run_cover(settings, out, resume=resume, overwrite=overwrite))

@@ -1,6 +1,6 @@
 """The three runs behind `practicum rate | score | select`, each in its own run directory.
 
-rate   → RUN/rater.safetensors + rater.json (and checkpoints/ per epoch, state-*.safetensors for --resume)
+rate   → RUN/rater.safetensors + rater.json (and checkpoints/ per epoch, the last state-epoch*/ for --resume)
 score  → RUN/scores.parquet (id, label, score[, kind]) streamed from RUN/parts/*.parquet, one per shard
 select → RUN/manifest.parquet (id, rank, score, label) + RUN/summary.json
 
@@ -218,14 +218,6 @@ def run_gates(config: RateSettings, trainer, train_pool, val_pool) -> dict:
 
 # ---------------------------------------------------------------- rate
 
-def _latest_state(checkpoints: Path) -> tuple[int, Path] | None:
-    states = sorted(checkpoints.glob("state-epoch*.safetensors"))
-    if not states:
-        return None
-    path = states[-1]
-    return int(path.stem.removeprefix("state-epoch")), path
-
-
 def run_rate(config: RateSettings, out: str | Path, *, resume: bool = False, overwrite: bool = False) -> dict:
     """Train the rater; save a rater checkpoint every epoch and the full training state for --resume."""
     resolve_device(config.rater.device)  # fail before loading any data on a device this machine lacks
@@ -239,10 +231,11 @@ def run_rate(config: RateSettings, out: str | Path, *, resume: bool = False, ove
         trainer = RaterTrainer(config.rater, train_pool.input_shape,
                                max(train_pool.num_classes, val_pool.num_classes))
         start = 0
-        latest = _latest_state(checkpoints) if resume else None
+        latest = run.latest_checkpoint() if resume else None
         if latest is not None:
-            epoch, path = latest
-            trainer.load_state_tensors(load_file(str(path)), json.loads(path.with_suffix(".json").read_text()))
+            epoch = int(latest.name.removeprefix("state-epoch"))
+            trainer.load_state_tensors(load_file(str(latest / "state.safetensors")),
+                                       json.loads((latest / "state.json").read_text()))
             start = epoch + 1
             logger.info("resuming the rater after epoch %d", epoch)
         # an epoch logged but killed before its state was saved is trained and logged again
@@ -254,12 +247,12 @@ def run_rate(config: RateSettings, out: str | Path, *, resume: bool = False, ove
             meta = rater_meta(trainer, epoch, record)
             save_rater(checkpoints / f"rater-epoch{epoch:03d}.safetensors", trainer.rater, meta)
             tensors, state = trainer.state_tensors()
-            atomic_write_with(checkpoints / f"state-epoch{epoch:03d}.safetensors",
-                              lambda tmp: save_file(tensors, tmp))
-            atomic_write_json(checkpoints / f"state-epoch{epoch:03d}.json", state)
-            previous = checkpoints / f"state-epoch{epoch - 1:03d}.safetensors"
-            previous.unlink(missing_ok=True)  # the rater checkpoints stay; one training state is enough
-            previous.with_suffix(".json").unlink(missing_ok=True)
+
+            def write(folder: Path) -> None:  # the rater checkpoints stay; one training state is enough
+                atomic_write_with(folder / "state.safetensors", lambda tmp: save_file(tensors, tmp))
+                atomic_write_json(folder / "state.json", state)
+
+            run.save_checkpoint(f"state-epoch{epoch:03d}", write)
 
         if start < config.rater.epochs:
             train_rater(config.rater, train_pool, val_pool, start_epoch=start, trainer=trainer, on_epoch=checkpoint)
@@ -273,7 +266,7 @@ def run_rate(config: RateSettings, out: str | Path, *, resume: bool = False, ove
         summary = {"epochs": config.rater.epochs, "update_rule": config.rater.update_rule,
                    "proxy": config.rater.proxy, "train_size": len(train_pool), "val_size": len(val_pool),
                    "last_epoch": epochs[-1] if epochs else None, "gates": gates}
-        run.write_json("summary.json", summary)
+        run.write_results(summary)
         run.finish()
     return summary
 
@@ -381,7 +374,7 @@ def run_score(config: ScoreSettings, out: str | Path, *, engine: str = "local", 
                    "direction_note": "higher = the rater wants it more (easiest at the top)"
                    if config.scorer == "rater" else "higher = harder / more informative"}
         run.log_metric({"event": "scored", **summary})
-        run.write_json("summary.json", summary)
+        run.write_results(summary)
         run.finish()
     return summary
 
@@ -566,7 +559,7 @@ def run_select(config: SelectSettings, out: str | Path, *, resume: bool = False,
         inputs.update(scores_inputs(spec.rsplit(":", 2)[0], flag=f"--filter {spec}"))
     with RunDir.create(out, config.to_yaml(), seed=config.seed, resume=resume, overwrite=overwrite,
                        inputs=inputs) as run:
-        existing = run.read_json("summary.json") if resume else None
+        existing = run.read_results() if resume else None
         if existing is not None and (run.path / "manifest.parquet").exists():
             run.finish()
             return existing
@@ -632,7 +625,7 @@ def run_select(config: SelectSettings, out: str | Path, *, resume: bool = False,
             summary["kind_counts"] = {k: {"pool": int((kinds == k).sum()), "selected": int((kinds[chosen] == k).sum())}
                                       for k in sorted(set(kinds.tolist()))}
         run.log_metric({"event": "selected", "selected": len(chosen)})
-        run.write_json("summary.json", summary)  # last: with the manifest, it marks the run done
+        run.write_results(summary)  # last: with the manifest, it marks the run done
         run.finish()
     return summary
 
