@@ -271,6 +271,7 @@ def fit_varpro(fam: Family, u, t, w, rng=None, *, u_check=None, init=None, extra
     # a positive rate (the first nonlinear parameter of these) is polished in log space: rates span
     # orders of magnitude, and a linear step wanders along the flat valley of exp(−a·u^d)
     log_rate = fam.name in ("exp2", "exp3", "expd3", "mmf4", "wbl4", "exp4", "janoschek4")
+    lower = VARPRO_LOWER.get(fam.name)  # in q's own space: no bounded family has a log rate
     best = None
     for q0 in starts:
         q = q0
@@ -278,11 +279,11 @@ def fit_varpro(fam: Family, u, t, w, rng=None, *, u_check=None, init=None, extra
             use_log = log_rate and q0[0] > 0
             to_q = (lambda z: np.concatenate([np.exp(z[:1]), z[1:]])) if use_log else (lambda z: z)
             z0 = np.concatenate([np.log(q0[:1]), q0[1:]]) if use_log else q0
+
             def polish(start, **how):
                 return least_squares(lambda z: resid(to_q(z)), start, x_scale="jac",
                                      max_nfev=20 * (q0.size + 1), **how).x
 
-            lower = VARPRO_LOWER.get(fam.name)  # in q's own space: no bounded family has a log rate
             try:
                 z = polish(z0, method="lm" if u.size >= q0.size else "trf")
                 if lower is not None and np.any(z < lower):
