@@ -82,3 +82,18 @@ def test_intervals_are_printed_by_method_and_structure():
     ok, why = interval_ok("prediction", 3, "seeds", family=("M2", "auto"))
     assert not ok and "88.5 % (auto" in why
     assert interval_ok("prediction", 3, "seeds", family="M2")[0] and interval_ok("prediction", 5, "seeds", family=("M2", "auto"))[0]
+
+
+def test_pow4_keeps_a_non_negative_exponent_so_it_levels_off():
+    # accuracy that keeps rising as a power of x: pow4's unconstrained optimum has c < 0 (no
+    # asymptote, accuracy above 1 further out); the variable-projection fit stays at the bound c = 0
+    from practicum.scaling.law import ScalingLaw
+
+    x = np.geomspace(16, 2048, 10)
+    y = 0.3 + 0.02 * x ** 0.3 * (1 + 0.002 * np.sin(np.arange(10)))
+    free = ScalingLaw("pow4", metric="accuracy", warn=False, method="lsq").fit(x, y)  # the LCDB recipe, unbounded
+    assert free.theta_[2] < -0.2
+    law = ScalingLaw("pow4", metric="accuracy", warn=False).fit(x, y)
+    assert 0.0 <= law.theta_[2] < 1e-3  # the bound binds
+    assert law.objective_ > free.objective_  # ... at a cost on the training points
+    assert law.predict([1e7])[0] < 1.0 < free.predict([1e7])[0]

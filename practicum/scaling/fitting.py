@@ -193,6 +193,14 @@ VARPRO = {
                                  for d in np.concatenate([[-0.9, -0.5, 0.0], np.geomspace(0.01, 100, 12)])])),
 }
 
+# Lower bounds on the nonlinear parameters, where a family needs them. pow4 = a − b·(u + d)^(−c)
+# is an `auto` candidate because it levels off at a (families.AUTO_FAMILIES), which needs c ≥ 0;
+# an unbounded polish can take c below 0, where the law grows without limit instead (BB/unit
+# 2-shot of Alabdulmohsin et al.: c = −0.14, a lower training error and a worse extrapolation than
+# the c ≈ 0.001 fit before issue 15). A polish that leaves the bounds is redone within them, so
+# fits that respect them are unchanged.
+VARPRO_LOWER = {"pow4": np.array([0.0, -np.inf])}
+
 
 def _grid_sse(basis, qs, u, t, sw) -> np.ndarray:
     """The projected SSE of every grid row at once (batched normal equations); inf where the
@@ -263,6 +271,7 @@ def fit_varpro(fam: Family, u, t, w, rng=None, *, u_check=None, init=None, extra
     # a positive rate (the first nonlinear parameter of these) is polished in log space: rates span
     # orders of magnitude, and a linear step wanders along the flat valley of exp(−a·u^d)
     log_rate = fam.name in ("exp2", "exp3", "expd3", "mmf4", "wbl4", "exp4", "janoschek4")
+    lower = VARPRO_LOWER.get(fam.name)  # in q's own space: no bounded family has a log rate
     best = None
     for q0 in starts:
         q = q0
@@ -270,9 +279,15 @@ def fit_varpro(fam: Family, u, t, w, rng=None, *, u_check=None, init=None, extra
             use_log = log_rate and q0[0] > 0
             to_q = (lambda z: np.concatenate([np.exp(z[:1]), z[1:]])) if use_log else (lambda z: z)
             z0 = np.concatenate([np.log(q0[:1]), q0[1:]]) if use_log else q0
+
+            def polish(start, **how):
+                return least_squares(lambda z: resid(to_q(z)), start, x_scale="jac",
+                                     max_nfev=20 * (q0.size + 1), **how).x
+
             try:
-                z = least_squares(lambda z: resid(to_q(z)), z0, method="lm" if u.size >= q0.size else "trf",
-                                  x_scale="jac", max_nfev=20 * (q0.size + 1)).x
+                z = polish(z0, method="lm" if u.size >= q0.size else "trf")
+                if lower is not None and np.any(z < lower):
+                    z = polish(np.maximum(z0, lower), method="trf", bounds=(lower, np.inf))
                 q = to_q(z)
             except (ValueError, np.linalg.LinAlgError):
                 q = q0
