@@ -97,3 +97,21 @@ def test_pow4_keeps_a_non_negative_exponent_so_it_levels_off():
     assert 0.0 <= law.theta_[2] < 1e-3  # the bound binds
     assert law.objective_ > free.objective_  # ... at a cost on the training points
     assert law.predict([1e7])[0] < 1.0 < free.predict([1e7])[0]
+
+
+def test_auto_puts_m4_first_on_error_curves_within_the_prior_factor(monkeypatch):
+    """The ranking is the argmin of the prefix scores, except that on error-rate curves M4 goes first
+    when its score is within `error_prior`× of the best (hand-set scores: M2 0.010, M4 0.018, M1 0.030)."""
+    from practicum.scaling.law import ScalingLaw
+
+    scores = {"last1": 0.05, "M1": 0.030, "M2": 0.010, "M4": 0.018}
+    monkeypatch.setattr(ScalingLaw, "_prefix_scores", lambda self, x, y, w, names: dict(scores))
+    curve = ([(np.array([1.0, 2, 4, 8, 16]), np.array([0.5, 0.4, 0.3, 0.25, 0.22]), np.ones(5))])
+
+    def ranking(**kwargs):
+        return ScalingLaw("auto", candidates=list(scores), **kwargs)._rank_candidates(curve)
+
+    assert ranking()[:2] == ["M4", "M2"]                                  # 0.018 <= 2 × 0.010
+    assert ranking(error_prior=1.5)[:2] == ["M2", "M4"]                   # 0.018 > 1.5 × 0.010
+    assert ranking(error_prior=None)[:2] == ["M2", "M4"]                  # the plain argmin
+    assert ranking(metric="loss")[:2] == ["M2", "M4"]                     # only error-rate curves
