@@ -353,7 +353,7 @@ def modes_file(s: DistillSettings, folder: Path) -> str:
         return str(path)
     s = s.resolved()
     train, _ = load_splits(s)
-    den = open_model(s, train)
+    den = open_model(s, train).denoiser
     with RunDir.create(folder, s.to_yaml(), seed=0, resume=(folder / "run.json").exists()) as run:
         discover(s, den, train, run)
         run.finish()
