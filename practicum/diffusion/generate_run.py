@@ -4,9 +4,8 @@ The n requested examples are class-balanced (label i = i mod classes) and cut in
 `shard_size`. Each shard carries its own seed `shard_seed(seed, round, shard)` and is sampled by
 the generation service (`practicum.diffusion.service.sample_shard`) through
 `get_executor(engine).imap`, so the bytes do not depend on the engine or on which shards were
-already done. Each shard is appended to
-`OUT/pool` as soon as it is sampled, so an interrupted run resumes (`--resume`) at the first
-missing shard. Without `--learner` the guide is a small classifier trained on the train split of
+already done. Each shard is appended to `OUT/pool` as soon as it is sampled, so an interrupted
+run resumes (`--resume`) at the first missing shard. Without `--learner` the guide is a small classifier trained on the train split of
 `--data` (default: the data a `practicum diffusion train` model records, else the built-in
 Fashion-MNIST), cached in `OUT/guide/` (`practicum.learn.guide`). `--model builtin` means the
 built-in generator of `--data`; a model whose image shape or classes differ from the data's is refused.
@@ -34,6 +33,7 @@ from practicum.limits import MAX_COUNT, CfgScale, Count, GuidanceStrength, SeedV
 from practicum.log import echo, logger
 from practicum.runtime import parse_dtype, resolve_device
 from practicum.validate import data_input, model_input
+
 
 class GenerateSettings(Settings):
     n: Count = Field(1000, description="examples to generate")

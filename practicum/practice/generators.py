@@ -36,6 +36,7 @@ from practicum.diffusion.service import (FittedClassifier, GenerationJob, ModelS
 from practicum.engine import get_executor, shard_seed
 from practicum.errors import ConfigError, DataError
 
+
 def balanced_labels(start: int, count: int, num_classes: int) -> torch.Tensor:
     """Class ids for examples start..start+count-1 of a class-balanced stream."""
     return (torch.arange(count, dtype=torch.long) + int(start)) % int(num_classes)
