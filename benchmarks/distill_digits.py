@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from practicum.data import atomic_write_json  # noqa: E402
-from practicum.distill.generate import METHODS  # noqa: E402
+from practicum.distill.methods import METHODS  # noqa: E402
 from practicum.distill.pipeline import DistillSettings, print_summary, run_distill  # noqa: E402
 from practicum.distill.protocol import StudentSettings  # noqa: E402
 

@@ -51,7 +51,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from practicum.data import atomic_write_json  # noqa: E402
-from practicum.distill.generate import METHODS  # noqa: E402
+from practicum.distill.methods import METHODS  # noqa: E402
 from practicum.distill.pipeline import DistillSettings, print_summary, run_distill  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "distill_fashion.json"
@@ -353,7 +353,7 @@ def modes_file(s: DistillSettings, folder: Path) -> str:
         return str(path)
     s = s.resolved()
     train, _ = load_splits(s)
-    den = open_model(s, train)
+    den = open_model(s, train).denoiser
     with RunDir.create(folder, s.to_yaml(), seed=0, resume=(folder / "run.json").exists()) as run:
         discover(s, den, train, run)
         run.finish()

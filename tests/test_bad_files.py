@@ -154,7 +154,7 @@ def test_a_digits_learner_cannot_guide_fashion(tmp_path, art):
 
 
 def test_entropy_guidance_refuses_a_guide_for_other_images_or_classes(art):
-    from practicum.diffusion.generate import load_guide
+    from practicum.learn.guide import load_guide
     from practicum.diffusion.guidance import EntropyGuidance
 
     guide = load_guide(art / "learner")  # 1x8x8, 10 classes

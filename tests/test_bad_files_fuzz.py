@@ -58,7 +58,7 @@ def art(tmp_path_factory) -> dict[str, dict[str, bytes]]:
     from PIL import Image
 
     from practicum.data import load_source
-    from practicum.diffusion.generate import GenerateSettings
+    from practicum.diffusion.generate_run import GenerateSettings
     from practicum.diffusion.train import DiffusionTrainSettings
     from practicum.learn.learner import train_classifier
 
@@ -340,7 +340,7 @@ def test_corrupt_laws_are_one_error(art, data):
 @settings(FAST, max_examples=200)
 @given(data=st.data())
 def test_corrupt_yaml_settings_are_one_error(art, data):
-    from practicum.diffusion.generate import GenerateSettings
+    from practicum.diffusion.generate_run import GenerateSettings
     from practicum.diffusion.train import DiffusionTrainSettings
     from practicum.scaling.cli_fit import FitSettings
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from practicum.diffusion import generate as gen_module
+from practicum.diffusion import generate_run as gen_module
 from practicum.diffusion import train as train_module
-from practicum.diffusion.generate import GenerateSettings, run_generate
+from practicum.diffusion.generate_run import GenerateSettings, run_generate
 from practicum.diffusion.train import DiffusionTrainSettings, train_diffusion
 from tiny_models import TINY_UNET
 
@@ -88,18 +88,19 @@ def test_generate_is_deterministic_and_resumable(tmp_path, tiny_model, monkeypat
     assert index["seed"].nunique() == 6  # one seed per shard
     assert (tmp_path / "a" / "guide" / "learner.safetensors").exists()  # the default guide is cached
 
-    real = gen_module.generate_shard
+    real, calls = gen_module.sample_shard, []
 
-    def crash_on_fifth(job):
-        if job.shard == 4:
+    def crash_on_fifth(den, job):
+        calls.append(job)
+        if len(calls) == 5:
             raise KeyboardInterrupt
-        return real(job)
+        return real(den, job)
 
-    monkeypatch.setattr(gen_module, "generate_shard", crash_on_fifth)
+    monkeypatch.setattr(gen_module, "sample_shard", crash_on_fifth)
     with pytest.raises(KeyboardInterrupt):
         run_generate(_gen_settings(tiny_model), tmp_path / "b")
     assert len(Pool(tmp_path / "b" / "pool").shards()) == 4  # the first group was kept
-    monkeypatch.setattr(gen_module, "generate_shard", real)
+    monkeypatch.setattr(gen_module, "sample_shard", real)
     run_generate(_gen_settings(tiny_model), tmp_path / "b", resume=True)
     assert _pool_bytes(tmp_path / "a") == _pool_bytes(tmp_path / "b")
 

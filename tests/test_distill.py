@@ -244,7 +244,7 @@ def test_paired_differences_need_five_seeds_for_an_interval():
 
 
 def test_herding_by_hand():
-    from practicum.distill.generate import real_selection
+    from practicum.distill.methods import real_selection
     from practicum.select.coverage import herding_order
 
     f = np.array([[0.5], [10.0], [3.0], [6.5], [-10.0]])  # mean 2

@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from practicum.distill.generate import METHODS
+from practicum.distill.methods import METHODS
 from tiny_models import save_tiny_pixel_unet
 
 
@@ -92,7 +92,8 @@ def test_latent_dit_modes_and_guided_generation():
     (λ is small: with 8 respaced steps a large λ overshoots the mode, the paper's "catastrophic" regime.)
     """
     from practicum.diffusion import load_denoiser
-    from practicum.distill.generate import ShardJob, generate_class_shard
+    from practicum.diffusion.service import sample_shard
+    from practicum.distill.methods import class_job
     from practicum.distill.modes import class_modes
 
     vae = dict(in_channels=3, out_channels=3, block_out_channels=(8, 8), down_block_types=("DownEncoderBlock2D",) * 2,
@@ -112,14 +113,15 @@ def test_latent_dit_modes_and_guided_generation():
     centres = modes[1].centres.reshape(2, *den.sample_shape)
 
     def job(method):
-        return ShardJob(model="tiny-dit", method=method, label=1, seed=5, modes=centres, ipc=2, lam=0.05, t_stop=3,
-                        steps=8, scheduler="ddpm", form="auto", cfg_scale=1.0, timestep_spacing="linspace")
+        return class_job(method, 1, 5, centres, ipc=2, lam=0.05, t_stop=3, form="auto",
+                         sampling={"steps": 8, "scheduler": "ddpm", "cfg_scale": 1.0, "timestep_spacing": "linspace"})
 
-    free = generate_class_shard(den, job("unguided"))
-    pulled = generate_class_shard(den, job("mode-no-stop"))
-    stopped = generate_class_shard(den, job("mgd3"))
-    assert free["guided_steps"] == 0 and pulled["guided_steps"] == 8 and stopped["guided_steps"] == 4
-    distance = {name: np.linalg.norm((out["latents"] - centres).reshape(2, -1), axis=1)
+    free = sample_shard(den, job("unguided"))
+    pulled = sample_shard(den, job("mode-no-stop"))
+    stopped = sample_shard(den, job("mgd3"))
+    guided = [out["guided_steps"].get("mode", 0) for out in (free, pulled, stopped)]
+    assert guided == [0, 8, 4]
+    distance = {name: np.linalg.norm((out["latents"].numpy() - centres).reshape(2, -1), axis=1)
                 for name, out in (("free", free), ("pulled", pulled))}
     assert (distance["pulled"] < distance["free"]).all()
     assert free["images"].shape == (2, 3, 8, 8)

@@ -12,7 +12,7 @@ from practicum.data import RunDir, load_digits
 from practicum.data.pool import Pool
 from practicum.errors import ConfigError, DataError
 from practicum.practice import BankGenerator, Generation, Request, analysis, balanced_labels
-from practicum.practice import generate as generate_module
+from practicum.diffusion.service import register_model
 from practicum.practice.baselines import PruneSettings, generate_then_prune, select_hardest
 from practicum.stats import NO_INTERVAL_NOTE, seed_interval
 
@@ -32,9 +32,8 @@ def tiny_model():
                            up_block_types=["UpBlock2D", "UpBlock2D"], norm_num_groups=4, num_class_embeds=11)
     den = PixelUNetDenoiser(unet, BUILTIN_SCHEDULER_CONFIG, num_classes=10, null_class=10,
                             image_shape=(1, 8, 8)).eval()
-    generate_module._DENOISERS["tiny"] = den
-    yield "tiny"
-    generate_module._DENOISERS.pop("tiny", None)
+    yield register_model("tiny", den)
+    register_model("tiny", None)
 
 
 # ---------------------------------------------------------------- analysis
@@ -178,7 +177,7 @@ def test_static_grid_is_geometric_and_stops_at_the_one_se_plateau():
 
 
 def test_fallback_generator_serves_vanilla_past_the_bank_from_the_model():
-    from practicum.practice.generate import FallbackGenerator
+    from practicum.practice.generators import FallbackGenerator
 
     bank = BankGenerator(torch.zeros(20, 1, 8, 8), balanced_labels(0, 20, 10), 0.5)
     asked = []

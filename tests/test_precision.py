@@ -162,7 +162,7 @@ def test_fp16_overflow_is_redrawn_by_the_retry_logic():
 
 def test_dp_generator_request_in_bf16():
     from practicum.learn import build_model
-    from practicum.practice.generate import DiffusionGenerator, Request
+    from practicum.practice.generators import DiffusionGenerator, Request
 
     den = make("sd", "fp32")
     gen = DiffusionGenerator(den, sampling={"steps": 4}, guidance={"every": 1, "micro_batch": 2},
@@ -177,19 +177,23 @@ def test_dp_generator_request_in_bf16():
 def test_mgd3_shard_in_bf16_with_a_class_map():
     import numpy as np
 
-    from practicum.distill.generate import ShardJob, generate_class_shard
+    from practicum.diffusion.service import sample_shard
+    from practicum.distill.methods import class_job
 
     den = make("dit", "bf16")
     modes = torch.randn(2, *den.sample_shape, generator=torch.Generator().manual_seed(2)).numpy()
-    job = ShardJob(model="unused", method="mgd3", label=0, seed=1, modes=modes, ipc=2, lam=0.1, t_stop=2,
-                   steps=6, scheduler="ddpm", form="auto", cfg_scale=4.0, timestep_spacing="linspace",
-                   model_label=2)
-    out = generate_class_shard(den, job)
-    assert out["label"] == 0 and out["guided_steps"] == 3 and np.isfinite(out["images"]).all()
-    fp32 = generate_class_shard(make("dit", "fp32"), job)
-    assert np.abs(out["images"] - fp32["images"]).max() < BF16_MAX_ABS
-    other = generate_class_shard(make("dit", "fp32"), ShardJob(**{**job.__dict__, "model_label": 1}))
-    assert np.abs(other["images"] - fp32["images"]).max() > 1e-3  # the mapped class is what conditions
+    sampling = {"steps": 6, "scheduler": "ddpm", "cfg_scale": 4.0, "timestep_spacing": "linspace"}
+
+    def job(model_label):  # data class 0, mapped to this model class
+        return class_job("mgd3", model_label, 1, modes, ipc=2, lam=0.1, t_stop=2, form="auto", sampling=sampling)
+
+    out = sample_shard(den, job(2))
+    assert out["labels"].tolist() == [2, 2] and out["guided_steps"]["mode"] == 3
+    assert np.isfinite(out["images"].numpy()).all()
+    fp32 = sample_shard(make("dit", "fp32"), job(2))
+    assert (out["images"] - fp32["images"]).abs().max() < BF16_MAX_ABS
+    other = sample_shard(make("dit", "fp32"), job(1))
+    assert (other["images"] - fp32["images"]).abs().max() > 1e-3  # the mapped class is what conditions
 
 
 def test_fp16_guidance_gradient_is_loss_scaled(monkeypatch):

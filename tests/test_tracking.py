@@ -10,7 +10,7 @@ import yaml
 
 from cli_helpers import run_cli
 from practicum.errors import ConfigError
-from practicum.practice import generate as generate_module
+from practicum.diffusion.service import register_model
 from practicum.tracking import scalars, tracking
 
 
@@ -27,9 +27,8 @@ def tiny_model():
         torch.manual_seed(0)
         unet = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, num_class_embeds=11, **TINY_UNET)
     den = PixelUNetDenoiser(unet, BUILTIN_SCHEDULER_CONFIG, num_classes=10, null_class=10, image_shape=(1, 8, 8))
-    generate_module._DENOISERS["tiny-track"] = den.eval()
-    yield "tiny-track"
-    generate_module._DENOISERS.pop("tiny-track", None)
+    yield register_model("tiny-track", den.eval())
+    register_model("tiny-track", None)
 
 
 def _rows(path):

@@ -16,4 +16,5 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "guidance": ["ClassGuidance", "Correction", "EntropyGuidance", "GuidanceTerm", "ModeGuidance", "StepState",
                  "entropy_from_logits", "prepare_for_classifier"],
     "sampler": ["SCHEDULERS", "SampleOutput", "make_schedule", "sample"],
+    "service": ["GenerationJob", "ModelSpec", "bind_model", "load_model", "register_model", "sample_shard"],
 })

@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = overwrite_option(),
     ) -> None:
         """Generate entropy-guided examples (Deliberate Practice's sampler) into a pool."""
-        from practicum.diffusion.generate import GenerateSettings, run_generate
+        from practicum.diffusion.generate_run import GenerateSettings, run_generate
         from practicum.runtime import set_torch_threads
 
         set_torch_threads(threads)

@@ -4,7 +4,7 @@
 >>> summary = run_distill(DistillSettings(ipc=10), "runs/distill")   # Fashion-MNIST, all six methods, 3 seeds
 >>> summary["methods"]["mgd3"]["accuracy_mean"]
 
-Modules: `modes` (k-means / GMM modes in the generator's encode() space), `generate` (the six
+Modules: `modes` (k-means / GMM modes in the generator's encode() space), `methods` (the six
 methods, one class shard at a time, through practicum.diffusion's one guided sampler),
 `protocol` (protocols A and B: students, DSA / CutMix, epochs, final vs best-and-last, KD),
 `metrics` (diversity, representativeness in one joint embedding per class), `figures`,
@@ -14,7 +14,7 @@ methods, one class shard at a time, through practicum.diffusion's one guided sam
 from practicum._lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
-    "generate": ["GENERATED_METHODS", "METHODS", "REAL_METHODS"],
+    "methods": ["GENERATED_METHODS", "METHODS", "REAL_METHODS"],
     "metrics": ["distillation_scores", "joint_scores"],
     "modes": ["class_modes", "discover_modes"],
     "pipeline": ["DistillSettings", "run_distill"],

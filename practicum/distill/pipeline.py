@@ -18,8 +18,10 @@ same state as one that never stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -29,18 +31,12 @@ from pydantic import Field, field_validator
 
 from practicum.config import Settings
 from practicum.data import Dataset, RunDir, load_source
-from practicum.distill.generate import (
-    GENERATED_METHODS,
-    METHODS,
-    ShardJob,
-    cached_denoiser,
-    generate_class_shard,
-    real_selection,
-)
+from practicum.diffusion.service import BoundModel, ModelSpec, bind_model, load_model, sample_shard
+from practicum.distill.methods import GENERATED_METHODS, METHODS, class_job, real_selection
 from practicum.distill.metrics import METRIC_SPACES, joint_scores
 from practicum.distill.modes import MODE_METHODS, class_modes
 from practicum.distill.protocol import StudentSettings, build_student, summarise, train_student, train_teacher
-from practicum.errors import ConfigError, DataError, ModelError
+from practicum.errors import ConfigError, DataError
 from practicum.limits import MAX_CFG_SCALE, MAX_GUIDANCE, MAX_IMAGE_SIZE, Count, SeedValue, check_memory
 from practicum.log import echo, logger, progress
 from practicum.stats import paired_difference
@@ -166,47 +162,11 @@ def load_splits(settings: DistillSettings) -> tuple[Dataset, Dataset]:
     return train, evaluation
 
 
-def model_args(settings: DistillSettings, train: Dataset) -> tuple:
-    """(model, prompts from the class names, device, dtype): the key of `cached_denoiser`."""
-    from practicum.diffusion.model_defaults import prompt_names, read_class_map
-
-    class_map = None if settings.class_map is None else read_class_map(settings.class_map)
-    names = tuple(train.class_names)
-    if not settings.model.startswith("builtin"):
-        try:
-            names = tuple(prompt_names(train.class_names, class_map, settings.prompt_template))
-        except ConfigError:
-            if class_map is not None:
-                raise
-            # class-conditional models never read prompts; text models are checked when they load
-    return settings.model, names, settings.device, settings.model_dtype
-
-
-def model_labels(settings: DistillSettings, train: Dataset, den) -> list[int] | None:
-    """The model's class id per data class (None = the same ids); refuses a silent mismatch."""
-    from practicum.diffusion.model_defaults import model_class_ids, model_family, read_class_map
-
-    if model_family(den) == "sd":  # prompts are per data class: ids coincide by construction
-        return None
-    class_map = None if settings.class_map is None else read_class_map(settings.class_map)
-    return model_class_ids(train.class_names, den.num_classes, class_map)
-
-
-def open_model(settings: DistillSettings, train: Dataset):
-    from practicum.diffusion.model_defaults import model_family, prompt_names, read_class_map
-
-    try:
-        den = cached_denoiser(*model_args(settings, train))
-    except FileNotFoundError as exc:
-        raise ModelError(f"model {settings.model!r} not found ({exc})", "give 'builtin' or a local diffusers folder")
-    if model_family(den) == "sd":  # refuses WordNet-id prompts
-        prompt_names(train.class_names, None if settings.class_map is None else read_class_map(settings.class_map),
-                     settings.prompt_template)
-    model_labels(settings, train, den)  # refuses a class-count mismatch without a map
-    if tuple(den.image_shape) != tuple(train.image_shape):
-        raise DataError(f"the model makes {tuple(den.image_shape)} images but the data is {train.image_shape}",
-                        "pass --image-size to resize the data to the model's size")
-    return den
+def open_model(settings: DistillSettings, train: Dataset) -> BoundModel:
+    """The generator, bound to the train split's classes (prompts, model class ids) and image shape."""
+    spec = ModelSpec(settings.model, device=settings.device, dtype=settings.model_dtype)
+    return bind_model(spec, train.class_names, train.image_shape, data=f"the data {settings.data}",
+                      class_map=settings.class_map, prompt_template=settings.prompt_template)
 
 
 @torch.no_grad()
@@ -301,8 +261,8 @@ def make_set(settings: DistillSettings, method: str, seed: int, train: Dataset, 
     start = time.perf_counter()
     if method not in GENERATED_METHODS:
         codes = None
-        if method == "herding":
-            den = cached_denoiser(settings.model, tuple(train.class_names), settings.device)
+        if method == "herding":  # encoded by the generator with its networks in fp32
+            den = load_model(dataclasses.replace(open_model(settings, train).spec, dtype="fp32"))
             codes = encode(den, train.images).reshape(len(train), -1).numpy()
         rows = np.concatenate([
             real_selection(method, np.flatnonzero(labels == c), settings.ipc, nearest[c], shard_seed(seed, 1, c),
@@ -311,27 +271,25 @@ def make_set(settings: DistillSettings, method: str, seed: int, train: Dataset, 
         source = clustered_images(settings, train) if method == "kmeans-nearest-real" else train.images
         return source[rows], train.labels[rows], {"seconds": time.perf_counter() - start,
                                                   "source_ids": train.ids[rows].tolist()}
-    den = cached_denoiser(*model_args(settings, train))
-    ids = model_labels(settings, train, den)
+    bound = open_model(settings, train)
+    ids = bound.class_ids or range(train.num_classes)
     cfg = settings.cfg_scale
     if cfg is None:
         from practicum.diffusion.builtin import sampling_defaults
 
+        den = bound.denoiser
         cfg = float(sampling_defaults(den).get("cfg_scale", 1.0)) if den.supports_cfg else 1.0
-    jobs = [ShardJob(model=settings.model, method=method, label=c,
-                     seed=shard_seed(seed, 0, 0 if settings.shared_noise else c),
-                     modes=centres[c].numpy(), ipc=settings.ipc, lam=settings.lam, t_stop=int(settings.t_stop),
-                     steps=settings.steps, scheduler=settings.scheduler, form=settings.form, cfg_scale=cfg,
-                     timestep_spacing=settings.timestep_spacing,
-                     model_label=None if ids is None else ids[c])
+    sampling = {"steps": settings.steps, "scheduler": settings.scheduler, "cfg_scale": cfg,
+                "timestep_spacing": settings.timestep_spacing}
+    jobs = [class_job(method, ids[c], shard_seed(seed, 0, 0 if settings.shared_noise else c), centres[c].numpy(),
+                      ipc=settings.ipc, lam=settings.lam, t_stop=int(settings.t_stop), form=settings.form,
+                      sampling=sampling)
             for c in range(train.num_classes)]
-    from functools import partial
-
-    load = partial(cached_denoiser, *model_args(settings, train))  # once per worker
-    results = executor.map(generate_class_shard, jobs, setup=load, description=f"{method} seed {seed}: generating")
-    images = torch.from_numpy(np.concatenate([r["images"] for r in results])).clamp(-1, 1)
-    out_labels = torch.cat([torch.full((settings.ipc,), r["label"], dtype=torch.long) for r in results])
-    per_class = [int(r["guided_steps"]) for r in results]  # read from every shard, not one
+    results = executor.map(sample_shard, jobs, setup=partial(load_model, bound.spec),  # loaded once per worker
+                           description=f"{method} seed {seed}: generating")
+    images = torch.cat([r["images"] for r in results]).clamp(-1, 1)
+    out_labels = torch.arange(train.num_classes).repeat_interleave(settings.ipc)
+    per_class = [int(r["guided_steps"].get("mode", 0)) for r in results]  # read from every shard, not one
     info = {"seconds": float(sum(r["seconds"] for r in results)), "wall_seconds": time.perf_counter() - start,
             "guided_steps": per_class[0] if len(set(per_class)) == 1 else per_class,
             "retries": int(sum(r["retries"] for r in results)), "cfg_scale": cfg}
@@ -365,7 +323,7 @@ def run_distill(settings: DistillSettings, out: str | Path, *, resume: bool = Fa
     settings = settings.resolved()
     executor = get_executor(engine)
     train, evaluation = load_splits(settings)
-    den = open_model(settings, train)
+    den = open_model(settings, train).denoiser
     build_student(settings.student, train.num_classes, train.image_shape, seed=0)  # the student exists
     check_memory(4 * settings.ipc * train.num_classes * math.prod(train.image_shape) * 3,
                  f"{settings.ipc} images per class", "lower --ipc")

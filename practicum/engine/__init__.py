@@ -31,8 +31,8 @@ import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
-from practicum.engine.worker import (THREADS_ENV, GlobalStateGuard, check_positions, resolve_threads, run_item,
-                                     run_setup, setup_key)
+from practicum.engine.worker import (THREADS_ENV, GlobalStateGuard, check_positions, resolve_threads, run_in_worker,
+                                     run_item, run_setup, setup_key)
 from practicum.errors import ConfigError
 from practicum.log import progress_bar
 
@@ -59,7 +59,8 @@ class Executor(Protocol):
 
 class LocalExecutor:
     """On this machine: in-process, one item after another (the default), or with `processes > 1`
-    independent items (no `setup`) in that many worker processes at once, one item per process.
+    in that many worker processes at once, one item per process (with `setup`, each process
+    builds its state once and keeps it, see `run_in_worker`).
 
     Worker processes are started (spawn) on the first call, kept for later calls until `close`,
     and run every item under the same `run_item` as in-process (which re-seeds the global
@@ -96,8 +97,8 @@ class LocalExecutor:
         threads = resolve_threads(self.threads)
         if not items:
             return
-        if self.processes > 1 and setup is None and len(items) > 1:
-            yield from self._imap_processes(fn, items, positions, threads, description)
+        if self.processes > 1 and len(items) > 1:
+            yield from self._imap_processes(fn, items, positions, threads, description, setup)
             return
         with GlobalStateGuard(), progress_bar(description, len(items)) as advance:
             state = self._state_for(setup, threads) if setup is not None else None
@@ -106,12 +107,12 @@ class LocalExecutor:
                 advance()
                 yield position, outcome.unwrap()
 
-    def _imap_processes(self, fn, items, positions, threads, description) -> Iterator[tuple[int, Any]]:
+    def _imap_processes(self, fn, items, positions, threads, description, setup) -> Iterator[tuple[int, Any]]:
         from concurrent.futures import as_completed
 
         pool = self._worker_pool()
         with progress_bar(description, len(items)) as advance:
-            futures = {pool.submit(run_item, fn, item, position, threads): position
+            futures = {pool.submit(run_in_worker, fn, item, position, threads, setup): position
                        for position, item in zip(positions, items)}
             try:
                 for future in as_completed(futures):

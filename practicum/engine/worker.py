@@ -123,6 +123,25 @@ def try_setup(setup: Callable[[], Any], threads: int) -> Outcome:
         return Outcome(-1, error=_pickle_error(exc), remote_traceback=traceback.format_exc())
 
 
+_WORKER_STATE: dict[tuple[str | None, int], Any] = {}  # a worker process's last setup state, by (setup key, threads)
+
+
+def run_in_worker(fn: Callable, item: Any, position: int, threads: int,
+                  setup: Callable[[], Any] | None = None) -> Outcome:
+    """`run_item` in a worker process; with `setup`, the state is built on the process's first
+    item of that setup and kept for its later items (the local executor's worker processes)."""
+    if setup is None:
+        return run_item(fn, item, position, threads)
+    key = (setup_key(setup), threads)
+    if key not in _WORKER_STATE:
+        _WORKER_STATE.clear()
+        built = try_setup(setup, threads)
+        if built.error is not None:
+            return Outcome(position, error=built.error, remote_traceback=built.remote_traceback)
+        _WORKER_STATE[key] = built.value
+    return run_item(fn, item, position, threads, state=_WORKER_STATE[key], with_state=True)
+
+
 def setup_key(setup: Callable[[], Any], dumps: Callable[[Any], bytes] = pickle.dumps) -> str | None:
     """What identifies a worker state for reuse: a hash of the pickled setup (function and arguments).
 

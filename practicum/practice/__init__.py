@@ -4,7 +4,7 @@ learner finds hard, its baselines, and the study that compares them."""
 from practicum._lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
-    "generate": ["BankGenerator", "DiffusionGenerator", "FallbackGenerator", "Generation", "Request",
+    "generators": ["BankGenerator", "DiffusionGenerator", "FallbackGenerator", "Generation", "Request",
                  "balanced_labels"],
     "deliberate": ["DeliberatePractice"],
     "growing": ["GrowingPool", "GrowingSampler"],

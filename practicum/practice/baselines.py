@@ -29,7 +29,7 @@ from practicum.data.runstore import RunDir
 from practicum.engine import shard_seed
 from practicum.learn import Learner, build_model
 from practicum.log import progress_bar
-from practicum.practice.generate import Generator, Request, balanced_labels
+from practicum.practice.generators import Generator, Request, balanced_labels
 from practicum.practice.loop import final_point
 from practicum.practice.settings import PracticeSettings
 

@@ -37,7 +37,7 @@ from practicum.engine import shard_seed
 from practicum.errors import ConfigError, RunError
 from practicum.learn.patience import Patience, round_due
 from practicum.log import logger
-from practicum.practice.generate import DiffusionGenerator, Generator, Request, balanced_labels
+from practicum.practice.generators import DiffusionGenerator, Generator, Request, balanced_labels
 from practicum.practice.growing import GrowingPool
 from practicum.practice.loop import entropy_stats
 from practicum.practice.settings import BUILTIN_PRACTICE_STEPS, GeneratorSettings, PracticeSettings

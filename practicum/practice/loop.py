@@ -45,7 +45,7 @@ from practicum.errors import ConfigError, RunError
 from practicum.learn import Learner, Patience, build_model
 from practicum.learn.patience import round_due
 from practicum.log import progress_bar
-from practicum.practice.generate import Generator, Request, balanced_labels
+from practicum.practice.generators import Generator, Request, balanced_labels
 from practicum.practice.settings import PracticeSettings
 
 

@@ -18,7 +18,7 @@ from practicum.diffusion.builtin import builtin_for
 from practicum.learn import TrainSettings
 from practicum.learn.patience import PATIENCE_RULES
 from practicum.limits import MAX_IMAGE_SIZE, CfgScale, Count, GuidanceStrength, SeedValue, check_memory
-from practicum.practice.generate import DiffusionGenerator
+from practicum.practice.generators import DiffusionGenerator
 from practicum.runtime import resolve_device
 
 BUILTIN_PRACTICE_STEPS = 10  # the digits model's sampler steps in DP runs (tuned on val; its own default is 50)

@@ -38,14 +38,14 @@ from practicum.config import Settings, merge_values
 from practicum.data import RunDir
 from practicum.data.pool import Pool
 from practicum.diffusion.builtin import builtin_name
+from practicum.diffusion.service import registered_models
 from practicum.engine import get_executor, shard_seed
 from practicum.errors import ConfigError
 from practicum.limits import Threads
 from practicum.log import logger
 from practicum.practice import analysis
 from practicum.practice.baselines import PruneSettings, generate_then_prune
-from practicum.practice.generate import (BankGenerator, DiffusionGenerator, FallbackGenerator, Generation, Request,
-                                         balanced_labels, registered_denoisers)
+from practicum.practice.generators import BankGenerator, FallbackGenerator, Generation, Request, balanced_labels
 from practicum.practice.loop import practice
 from practicum.practice.settings import PracticeSettings
 from practicum.practice.study_report import (  # noqa: F401
@@ -274,20 +274,17 @@ def build_bank(s: StudySettings, out: Path, seed: int | str, data, engine: str, 
 
 # ---------------------------------------------------------------- phase 2: one run
 
-_GUIDED: dict[str, DiffusionGenerator] = {}
-
-
 class _LazyDiffusion:
-    """Loads the diffusion model only when a run first asks for guided samples."""
+    """Opens the diffusion model (once per process, `practicum.diffusion.service.load_model`) only
+    when a run first asks for guided samples."""
 
     def __init__(self, settings: PracticeSettings, data):
-        self.settings, self.data = settings, data
+        self.settings, self.data, self.generator = settings, data, None
 
     def __call__(self, request: Request) -> Generation:
-        key = self.settings.generator.model_dump_json() + self.settings.device
-        if key not in _GUIDED:
-            _GUIDED[key] = self.settings.make_generator(self.data, engine="local")
-        return _GUIDED[key](request)
+        if self.generator is None:
+            self.generator = self.settings.make_generator(self.data, engine="local")
+        return self.generator(request)
 
 
 def bank_cost(bank: Pool) -> float:
@@ -356,7 +353,7 @@ def run_study(out: str | Path, settings: StudySettings, *, engine: str = "local"
     workers = default_workers() if workers is None else int(workers)
     if not 1 <= workers <= 512:
         raise ConfigError(f"workers must be between 1 and 512, got {workers}", "use 1 (in-process) or one per core")
-    if workers > 1 and settings.practice.generator.model in registered_denoisers():
+    if workers > 1 and settings.practice.generator.model in registered_models():
         logger.info("the generator is registered in this process only; running the study in-process")
         workers = 1
     with torch_threads(settings.threads):  # small models: one thread each beats two fighting threads

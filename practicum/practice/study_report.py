@@ -267,7 +267,7 @@ def same_noise_pairs(path: Path, settings, results: list[dict[str, Any]], per_cl
     each pair differs only by the entropy guidance."""
     import torch
 
-    from practicum.practice.generate import Request
+    from practicum.practice.generators import Request
     from practicum.report import new_figure, save_figure
 
     run = _run(results, "dp")
