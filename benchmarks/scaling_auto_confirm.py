@@ -60,7 +60,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from scaling_auto_study import curve_record, pick, prefer  # noqa: E402
+from scaling_auto_study import cached_records, pick, prefer  # noqa: E402
 
 from practicum.scaling.families import AUTO_FAMILIES  # noqa: E402
 from practicum.scaling.law import rmsle  # noqa: E402
@@ -122,19 +122,8 @@ def main(argv=None) -> int:
     curves, n_eligible = load_lcdb_curves(Path(args.lcdb), args.curves, args.sample_seed)
     cache = Path(args.cache)
     records = json.loads(cache.read_text())["records"] if cache.exists() else []
-    done = {r["name"] for r in records}
     started = time.process_time()
-    for i, curve in enumerate(curves):
-        if curve["name"] in done:
-            continue
-        records.append(curve_record(curve))
-        print(f"[{i + 1}/{len(curves)}] {curve['name']}", file=sys.stderr, flush=True)
-        if (i + 1) % 10 == 0 or i + 1 == len(curves):  # resumable: the cache is rewritten atomically
-            tmp = cache.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"records": records}, default=float) + "\n")
-            tmp.replace(cache)
-    wanted = {c["name"] for c in curves}
-    records = [r for r in records if r["name"] in wanted]
+    records = cached_records(curves, records, cache)
 
     table = {name: scores(records, rule) for name, rule in RULES.items()}
     for fam in AUTO_FAMILIES:

@@ -65,6 +65,23 @@ def curve_record(curve: dict) -> dict:
             "prefix": table, "pred": preds, "heldout": held, "prefix_seconds": prefix_seconds}
 
 
+def cached_records(curves, records: list, cache: Path) -> list:
+    """`curve_record` for every curve not yet in `records`, the cache rewritten atomically every 10
+    curves (a killed run resumes); returns the records of `curves`, in the cache's order."""
+    done = {r["name"] for r in records}
+    for i, curve in enumerate(curves):
+        if curve["name"] in done:
+            continue
+        records.append(curve_record(curve))
+        print(f"[{i + 1}/{len(curves)}] {curve['name']}", file=sys.stderr, flush=True)
+        if (i + 1) % 10 == 0 or i + 1 == len(curves):
+            tmp = cache.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"records": records}, default=float) + "\n")
+            tmp.replace(cache)
+    wanted = {c["name"] for c in curves}
+    return [r for r in records if r["name"] in wanted]
+
+
 # ------------------------------------------------------------------ rules (prefix scores -> prediction)
 
 def _gmean(scores, which=slice(None)):
@@ -194,21 +211,10 @@ def main(argv=None) -> int:
     warnings.simplefilter("ignore")
     cache = Path(args.cache)
     records = json.loads(cache.read_text())["records"] if cache.exists() else []
-    done = {r["name"] for r in records}
     curves = load_curves()
     if args.max_curves:
         curves = [c for d in DOMAINS for c in [c for c in curves if c["domain"] == d][: args.max_curves]]
-    for i, curve in enumerate(curves):
-        if curve["name"] in done:
-            continue
-        records.append(curve_record(curve))
-        print(f"[{i + 1}/{len(curves)}] {curve['name']}", file=sys.stderr, flush=True)
-        if (i + 1) % 10 == 0 or i + 1 == len(curves):  # resumable: the cache is rewritten atomically
-            tmp = cache.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"records": records}, default=float) + "\n")
-            tmp.replace(cache)
-    wanted = {c["name"] for c in curves}
-    records = [r for r in records if r["name"] in wanted]
+    records = cached_records(curves, records, cache)
     side = split(records, args.split_seed)
     rule_preds = {name: {r["name"]: rule(r) for r in records} for name, rule in RULES.items()}
     halves = {h: table([r for r in records if side[r["name"]] == h], rule_preds) for h in ("choose", "report")}
