@@ -259,6 +259,16 @@ def test_tiny_study_end_to_end(tmp_path, tiny_model, capsys):
     assert "fewer than 5 seeds" in (detail["ci_note"] or "") or detail["reached_fraction"] < 1
     dp_pool_rounds = [p["rounds"] for p in summary["points"] if p["strategy"] == "dp" and p["kind"] == "final"]
     assert max(dp_pool_rounds) >= 1  # guided rounds really ran through the diffusion model
+    # a dynamic run's point at the start size is the static run at 20 with its seed, copied, not retrained
+    static_at_start = {p["seed"]: p["test_accuracy"] for p in summary["points"]
+                       if p["strategy"] == "static" and p["size"] == 20}
+    for run in summary["runs"]:
+        if run["strategy"] in ("dp", "vanilla") and run["rounds"]:
+            start = [p for p in summary["points"] if p["strategy"] == run["strategy"] and p["seed"] == run["seed"]
+                     and p["size"] == 20]
+            assert len(start) == 1 and start[0]["copied_from"].endswith(f"static-n20-s{run['seed']}")
+            assert start[0]["test_accuracy"] == static_at_start[run["seed"]]
+            assert not (Path(run["path"]) / "branches" / "branch-001.json").exists()
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64") == 5  # four figures and the same-noise DP/vanilla pairs
     capsys.readouterr()
@@ -415,6 +425,16 @@ def test_bank_capacity_covers_the_grid_start_and_prune_candidates():
     s = study_settings({"data": "digits", "grid_max_factor": 32, "strategies": ["static", "dp"],
                         "practice": {"initial_size": 25}})
     assert bank_capacity(s, 10) == 800
+
+
+def test_interleave_spreads_the_dynamic_runs_through_the_static_ones():
+    from practicum.practice.study import interleave
+
+    # 3 dynamic runs (indices 0-2) and 7 static runs (3-9): each dynamic run, then its share of 3
+    assert interleave(["dp0", "dp1", "dp2"], 7) == [0, 3, 4, 5, 1, 6, 7, 8, 2, 9]
+    assert interleave([], 3) == [0, 1, 2]
+    assert interleave(["dp0", "dp1"], 0) == [0, 1]
+    assert sorted(interleave(["a"] * 6, 15)) == list(range(21))  # every item exactly once
 
 
 def test_local_worker_processes_give_the_same_results_in_order():

@@ -47,6 +47,7 @@ from practicum.learn.patience import round_due
 from practicum.log import progress_bar
 from practicum.practice.generators import Generator, Request, balanced_labels
 from practicum.practice.settings import PracticeSettings
+from practicum.runtime import release_memory
 
 
 @dataclass
@@ -134,8 +135,9 @@ def practice(run: RunDir, settings: PracticeSettings, generator: Generator, val,
                 if round_due(patience, state.rounds, s.max_rounds, state.step, first_add, cooldown):
                     k = state.rounds + 1
                     if s.wants_branch(k, state.pool_size, state.last_branch_size):
-                        _save_learner(learner, checkpoints / f"branch-{k:03d}")
-                        state.branches.append(k)
+                        if k > 1 or s.branch_start:  # else the same schedule, without training round 1's
+                            _save_learner(learner, checkpoints / f"branch-{k:03d}")
+                            state.branches.append(k)
                         state.last_branch_size = state.pool_size
                     guide = learner.guide_model() if s.omega != 0.0 else None
                     gen_seconds = _add_round(pool, generator, k, s.add_size, num_classes, s.omega, guide,
@@ -153,6 +155,7 @@ def practice(run: RunDir, settings: PracticeSettings, generator: Generator, val,
                     images, labels = _pool_tensors(pool, state.rounds)
                     state.patience = asdict(patience)
                     _checkpoint(run, learner, state)
+                    release_memory()  # the sampler's activations, before training goes on
                     continue
             if state.step % every == 0:
                 state.patience = asdict(patience)
@@ -162,6 +165,7 @@ def practice(run: RunDir, settings: PracticeSettings, generator: Generator, val,
     state.patience = asdict(patience)
     _checkpoint(run, learner, state)
     points = [final_point(run, learner, val, test, tune, size=state.pool_size, rounds=state.rounds, step=state.step)]
+    release_memory()
     points += _branch_outs(run, checkpoints, pool, state, val, test, engine, str(learner.device), tune, network)
     points.sort(key=lambda p: p["size"])
     summary = {"settings": s.model_dump(mode="json"), "points": points, "rounds": state.rounds,

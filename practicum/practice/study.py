@@ -55,7 +55,7 @@ from practicum.practice.study_report import (  # noqa: F401
     verdict,
     write_study_report,
 )
-from practicum.runtime import torch_threads
+from practicum.runtime import release_memory, torch_threads
 from practicum.validate import data_input, model_input
 
 STRATEGIES = ("static", "dp", "vanilla", "prune")
@@ -198,6 +198,8 @@ def plan_runs(s: StudySettings, out: Path, bank: Path | None = None) -> list[dic
     items = []
     for seed in range(s.seeds):
         base = p.model_dump(mode="json") | {"seed": seed, "data": s.data}
+        if static_covers_start(s):  # that static run is the round-1 branch-out: not trained twice
+            base["branch_start"] = False
         common = {"seed": seed, "data": s.data, **bank_item(s, out, seed, bank),
                   "threads": s.threads, "report_tune": s.report_tune}
         if "dp" in s.strategies:
@@ -211,6 +213,31 @@ def plan_runs(s: StudySettings, out: Path, bank: Path | None = None) -> list[dic
                                    "settings": base | {"ratio": s.prune_ratio, "prune_at": s.prune_at},
                                    "path": str(out / "runs" / f"prune-s{seed}")})
     return items
+
+
+def static_covers_start(s: StudySettings) -> bool:
+    """Whether the static runs include the start size N. A dynamic run's round-1 branch-out trains
+    its first N images (the same class-balanced prefix of the same stream), from the same seed, with
+    no data added, to the same budget: step for step the static run at N (val evaluations draw no
+    random numbers), so the study copies that run's point instead of training it again."""
+    return s.static_sizes is None or s.practice.initial_size in s.static_sizes
+
+
+def copy_start_points(s: StudySettings, results: list[dict[str, Any]]) -> None:
+    """Give each dynamic run (DP, dynamic-vanilla) without its round-1 branch-out the point of the
+    static run at N with its seed (see `static_covers_start`), marked with where it came from."""
+    start = s.practice.initial_size
+    static = {r["seed"]: r for r in results if r["strategy"] == "static" and r.get("size") == start}
+    for r in results:
+        if r["strategy"] not in ("dp", "vanilla") or not r.get("rounds") or r["seed"] not in static:
+            continue
+        if any(p["kind"] == "branch" and p["size"] == start for p in r["points"]):
+            continue  # a run that trained its own (branch_start on)
+        final = next(p for p in static[r["seed"]]["points"] if p["kind"] == "final")
+        copied = {k: v for k, v in final.items() if k.endswith("_accuracy")}
+        r["points"] = sorted(r["points"] + [{"kind": "branch", "round": 1, "size": start, "rounds": 0,
+                                             "copied_from": static[r["seed"]]["path"], **copied}],
+                             key=lambda p: p["size"])
 
 
 # ---------------------------------------------------------------- phase 1: vanilla banks
@@ -312,7 +339,9 @@ def run_one(item: dict[str, Any]) -> dict[str, Any]:
     if result is None:
         with torch_threads(item["threads"]):
             result = _execute(item, path)
-    return {"strategy": item["strategy"], "seed": item["seed"], "path": str(path), "bank": item["bank"], **result}
+        release_memory()  # a worker process goes on to the next run
+    return {"strategy": item["strategy"], "seed": item["seed"], "size": item["size"], "path": str(path),
+            "bank": item["bank"], **result}
 
 
 def _execute(item: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -388,9 +417,10 @@ def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, ov
                                            workers, bank)
 
         # Static first, size by size: the grid stops (and the target is fixed) from static alone. With
-        # worker processes and a shared bank nothing waits on that: the dynamic runs go out with the
-        # first static sizes, and two grid sizes go out at once (a size past the stop is run but
-        # ignored), so no worker idles while the grid decides.
+        # worker processes and a shared bank nothing waits on that: the whole grid goes out at once
+        # with the dynamic runs spread through it (a size past the stop is run but ignored), so no
+        # worker idles while the grid decides, and the long dynamic runs mostly follow one another
+        # on one worker while the other takes the static runs (one diffusion model in memory).
         parallel = workers > 1 and engine == "local" and settings.shared_bank
         dynamic = plan_runs(settings, out, bank)
         dynamic_results: list[dict[str, Any]] | None = None
@@ -398,13 +428,16 @@ def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, ov
         seconds["static"] = seconds["dynamic"] = 0.0
         i = 0
         while i < len(grid) and plateau is None:
-            batch = grid[i:i + (2 if parallel else 1)]
+            batch = grid[i:] if parallel else grid[i:i + 1]
             if not settings.shared_bank:
                 seconds["bank"] += _grow_banks(settings, out, val, engine, batch[-1], workers)
             started = time.perf_counter()
             items = [static_item(settings, out, seed, size, bank) for size in batch for seed in range(settings.seeds)]
             extra = dynamic if parallel and dynamic_results is None else []
-            done = executor.map(run_one, extra + items, description="static n=" + ", ".join(map(str, batch)))
+            order = interleave(extra, len(items))
+            done = executor.map(run_one, [(extra + items)[k] for k in order],
+                                description="static n=" + ", ".join(map(str, batch)))
+            done = [done[order.index(k)] for k in range(len(order))]  # back to extra + items
             seconds["static" if not extra else "dynamic"] += time.perf_counter() - started
             if extra:
                 dynamic_results, done = done[:len(extra)], done[len(extra):]
@@ -428,6 +461,7 @@ def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, ov
             dynamic_results = executor.map(run_one, dynamic, description="dynamic runs")
             seconds["dynamic"] += time.perf_counter() - started
         results += dynamic_results
+        copy_start_points(settings, results)
         run.log_metric({"event": "phase", "phase": "runs", "seconds": seconds})
 
         started = time.perf_counter()
@@ -444,6 +478,16 @@ def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, ov
         run.write_results(summary)
         run.finish(peak_memory_mb=summary["peak_memory_mb"])
     return summary
+
+
+def interleave(dynamic: list, statics: int) -> list[int]:
+    """The order to submit `dynamic + statics` items in (as indices into that list): each dynamic run
+    followed by an equal share of the static runs, so that with two workers one works through the
+    dynamic runs and the other the static ones (the queue is first in, first out)."""
+    order, share = [], math.ceil(statics / max(1, len(dynamic)))
+    for d in range(len(dynamic)):
+        order += [d] + [len(dynamic) + k for k in range(d * share, min(statics, (d + 1) * share))]
+    return order + [len(dynamic) + k for k in range(len(dynamic) * share, statics)]
 
 
 def _grow_banks(settings: StudySettings, out: Path, val, engine: str, size: int, workers: int,
