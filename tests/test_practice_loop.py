@@ -176,14 +176,16 @@ def test_val_and_test_subsets_are_fixed_and_smaller():
 
 
 def test_round_one_branch_out_is_the_static_run_at_the_start_size(tmp_path):
-    # the study copies the static run's point instead of training this branch-out (branch_start off)
+    # the study copies the static run's point instead of training this branch-out (branch_start=False)
     dp = _run(tmp_path / "dp", _settings(branch_growth=2.0), FakeGenerator())
     static = _run(tmp_path / "static", _settings(max_rounds=0, branch_out=False, track_val=False), FakeGenerator())
     first = [p for p in dp["points"] if p["kind"] == "branch"][0]
     assert first["round"] == 1 and first["size"] == 16 == static["pool_size"]
     assert first["test_accuracy"] == static["points"][0]["test_accuracy"]
     assert first["val_accuracy"] == static["points"][0]["val_accuracy"]
-    skipped = _run(tmp_path / "skip", _settings(branch_growth=2.0, branch_start=False), FakeGenerator())
+    settings = _settings(branch_growth=2.0)
+    with RunDir.create(tmp_path / "skip", settings.to_yaml(), seed=settings.seed) as run:
+        skipped = practice(run, settings, FakeGenerator(), VAL, TEST, branch_start=False)
     sizes = [p["size"] for p in skipped["points"] if p["kind"] == "branch"]
     assert sizes and 16 not in sizes  # the same schedule, less its first snapshot
     assert sizes == [p["size"] for p in dp["points"] if p["kind"] == "branch"][1:]

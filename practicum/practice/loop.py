@@ -69,12 +69,16 @@ class LoopState:
 
 
 def practice(run: RunDir, settings: PracticeSettings, generator: Generator, val, test=None, *,
-             tune=None, model=None, engine: str = "local", description: str = "practice") -> dict[str, Any]:
+             tune=None, model=None, engine: str = "local", description: str = "practice",
+             branch_start: bool = True) -> dict[str, Any]:
     """Run (or resume) one DP / static / dynamic-vanilla run in `run`; returns its result.
 
     `val` (real) drives patience; `test` (real, held out) is only used for the reported
     numbers; `tune` (real), when given, scores the same points for choosing hyper-parameters.
     `model` is an optional user nn.Module (freshly initialised) for the learner.
+    `branch_start=False` keeps the branch-out schedule but does not train the round-1 snapshot:
+    it is step for step the static run at `initial_size` with the same seed and start set (val
+    evaluations draw no random numbers), which a study has already run.
     """
     s = settings
     if s.train.steps < 1:
@@ -135,7 +139,7 @@ def practice(run: RunDir, settings: PracticeSettings, generator: Generator, val,
                 if round_due(patience, state.rounds, s.max_rounds, state.step, first_add, cooldown):
                     k = state.rounds + 1
                     if s.wants_branch(k, state.pool_size, state.last_branch_size):
-                        if k > 1 or s.branch_start:  # else the same schedule, without training round 1's
+                        if k > 1 or branch_start:  # else the same schedule, without training round 1's
                             _save_learner(learner, checkpoints / f"branch-{k:03d}")
                             state.branches.append(k)
                         state.last_branch_size = state.pool_size

@@ -104,9 +104,6 @@ class PracticeSettings(Settings):
                                             "None = chosen by branch_growth")
     branch_growth: float = Field(1.5, ge=1.0, description="branch out only when the pool has grown by this "
                                  "factor since the last branch (1 = before every round; 1.5 = geometric sizes)")
-    branch_start: bool = Field(True, description="branch out before round 1 too: the start set's own point, "
-                               "which is exactly the static run at initial_size with the same seed and start set "
-                               "(the study turns it off and copies that run's point instead)")
     checkpoint_every: int | None = Field(None, ge=1, description="steps between checkpoints; None = max(100, I/10)")
     generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
 

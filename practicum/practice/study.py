@@ -198,10 +198,10 @@ def plan_runs(s: StudySettings, out: Path, bank: Path | None = None) -> list[dic
     items = []
     for seed in range(s.seeds):
         base = p.model_dump(mode="json") | {"seed": seed, "data": s.data}
-        if static_covers_start(s):  # that static run is the round-1 branch-out: not trained twice
-            base["branch_start"] = False
         common = {"seed": seed, "data": s.data, **bank_item(s, out, seed, bank),
-                  "threads": s.threads, "report_tune": s.report_tune}
+                  "threads": s.threads, "report_tune": s.report_tune,
+                  # that static run is the round-1 branch-out: not trained twice
+                  "branch_start": not static_covers_start(s)}
         if "dp" in s.strategies:
             items.append(common | {"strategy": "dp", "size": None, "settings": base,
                                    "path": str(out / "runs" / f"dp-s{seed}")})
@@ -232,7 +232,7 @@ def copy_start_points(s: StudySettings, results: list[dict[str, Any]]) -> None:
         if r["strategy"] not in ("dp", "vanilla") or not r.get("rounds") or r["seed"] not in static:
             continue
         if any(p["kind"] == "branch" and p["size"] == start for p in r["points"]):
-            continue  # a run that trained its own (branch_start on)
+            continue  # a run that trained its own
         final = next(p for p in static[r["seed"]]["points"] if p["kind"] == "final")
         copied = {k: v for k, v in final.items() if k.endswith("_accuracy")}
         r["points"] = sorted(r["points"] + [{"kind": "branch", "round": 1, "size": start, "rounds": 0,
@@ -358,7 +358,8 @@ def _execute(item: dict[str, Any], path: Path) -> dict[str, Any]:
         if item["strategy"] == "prune":
             result = generate_then_prune(run, settings, generator, val, test, tune=tune, description=label)
         else:
-            result = practice(run, settings, generator, val, test, tune=tune, description=label)
+            result = practice(run, settings, generator, val, test, tune=tune, description=label,
+                              branch_start=item.get("branch_start", True))
         run.finish()
     return result
 
