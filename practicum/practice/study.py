@@ -496,6 +496,7 @@ def _grow_banks(settings: StudySettings, out: Path, val, engine: str, size: int,
     started = time.perf_counter()
     for seed in (["shared"] if settings.shared_bank else range(settings.seeds)):
         build_bank(settings, out, seed, val, engine, size, workers, bank)
+    release_memory()  # the driver holds no model or images while the runs go on
     return time.perf_counter() - started
 
 
