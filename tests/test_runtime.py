@@ -33,3 +33,19 @@ def test_release_memory_gives_freed_heap_back_on_linux():
     release_memory()
     assert before - rss_mb() > 40
     assert len(blocks) == 1500 and float(blocks[-1][0]) == 1.0  # live tensors untouched
+
+
+def test_forget_loaded_models_keeps_the_registered_ones():
+    from practicum.diffusion import service
+
+    spec = service.ModelSpec("builtin:digits")
+    loaded = service.load_model(spec)
+    assert service.load_model(spec) is loaded  # cached per process
+    name = service.register_model("a-test-model", loaded)
+    try:
+        service.forget_loaded_models()
+        assert spec not in service._MODELS and name in service.registered_models()
+        assert service.load_model(spec) is not loaded  # opened again
+    finally:
+        service.register_model(name, None)
+        service.forget_loaded_models()

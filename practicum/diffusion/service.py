@@ -64,6 +64,13 @@ def registered_models() -> set[str]:
     return {key for key in _MODELS if isinstance(key, str)}
 
 
+def forget_loaded_models() -> None:
+    """Drop the models `load_model` opened in this process (registered models stay): a driver
+    that has finished generating gives their memory back."""
+    for key in [k for k in _MODELS if not isinstance(k, str)]:
+        del _MODELS[key]
+
+
 def load_model(spec: ModelSpec) -> Any:
     """The denoiser of `spec`, loaded once per process, frozen, on its device, networks in its dtype."""
     if spec.model in _MODELS:

@@ -38,7 +38,7 @@ from practicum.config import Settings, merge_values
 from practicum.data import RunDir
 from practicum.data.pool import Pool
 from practicum.diffusion.builtin import builtin_name
-from practicum.diffusion.service import registered_models
+from practicum.diffusion.service import forget_loaded_models, registered_models
 from practicum.engine import get_executor, shard_seed
 from practicum.errors import ConfigError
 from practicum.limits import Threads
@@ -496,7 +496,8 @@ def _grow_banks(settings: StudySettings, out: Path, val, engine: str, size: int,
     started = time.perf_counter()
     for seed in (["shared"] if settings.shared_bank else range(settings.seeds)):
         build_bank(settings, out, seed, val, engine, size, workers, bank)
-    release_memory()  # the driver holds no model or images while the runs go on
+    forget_loaded_models()  # the driver holds no model or images while the runs go on
+    release_memory()
     return time.perf_counter() - started
 
 
