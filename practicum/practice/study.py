@@ -436,9 +436,11 @@ def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, ov
             items = [static_item(settings, out, seed, size, bank) for size in batch for seed in range(settings.seeds)]
             extra = dynamic if parallel and dynamic_results is None else []
             order = interleave(extra, len(items))
-            done = executor.map(run_one, [(extra + items)[k] for k in order],
-                                description="static n=" + ", ".join(map(str, batch)))
-            done = [done[order.index(k)] for k in range(len(order))]  # back to extra + items
+            finished = executor.map(run_one, [(extra + items)[k] for k in order],
+                                    description="static n=" + ", ".join(map(str, batch)))
+            done = [None] * len(order)  # back to extra + items
+            for position, k in enumerate(order):
+                done[k] = finished[position]
             seconds["static" if not extra else "dynamic"] += time.perf_counter() - started
             if extra:
                 dynamic_results, done = done[:len(extra)], done[len(extra):]
