@@ -121,19 +121,30 @@ FASHION_SPLIT_SIZES = {"train": 5000, "val": 500, "tune": 500, "test": 1000}
 FASHION_SPLIT_SEED = 0
 
 
-@lru_cache(maxsize=1)
-def _fashion_arrays() -> tuple[np.ndarray, np.ndarray]:
+def _fashion_member(name: str) -> np.ndarray:
     if not FASHION_FILE.exists():
         raise DataError(f"the built-in Fashion-MNIST file {FASHION_FILE} is missing", "reinstall practicum")
     with np.load(FASHION_FILE, allow_pickle=False) as data:
-        return data["images"], data["labels"].astype(np.int64)
+        return data[name]
+
+
+@lru_cache(maxsize=1)
+def _fashion_labels() -> np.ndarray:
+    return _fashion_member("labels").astype(np.int64)
+
+
+@lru_cache(maxsize=None)
+def _fashion_split_pixels(split: str) -> np.ndarray:
+    """The uint8 images of one split. Kept per split, not the whole 70,000-image array: a study's
+    worker processes only read val, tune and test (12 of the 55 MB), and there are several of them."""
+    return _fashion_member("images")[fashion_split_indices()[split]]
 
 
 @lru_cache(maxsize=1)
 def fashion_split_indices() -> dict[str, np.ndarray]:
     """The fixed split of the 70,000 rows: each class's rows are permuted by one seeded generator
     (seed 0, classes in order) and cut into 5,000 / 500 / 500 / 1,000; each split sorted."""
-    _, labels = _fashion_arrays()
+    labels = _fashion_labels()
     rng = np.random.default_rng(FASHION_SPLIT_SEED)
     parts: dict[str, list[np.ndarray]] = {s: [] for s in FASHION_SPLIT_SIZES}
     for c in range(len(FASHION_CLASSES)):
@@ -152,11 +163,10 @@ def load_fashion(split: str = "train") -> Dataset:
     the shipped file, so they are stable across runs, splits and machines.
     """
     _check_split(split)
-    images, labels = _fashion_arrays()
     index = fashion_split_indices()[split]
-    pixels = torch.from_numpy(images[index]).unsqueeze(1).float().div_(127.5).sub_(1.0)
+    pixels = torch.from_numpy(_fashion_split_pixels(split)).unsqueeze(1).float().div_(127.5).sub_(1.0)
     ids = np.char.add("fashion-", np.char.zfill(index.astype(str), 5))
-    return Dataset(pixels, torch.from_numpy(labels[index]), ids, FASHION_CLASSES)
+    return Dataset(pixels, torch.from_numpy(_fashion_labels()[index]), ids, FASHION_CLASSES)
 
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}

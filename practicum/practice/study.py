@@ -339,6 +339,7 @@ def run_one(item: dict[str, Any]) -> dict[str, Any]:
     if result is None:
         with torch_threads(item["threads"]):
             result = _execute(item, path)
+        forget_loaded_models()  # a dynamic run's diffusion model: the next run may be a static one
         release_memory()  # a worker process goes on to the next run
     return {"strategy": item["strategy"], "seed": item["seed"], "size": item["size"], "path": str(path),
             "bank": item["bank"], **result}
