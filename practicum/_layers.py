@@ -14,7 +14,7 @@ from __future__ import annotations
 # "practicum" is the package's own __init__.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("core", ("errors", "log", "_lazy", "_layers")),
-    ("basics", ("practicum", "limits", "files", "tracking", "runtime", "stats")),
+    ("basics", ("practicum", "limits", "files", "tracking", "runtime", "heap", "stats")),
     ("settings", ("validate", "config")),
     ("data and flags", ("data", "cli_options")),
     ("services", ("engine", "report")),

@@ -22,6 +22,7 @@ except ImportError:  # pragma: no cover
 
 from practicum import __version__
 from practicum.errors import PracticumError
+from practicum.heap import steady_heap
 from practicum.log import console, setup_logging
 
 COMMAND_MODULES = (
@@ -58,6 +59,7 @@ def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logs."),
 ) -> None:
     setup_logging(verbose=verbose, quiet=quiet)
+    steady_heap()
 
 
 def _register_all() -> None:

@@ -1,4 +1,4 @@
-"""Where and how torch runs: the one device resolver, dtype parser and thread knob (and the memory release).
+"""Where and how torch runs: the one device resolver, dtype parser and thread knob.
 
 Every package that needs a device, a dtype name or a torch thread count uses these (they
 sit in the bottom layer, so `learn`, `diffusion`, `select`, `distill` and `practice` all may).
@@ -6,10 +6,7 @@ sit in the bottom layer, so `learn`, `diffusion`, `select`, `distill` and `pract
 
 from __future__ import annotations
 
-import ctypes
-import functools
-import gc
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
@@ -66,24 +63,3 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's malloc_trim, or None where the C library has none (macOS, Windows, musl)."""
-    try:
-        return ctypes.CDLL(None).malloc_trim  # the process's own symbols, libc's among them
-    except (OSError, AttributeError, TypeError):
-        return None
-
-
-def release_memory() -> None:
-    """Hand freed heap memory back to the operating system (glibc's malloc_trim; elsewhere only gc).
-
-    A long run (guided rounds, evaluations, branch-outs) frees many mid-sized tensors that glibc
-    keeps for reuse; between its phases that is ~200 MB per worker process that the rest of the
-    machine cannot use. Called at phase boundaries only (about 0.1 s, mostly the gc pass)."""
-    gc.collect()
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)

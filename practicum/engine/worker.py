@@ -74,8 +74,10 @@ def prepare_item(position: int, threads: int) -> None:
     """Pin torch threads and seed the global generators for the item at `position`."""
     import torch
 
+    from practicum.heap import steady_heap
     from practicum.runtime import set_torch_threads
 
+    steady_heap()
     set_torch_threads(threads)
     seed = (GLOBAL_SEED_SALT * (position + 1)) % (2**32)
     random.seed(seed)

@@ -47,7 +47,7 @@ from practicum.learn.patience import round_due
 from practicum.log import progress_bar
 from practicum.practice.generators import Generator, Request, balanced_labels
 from practicum.practice.settings import PracticeSettings
-from practicum.runtime import release_memory
+from practicum.heap import release_memory
 
 
 @dataclass

@@ -55,7 +55,8 @@ from practicum.practice.study_report import (  # noqa: F401
     verdict,
     write_study_report,
 )
-from practicum.runtime import release_memory, torch_threads
+from practicum.heap import release_memory
+from practicum.runtime import torch_threads
 from practicum.validate import data_input, model_input
 
 STRATEGIES = ("static", "dp", "vanilla", "prune")
