@@ -42,12 +42,12 @@ from practicum.data.pool import Pool
 from practicum.data.runstore import RunDir, atomic_write_json
 from practicum.engine import get_executor, shard_seed
 from practicum.errors import ConfigError, RunError
+from practicum.heap import release_memory
 from practicum.learn import Learner, Patience, build_model
 from practicum.learn.patience import round_due
 from practicum.log import progress_bar
 from practicum.practice.generators import Generator, Request, balanced_labels
 from practicum.practice.settings import PracticeSettings
-from practicum.heap import release_memory
 
 
 @dataclass
