@@ -437,8 +437,8 @@ def _run_study(out: Path, settings: StudySettings, engine: str, resume: bool, ov
             started = time.perf_counter()
             items = [static_item(settings, out, seed, size, bank) for size in batch for seed in range(settings.seeds)]
             extra = dynamic if parallel and dynamic_results is None else []
-            order = interleave(extra, len(items))
-            finished = executor.map(run_one, [(extra + items)[k] for k in order],
+            order, queue = interleave(extra, len(items)), extra + items
+            finished = executor.map(run_one, [queue[k] for k in order],
                                     description="static n=" + ", ".join(map(str, batch)))
             done = [None] * len(order)  # back to extra + items
             for position, k in enumerate(order):
