@@ -93,6 +93,29 @@ def test_save_load_continues_bit_identically(tmp_path):
     assert torch.equal(straight.logits(data.images), resumed.logits(data.images))
 
 
+def test_channels_last_learner_trains_the_same_model_in_another_layout(tmp_path):
+    data = _tiny()
+    settings = dict(steps=12, augment=True, lr=5e-3)
+    plain = Learner(build_model("cnn", 4, (1, 8, 8), width=8, seed=3), TrainSettings(**settings), seed=3)
+    fast = Learner(build_model("cnn", 4, (1, 8, 8), width=8, seed=3),
+                   TrainSettings(**settings, memory_format="channels_last"), seed=3)
+    conv = next(p for p in fast.model.parameters() if p.dim() == 4 and p.shape[1] > 1)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    losses_plain = [plain.train_on(data.images, data.labels) for _ in range(6)]
+    losses_fast = [fast.train_on(data.images, data.labels) for _ in range(6)]
+    # the same arithmetic up to rounding: same batches, same updates, logits agree to float precision
+    assert np.allclose(losses_plain, losses_fast, rtol=1e-4)
+    assert torch.allclose(plain.logits(data.images), fast.logits(data.images), atol=1e-4)
+    # a checkpoint (stored contiguous) resumes in the run's layout and continues bit-identically
+    fast.save(tmp_path / "ckpt")
+    resumed = Learner.load(tmp_path / "ckpt")
+    conv = next(p for p in resumed.model.parameters() if p.dim() == 4 and p.shape[1] > 1)
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    assert [fast.train_on(data.images, data.labels) for _ in range(3)] == \
+        [resumed.train_on(data.images, data.labels) for _ in range(3)]
+    assert torch.equal(fast.logits(data.images), resumed.logits(data.images))
+
+
 def test_copy_is_independent():
     data = _tiny()
     learner = Learner(build_model("mlp", 4, (1, 8, 8), width=16, seed=0), TrainSettings(steps=20), seed=0)

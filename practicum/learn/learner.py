@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +53,10 @@ class TrainSettings(Settings):
     cutmix_alpha: float = Field(0.0, ge=0, description="0 = off [paper: 1.0]")
     augment: bool = Field(True, description="random translations of up to H/8 pixels")
     grad_clip: float | None = Field(None, gt=0, description="max gradient norm; None = no clipping")
+    memory_format: Literal["channels_last"] | None = Field(
+        None, description="layout of 4-D images and conv weights: 'channels_last' trains and scores a small CNN "
+        "on a CPU about a third faster (oneDNN's kernels; other rounding, so not the same bits); None = PyTorch's "
+        "default (contiguous)")
 
     @model_validator(mode="after")
     def _fractions_fit(self) -> "TrainSettings":
@@ -76,6 +80,8 @@ class Learner:
         self.seed = int(seed)
         self.device = resolve_device(device)
         self.model = model.to(self.device)
+        if self.settings.memory_format == "channels_last":
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.model.train()
         self.ema = None
         if self.settings.ema_decay is not None:
@@ -110,7 +116,7 @@ class Learner:
         num_classes = self._num_classes(x)
         target = F.one_hot(y.long().cpu(), num_classes).float()
         x, target = mix_batch(x, target, self.generator, s.mixup_alpha, s.cutmix_alpha)
-        x, target = x.to(self.device), target.to(self.device)
+        x, target = self._layout(x.to(self.device)), target.to(self.device)
 
         for group in self.optimizer.param_groups:
             group["lr"] = self.current_lr()
@@ -128,6 +134,12 @@ class Learner:
         self.step += 1
         self._update_ema()
         return float(loss.detach())
+
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        """x in the learner's memory format (a batch of images is copied once, where it is used)."""
+        if self.settings.memory_format == "channels_last" and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
 
     def train_on(self, images: torch.Tensor, labels: torch.Tensor) -> float:
         """Draw one uniform minibatch from (images, labels) and take one step on it."""
@@ -181,7 +193,8 @@ class Learner:
         net = self._net(ema)
         was_training = net.training
         net.eval()
-        out = [net(x[i:i + batch_size].float().to(self.device)).float().cpu() for i in range(0, len(x), batch_size)]
+        out = [net(self._layout(x[i:i + batch_size].float().to(self.device))).float().cpu()
+               for i in range(0, len(x), batch_size)]
         net.train(was_training)
         return torch.cat(out) if out else torch.empty(0)
 
