@@ -10,7 +10,10 @@ from practicum.scaling import fit
 from practicum.scaling.bootstrap import Bootstrap, interval_ok
 from practicum.scaling.compare import multiplier_interval
 from practicum.scaling.families import m4_solve
-from practicum.scaling.fitting import _loglin, _loglin_rows, _m4_inner, _m4_inner_rows
+from scipy.optimize._numdiff import approx_derivative
+
+from practicum.scaling.fitting import (VARPRO, VARPRO_GRADIENT, _loglin, _loglin_rows, _m4_inner, _m4_inner_rows,
+                                       _project, _projected_jacobian)
 
 
 def test_batched_log_regression_matches_one_at_a_time():
@@ -23,6 +26,28 @@ def test_batched_log_regression_matches_one_at_a_time():
     # x varying per row (M3's grid), y fixed
     q0, q1 = _loglin_rows(rows, logx, w)
     assert (q0[2], q1[2]) == pytest.approx(tuple(_loglin(rows[2], logx, w)), rel=1e-10, abs=1e-12)
+
+
+# nonlinear parameters at which each family's basis is finite on u in [1, 300]
+JACOBIAN_POINTS = {"pow2": [0.4], "exp2": [0.01], "pow3": [0.4], "exp3": [0.01], "expd3": [0.02],
+                   "logpower3": [2.0, 0.7], "mmf4": [3.0, 0.6], "wbl4": [0.3, 0.5], "exp4": [0.3, 0.5],
+                   "janoschek4": [0.3, 0.5], "pow4": [0.4, 2.0]}
+
+
+@pytest.mark.parametrize("name", sorted(VARPRO_GRADIENT))
+def test_analytic_jacobian_of_the_projected_residual_matches_finite_differences(name):
+    rng = np.random.default_rng(1)
+    u = np.geomspace(1, 300, 12)
+    t = 0.9 - 0.5 * u ** -0.4 + 0.01 * rng.standard_normal(12)
+    sw = np.sqrt(rng.uniform(0.5, 2.0, 12))
+    basis, assemble, _, _ = VARPRO[name]
+    q = np.array(JACOBIAN_POINTS[name], dtype=float)
+    theta, r, parts = _project(basis, assemble, u, t, sw, q)
+    analytic = _projected_jacobian(VARPRO_GRADIENT[name], u, sw, q, parts, r)
+    numeric = approx_derivative(lambda z: _project(basis, assemble, u, t, sw, z)[1], q, method="3-point")
+    assert analytic.shape == (12, q.size)
+    assert np.abs(analytic - numeric).max() <= 1e-5 * max(1.0, np.abs(numeric).max())
+    assert np.abs(analytic).max() > 1e-3  # not a zero Jacobian passing by accident
 
 
 def test_m4_grid_in_one_pass_matches_the_loop():

@@ -39,7 +39,7 @@ class FitOutcome:
 
 
 def _finite(values) -> bool:
-    return bool(np.all(np.isfinite(values)))
+    return bool(np.isfinite(values).all())
 
 
 def _wmean(values, w) -> float:
@@ -135,11 +135,6 @@ def _cols(*columns):
     return np.stack(np.broadcast_arrays(*columns), axis=-1)
 
 
-def _ex(v):
-    with np.errstate(all="ignore"):
-        return np.exp(v)
-
-
 def _rates(u, n=40):
     return np.geomspace(0.01 / u.max(), 30.0 / u.min(), n)
 
@@ -157,7 +152,7 @@ _EXPONENTS = np.linspace(-0.5, 3.0, 71)
 VARPRO = {
     "pow2": (lambda u, q: _cols(-(u ** -q[0])), lambda q, l: [l[0], q[0]], lambda t: [t[1]],
              lambda u: _EXPONENTS[:, None]),
-    "exp2": (lambda u, q: _cols(_ex(-q[0] * u)), lambda q, l: [l[0], q[0]], lambda t: [t[1]],
+    "exp2": (lambda u, q: _cols(np.exp(-q[0] * u)), lambda q, l: [l[0], q[0]], lambda t: [t[1]],
              lambda u: _rates(u)[:, None]),
     "log2": (lambda u, q: _cols(-np.log(u), 1.0), lambda q, l: [l[0], l[1]],
              lambda t: [], lambda u: np.zeros((1, 0))),
@@ -167,11 +162,11 @@ VARPRO = {
               lambda t: [], lambda u: np.zeros((1, 0))),
     "pow3": (lambda u, q: _cols(1.0, -(u ** -q[0])), lambda q, l: [l[0], l[1], q[0]],
              lambda t: [t[2]], lambda u: _EXPONENTS[:, None]),
-    "exp3": (lambda u, q: _cols(_ex(-q[0] * u), 1.0), lambda q, l: [l[0], q[0], l[1]],
+    "exp3": (lambda u, q: _cols(np.exp(-q[0] * u), 1.0), lambda q, l: [l[0], q[0], l[1]],
              lambda t: [t[1]], lambda u: _rates(u)[:, None]),
-    "expd3": (lambda u, q: _cols(_ex(-q[0] * u), 1.0 - _ex(-q[0] * u)),
+    "expd3": (lambda u, q: _cols(np.exp(-q[0] * u), 1.0 - np.exp(-q[0] * u)),
               lambda q, l: [l[0], q[0], l[1]], lambda t: [t[1]], lambda u: _rates(u)[:, None]),
-    "logpower3": (lambda u, q: _cols(1.0 / (1.0 + (u / _ex(q[0])) ** q[1])),
+    "logpower3": (lambda u, q: _cols(1.0 / (1.0 + (u / np.exp(q[0])) ** q[1])),
                   lambda q, l: [l[0], q[0], q[1]], lambda t: [t[1], t[2]],
                   lambda u: np.array([(b, c) for b in np.log(np.geomspace(u.min() / 100, u.max() * 100, 15))
                                       for c in np.concatenate([np.linspace(-4.0, -0.1, 8),
@@ -180,17 +175,52 @@ VARPRO = {
              lambda q, l: [l[0], q[0], l[1], q[1]], lambda t: [t[1], t[3]],
              lambda u: np.array([(np.sqrt(u.min() * u.max()) ** d * r, d) for d in np.linspace(0.05, 3.0, 15)
                                  for r in np.geomspace(1e-3, 1e3, 15)])),
-    "wbl4": (lambda u, q: _cols(-_ex(-q[0] * u ** q[1]), 1.0),
+    "wbl4": (lambda u, q: _cols(-np.exp(-q[0] * u ** q[1]), 1.0),
              lambda q, l: [q[0], l[0], l[1], q[1]], lambda t: [t[0], t[3]], _shape_rate_grid),
-    "exp4": (lambda u, q: _cols(-_ex(-q[0] * u ** q[1]), 1.0),
+    "exp4": (lambda u, q: _cols(-np.exp(-q[0] * u ** q[1]), 1.0),
              lambda q, l: None if l[0] <= 0 else [q[0], float(np.log(l[0])), l[1], q[1]],
              lambda t: [t[0], t[3]], _shape_rate_grid),
-    "janoschek4": (lambda u, q: _cols(1.0, -_ex(-q[0] * u ** q[1])),
+    "janoschek4": (lambda u, q: _cols(1.0, -np.exp(-q[0] * u ** q[1])),
                    lambda q, l: [l[0], l[1], q[0], q[1]], lambda t: [t[2], t[3]], _shape_rate_grid),
     "pow4": (lambda u, q: _cols(1.0, -((u + q[1]) ** -q[0])),
              lambda q, l: [l[0], l[1], q[0], q[1]], lambda t: [t[2], t[3]],
              lambda u: np.array([(c, u.min() * d) for c in np.linspace(0.05, 3.0, 15)
                                  for d in np.concatenate([[-0.9, -0.5, 0.0], np.geomspace(0.01, 100, 12)])])),
+}
+
+
+def _d(*columns):
+    """∂(basis column j)/∂q_k stacked as (n, m, k) from per-column lists of per-parameter arrays."""
+    return np.stack([np.stack(np.broadcast_arrays(*col), axis=-1) for col in columns], axis=-2)
+
+
+def _stretched(u, q):
+    """(u^d, e^(−a·u^d), ln u) for the stretched exponentials wbl4, exp4, janoschek4 (q = a, d)."""
+    ud = u ** q[1]
+    return ud, np.exp(-q[0] * ud), np.log(u)
+
+
+# ∂basis/∂q of each VARPRO family with nonlinear parameters, for the analytic Jacobian of the
+# projected residual (finite differences cost k more projections per polish step, each mostly numpy's
+# per-call overhead on ~10-60 points). (u, q) → (n, m, k); checked against finite differences in
+# tests/test_scaling_issue23.py.
+VARPRO_GRADIENT = {
+    "pow2": lambda u, q: _d([u ** -q[0] * np.log(u)]),
+    "exp2": lambda u, q: _d([-u * np.exp(-q[0] * u)]),
+    "pow3": lambda u, q: _d([0.0 * u], [u ** -q[0] * np.log(u)]),
+    "exp3": lambda u, q: _d([-u * np.exp(-q[0] * u)], [0.0 * u]),
+    "expd3": lambda u, q: _d([-u * np.exp(-q[0] * u)], [u * np.exp(-q[0] * u)]),
+    "logpower3": lambda u, q: (lambda s, lu: _d([q[1] * s / (1 + s) ** 2, -s * (lu - q[0]) / (1 + s) ** 2]))(
+        np.exp(q[1] * (np.log(u) - q[0])), np.log(u)),
+    "mmf4": lambda u, q: (lambda v, lu: _d([v / (q[0] + v) ** 2, -q[0] * v * lu / (q[0] + v) ** 2],
+                                           [-v / (q[0] + v) ** 2, q[0] * v * lu / (q[0] + v) ** 2]))(
+        u ** q[1], np.log(u)),
+    "wbl4": lambda u, q: (lambda ud, e, lu: _d([ud * e, q[0] * ud * lu * e], [0.0 * u, 0.0 * u]))(*_stretched(u, q)),
+    "exp4": lambda u, q: (lambda ud, e, lu: _d([ud * e, q[0] * ud * lu * e], [0.0 * u, 0.0 * u]))(*_stretched(u, q)),
+    "janoschek4": lambda u, q: (lambda ud, e, lu: _d([0.0 * u, 0.0 * u], [ud * e, q[0] * ud * lu * e]))(
+        *_stretched(u, q)),
+    "pow4": lambda u, q: (lambda p: _d([0.0 * u, 0.0 * u], [p * np.log(u + q[1]), q[0] * p / (u + q[1])]))(
+        (u + q[1]) ** -q[0]),
 }
 
 # Lower bounds on the nonlinear parameters, where a family needs them. pow4 = a − b·(u + d)^(−c)
@@ -224,6 +254,57 @@ def _grid_sse(basis, qs, u, t, sw) -> np.ndarray:
     return np.where(ok & np.isfinite(sse), sse, np.inf)
 
 
+def _solve_small(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """gram⁻¹·rhs for the 1×1 and 2×2 normal equations of the projection, in closed form (np.linalg.solve's
+    checks and dispatch cost more than the arithmetic at this size); larger systems go to np.linalg.solve."""
+    m = gram.shape[0]
+    if m == 1:
+        return rhs / gram[0, 0]
+    if m == 2:
+        (a, b), (c, d) = gram
+        det = a * d - b * c
+        if det == 0 or not np.isfinite(det):
+            raise np.linalg.LinAlgError("singular normal equations")
+        inverse = np.array([[d, -b], [-c, a]]) / det
+        return inverse @ rhs
+    return np.linalg.solve(gram, rhs)
+
+
+def _project(basis, assemble, u, t, sw, q):
+    """(θ, weighted residual r, (A, G, c)) of the projection at nonlinear parameters q: c the weighted
+    least-squares coefficients of the basis columns, A = W½Φ(q), G = AᵀA (with a whisper of ridge);
+    (None, None, None) where the basis is not finite or θ cannot be formed."""
+    with np.errstate(all="ignore"):
+        design = basis(u, q)
+        if not _finite(design):
+            return None, None, None
+        a = design * sw[:, None]
+        try:  # normal equations: m <= 2 columns, much cheaper than lstsq
+            gram = a.T @ a
+            gram = gram + 1e-12 * np.trace(gram) * np.eye(gram.shape[0])
+            lin = _solve_small(gram, a.T @ (t * sw))
+        except np.linalg.LinAlgError:
+            return None, None, None
+        theta = assemble(q, lin)
+        if theta is None:
+            return None, None, None
+        return np.asarray(theta, dtype=float), sw * (design @ lin - t), (a, gram, lin)
+
+
+def _projected_jacobian(gradient, u, sw, q, parts, r) -> np.ndarray:
+    """∂r/∂q of the projected residual r = A·c(q) − W½t, exactly (Golub & Pereyra):
+    P⊥·D_k·c − A·G⁻¹·D_kᵀ·r with D_k = W½·∂Φ/∂q_k; zeros where it is not finite."""
+    a, gram, lin = parts
+    with np.errstate(all="ignore"):
+        d = gradient(u, q) * sw[:, None, None]  # (n, m, k)
+        dc = np.einsum("nmk,m->nk", d, lin)
+        try:
+            jac = dc - a @ _solve_small(gram, a.T @ dc + np.einsum("nmk,n->mk", d, r))
+        except np.linalg.LinAlgError:
+            return np.zeros((u.size, len(q)))
+    return jac if _finite(jac) else np.zeros((u.size, len(q)))
+
+
 def fit_varpro(fam: Family, u, t, w, rng=None, *, u_check=None, init=None, extra_starts=(), n_polish: int = 1,
                **opts) -> FitOutcome:
     """Variable projection for the LCDB families in `VARPRO` (see above); `init` (the bootstrap's
@@ -232,25 +313,27 @@ def fit_varpro(fam: Family, u, t, w, rng=None, *, u_check=None, init=None, extra
     u_all = u if u_check is None else np.concatenate([u, u_check])
     sw = np.sqrt(w)
 
+    last = {}  # the last projection, which the Jacobian at the same q reuses
+
     def project(q):
-        with np.errstate(all="ignore"):
-            design = basis(u, q)
-            if not _finite(design):
-                return None, None
-            a = design * sw[:, None]
-            try:  # normal equations with a whisper of ridge: m <= 2 columns, much cheaper than lstsq
-                gram = a.T @ a
-                lin = np.linalg.solve(gram + 1e-12 * np.trace(gram) * np.eye(gram.shape[0]), a.T @ (t * sw))
-            except np.linalg.LinAlgError:
-                return None, None
-            theta = assemble(q, lin)
-            if theta is None:
-                return None, None
-            return np.asarray(theta, dtype=float), sw * (design @ lin - t)
+        theta, r, parts = _project(basis, assemble, u, t, sw, q)
+        if parts is not None:
+            last.update(q=np.array(q, dtype=float), r=r, parts=parts)
+        return theta, r
 
     def resid(q):
         _, r = project(q)
         return np.full(u.size, 1e5) if r is None or not _finite(r) else r
+
+    gradient = VARPRO_GRADIENT.get(fam.name)
+
+    def jacobian(q):
+        if not (last and np.array_equal(last["q"], q)):
+            last.clear()
+            project(q)
+        if not last or not _finite(last["r"]):
+            return np.zeros((u.size, len(q)))  # where resid is its constant penalty
+        return _projected_jacobian(gradient, u, sw, q, last["parts"], last["r"])
 
     def valid(theta):
         return theta is not None and _finite(theta) and _finite(fam.func(u_all, *theta))
@@ -280,9 +363,17 @@ def fit_varpro(fam: Family, u, t, w, rng=None, *, u_check=None, init=None, extra
             to_q = (lambda z: np.concatenate([np.exp(z[:1]), z[1:]])) if use_log else (lambda z: z)
             z0 = np.concatenate([np.log(q0[:1]), q0[1:]]) if use_log else q0
 
-            def polish(start, **how):
-                return least_squares(lambda z: resid(to_q(z)), start, x_scale="jac",
-                                     max_nfev=20 * (q0.size + 1), **how).x
+            def jac_z(z):  # the chain rule through the log rate: ∂q0/∂z0 = q0
+                q = to_q(z)
+                return jacobian(q) * (np.concatenate([q[:1], np.ones(q.size - 1)]) if use_log else 1.0)
+
+            def polish(start, method, **how):
+                # MINPACK's 'lm' counts the k evaluations of a finite-difference Jacobian in max_nfev and
+                # an analytic one not: the same cap of about 20 iterations either way
+                analytic = gradient is not None
+                nfev = 20 if analytic and method == "lm" else 20 * (q0.size + 1)
+                return least_squares(lambda z: resid(to_q(z)), start, x_scale="jac", method=method,
+                                     jac=jac_z if analytic else "2-point", max_nfev=nfev, **how).x
 
             try:
                 z = polish(z0, method="lm" if u.size >= q0.size else "trf")
@@ -551,6 +642,21 @@ def fit_m4(fam, u, t, w, rng, *, init=None, eps_0=None, eps_0_max=None, **_) -> 
             r = np.sqrt(w) * (np.log(m4_solve(u, eps_inf, e0, alpha, beta, c)) - np.log(t))
         return np.where(np.isfinite(r), r, 1e3)
 
+    def jacobian(p):
+        """Forward differences (scipy's '2-point' steps) with the base point and both steps solved
+        in one batched pass: a third of the inner regressions' and the solver's calls."""
+        h = np.sqrt(np.finfo(float).eps) * np.where(p >= 0, 1.0, -1.0) * np.maximum(1.0, np.abs(p))
+        h = (p + h) - p
+        rows = np.vstack([p, p + np.diag(h)])
+        eps_infs, e0s = unpack(rows.T)
+        e0s = np.broadcast_to(np.asarray(e0s, dtype=float), eps_infs.shape)
+        with np.errstate(all="ignore"):
+            beta, c, alpha = _m4_inner_rows(logu, t, w, eps_infs, e0s)
+            pred = m4_solve(u[None, :], eps_infs[:, None], e0s[:, None], alpha[:, None], beta[:, None], c[:, None])
+            r = np.sqrt(w) * (np.log(pred) - np.log(t))
+        r = np.where(np.isfinite(r), r, 1e3)
+        return ((r[1:] - r[0]) / h[:, None]).T
+
     if init is not None:
         e_inf = min(max(init[0], tmin * 1e-9), tmin * (1 - 1e-9))
         if bounded:
@@ -574,7 +680,7 @@ def fit_m4(fam, u, t, w, rng, *, init=None, eps_0=None, eps_0_max=None, **_) -> 
         # a Gauss–Newton polish of the two outer parameters from the best grid point (Nelder–Mead
         # before it cost 3x the time for the same fits on the Alabdulmohsin curves)
         try:
-            p_fin = least_squares(resid, p0, method="trf", max_nfev=60, x_scale=1.0).x
+            p_fin = least_squares(resid, p0, jac=jacobian, method="trf", max_nfev=60, x_scale=1.0).x
         except (ValueError, np.linalg.LinAlgError):
             p_fin = p0
         for p in (p0, p_fin):
