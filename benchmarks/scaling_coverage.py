@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from practicum.scaling.bootstrap import choose_unit, seed_structure  # noqa: E402
+from practicum.scaling.bootstrap import choose_unit, made_at, seed_structure  # noqa: E402
 from practicum.scaling.compare import multiplier_interval  # noqa: E402
 from practicum.scaling.families import bnsl_value, m4_solve  # noqa: E402
 from practicum.scaling.law import ScalingLaw, rank_shared  # noqa: E402
@@ -92,7 +92,23 @@ def measure(truth, scale, n_seeds, rng, noise, seed_sd=0.01, point_sd=0.02):
     return x, np.clip(y, 1e-4, 1.0), seeds
 
 
-def one_curve(truth, n_seeds, rng, n_boot, family, noise) -> dict:
+def covered_at(boot_a, boot_b, law_a, law_b, truth, level) -> dict:
+    """Does each printed interval, made at nominal `level`, hold the truth?"""
+    x_ext = 4 * SIZES[-1]
+    lo, hi = boot_a.predict_ci([x_ext], level)
+    inv = boot_a.invert_ci(float(law_value(truth, 2 * SIZES[-1])), level)
+    t_mult = float(law_value(truth, SIZES[-1]))
+    try:
+        ci, _ = multiplier_interval(boot_a, boot_b, t_mult, law_a.invert(t_mult), law_b.invert(t_mult), level)
+    except Exception:
+        ci = None
+    return {"prediction": bool(lo[0] <= float(law_value(truth, x_ext)) <= hi[0]),
+            "x_needed": bool(np.isfinite(inv["low"]) and inv["low"] <= 2 * SIZES[-1] <= inv["high"]),
+            "multiplier": bool(ci is not None and (ci[0] is None or ci[0] <= truth["k"])
+                               and (ci[1] is None or truth["k"] <= ci[1]))}
+
+
+def one_curve(truth, n_seeds, rng, n_boot, family, noise, levels=()) -> dict:
     xa, ya, sa = measure(truth, 1.0, n_seeds, rng, noise)
     xb, yb, sb = measure(truth, truth["k"], n_seeds, rng, noise)
     labels_a, labels_b = (None, None) if n_seeds == 1 else (sa, sb)
@@ -104,14 +120,16 @@ def one_curve(truth, n_seeds, rng, n_boot, family, noise) -> dict:
     boot_a = law_a.bootstrap(n_boot, seed=0)
     boot_b = law_b.bootstrap(n_boot, seed=1)
     x_ext = 4 * SIZES[-1]
-    lo, hi = boot_a.predict_ci([x_ext], LEVEL)
+    # each interval made as practicum prints it: at its calibrated nominal level where it has one
+    lo, hi = boot_a.predict_ci([x_ext], made_at("prediction", n_seeds, boot_a.by, LEVEL))
     y_true = float(law_value(truth, x_ext))
     target = float(law_value(truth, 2 * SIZES[-1]))
-    inv = boot_a.invert_ci(target, LEVEL)
+    inv = boot_a.invert_ci(target, made_at("x_needed", n_seeds, boot_a.by, LEVEL))
     t_mult = float(law_value(truth, SIZES[-1]))
     try:
         need_a, need_b = law_a.invert(t_mult), law_b.invert(t_mult)
-        ci, _ = multiplier_interval(boot_a, boot_b, t_mult, need_a, need_b, LEVEL)
+        ci, _ = multiplier_interval(boot_a, boot_b, t_mult, need_a, need_b,
+                                    made_at("multiplier", n_seeds, boot_a.by, LEVEL))
     except Exception:  # the point fit never reaches the target: no interval, a miss
         ci = None
     bounded = ci is not None and ci[0] is not None and ci[1] is not None
@@ -125,6 +143,8 @@ def one_curve(truth, n_seeds, rng, n_boot, family, noise) -> dict:
         "multiplier": bool(ci is not None and (ci[0] is None or ci[0] <= truth["k"])
                            and (ci[1] is None or truth["k"] <= ci[1])),
         "multiplier_width": float(ci[1] / ci[0]) if bounded and ci[0] > 0 else None,
+        # coverage of the same intervals made at other nominal levels (for calibrating the level)
+        "at_level": {str(v): covered_at(boot_a, boot_b, law_a, law_b, truth, v) for v in levels},
     }
 
 
@@ -146,6 +166,10 @@ def summarise(rows, structures) -> dict:
             entry[q] = {"coverage": cov, "se": se, "passes_93_97": bool(0.93 <= cov <= 0.97),
                         "median_width": float(np.median(widths)) if widths else None,
                         "no_width": len(sub) - len(widths)}
+            levels = sorted({v for r in sub for v in r.get("at_level", {})}, key=float)
+            if levels:  # a failed curve counts as a miss at every level
+                entry[q]["coverage_at_level"] = {v: float(np.mean([r.get("at_level", {}).get(v, {}).get(q, False)
+                                                                   for r in sub])) for v in levels}
         table[n_seeds] = entry
     return table
 
@@ -159,8 +183,11 @@ def main(argv=None) -> int:
     parser.add_argument("--per-structure", type=int, default=100, help="curve pairs per seed structure")
     parser.add_argument("--n-boot", type=int, default=200, help="point-bootstrap refits (one-seed curves)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--levels", default="", help="also count coverage of the intervals made at these "
+                        "nominal levels, comma-separated (to calibrate a level; see bootstrap.CALIBRATED_LEVEL)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
+    levels = [float(v) for v in args.levels.split(",") if v]
     family = args.family or args.truth
     structures = [int(s) for s in args.structures.split(",")]
     warnings.simplefilter("ignore")
@@ -172,7 +199,7 @@ def main(argv=None) -> int:
         for i in range(args.per_structure):
             truth = draw_truth(args.truth, rng)
             try:
-                row = one_curve(truth, n_seeds, rng, args.n_boot, family, args.noise)
+                row = one_curve(truth, n_seeds, rng, args.n_boot, family, args.noise, levels)
             except Exception as exc:  # a failed fit counts as a miss, never silently dropped
                 row = {"unit": None, "prediction": False, "x_needed": False, "multiplier": False,
                        "error": f"{type(exc).__name__}: {exc}"}
@@ -188,6 +215,9 @@ def main(argv=None) -> int:
         cells = [f"{e[q]['coverage']:.3f} ({e[q]['median_width'] or float('nan'):.3g})"
                  for q in ("prediction", "x_needed", "multiplier")]
         print(f"{n_seeds:>5} {str(e['unit']):>7} {e['curves']:>6} " + " ".join(f"{c:>17}" for c in cells))
+        for v in map(str, levels):
+            print(f"{'':>5} {'at ' + v:>14} " + " ".join(f"{e[q]['coverage_at_level'][v]:>17.3f}"
+                                                         for q in ("prediction", "x_needed", "multiplier")))
     name = f"scaling_coverage_{args.truth}_{family}_{args.noise}_{'-'.join(map(str, structures))}.json"
     out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / name
     result = {"benchmark": "scaling_coverage", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import t as student_t
 
 from practicum.scaling import fit
-from practicum.scaling.bootstrap import Bootstrap, interval_ok
+from practicum.scaling.bootstrap import Bootstrap, interval_ok, made_at
 from practicum.scaling.compare import multiplier_interval
 from practicum.scaling.families import m4_solve
 from scipy.optimize._numdiff import approx_derivative
@@ -94,19 +94,42 @@ def test_intervals_are_printed_by_method_and_structure():
     assert interval_ok("multiplier", 3, "seeds")[0] and interval_ok("x_needed", 10, "seeds")[0]
     ok, why = interval_ok("prediction", 3, "points")  # repeated runs bootstrapped as points
     assert not ok and "per-seed" not in why and "points method" in why
-    ok, why = interval_ok("x_needed", 1, "points")
-    assert not ok and "90.5 %" in why
-    ok, why = interval_ok("multiplier", 1, "points")  # 90.2 % at 400 curves
-    assert not ok and "90.2 %" in why
-    assert interval_ok("prediction", 1, "points")[0]  # 93.2 %
+    # one seed: x needed is printed at its calibrated nominal 98 %; the multiplier stays withheld
+    assert interval_ok("x_needed", 1, "points")[0] and made_at("x_needed", 1, "points") == 0.98
+    assert made_at("x_needed", 3, "seeds") == 0.95 and made_at("prediction", 1, "points") == 0.95
+    ok, why = interval_ok("multiplier", 1, "points")
+    assert not ok and "89.2 %" in why
+    assert interval_ok("prediction", 1, "points")[0]  # 93.2 % of 2,000 curves
+    assert interval_ok("x_needed", 3, "seeds")[0]  # 94.3 % of 1,200 curves with growing noise
     # per family: M4's 10-seed prediction covered 90.0 %, M2's 94.2 %
     ok, why = interval_ok("prediction", 10, "seeds", family="M4")
     assert not ok and "90.0 % (M4" in why
     assert interval_ok("prediction", 10, "seeds", family="M2")[0] and interval_ok("prediction", 10, "seeds")[0]
-    # a law whose family `auto` chose: its own family's cells and auto's (3 seeds: 88.5 %)
+    # a law whose family `auto` chose: its own family's cells and auto's (3 seeds: 89.5 %)
     ok, why = interval_ok("prediction", 3, "seeds", family=("M2", "auto"))
-    assert not ok and "88.5 % (auto" in why
+    assert not ok and "89.5 % (auto" in why
     assert interval_ok("prediction", 3, "seeds", family="M2")[0] and interval_ok("prediction", 5, "seeds", family=("M2", "auto"))[0]
+
+
+def test_a_calibrated_cell_is_made_at_its_wider_nominal_level(monkeypatch):
+    from practicum.scaling import bootstrap, compare
+
+    monkeypatch.setitem(bootstrap.CALIBRATED_LEVEL, ("multiplier", "2-4", "seeds"), 0.99)
+    assert bootstrap.made_at("multiplier", 3, "seeds") == 0.99
+    assert bootstrap.made_at("multiplier", 3, "seeds", level=0.9) == 0.9  # calibrated at 95 % only
+    assert bootstrap.made_at("multiplier", 5, "seeds") == 0.95
+    assert "nominal 99.0%" in bootstrap.calibration_note("multiplier", 3, "seeds")
+    rng = np.random.default_rng(5)
+    sizes = np.array([100, 200, 400, 800, 1600, 3200], dtype=float)
+    x, seeds = np.repeat(sizes, 3), np.tile([0, 1, 2], sizes.size)
+    ya = 0.05 + 2.0 * x ** -0.5 * (1 + 0.02 * rng.standard_normal(x.size))
+    yb = 0.05 + 2.0 * (2 * x) ** -0.5 * (1 + 0.02 * rng.standard_normal(x.size))
+    wide = compare.data_multiplier(x, ya, x, yb, seeds_a=seeds, seeds_b=seeds, family="M2", target=0.1)
+    monkeypatch.delitem(bootstrap.CALIBRATED_LEVEL, ("multiplier", "2-4", "seeds"))
+    plain = compare.data_multiplier(x, ya, x, yb, seeds_a=seeds, seeds_b=seeds, family="M2", target=0.1)
+    assert wide.multiplier == plain.multiplier
+    assert wide.ci[0] < plain.ci[0] <= plain.ci[1] < wide.ci[1]
+    assert "calibrated" in wide.ci_note and "calibrated" not in plain.ci_note
 
 
 def test_pow4_keeps_a_non_negative_exponent_so_it_levels_off():

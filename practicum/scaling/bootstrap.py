@@ -86,6 +86,7 @@ class Bootstrap:
     by: str  # "points" or "seeds": the method (module docstring)
     level: float = 0.95
     _laws: list = field(default_factory=list, repr=False)
+    _inverted: dict = field(default_factory=dict, repr=False)
 
     @property
     def n_ok(self) -> int:
@@ -156,16 +157,25 @@ class Bootstrap:
         """`fn(law)` on every refit; NaN where it raises a FitError (e.g. a target out of reach)."""
         return np.asarray([_value(fn, law) for law in self.laws()])
 
-    def ci(self, fn: Callable[[Any], float], level: float | None = None) -> dict[str, Any]:
+    def ci(self, fn: Callable[[Any], float], level: float | None = None, samples: np.ndarray | None = None
+           ) -> dict[str, Any]:
         """CI of a derived quantity, with the share of refits where it was undefined and a flag
-        when the interval spans more than an order of magnitude."""
-        samples = self.quantity(fn)
+        when the interval spans more than an order of magnitude (`samples`: fn on every refit, if known)."""
+        samples = self.quantity(fn) if samples is None else samples
         lo, hi = self._interval(samples, _value(fn, self.law), level)
         return {"low": lo, "high": hi, "undefined_fraction": float(np.mean(~np.isfinite(samples)))
                 if samples.size else 1.0, "wide": is_wide(lo, hi)}
 
+    def invert_samples(self, target: float) -> np.ndarray:
+        """x needed for `target` on every refit (NaN where out of reach), kept per target: an interval,
+        a multiplier and a spread of the same target all read the same root finds."""
+        key = float(target)
+        if key not in self._inverted:
+            self._inverted[key] = self.quantity(lambda law: law.invert(key))
+        return self._inverted[key]
+
     def invert_ci(self, target: float, level: float | None = None) -> dict[str, Any]:
-        return self.ci(lambda law: law.invert(target), level)
+        return self.ci(lambda law: law.invert(target), level, samples=self.invert_samples(target))
 
     def note(self) -> str:
         if self.by == "seeds":
@@ -197,12 +207,13 @@ def _value(fn: Callable[[Any], float], law) -> float:
 #: they are not printed. quantity: "prediction" (y at an extrapolated x), "x_needed", "multiplier".
 #: See docs/benchmarks.md, "Issue 23 — calibrated intervals".
 COVERAGE_FAILED: dict[tuple[str, str, str], str] = {
-    # one seed, the percentile bootstrap over points: 400 curves (issue 23), prediction 93.2 % passes
-    ("x_needed", "1", "points"): "90.5 %",
-    ("multiplier", "1", "points"): "90.2 %",
-    # 2-4 seeds, the jackknife: x needed covers 94.0 % under flat noise but 92.2 % when the noise grows as
-    # y shrinks (400 curves each); every other jackknife cell is inside 93-97 % under both noise models
-    ("x_needed", "2-4", "seeds"): "92.2 % (noise growing as y shrinks)",
+    # one seed, the percentile bootstrap over points (issue 23; five sets of 400 curves): prediction 93.2 % of
+    # 2,000 passes; x needed (90.2 % of 1,200) is calibrated below; the multiplier covered 89.2 % of 1,200 and
+    # made at its calibrated 97.5 % it over-covered (97.4 % of 800 fresh curves), so it stays withheld
+    ("multiplier", "1", "points"): "89.2 % (1,200 curves; 97.4 % when made at a calibrated 97.5 %)",
+    # (2-4 seeds, the jackknife, x needed: 92.2 % on the first 400 curves with noise growing as y shrinks,
+    # 96.3 % and 94.3 % on two fresh sets of 400, so 94.3 % of 1,200; 94.0 % and 94.5 % under flat noise.
+    # The first set's shortfall was sampling noise: at 400 curves the band is ±1.7 standard errors wide.)
     # a point bootstrap of repeated runs ignores the per-seed correlation (measured with 3 seeds)
     **{(q, s, "points"): v for s in ("2-4", "5-9", "10+")
        for q, v in (("prediction", "91 %"), ("x_needed", "88 %"), ("multiplier", "89 %"))},
@@ -214,10 +225,18 @@ COVERAGE_FAILED_FAMILY: dict[tuple[str, str, str, str], str] = {
     ("M4", "prediction", "10+", "seeds"): "90.0 % (M4, 200 curves)",
     ("M4", "x_needed", "10+", "seeds"): "91.5 % (M4, 200 curves)",
     # `auto` (the family chosen from the data) on an M2 truth: the jackknife refits the chosen family only,
-    # so with few seeds it misses the selection's own uncertainty
-    ("auto", "prediction", "2-4", "seeds"): "88.5 % (auto on an M2 truth, 200 curves)",
+    # so with few seeds it misses the selection's own uncertainty (88.5 % before the error-rate prior)
+    ("auto", "prediction", "2-4", "seeds"): "89.5 % (auto on an M2 truth, 200 curves)",
 }
 COVERAGE_TESTED_LEVEL = 0.95
+#: Calibrated cells: the nominal level at which the interval is made so that it covers 95 % in the
+#: benchmark (`scaling_coverage.py --levels`, M2 truth and fit): the smallest level of the grid reaching 95 %
+#: on 800 curves (seeds 100, 200), adopted only if it lands inside 93-97 % on 800 fresh ones (seeds 300,
+#: 400). Keyed like COVERAGE_FAILED; used for 95 % intervals only (it says nothing about other levels).
+CALIBRATED_LEVEL: dict[tuple[str, str, str], float] = {
+    # one seed, x needed: 90.2 % of 1,200 curves at 95 %; at 98 %: 95.0 % (choosing set), 95.1 % (fresh set)
+    ("x_needed", "1", "points"): 0.98,
+}
 
 
 def n_seed_labels(seeds) -> int:
@@ -258,6 +277,23 @@ def interval_ok(quantity: str, n_seeds: int, unit: str, level: float = 0.95,
     if abs(level - COVERAGE_TESTED_LEVEL) > 1e-9:
         return True, f"coverage benchmarked at 95 % only, not at {level:.0%}"
     return True, ""
+
+
+def made_at(quantity: str, n_seeds: int, unit: str, level: float = 0.95) -> float:
+    """The nominal level to make a `level` interval at: the calibrated one where the benchmark found
+    the plain 95 % interval too narrow (CALIBRATED_LEVEL), else `level` itself."""
+    if abs(level - COVERAGE_TESTED_LEVEL) > 1e-9:
+        return level
+    return CALIBRATED_LEVEL.get((quantity, seed_structure(n_seeds), unit), level)
+
+
+def calibration_note(quantity: str, n_seeds: int, unit: str, level: float = 0.95) -> str:
+    """'' or how the interval was calibrated, for printing beside it."""
+    nominal = made_at(quantity, n_seeds, unit, level)
+    if nominal == level:
+        return ""
+    return (f"calibrated: made at nominal {nominal:.1%} to cover {level:.0%} of simulated curves of the fitted "
+            "family (benchmarks/scaling_coverage.py)")
 
 
 def is_wide(lo: float, hi: float) -> bool:

@@ -25,7 +25,7 @@ from practicum.files import read_json
 from practicum.limits import SeedValue
 from practicum.log import echo
 from practicum.scaling._threads import single_thread_blas
-from practicum.scaling.bootstrap import choose_unit, interval_ok, n_seed_labels
+from practicum.scaling.bootstrap import calibration_note, choose_unit, interval_ok, made_at, n_seed_labels
 from practicum.scaling.compare import data_multiplier
 from practicum.scaling.evaluate import prefix_split
 from practicum.scaling.families import get_family
@@ -166,7 +166,9 @@ def fit_one(item: dict[str, Any]) -> dict[str, Any]:
                 entry["x_needed"] = None
                 entry["note"] = exc.problem
             if boot is not None and inv_ok:
-                entry["ci"] = boot.invert_ci(item["target"], level)
+                entry["ci"] = boot.invert_ci(item["target"], made_at("x_needed", n_seeds, unit, level))
+                if calibration_note("x_needed", n_seeds, unit, level):
+                    entry["ci_note"] = calibration_note("x_needed", n_seeds, unit, level)
             elif boot is not None:
                 entry["ci_withheld"] = inv_why
             result["target"] = entry
@@ -333,6 +335,7 @@ def _fit_line(res: dict) -> str:
             ci = t.get("ci")
             ci_text = (f" [{ci['low']:.4g}, {ci['high']:.4g}]" if ci and np.isfinite(ci["low"]) else "")
             line += f"\n  x needed for {t['target']:g} = {t['x_needed']:.4g}{ci_text}"
+            line += f" ({t['ci_note']})" if ci_text and t.get("ci_note") else ""
         else:
             line += f"\n  x needed for {t['target']:g}: never ({t.get('note', '')})"
     spread = res.get("model_spread")

@@ -22,7 +22,8 @@ from scipy.optimize import brentq
 from scipy.stats import t as student_t
 
 from practicum.errors import FitError
-from practicum.scaling.bootstrap import METHOD_NOTES, choose_unit, interval_ok, log_spread, n_seed_labels
+from practicum.scaling.bootstrap import (METHOD_NOTES, calibration_note, choose_unit, interval_ok, log_spread,
+                                         made_at, n_seed_labels)
 from practicum.scaling.law import ScalingLaw, check_curve, loss_space, rank_shared
 
 
@@ -145,7 +146,7 @@ def _log_spread(boot, target: float, center: float) -> tuple[float, float]:
     """(se of log x_needed, degrees of freedom) of one curve's refits: the jackknife's for seeds,
     the bootstrap standard deviation (a normal, df = inf) for points; NaN when a refit never
     reaches the target."""
-    samples = boot.quantity(lambda law: law.invert(target))
+    samples = boot.invert_samples(target)
     if boot.by == "seeds":
         return log_spread(center, samples) if boot.complete else (np.nan, np.nan)
     if not (center > 0 and samples.size > 1 and np.all(np.isfinite(samples)) and np.all(samples > 0)):
@@ -160,8 +161,8 @@ def multiplier_interval(boot_a, boot_b, target: float, need_a: float, need_b: fl
     of the two log variances and Welch–Satterthwaite degrees of freedom; None when a refit
     never reaches the target (then the interval is not defined)."""
     if boot_a.by == "points" and boot_b.by == "points":
-        need_as = boot_a.quantity(lambda law: law.invert(target))
-        need_bs = boot_b.quantity(lambda law: law.invert(target))
+        need_as = boot_a.invert_samples(target)
+        need_bs = boot_b.invert_samples(target)
         m = min(need_as.size, need_bs.size)
         return ratio_interval(need_as[:m], need_bs[:m], level)
     (se_a, df_a), (se_b, df_b) = _log_spread(boot_a, target, need_a), _log_spread(boot_b, target, need_b)
@@ -216,10 +217,12 @@ def data_multiplier(x_a, y_a, x_b, y_b, *, target: float | None = None, metric: 
             warnings.simplefilter("ignore")
             boot_a = law_a.bootstrap(n_boot, seed=seed, by=by)
             boot_b = law_b.bootstrap(n_boot, seed=seed + 1, by=by)
-        ci, info = multiplier_interval(boot_a, boot_b, target, need_a, need_b, level)
+        n_seeds = min(n_seed_labels(sa), n_seed_labels(sb))
+        calibrated = made_at("multiplier", n_seeds, unit_a, level) if unit_a == unit_b else level
+        ci, info = multiplier_interval(boot_a, boot_b, target, need_a, need_b, calibrated)
         if unit_a == unit_b:
-            ok, why = interval_ok("multiplier", min(n_seed_labels(sa), n_seed_labels(sb)), unit_a, level,
-                                  law_a.family_)
+            ok, why = interval_ok("multiplier", n_seeds, unit_a, level, law_a.family_)
+            why = "; ".join(v for v in (why, calibration_note("multiplier", n_seeds, unit_a, level)) if v)
         else:
             ok, why = True, "this mix of methods was not in the coverage benchmark"
         if ci is None:
