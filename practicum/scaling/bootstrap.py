@@ -218,12 +218,13 @@ COVERAGE_FAILED: dict[tuple[str, str, str], str] = {
     **{(q, s, "points"): v for s in ("2-4", "5-9", "10+")
        for q, v in (("prediction", "91 %"), ("x_needed", "88 %"), ("multiplier", "89 %"))},
 }
-# the same benchmark with the truth and the fitted law both M4 (200 curves per structure, issue 23): the
-# jackknife's cells below 93 % for that family only (every other M4 cell covers 94-97 %)
+# the same benchmark with the truth and the fitted law both M4 (issue 23: 200 curves, then two fresh sets of
+# 400, pooled): the jackknife's cells below 93 % for that family only. With 10 seeds M4's saturation level
+# moves little between leave-one-seed-out refits, so the spread understates the error. (The 3-seed prediction,
+# 92.5 % on the first 200 curves, covered 93.5 % and 94.5 % on the fresh sets: 93.7 % of 1,000, printed.)
 COVERAGE_FAILED_FAMILY: dict[tuple[str, str, str, str], str] = {
-    ("M4", "prediction", "2-4", "seeds"): "92.5 % (M4, 200 curves)",
-    ("M4", "prediction", "10+", "seeds"): "90.0 % (M4, 200 curves)",
-    ("M4", "x_needed", "10+", "seeds"): "91.5 % (M4, 200 curves)",
+    ("M4", "prediction", "10+", "seeds"): "89.2 % (M4, 1,000 curves)",
+    ("M4", "x_needed", "10+", "seeds"): "91.2 % (M4, 1,000 curves)",
     # `auto` (the family chosen from the data) on an M2 truth: the jackknife refits the chosen family only,
     # so with few seeds it misses the selection's own uncertainty (88.5 % before the error-rate prior)
     ("auto", "prediction", "2-4", "seeds"): "89.5 % (auto on an M2 truth, 200 curves)",
