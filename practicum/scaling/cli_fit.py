@@ -152,7 +152,7 @@ def fit_one(item: dict[str, Any]) -> dict[str, Any]:
             value = float(law.predict([xe])[0])
             entry: dict[str, Any] = {"x": xe, "prediction": value, "in_range": bool(law.in_range([value])[0])}
             if boot is not None and pred_ok:
-                lo, hi = boot.predict_ci([xe], level)
+                lo, hi = boot.predict_ci([xe], made_at("prediction", n_seeds, unit, level))
                 entry["ci"] = [float(lo[0]), float(hi[0])]
             elif boot is not None:
                 entry["ci_withheld"] = pred_why
@@ -167,8 +167,9 @@ def fit_one(item: dict[str, Any]) -> dict[str, Any]:
                 entry["note"] = exc.problem
             if boot is not None and inv_ok:
                 entry["ci"] = boot.invert_ci(item["target"], made_at("x_needed", n_seeds, unit, level))
-                if calibration_note("x_needed", n_seeds, unit, level):
-                    entry["ci_note"] = calibration_note("x_needed", n_seeds, unit, level)
+                note = calibration_note("x_needed", n_seeds, unit, level)
+                if note:
+                    entry["ci_note"] = note
             elif boot is not None:
                 entry["ci_withheld"] = inv_why
             result["target"] = entry
@@ -180,7 +181,7 @@ def fit_one(item: dict[str, Any]) -> dict[str, Any]:
         grid = np.geomspace(float(x.min()), top, PLOT_POINTS)
         band = {"x": grid.tolist(), "fit": law.predict(grid).tolist()}
         if boot is not None and boot.n_ok and pred_ok:
-            lo, hi = boot.predict_ci(grid, level)
+            lo, hi = boot.predict_ci(grid, made_at("prediction", n_seeds, unit, level))
             band.update(low=lo.tolist(), high=hi.tolist(),
                         label=f"{level:.0%} confidence band of the mean curve ("
                               f"{'seed jackknife-t' if boot.by == 'seeds' else 'bootstrap over points'}; "

@@ -216,12 +216,12 @@ VARPRO_GRADIENT = {
                                            [-v / (q[0] + v) ** 2, q[0] * v * lu / (q[0] + v) ** 2]))(
         u ** q[1], np.log(u)),
     "wbl4": lambda u, q: (lambda ud, e, lu: _d([ud * e, q[0] * ud * lu * e], [0.0 * u, 0.0 * u]))(*_stretched(u, q)),
-    "exp4": lambda u, q: (lambda ud, e, lu: _d([ud * e, q[0] * ud * lu * e], [0.0 * u, 0.0 * u]))(*_stretched(u, q)),
     "janoschek4": lambda u, q: (lambda ud, e, lu: _d([0.0 * u, 0.0 * u], [ud * e, q[0] * ud * lu * e]))(
         *_stretched(u, q)),
     "pow4": lambda u, q: (lambda p: _d([0.0 * u, 0.0 * u], [p * np.log(u + q[1]), q[0] * p / (u + q[1])]))(
         (u + q[1]) ** -q[0]),
 }
+VARPRO_GRADIENT["exp4"] = VARPRO_GRADIENT["wbl4"]  # the same basis (−e^(−a·u^d), 1); only θ's assembly differs
 
 # Lower bounds on the nonlinear parameters, where a family needs them. pow4 = a − b·(u + d)^(−c)
 # is an `auto` candidate because it levels off at a (families.AUTO_FAMILIES), which needs c ≥ 0;
