@@ -11,7 +11,9 @@ from typing import Optional
 
 import typer
 
-from practicum.cli_options import config_option, overwrite_option, resume_option, run_folder_option
+from practicum.cli_options import (config_option, defects_option, embeddings_option, overwrite_option,
+                                   pool_data_option, pool_limit_option, resume_option, run_folder_option, seed_option,
+                                   split_option)
 
 
 def register(app: typer.Typer) -> None:
@@ -20,11 +22,7 @@ def register(app: typer.Typer) -> None:
     app.command("cover")(cover)
 
 
-DATA_HELP = "fashion-web (default: the web-like Fashion pool), fashion, digits, folder:PATH or npz:PATH."
 EMB_HELP = "Pool embeddings parquet (id, label, embedding) instead of images."
-
-
-LIMIT_HELP = "Use a fixed random subset of this many pool examples (the full 50k pool takes minutes)."
 RESUME_HELP = "Reuse a finished run in --out (a bare --resume uses its own settings)."
 
 
@@ -38,18 +36,18 @@ def dedup(
     out: Path = run_folder_option(help="Run directory for the keep scores."),
     method: Optional[str] = typer.Option(None, "--method", help="phash (default: perceptual hash, images) or "
                                                                 "semdedup (embedding clusters)."),
-    data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
-    embeddings: Optional[str] = typer.Option(None, "--embeddings", help=EMB_HELP),
-    defects: Optional[bool] = typer.Option(None, "--defects/--no-defects", help="The defect-injected train split."),
-    split: Optional[str] = typer.Option(None, "--split", help="train (default), val or test."),
+    data: Optional[str] = pool_data_option(),
+    embeddings: Optional[str] = embeddings_option(EMB_HELP),
+    defects: Optional[bool] = defects_option(),
+    split: Optional[str] = split_option(),
     max_distance: Optional[int] = typer.Option(None, "--max-distance", help="phash: Hamming bits (of 64) counted as "
                                                                             "one image (default 4)."),
     eps: Optional[float] = typer.Option(None, "--eps", help="semdedup: cosine distance counted as one example "
                                                             "(default 0.05)."),
     clusters: Optional[int] = typer.Option(None, "--clusters", help="semdedup: k-means clusters (default 10)."),
     priority: Optional[str] = typer.Option(None, "--priority", help="Scores file: keep the best-scored of a group."),
-    limit: Optional[int] = typer.Option(None, "--limit", help=LIMIT_HELP),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    limit: Optional[int] = pool_limit_option(),
+    seed: Optional[int] = seed_option(),
     config: Optional[Path] = config_option(),
     resume: bool = resume_option(RESUME_HELP),
     overwrite: bool = overwrite_option(),
@@ -65,14 +63,14 @@ def dedup(
 
 def label_issues(
     out: Path = run_folder_option(help="Run directory for the label scores."),
-    data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
-    embeddings: Optional[str] = typer.Option(None, "--embeddings", help=EMB_HELP),
-    defects: Optional[bool] = typer.Option(None, "--defects/--no-defects", help="The defect-injected train split."),
-    split: Optional[str] = typer.Option(None, "--split", help="train (default), val or test."),
+    data: Optional[str] = pool_data_option(),
+    embeddings: Optional[str] = embeddings_option(EMB_HELP),
+    defects: Optional[bool] = defects_option(),
+    split: Optional[str] = split_option(),
     folds: Optional[int] = typer.Option(None, "--folds", help="Folds of the out-of-sample logistic regression "
                                                               "(default 5)."),
-    limit: Optional[int] = typer.Option(None, "--limit", help=LIMIT_HELP),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    limit: Optional[int] = pool_limit_option(),
+    seed: Optional[int] = seed_option(),
     config: Optional[Path] = config_option(),
     resume: bool = resume_option(RESUME_HELP),
     overwrite: bool = overwrite_option(),
@@ -93,12 +91,12 @@ def cover(
     keep: Optional[float] = typer.Option(None, "--keep", help="Fraction (default 0.2) or count (1000) to keep."),
     balance: Optional[bool] = typer.Option(None, "--balance/--no-balance", help="Select within each class "
                                                                                 "(default: yes)."),
-    data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
-    embeddings: Optional[str] = typer.Option(None, "--embeddings", help=EMB_HELP),
-    defects: Optional[bool] = typer.Option(None, "--defects/--no-defects", help="The defect-injected train split."),
-    split: Optional[str] = typer.Option(None, "--split", help="train (default), val or test."),
-    limit: Optional[int] = typer.Option(None, "--limit", help=LIMIT_HELP),
-    seed: Optional[int] = typer.Option(None, "--seed", help="k-center's first point."),
+    data: Optional[str] = pool_data_option(),
+    embeddings: Optional[str] = embeddings_option(EMB_HELP),
+    defects: Optional[bool] = defects_option(),
+    split: Optional[str] = split_option(),
+    limit: Optional[int] = pool_limit_option(),
+    seed: Optional[int] = seed_option("k-center's first point."),
     config: Optional[Path] = config_option(),
     resume: bool = resume_option(RESUME_HELP),
     overwrite: bool = overwrite_option(),
