@@ -6,6 +6,7 @@ intersects with thresholds and budgets; cover writes a manifest like `practicum 
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Optional
 
@@ -26,12 +27,29 @@ EMB_HELP = "Pool embeddings parquet (id, label, embedding) instead of images."
 RESUME_HELP = "Reuse a finished run in --out (a bare --resume uses its own settings)."
 
 
-def _print(summary: dict) -> None:
+def _closing_flags(seed_help: str | None = None):
+    """Give a curation command the flags that close its list, declared once here: --limit, --seed,
+    --config, --resume and --overwrite (the command names them as keyword-only parameters)."""
+    flags = {"limit": pool_limit_option(), "seed": seed_option(seed_help), "config": config_option(),
+             "resume": resume_option(RESUME_HELP), "overwrite": overwrite_option()}
+
+    def declare(command):
+        signature = inspect.signature(command, eval_str=True)  # typer reads this signature
+        command.__signature__ = signature.replace(parameters=[
+            p.replace(default=flags[p.name]) if p.name in flags else p for p in signature.parameters.values()])
+        return command
+    return declare
+
+
+def _run(settings_type, runner, out: Path, config: Optional[Path], resume: bool, overwrite: bool, **flags) -> None:
+    """Settings from --config and the flags, then the run; prints its summary."""
     from practicum.select.pipeline import print_summary
 
-    print_summary(summary)
+    settings = settings_type.from_flags(config, out, resume, flags)
+    print_summary(runner(settings, out, resume=resume, overwrite=overwrite))
 
 
+@_closing_flags()
 def dedup(
     out: Path = run_folder_option(help="Run directory for the keep scores."),
     method: Optional[str] = typer.Option(None, "--method", help="phash (default: perceptual hash, images) or "
@@ -46,21 +64,17 @@ def dedup(
                                                             "(default 0.05)."),
     clusters: Optional[int] = typer.Option(None, "--clusters", help="semdedup: k-means clusters (default 10)."),
     priority: Optional[str] = typer.Option(None, "--priority", help="Scores file: keep the best-scored of a group."),
-    limit: Optional[int] = pool_limit_option(),
-    seed: Optional[int] = seed_option(),
-    config: Optional[Path] = config_option(),
-    resume: bool = resume_option(RESUME_HELP),
-    overwrite: bool = overwrite_option(),
+    *, limit: Optional[int], seed: Optional[int], config: Optional[Path], resume: bool, overwrite: bool,
 ) -> None:
     """Near-duplicate removal → scores.parquet (1 kept, 0 duplicate) for select --filter RUN:1:."""
     from practicum.select.curate import DedupSettings, run_dedup
 
-    settings = DedupSettings.from_flags(config, out, resume, dict(
-        source=dict(data=data, embeddings=embeddings, defects=defects), split=split, method=method,
-        max_distance=max_distance, eps=eps, clusters=clusters, priority=priority, limit=limit, seed=seed))
-    _print(run_dedup(settings, out, resume=resume, overwrite=overwrite))
+    _run(DedupSettings, run_dedup, out, config, resume, overwrite,
+         source=dict(data=data, embeddings=embeddings, defects=defects), split=split, method=method,
+         max_distance=max_distance, eps=eps, clusters=clusters, priority=priority, limit=limit, seed=seed)
 
 
+@_closing_flags()
 def label_issues(
     out: Path = run_folder_option(help="Run directory for the label scores."),
     data: Optional[str] = pool_data_option(),
@@ -69,21 +83,17 @@ def label_issues(
     split: Optional[str] = split_option(),
     folds: Optional[int] = typer.Option(None, "--folds", help="Folds of the out-of-sample logistic regression "
                                                               "(default 5)."),
-    limit: Optional[int] = pool_limit_option(),
-    seed: Optional[int] = seed_option(),
-    config: Optional[Path] = config_option(),
-    resume: bool = resume_option(RESUME_HELP),
-    overwrite: bool = overwrite_option(),
+    *, limit: Optional[int], seed: Optional[int], config: Optional[Path], resume: bool, overwrite: bool,
 ) -> None:
     """Confident-learning label issues → scores.parquet (1 looks right, 0 issue) for select --filter RUN:1:."""
     from practicum.select.curate import LabelIssueSettings, run_label_issues
 
-    settings = LabelIssueSettings.from_flags(config, out, resume, dict(
-        source=dict(data=data, embeddings=embeddings, defects=defects), split=split, folds=folds, limit=limit,
-        seed=seed))
-    _print(run_label_issues(settings, out, resume=resume, overwrite=overwrite))
+    _run(LabelIssueSettings, run_label_issues, out, config, resume, overwrite,
+         source=dict(data=data, embeddings=embeddings, defects=defects), split=split, folds=folds, limit=limit,
+         seed=seed)
 
 
+@_closing_flags(seed_help="k-center's first point.")
 def cover(
     out: Path = run_folder_option(help="Run directory for the manifest."),
     method: Optional[str] = typer.Option(None, "--method", help="k-center (default, greedy), herding or "
@@ -95,16 +105,11 @@ def cover(
     embeddings: Optional[str] = embeddings_option(EMB_HELP),
     defects: Optional[bool] = defects_option(),
     split: Optional[str] = split_option(),
-    limit: Optional[int] = pool_limit_option(),
-    seed: Optional[int] = seed_option("k-center's first point."),
-    config: Optional[Path] = config_option(),
-    resume: bool = resume_option(RESUME_HELP),
-    overwrite: bool = overwrite_option(),
+    *, limit: Optional[int], seed: Optional[int], config: Optional[Path], resume: bool, overwrite: bool,
 ) -> None:
     """A coverage selection → manifest.parquet of ids + summary.json."""
     from practicum.select.curate import CoverSettings, run_cover
 
-    settings = CoverSettings.from_flags(config, out, resume, dict(
-        source=dict(data=data, embeddings=embeddings, defects=defects), split=split, method=method, keep=keep,
-        balance=balance, limit=limit, seed=seed))
-    _print(run_cover(settings, out, resume=resume, overwrite=overwrite))
+    _run(CoverSettings, run_cover, out, config, resume, overwrite,
+         source=dict(data=data, embeddings=embeddings, defects=defects), split=split, method=method, keep=keep,
+         balance=balance, limit=limit, seed=seed)
