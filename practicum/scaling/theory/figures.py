@@ -36,6 +36,12 @@ def _axes(ax, xlabel: str, ylabel: str, title: str, *, xscale: str | None = None
         ax.legend(fontsize=legend)
 
 
+def _side_by_side(count: int):
+    """A figure of `count` 5×4 panels in a row, and their axes as a flat array."""
+    fig, axes = new_figure(5 * count, 4, ncols=count)
+    return fig, np.atleast_1d(axes).ravel()
+
+
 def plot_reference(data: dict, path: Path) -> Path:
     fig, ax = new_figure(6, 4)
     rows = data["rows"]
@@ -50,10 +56,8 @@ def plot_reference(data: dict, path: Path) -> Path:
 
 
 def plot_rules(data: dict, path: Path) -> Path:
-    panels = data["panels"]
-    fig, axes = new_figure(5 * len(panels), 4, ncols=len(panels))
-    axes = np.atleast_1d(axes).ravel()
-    for ax, panel in zip(axes, panels):
+    fig, axes = _side_by_side(len(data["panels"]))
+    for ax, panel in zip(axes, data["panels"]):
         for rule, curve in panel["curves"].items():
             style = ":" if rule == "none" else "-"
             label = "no pruning (n = kept)" if rule == "none" else rule
@@ -75,8 +79,7 @@ def plot_regime(data: dict, path: Path) -> Path:
     maps = data["maps"]
     rules = data["rules"]
     cmap = ListedColormap([COLORS[r] for r in rules])
-    fig, axes = new_figure(5 * len(maps), 4, ncols=len(maps))
-    axes = np.atleast_1d(axes).ravel()
+    fig, axes = _side_by_side(len(maps))
     x = np.array(data["n_over_d"])
     y = np.array(data["p"])
     for ax, m in zip(axes, maps):
@@ -95,10 +98,8 @@ def plot_regime(data: dict, path: Path) -> Path:
 
 
 def plot_descent(data: dict, path: Path) -> Path:
-    panels = data["panels"]
-    fig, axes = new_figure(5 * len(panels), 4, ncols=len(panels))
-    axes = np.atleast_1d(axes).ravel()
-    for ax, panel in zip(axes, panels):
+    fig, axes = _side_by_side(len(data["panels"]))
+    for ax, panel in zip(axes, data["panels"]):
         for rule, curve in panel["theorem"].items():
             ax.plot(panel["p"], curve, "-", color=COLORS[rule], label=f"{rule} (λ = {data['lam']})")
             ax.plot(panel["p"], panel["limit"][rule], ":", color=COLORS[rule], lw=1)
