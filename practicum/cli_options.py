@@ -26,8 +26,6 @@ GENERATOR_DTYPE_HELP = "Generator dtype: fp32 (default), bf16 or fp16."
 RATER_DTYPE_HELP = ("Dtype of the rater's (and proxy's) forward passes, under autocast: fp32 (default), bf16 or "
                     "fp16; weights, losses and ratings stay fp32.")
 RESUME_HELP = "Continue the run in --out (a bare --resume uses its own config.yaml)."
-POOL_DATA_HELP = "fashion-web (default: the web-like Fashion pool), fashion, digits, folder:PATH or npz:PATH."
-POOL_LIMIT_HELP = "Use a fixed random subset of this many pool examples (the full 50k pool takes minutes)."
 
 
 def out_option(value: str | Path) -> Path:
@@ -97,9 +95,10 @@ def seed_option(help: str | None = None) -> Any:  # noqa: A002
 
 
 # The pool that rate, score, dedup, label-issues and cover read: images or their embeddings, with or
-# without the seeded web-like defects, one split of it, or a fixed subset.
+# without the seeded web-like defects, and one split of it.
 def pool_data_option() -> Any:
-    return typer.Option(None, "--data", help=POOL_DATA_HELP)
+    return typer.Option(None, "--data", help="fashion-web (default: the web-like Fashion pool), fashion, digits, "
+                                             "folder:PATH or npz:PATH.")
 
 
 def embeddings_option(help: str) -> Any:  # noqa: A002
@@ -114,11 +113,7 @@ def split_option() -> Any:
     return typer.Option(None, "--split", help="train (default), val or test.")
 
 
-def pool_limit_option() -> Any:
-    return typer.Option(None, "--limit", help=POOL_LIMIT_HELP)
-
-
 __all__ = ["config_option", "defects_option", "device_option", "dtype_option", "embeddings_option",
            "gradient_checkpointing_option", "guidance_batch_option", "out_option", "overwrite_option",
-           "pool_data_option", "pool_limit_option", "resume_option", "run_folder_option", "seed_option",
+           "pool_data_option", "resume_option", "run_folder_option", "seed_option",
            "split_option", "threads_flag", "threads_option", "vae_slicing_option"]

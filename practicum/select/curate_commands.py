@@ -13,8 +13,7 @@ from typing import Optional
 import typer
 
 from practicum.cli_options import (config_option, defects_option, embeddings_option, overwrite_option,
-                                   pool_data_option, pool_limit_option, resume_option, run_folder_option, seed_option,
-                                   split_option)
+                                   pool_data_option, resume_option, run_folder_option, seed_option, split_option)
 
 
 def register(app: typer.Typer) -> None:
@@ -30,8 +29,10 @@ RESUME_HELP = "Reuse a finished run in --out (a bare --resume uses its own setti
 def _closing_flags(seed_help: str | None = None):
     """Give a curation command the flags that close its list, declared once here: --limit, --seed,
     --config, --resume and --overwrite (the command names them as keyword-only parameters)."""
-    flags = {"limit": pool_limit_option(), "seed": seed_option(seed_help), "config": config_option(),
-             "resume": resume_option(RESUME_HELP), "overwrite": overwrite_option()}
+    flags = {"limit": typer.Option(None, "--limit", help="Use a fixed random subset of this many pool examples (the "
+                                                        "full 50k pool takes minutes)."),
+             "seed": seed_option(seed_help), "config": config_option(), "resume": resume_option(RESUME_HELP),
+             "overwrite": overwrite_option()}
 
     def declare(command):
         signature = inspect.signature(command, eval_str=True)  # typer reads this signature
