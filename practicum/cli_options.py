@@ -90,6 +90,30 @@ def vae_slicing_option() -> Any:
     return typer.Option(None, "--vae-slicing/--no-vae-slicing", help="Decode one image at a time in the VAE.")
 
 
-__all__ = ["config_option", "device_option", "dtype_option", "gradient_checkpointing_option",
-           "guidance_batch_option", "out_option", "overwrite_option", "resume_option", "run_folder_option",
-           "threads_flag", "threads_option", "vae_slicing_option"]
+def seed_option(help: str | None = None) -> Any:  # noqa: A002
+    return typer.Option(None, "--seed", help=help)
+
+
+# The pool that rate, score, dedup, label-issues and cover read: images or their embeddings, with or
+# without the seeded web-like defects, and one split of it.
+def pool_data_option() -> Any:
+    return typer.Option(None, "--data", help="fashion-web (default: the web-like Fashion pool), fashion, digits, "
+                                             "folder:PATH or npz:PATH.")
+
+
+def embeddings_option(help: str) -> Any:  # noqa: A002
+    return typer.Option(None, "--embeddings", help=help)
+
+
+def defects_option(help: str = "The defect-injected train split.") -> Any:  # noqa: A002
+    return typer.Option(None, "--defects/--no-defects", help=help)
+
+
+def split_option() -> Any:
+    return typer.Option(None, "--split", help="train (default), val or test.")
+
+
+__all__ = ["config_option", "defects_option", "device_option", "dtype_option", "embeddings_option",
+           "gradient_checkpointing_option", "guidance_batch_option", "out_option", "overwrite_option",
+           "pool_data_option", "resume_option", "run_folder_option", "seed_option",
+           "split_option", "threads_flag", "threads_option", "vae_slicing_option"]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from practicum.errors import ConfigError
 from practicum.select.nets import DiffusionProxy, RaterNet
 from practicum.select.pool import MemoryPool, ParquetPool, diffusion_draws, write_embeddings
 from practicum.select.rater import (
@@ -69,6 +70,15 @@ def test_gamma_and_lin0_schedules():
     assert lin0(20, total) == 1.0 and lin0(60, total) == 1.0  # warm 20 steps, flat 50
     assert lin0(total, total) == pytest.approx(0.01)
     assert 0.01 < lin0(500, total) < 1.0
+
+
+@pytest.mark.parametrize("field, value", [("gamma_start", 1.5), ("gamma_floor", -0.1), ("gamma_step", -0.03),
+                                          ("grad_clip", 0.0), ("weight_decay", -0.05)])
+def test_gamma_and_optimiser_settings_out_of_range_are_refused(field, value):
+    # γ mixes γ·L_val + (1 − γ)·L_w, so it must stay in [0, 1]; a clip norm of 0 or a negative decay means nothing
+    with pytest.raises(ConfigError, match=field):
+        RaterSettings.build({field: value})
+    assert getattr(RaterSettings.build({field: 0.5}), field) == 0.5
 
 
 def test_diffusion_draws_depend_only_on_the_id():

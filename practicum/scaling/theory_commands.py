@@ -92,72 +92,60 @@ def write_theory_report(path: Path, summary: dict, figures: dict) -> None:
     from practicum.report import Section, write_report
 
     sections = [Section("Summary", paragraphs=headline(summary))]
+
+    def add(stage: str, heading: str, *paragraphs: str, tables: tuple = ()) -> None:
+        """One stage's section: its caption, its tables and its figure."""
+        sections.append(Section(heading, list(paragraphs), list(tables), [figures[stage]]))
+
     if "reference" in summary:
-        ref = summary["reference"]
         sections.append(Section(
             "Theorem 1 vs Monte-Carlo at the reference points",
             paragraphs=["DP Theorem 1 (ICML form, r(z) = β²m + β̃²m̃) for the ridge learner, against a "
                         "Monte-Carlo of the pruned ridge with 95 % Student-t intervals; 'spec_value' is the "
                         "spec's table."],
             tables=[[{k: r[k] for k in ("rule", "threshold", "n", "spec_value", "theorem", "mc_mean", "mc_ci_low",
-                                        "mc_ci_high", "mc_seeds")} for r in ref["rows"]]],
+                                        "mc_ci_high", "mc_seeds")} for r in summary["reference"]["rows"]]],
             figures=[figures.get("reference")] if "reference" in figures else []))
     if "rules" in summary:
-        sections.append(Section(
-            "Error vs kept size per rule (DP Fig. 3)",
-            paragraphs=["Curves: Theorem 1; dots: Monte-Carlo. With a near-perfect direction keep-easy wins with "
-                        "little data and keep-hard with plenty; with an imperfect direction and aggressive pruning "
-                        "random selection wins."],
-            figures=[figures["rules"]]))
+        add("rules", "Error vs kept size per rule (DP Fig. 3)",
+            "Curves: Theorem 1; dots: Monte-Carlo. With a near-perfect direction keep-easy wins with little data and "
+            "keep-hard with plenty; with an imperfect direction and aggressive pruning random selection wins.")
     if "regime" in summary:
-        sections.append(Section(
-            "Regime map",
-            paragraphs=["Background: the rule with the lowest Theorem 1 error keeping the fraction p of a pool of n. "
-                        "Dots: the Monte-Carlo winner at spot checks (a cross where it differs, usually a near tie)."],
-            tables=[[{"rho": s["rho"], "n/d": s["n_over_d"], "p": s["p"], "theorem winner": s["theorem_winner"],
-                      "MC winner": s["mc_winner"]} for s in summary["regime"]["spots"]]],
-            figures=[figures["regime"]]))
+        add("regime", "Regime map",
+            "Background: the rule with the lowest Theorem 1 error keeping the fraction p of a pool of n. Dots: the "
+            "Monte-Carlo winner at spot checks (a cross where it differs, usually a near tie).",
+            tables=([{"rho": s["rho"], "n/d": s["n_over_d"], "p": s["p"], "theorem winner": s["theorem_winner"],
+                      "MC winner": s["mc_winner"]} for s in summary["regime"]["spots"]],))
     if "descent" in summary:
-        sections.append(Section(
-            "Multiple descent vs kept fraction (DP Fig. 7)",
-            paragraphs=["Solid: Theorem 1 at the simulated λ; dotted: Corollary 1 (λ → 0), which peaks at p = d/n "
-                        "where the kept examples just fill the dimension."],
-            figures=[figures["descent"]]))
+        add("descent", "Multiple descent vs kept fraction (DP Fig. 7)",
+            "Solid: Theorem 1 at the simulated λ; dotted: Corollary 1 (λ → 0), which peaks at p = d/n where the kept "
+            "examples just fill the dimension.")
     if "corollary" in summary:
         c = summary["corollary"]
         sections.append(Section("Corollary 1 vs Theorem 1", paragraphs=[
             f"Max gap at λ = 1e-4: {c['max_gap_away_from_peak']:.4g} with |p − d/n| > 0.1; {c['max_gap']:.4g} "
             "including points at the interpolation peak, where the λ → 0 limit is approached slowly."]))
     if "sorscher" in summary:
-        sections.append(Section(
-            "Sorscher et al. (max-margin student)",
-            tables=[summary["sorscher"]["rows"]], figures=[figures["sorscher"]]))
+        add("sorscher", "Sorscher et al. (max-margin student)", tables=(summary["sorscher"]["rows"],))
     if "dimension" in summary:
         dim = summary["dimension"]
-        sections.append(Section(
-            "What sets the exponent: intrinsic dimension",
-            paragraphs=[f"Synthetic 5-D manifold in 64-D: TwoNN {dim['synthetic']['twonn']:.2f}, Levina–Bickel "
-                        f"{dim['synthetic']['mle']:.2f}.",
-                        "Digits: D from both estimators on the training split; α from practicum.scaling.fit (M1) "
-                        "on the 1-NN test-error curve. Bahri et al. predict α ≈ c/D; the link is qualitative, and "
-                        "the implied c is reported rather than assumed."],
-            tables=[[{k: v for k, v in dim["digits"].items() if k not in ("sizes", "errors")}]],
-            figures=[figures["dimension"]]))
+        add("dimension", "What sets the exponent: intrinsic dimension",
+            f"Synthetic 5-D manifold in 64-D: TwoNN {dim['synthetic']['twonn']:.2f}, Levina–Bickel "
+            f"{dim['synthetic']['mle']:.2f}.",
+            "Digits: D from both estimators on the training split; α from practicum.scaling.fit (M1) on the 1-NN "
+            "test-error curve. Bahri et al. predict α ≈ c/D; the link is qualitative, and the implied c is reported "
+            "rather than assumed.",
+            tables=([{k: v for k, v in dim["digits"].items() if k not in ("sizes", "errors")}],))
     if "binning" in summary:
         b = summary["binning"]
-        sections.append(Section(
-            "Nonparametric binning rate",
-            paragraphs=[f"Measured: {b['measured']}. The documented rate is n^(−2/(2+d)); the lecture's simplified "
-                        "n^(−1/d) coincides with it only at d = 2."],
-            tables=[[{k: v for k, v in r.items() if k not in ("sizes", "mse")} for r in b["rates"]],
-                    [{"calculator": k, "value": v} for k, v in b["bounds_examples"].items()]],
-            figures=[figures["binning"]]))
+        add("binning", "Nonparametric binning rate",
+            f"Measured: {b['measured']}. The documented rate is n^(−2/(2+d)); the lecture's simplified n^(−1/d) "
+            "coincides with it only at d = 2.",
+            tables=([{k: v for k, v in r.items() if k not in ("sizes", "mse")} for r in b["rates"]],
+                    [{"calculator": k, "value": v} for k, v in b["bounds_examples"].items()]))
     if "composition" in summary:
         fit = summary["composition"]["fit"]
-        sections.append(Section(
-            "Data composition: intercept or slope?",
-            paragraphs=[f"{fit['verdict']} (slope F-test p = {fit['slope_p']:.3g}, intercept F-test "
-                        f"p = {fit['intercept_p']:.3g})."],
-            figures=[figures["composition"]]))
+        add("composition", "Data composition: intercept or slope?",
+            f"{fit['verdict']} (slope F-test p = {fit['slope_p']:.3g}, intercept F-test p = {fit['intercept_p']:.3g}).")
     write_report(path, "practicum theory", sections,
                  subtitle="Teacher–student pruning theory and what sets the data-scaling exponent")

@@ -7,8 +7,9 @@ from typing import Optional
 
 import typer
 
-from practicum.cli_options import (RATER_DEVICE_HELP, RATER_DTYPE_HELP, config_option, device_option, dtype_option,
-                                   overwrite_option, resume_option, run_folder_option)
+from practicum.cli_options import (RATER_DEVICE_HELP, RATER_DTYPE_HELP, config_option, defects_option, device_option,
+                                   dtype_option, embeddings_option, overwrite_option, pool_data_option, resume_option,
+                                   run_folder_option, seed_option, split_option)
 
 
 def register(app: typer.Typer) -> None:
@@ -19,11 +20,10 @@ def register(app: typer.Typer) -> None:
 
 def rate(
     out: Path = run_folder_option(help="Run directory for the rater."),
-    data: Optional[str] = typer.Option(None, "--data", help="fashion-web (default: the web-like Fashion pool), fashion, digits, folder:PATH or npz:PATH."),
-    embeddings: Optional[str] = typer.Option(None, "--embeddings", help="Pool embeddings parquet (id, label, embedding)."),
+    data: Optional[str] = pool_data_option(),
+    embeddings: Optional[str] = embeddings_option("Pool embeddings parquet (id, label, embedding)."),
     val_embeddings: Optional[str] = typer.Option(None, "--val-embeddings", help="Clean validation embeddings parquet."),
-    defects: Optional[bool] = typer.Option(None, "--defects/--no-defects",
-                                           help="Inject seeded web-like defects into the train split (demo)."),
+    defects: Optional[bool] = defects_option("Inject seeded web-like defects into the train split (demo)."),
     update_rule: Optional[str] = typer.Option(None, "--update-rule", help="first_order (default), unrolled, two_model."),
     proxy: Optional[str] = typer.Option(None, "--proxy", help="diffusion (default: ε-MSE over draws shared by each batch) or classifier."),
     diffusion_model: Optional[str] = typer.Option(None, "--diffusion-model",
@@ -40,7 +40,7 @@ def rate(
                                                help="Proxy steps on the hold-out before the rater trains (500)."),
     seed_check: Optional[bool] = typer.Option(None, "--seed-check/--no-seed-check",
                                               help="Gate: train a second rater (seed + 1) and check they agree."),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    seed: Optional[int] = seed_option(),
     device: Optional[str] = device_option(RATER_DEVICE_HELP),
     dtype: Optional[str] = dtype_option(RATER_DTYPE_HELP),
     config: Optional[Path] = config_option(),
@@ -73,12 +73,12 @@ def score(
                                               "prototypicality, rho_loss, random."),
     epoch: Optional[int] = typer.Option(None, "--epoch", help="Use this epoch's rater checkpoint."),
     mode: Optional[str] = typer.Option(None, "--mode", help="instance (a, default: independent of batching) or group (p·g, the paper's; batch-relative)."),
-    data: Optional[str] = typer.Option(None, "--data", help="fashion-web (default: the web-like Fashion pool), fashion, digits, folder:PATH or npz:PATH."),
-    embeddings: Optional[str] = typer.Option(None, "--embeddings", help="Pool embeddings parquet to stream."),
-    defects: Optional[bool] = typer.Option(None, "--defects/--no-defects", help="Score the defect-injected pool."),
-    split: Optional[str] = typer.Option(None, "--split", help="train (default), val or test."),
+    data: Optional[str] = pool_data_option(),
+    embeddings: Optional[str] = embeddings_option("Pool embeddings parquet to stream."),
+    defects: Optional[bool] = defects_option("Score the defect-injected pool."),
+    split: Optional[str] = split_option(),
     shard_size: Optional[int] = typer.Option(None, "--shard-size", help="Examples per shard (4096)."),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    seed: Optional[int] = seed_option(),
     engine: str = typer.Option("local", "--engine", help="local or ray: where shards are scored."),
     device: Optional[str] = device_option(RATER_DEVICE_HELP),
     dtype: Optional[str] = dtype_option(RATER_DTYPE_HELP),
@@ -123,7 +123,7 @@ def select(
                                                    help="adaptive: samples the training run will see."),
     pool_laws: Optional[str] = typer.Option(None, "--pool-laws",
                                             help="adaptive: JSON {buckets: [{b, tau}, ...]} from scaling fits."),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    seed: Optional[int] = seed_option(),
     config: Optional[Path] = config_option(),
     resume: bool = resume_option("Reuse a finished selection in --out (a bare --resume uses its own settings)."),
     overwrite: bool = overwrite_option(),

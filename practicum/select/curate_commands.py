@@ -6,12 +6,14 @@ intersects with thresholds and budgets; cover writes a manifest like `practicum 
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from practicum.cli_options import config_option, overwrite_option, resume_option, run_folder_option
+from practicum.cli_options import (config_option, defects_option, embeddings_option, overwrite_option,
+                                   pool_data_option, resume_option, run_folder_option, seed_option, split_option)
 
 
 def register(app: typer.Typer) -> None:
@@ -20,72 +22,79 @@ def register(app: typer.Typer) -> None:
     app.command("cover")(cover)
 
 
-DATA_HELP = "fashion-web (default: the web-like Fashion pool), fashion, digits, folder:PATH or npz:PATH."
 EMB_HELP = "Pool embeddings parquet (id, label, embedding) instead of images."
-
-
-LIMIT_HELP = "Use a fixed random subset of this many pool examples (the full 50k pool takes minutes)."
 RESUME_HELP = "Reuse a finished run in --out (a bare --resume uses its own settings)."
 
 
-def _print(summary: dict) -> None:
+def _closing_flags(seed_help: str | None = None):
+    """Give a curation command the flags that close its list, declared once here: --limit, --seed,
+    --config, --resume and --overwrite (the command names them as keyword-only parameters)."""
+    flags = {"limit": typer.Option(None, "--limit", help="Use a fixed random subset of this many pool examples (the "
+                                                        "full 50k pool takes minutes)."),
+             "seed": seed_option(seed_help), "config": config_option(), "resume": resume_option(RESUME_HELP),
+             "overwrite": overwrite_option()}
+
+    def declare(command):
+        signature = inspect.signature(command, eval_str=True)  # typer reads this signature
+        command.__signature__ = signature.replace(parameters=[
+            p.replace(default=flags[p.name]) if p.name in flags else p for p in signature.parameters.values()])
+        return command
+    return declare
+
+
+def _run(settings_type, runner, out: Path, config: Optional[Path], resume: bool, overwrite: bool, **flags) -> None:
+    """Settings from --config and the flags, then the run; prints its summary."""
     from practicum.select.pipeline import print_summary
 
-    print_summary(summary)
+    settings = settings_type.from_flags(config, out, resume, flags)
+    print_summary(runner(settings, out, resume=resume, overwrite=overwrite))
 
 
+@_closing_flags()
 def dedup(
     out: Path = run_folder_option(help="Run directory for the keep scores."),
     method: Optional[str] = typer.Option(None, "--method", help="phash (default: perceptual hash, images) or "
                                                                 "semdedup (embedding clusters)."),
-    data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
-    embeddings: Optional[str] = typer.Option(None, "--embeddings", help=EMB_HELP),
-    defects: Optional[bool] = typer.Option(None, "--defects/--no-defects", help="The defect-injected train split."),
-    split: Optional[str] = typer.Option(None, "--split", help="train (default), val or test."),
+    data: Optional[str] = pool_data_option(),
+    embeddings: Optional[str] = embeddings_option(EMB_HELP),
+    defects: Optional[bool] = defects_option(),
+    split: Optional[str] = split_option(),
     max_distance: Optional[int] = typer.Option(None, "--max-distance", help="phash: Hamming bits (of 64) counted as "
                                                                             "one image (default 4)."),
     eps: Optional[float] = typer.Option(None, "--eps", help="semdedup: cosine distance counted as one example "
                                                             "(default 0.05)."),
     clusters: Optional[int] = typer.Option(None, "--clusters", help="semdedup: k-means clusters (default 10)."),
     priority: Optional[str] = typer.Option(None, "--priority", help="Scores file: keep the best-scored of a group."),
-    limit: Optional[int] = typer.Option(None, "--limit", help=LIMIT_HELP),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    config: Optional[Path] = config_option(),
-    resume: bool = resume_option(RESUME_HELP),
-    overwrite: bool = overwrite_option(),
+    *, limit: Optional[int], seed: Optional[int], config: Optional[Path], resume: bool, overwrite: bool,
 ) -> None:
     """Near-duplicate removal → scores.parquet (1 kept, 0 duplicate) for select --filter RUN:1:."""
     from practicum.select.curate import DedupSettings, run_dedup
 
-    settings = DedupSettings.from_flags(config, out, resume, dict(
-        source=dict(data=data, embeddings=embeddings, defects=defects), split=split, method=method,
-        max_distance=max_distance, eps=eps, clusters=clusters, priority=priority, limit=limit, seed=seed))
-    _print(run_dedup(settings, out, resume=resume, overwrite=overwrite))
+    _run(DedupSettings, run_dedup, out, config, resume, overwrite,
+         source=dict(data=data, embeddings=embeddings, defects=defects), split=split, method=method,
+         max_distance=max_distance, eps=eps, clusters=clusters, priority=priority, limit=limit, seed=seed)
 
 
+@_closing_flags()
 def label_issues(
     out: Path = run_folder_option(help="Run directory for the label scores."),
-    data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
-    embeddings: Optional[str] = typer.Option(None, "--embeddings", help=EMB_HELP),
-    defects: Optional[bool] = typer.Option(None, "--defects/--no-defects", help="The defect-injected train split."),
-    split: Optional[str] = typer.Option(None, "--split", help="train (default), val or test."),
+    data: Optional[str] = pool_data_option(),
+    embeddings: Optional[str] = embeddings_option(EMB_HELP),
+    defects: Optional[bool] = defects_option(),
+    split: Optional[str] = split_option(),
     folds: Optional[int] = typer.Option(None, "--folds", help="Folds of the out-of-sample logistic regression "
                                                               "(default 5)."),
-    limit: Optional[int] = typer.Option(None, "--limit", help=LIMIT_HELP),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    config: Optional[Path] = config_option(),
-    resume: bool = resume_option(RESUME_HELP),
-    overwrite: bool = overwrite_option(),
+    *, limit: Optional[int], seed: Optional[int], config: Optional[Path], resume: bool, overwrite: bool,
 ) -> None:
     """Confident-learning label issues → scores.parquet (1 looks right, 0 issue) for select --filter RUN:1:."""
     from practicum.select.curate import LabelIssueSettings, run_label_issues
 
-    settings = LabelIssueSettings.from_flags(config, out, resume, dict(
-        source=dict(data=data, embeddings=embeddings, defects=defects), split=split, folds=folds, limit=limit,
-        seed=seed))
-    _print(run_label_issues(settings, out, resume=resume, overwrite=overwrite))
+    _run(LabelIssueSettings, run_label_issues, out, config, resume, overwrite,
+         source=dict(data=data, embeddings=embeddings, defects=defects), split=split, folds=folds, limit=limit,
+         seed=seed)
 
 
+@_closing_flags(seed_help="k-center's first point.")
 def cover(
     out: Path = run_folder_option(help="Run directory for the manifest."),
     method: Optional[str] = typer.Option(None, "--method", help="k-center (default, greedy), herding or "
@@ -93,20 +102,15 @@ def cover(
     keep: Optional[float] = typer.Option(None, "--keep", help="Fraction (default 0.2) or count (1000) to keep."),
     balance: Optional[bool] = typer.Option(None, "--balance/--no-balance", help="Select within each class "
                                                                                 "(default: yes)."),
-    data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
-    embeddings: Optional[str] = typer.Option(None, "--embeddings", help=EMB_HELP),
-    defects: Optional[bool] = typer.Option(None, "--defects/--no-defects", help="The defect-injected train split."),
-    split: Optional[str] = typer.Option(None, "--split", help="train (default), val or test."),
-    limit: Optional[int] = typer.Option(None, "--limit", help=LIMIT_HELP),
-    seed: Optional[int] = typer.Option(None, "--seed", help="k-center's first point."),
-    config: Optional[Path] = config_option(),
-    resume: bool = resume_option(RESUME_HELP),
-    overwrite: bool = overwrite_option(),
+    data: Optional[str] = pool_data_option(),
+    embeddings: Optional[str] = embeddings_option(EMB_HELP),
+    defects: Optional[bool] = defects_option(),
+    split: Optional[str] = split_option(),
+    *, limit: Optional[int], seed: Optional[int], config: Optional[Path], resume: bool, overwrite: bool,
 ) -> None:
     """A coverage selection → manifest.parquet of ids + summary.json."""
     from practicum.select.curate import CoverSettings, run_cover
 
-    settings = CoverSettings.from_flags(config, out, resume, dict(
-        source=dict(data=data, embeddings=embeddings, defects=defects), split=split, method=method, keep=keep,
-        balance=balance, limit=limit, seed=seed))
-    _print(run_cover(settings, out, resume=resume, overwrite=overwrite))
+    _run(CoverSettings, run_cover, out, config, resume, overwrite,
+         source=dict(data=data, embeddings=embeddings, defects=defects), split=split, method=method, keep=keep,
+         balance=balance, limit=limit, seed=seed)

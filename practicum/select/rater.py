@@ -89,11 +89,12 @@ class RaterSettings(Settings):
     lr: LearningRate = 1e-3
     proxy_lr: LearningRate = 1e-3
     schedule: Literal["lin0", "constant"] = "lin0"
-    weight_decay: float = 0.05
-    grad_clip: float = 2.0
-    gamma_start: float = 1.0
-    gamma_step: float = 0.03
-    gamma_floor: float = 0.0
+    weight_decay: float = Field(0.05, ge=0)
+    grad_clip: float = Field(2.0, gt=0)
+    # γ weighs the validation loss against the weighted train loss (γ·L_val + (1 − γ)·L_w), so it stays in [0, 1]
+    gamma_start: float = Field(1.0, ge=0, le=1)
+    gamma_step: float = Field(0.03, ge=0)
+    gamma_floor: float = Field(0.0, ge=0, le=1)
     weighted_loss_reduction: Literal["code", "sum"] = "code"
     entropy_reg: float = 0.0
     lookahead_lr: LearningRate = 0.1

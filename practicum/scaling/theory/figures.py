@@ -21,6 +21,27 @@ def _errorbars(ax, xs, rows, color, label=None, marker="o"):
     ax.errorbar(xs, mean, yerr=yerr, fmt=marker, color=color, ms=4, capsize=2, label=label)
 
 
+def _axes(ax, xlabel: str, ylabel: str, title: str, *, xscale: str | None = None, yscale: str | None = None,
+          title_size: float | None = None, legend: float | None = None) -> None:
+    """Label one panel; `legend` is the legend's font size (None: no legend)."""
+    if xscale:
+        ax.set_xscale(xscale)
+    if yscale:
+        ax.set_yscale(yscale)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    # without a size the title keeps matplotlib's own (axes.titlesize), which fontsize=None would reset
+    ax.set_title(title, **({} if title_size is None else {"fontsize": title_size}))
+    if legend is not None:
+        ax.legend(fontsize=legend)
+
+
+def _side_by_side(count: int):
+    """A figure of `count` 5×4 panels in a row, and their axes as a flat array."""
+    fig, axes = new_figure(5 * count, 4, ncols=count)
+    return fig, np.atleast_1d(axes).ravel()
+
+
 def plot_reference(data: dict, path: Path) -> Path:
     fig, ax = new_figure(6, 4)
     rows = data["rows"]
@@ -29,19 +50,14 @@ def plot_reference(data: dict, path: Path) -> Path:
         ns = [r["n"] for r in sub]
         ax.plot(ns, [r["theorem"] for r in sub], "-", color=COLORS[rule], label=f"{rule} (Theorem 1)")
         _errorbars(ax, ns, sub, COLORS[rule])
-    ax.set_xscale("log")
-    ax.set_xlabel("pool size n")
-    ax.set_ylabel("test error")
-    ax.set_title(f"Theorem 1 vs Monte-Carlo (d={data['d']}, λ={data['lam']}, ρ={data['rho']})")
-    ax.legend(fontsize=8)
+    _axes(ax, "pool size n", "test error",
+          f"Theorem 1 vs Monte-Carlo (d={data['d']}, λ={data['lam']}, ρ={data['rho']})", xscale="log", legend=8)
     return save_figure(fig, path)
 
 
 def plot_rules(data: dict, path: Path) -> Path:
-    panels = data["panels"]
-    fig, axes = new_figure(5 * len(panels), 4, ncols=len(panels))
-    axes = np.atleast_1d(axes).ravel()
-    for ax, panel in zip(axes, panels):
+    fig, axes = _side_by_side(len(data["panels"]))
+    for ax, panel in zip(axes, data["panels"]):
         for rule, curve in panel["curves"].items():
             style = ":" if rule == "none" else "-"
             label = "no pruning (n = kept)" if rule == "none" else rule
@@ -51,12 +67,9 @@ def plot_rules(data: dict, path: Path) -> Path:
         for rule in ("keep-hard", "keep-easy", "random"):
             sub = [r for r in panel["sim"] if r["rule"] == rule]
             _errorbars(ax, [r["kept"] for r in sub], sub, COLORS[rule])
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("kept examples m = p·n")
-        ax.set_ylabel("test error")
-        ax.set_title(f"ρ = {panel['rho']}, kept fraction p = {panel['p']} (d = {data['d']})")
-        ax.legend(fontsize=8)
+        _axes(ax, "kept examples m = p·n", "test error",
+              f"ρ = {panel['rho']}, kept fraction p = {panel['p']} (d = {data['d']})", xscale="log", yscale="log",
+              legend=8)
     return save_figure(fig, path)
 
 
@@ -66,8 +79,7 @@ def plot_regime(data: dict, path: Path) -> Path:
     maps = data["maps"]
     rules = data["rules"]
     cmap = ListedColormap([COLORS[r] for r in rules])
-    fig, axes = new_figure(5 * len(maps), 4, ncols=len(maps))
-    axes = np.atleast_1d(axes).ravel()
+    fig, axes = _side_by_side(len(maps))
     x = np.array(data["n_over_d"])
     y = np.array(data["p"])
     for ax, m in zip(axes, maps):
@@ -78,30 +90,24 @@ def plot_regime(data: dict, path: Path) -> Path:
                 continue
             ax.scatter([spot["n_over_d"]], [spot["p"]], s=60, color=COLORS[spot["mc_winner"]], edgecolor="white",
                        marker="o" if spot["mc_winner"] == spot["theorem_winner"] else "X")
-        ax.set_xscale("log")
-        ax.set_xlabel("data abundance n/d (pool size over dimension)")
-        ax.set_ylabel("kept fraction p")
-        ax.set_title(f"best rule, ρ = {m['rho']} (dots: Monte-Carlo winner)")
+        _axes(ax, "data abundance n/d (pool size over dimension)", "kept fraction p",
+              f"best rule, ρ = {m['rho']} (dots: Monte-Carlo winner)", xscale="log")
     handles = [axes[0].scatter([], [], color=COLORS[r], label=r) for r in rules]
     axes[0].legend(handles=handles, fontsize=8, loc="lower right")
     return save_figure(fig, path)
 
 
 def plot_descent(data: dict, path: Path) -> Path:
-    panels = data["panels"]
-    fig, axes = new_figure(5 * len(panels), 4, ncols=len(panels))
-    axes = np.atleast_1d(axes).ravel()
-    for ax, panel in zip(axes, panels):
+    fig, axes = _side_by_side(len(data["panels"]))
+    for ax, panel in zip(axes, data["panels"]):
         for rule, curve in panel["theorem"].items():
             ax.plot(panel["p"], curve, "-", color=COLORS[rule], label=f"{rule} (λ = {data['lam']})")
             ax.plot(panel["p"], panel["limit"][rule], ":", color=COLORS[rule], lw=1)
             sub = [r for r in panel["sim"] if r["rule"] == rule]
             _errorbars(ax, [r["p"] for r in sub], sub, COLORS[rule])
         ax.axvline(panel["peak_p"], color="k", lw=0.8, ls="--")
-        ax.set_xlabel("kept fraction p (dashed: p = d/n; dotted: λ → 0)")
-        ax.set_ylabel("test error")
-        ax.set_title(f"multiple descent, n = {panel['n']} (n/d = {panel['n_over_d']}), ρ = {data['rho']}")
-        ax.legend(fontsize=8)
+        _axes(ax, "kept fraction p (dashed: p = d/n; dotted: λ → 0)", "test error",
+              f"multiple descent, n = {panel['n']} (n/d = {panel['n_over_d']}), ρ = {data['rho']}", legend=8)
     return save_figure(fig, path)
 
 
@@ -130,13 +136,9 @@ def plot_dimension(data: dict, path: Path) -> Path:
     ax.plot(sizes, fitted, "-", color="tab:purple", label=f"fitted (M1) α = {dig['alpha']:.2f}")
     for name, alpha in data["references"].items():
         ax.plot(sizes, dig["errors"][0] * (sizes / sizes[0]) ** (-alpha), "--", lw=1, label=f"{name}: α = {alpha:.2f}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("training examples n")
-    ax.set_ylabel("test error")
-    ax.set_title(f"digits: D ≈ {dig['dimension']:.1f} (TwoNN {dig['dim_twonn']:.1f}, MLE {dig['dim_mle']:.1f}), "
-                 f"α·D = {dig['implied_c']:.1f}", fontsize=9)
-    ax.legend(fontsize=7)
+    _axes(ax, "training examples n", "test error",
+          f"digits: D ≈ {dig['dimension']:.1f} (TwoNN {dig['dim_twonn']:.1f}, MLE {dig['dim_mle']:.1f}), "
+          f"α·D = {dig['implied_c']:.1f}", xscale="log", yscale="log", title_size=9, legend=7)
     return save_figure(fig, path)
 
 
@@ -150,12 +152,8 @@ def plot_binning(data: dict, path: Path) -> Path:
         ax.plot(n, ref, "-", color=color,
                 label=f"d={rate['d']}: slope {rate['measured_slope']:.3f} "
                       f"vs −2/(2+d) = {rate['documented_slope']:.3f}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("samples n")
-    ax.set_ylabel("integrated squared error")
-    ax.set_title("binning estimator of a Lipschitz function")
-    ax.legend(fontsize=8)
+    _axes(ax, "samples n", "integrated squared error", "binning estimator of a Lipschitz function", xscale="log",
+          yscale="log", legend=8)
     return save_figure(fig, path)
 
 
@@ -173,13 +171,9 @@ def plot_composition(data: dict, path: Path) -> Path:
         ax.plot(sizes, means, "o", color=color)
         ax.plot(sizes, np.exp(fit["intercepts"][name] - fit["shared_alpha"] * np.log(sizes)), "-", color=color,
                 label=f"{name} (own α = {fit['separate_alphas'][name]:.2f})")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("training examples n")
-    ax.set_ylabel("1-NN test error")
-    ax.set_title(f"shared α = {fit['shared_alpha']:.2f}; slope p = {fit['slope_p']:.2g}, "
-                 f"intercept p = {fit['intercept_p']:.2g}", fontsize=9)
-    ax.legend(fontsize=8)
+    _axes(ax, "training examples n", "1-NN test error",
+          f"shared α = {fit['shared_alpha']:.2f}; slope p = {fit['slope_p']:.2g}, "
+          f"intercept p = {fit['intercept_p']:.2g}", xscale="log", yscale="log", title_size=9, legend=8)
     return save_figure(fig, path)
 
 
