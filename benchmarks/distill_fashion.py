@@ -52,7 +52,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from practicum.data import atomic_write_json  # noqa: E402
 from practicum.distill.methods import METHODS  # noqa: E402
-from practicum.distill.pipeline import DistillSettings, print_summary, run_distill  # noqa: E402
+from practicum.distill.pipeline import DistillSettings, paired_interval, print_summary, run_distill  # noqa: E402
+from practicum.stats import paired_difference  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "distill_fashion.json"
 LITERATURE = {  # ConvNet-3, Zhao et al.'s protocol; IPC 1 / 10 / 50 (shared/data/README.md)
@@ -482,21 +483,19 @@ def full_table(full: dict) -> str:
         if entry.get("departures"):
             lines.append(f"- IPC {i}: departs from the literature's protocol in {entry['departures']}")
         for pair, d in entry["paired"].items():
-            ci = d.get("ci95")
-            tail = f"95% paired t interval [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else "no interval (< 5 seeds)"
+            ci, why = paired_interval(d)
+            tail = f"95% paired t interval [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else \
+                f"no interval ({why or '< 5 seeds'})"
             lines.append(f"- IPC {i}, {pair}: {100 * d['mean']:+.1f} points over {len(d['per_seed'])} seeds; {tail}")
     return "\n".join(lines)
 
 
 def _paired(a: dict, b: dict, key: str = "last_accuracy") -> dict:
-    """Per-seed differences a − b of two methods' records, with a t interval at 5 or more seeds."""
-    from practicum.distill.protocol import t_interval
-
-    pa = {r["seed"]: r[key] for r in a["per_seed"]}
+    """Per-seed differences a − b of two methods' records (`practicum.stats.paired_difference`)."""
+    pa = {r["seed"]: r[key] for r in sorted(a["per_seed"], key=lambda r: r["seed"])}
     pb = {r["seed"]: r[key] for r in b["per_seed"]}
-    diffs = [pa[s] - pb[s] for s in sorted(set(pa) & set(pb))]
-    return {"per_seed": diffs, "mean": sum(diffs) / len(diffs),
-            "ci95": t_interval(diffs) if len(diffs) >= 5 else None}
+    d = paired_difference(pa, pb)
+    return {k: d[k] for k in ("seeds", "per_seed", "mean", "ci", "ci_note", "level")}
 
 
 def _kendall(a: list[str], b: list[str]) -> float:
@@ -517,9 +516,8 @@ def table(report: dict) -> str:
     lines.append("")
     for i in ipcs:
         for pair, d in report["protocol_A"][str(i)].get("paired", {}).items():
-            ci = d.get("ci95")
-            ci_text = f"95% t interval [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else \
-                f"no interval ({d.get('why_no_interval', '')})"
+            ci, why = paired_interval(d)
+            ci_text = f"95% t interval [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else f"no interval ({why})"
             lines.append(f"- IPC {i}, paired {pair}: {100 * d['mean']:+.1f} points; {ci_text}")
     return "\n".join(lines)
 

@@ -28,8 +28,9 @@ NO_INTERVAL_NOTE = ("fewer than {min} seeds ({n}): no interval is printed "
                     "(a t or bootstrap interval is not valid there)")
 
 
-def t_quantile(level: float, df: int) -> float:
-    """The two-sided Student-t quantile for `level` with `df` degrees of freedom."""
+def t_quantile(level: float, df: float) -> float:
+    """The two-sided Student-t quantile for `level` with `df` degrees of freedom (a real number:
+    Welch's are fractional; inf gives the normal's)."""
     return float(_scipy_stats.t.ppf((1 + level) / 2, df))
 
 

@@ -237,10 +237,28 @@ def test_paired_differences_need_five_seeds_for_an_interval():
         return {"per_seed": [{"seed": s, "last_accuracy": v} for s, v in enumerate(values)]}
 
     few = paired_differences({"mgd3": entry([0.8, 0.7]), "unguided": entry([0.7, 0.7])})
-    assert few["mgd3 - unguided"]["per_seed"] == pytest.approx([0.1, 0.0]) and few["mgd3 - unguided"]["ci95"] is None
+    assert few["mgd3 - unguided"]["per_seed"] == pytest.approx([0.1, 0.0]) and few["mgd3 - unguided"]["ci"] is None
+    assert few["mgd3 - unguided"]["ci_note"].startswith("fewer than 5 seeds (2)")
     five = paired_differences({"mgd3": entry([0.8, 0.7, 0.9, 0.8, 0.8]), "unguided": entry([0.7] * 5)})
-    lo, hi = five["mgd3 - unguided"]["ci95"]
+    lo, hi = five["mgd3 - unguided"]["ci"]
     assert lo < five["mgd3 - unguided"]["mean"] < hi and five["mgd3 - unguided"]["mean"] == pytest.approx(0.1)
+    assert five["mgd3 - unguided"]["ci_note"] is None and five["mgd3 - unguided"]["level"] == 0.95
+
+
+def test_print_summary_reads_the_stats_keys_and_a_summary_written_with_the_old_ones(capsys):
+    from practicum.distill.pipeline import print_summary
+
+    base = {"ipc": 10, "data": "digits", "evaluated_on": "test", "protocol": "A", "accuracy": "final", "methods": {}}
+    new = {"seeds": [0, 1, 2, 3, 4], "per_seed": [0.1] * 5, "mean": 0.1, "ci": [0.05, 0.15], "ci_note": None,
+           "level": 0.95}
+    old = {"seeds": [0, 1], "per_seed": [0.2, 0.0], "mean": 0.1, "ci95": None,
+           "why_no_interval": "2 seeds: a t interval needs at least 5 to be worth printing"}
+    old_ci = {"seeds": [0, 1, 2, 3, 4], "per_seed": [0.1] * 5, "mean": 0.1, "ci95": [0.04, 0.16]}
+    print_summary({**base, "paired": {"mgd3 - unguided": new, "mgd3 - herding": old, "mgd3 - random-real": old_ci}})
+    out = capsys.readouterr().out
+    assert "paired mgd3 - unguided: +10.0 points over 5 seeds; 95% t interval [+5.0, +15.0]" in out
+    assert "paired mgd3 - herding: +10.0 points over 2 seeds; 2 seeds: a t interval needs at least 5" in out
+    assert "paired mgd3 - random-real: +10.0 points over 5 seeds; 95% t interval [+4.0, +16.0]" in out
 
 
 def test_herding_by_hand():

@@ -1,6 +1,8 @@
 """Protocol A-full (issue 27): the literature's DSA, ConvNet, normalisation, schedule and student count."""
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -207,8 +209,6 @@ def test_a_full_normalises_with_the_given_stats_and_augments_in_those_units(monk
 # ---------------------------------------------------------------- through `practicum distill`
 
 def test_distill_cli_runs_a_full_with_departures_and_per_student_files(tmp_path, capsys):
-    import json
-
     import yaml
 
     from practicum.cli import main
@@ -245,7 +245,6 @@ def test_distill_cli_runs_a_full_with_departures_and_per_student_files(tmp_path,
 
 def _bench():
     import importlib.util
-    from pathlib import Path
 
     path = Path(__file__).resolve().parent.parent / "benchmarks" / "distill_fashion.py"
     spec = importlib.util.spec_from_file_location("distill_fashion_bench", path)
@@ -269,8 +268,6 @@ def test_benchmark_a_full_cells_keep_the_preset_unless_a_budget_flag_is_given():
 
 
 def test_benchmark_a_full_table_is_rebuilt_from_finished_cells(tmp_path):
-    import json
-
     from practicum.distill.protocol import t_interval
 
     bench = _bench()
@@ -291,7 +288,22 @@ def test_benchmark_a_full_table_is_rebuilt_from_finished_cells(tmp_path):
     assert entry["unfinished"] == {"herding-seed0": "2 students done"} and entry["departures"] == {"epochs": 1}
     pair = entry["paired"]["mgd3 - unguided"]
     diffs = [a - b for a, b in zip(mgd3, unguided)]
-    assert pair["mean"] == pytest.approx(np.mean(diffs)) and pair["ci95"] == pytest.approx(t_interval(diffs))
+    assert pair["mean"] == pytest.approx(np.mean(diffs)) and pair["ci"] == pytest.approx(t_interval(diffs))
+    assert pair["ci_note"] is None and pair["level"] == 0.95 and pair["seeds"] == list(range(5))
     text = bench.full_table(full)
     assert "| DM (literature) | 83.5 |" in text and "Zhao & Bilen, WACV 2023" in text
     assert "| mgd3 (practicum, A-full) | 81.4 ± 2.3 (5) |" in text and "IPC 10, mgd3 - unguided: +4.8 points" in text
+
+
+def test_benchmark_tables_read_recorded_results_written_with_the_old_interval_keys():
+    bench = _bench()
+    results = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+    recorded = json.loads((results / "distill_fashion.json").read_text())
+    pair = recorded["protocol_A"]["10"]["paired"]["mgd3 - unguided"]
+    assert "ci95" in pair and "ci" not in pair  # written before the stats keys
+    lo, hi = pair["ci95"]
+    assert f"- IPC 10, paired mgd3 - unguided: {100 * pair['mean']:+.1f} points; 95% t interval " \
+           f"[{100 * lo:+.1f}, {100 * hi:+.1f}]" in bench.table(recorded)
+    few = json.loads((results / "distill_fashion_ipc50.json").read_text())
+    why = few["protocol_A"]["50"]["paired"]["mgd3 - unguided"]["why_no_interval"]
+    assert f"no interval ({why})" in bench.table(few)

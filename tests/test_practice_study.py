@@ -14,7 +14,8 @@ from practicum.errors import ConfigError, DataError
 from practicum.practice import BankGenerator, Generation, Request, analysis, balanced_labels
 from practicum.diffusion.service import register_model
 from practicum.practice.baselines import PruneSettings, generate_then_prune, select_hardest
-from practicum.stats import NO_INTERVAL_NOTE, seed_interval
+from practicum.scaling.compare import data_multiplier
+from practicum.stats import MIN_SEEDS_FOR_INTERVAL, NO_INTERVAL_NOTE, seed_interval
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +128,7 @@ def test_gains_are_paired_on_the_shared_grid_and_skip_the_start_size():
                                                                                          1600, 3200]
 
 
-def test_fitted_multiplier_uses_one_family_for_both_and_a_paired_jackknife():
+def test_fitted_multiplier_is_scaling_compare_with_one_family_chosen_on_static():
     rng = np.random.default_rng(0)
     points = []
     for seed in range(5):
@@ -138,8 +139,23 @@ def test_fitted_multiplier_uses_one_family_for_both_and_a_paired_jackknife():
     assert result["family"] and "family_a" not in result
     assert 2.0 < result["multiplier"] < 8.0  # the laws differ by a factor 4 in size
     assert result["ci"][0] < result["multiplier"] < result["ci"][1]
-    few = [p for p in points if p["seed"] < 3]
-    assert analysis.fitted_multiplier(few)["ci"] is None
+    assert "compare" in result["method"] and result["n_seeds"] == 5
+    # the same numbers as calling compare directly with static's family and static's best mean error
+    xa, ea, sa = analysis._curve_arrays(points, "static")
+    xb, eb, sb = analysis._curve_arrays(points, "dp")
+    direct = data_multiplier(xa, ea, xb, eb, target=result["target_error"], family=result["family"],
+                             seeds_a=sa, seeds_b=sb)
+    assert result["multiplier"] == pytest.approx(direct.multiplier)
+    assert result["ci"] == pytest.approx(list(direct.ci))
+    assert direct.family_a == direct.family_b == result["family"]
+    few = analysis.fitted_multiplier([p for p in points if p["seed"] < 3])
+    assert few["ci"] is None and few["multiplier"] > 2.0  # compare would give one: the seed minimum withholds it
+    assert few["ci_note"] == NO_INTERVAL_NOTE.format(min=MIN_SEEDS_FOR_INTERVAL, n=3)
+    # a DP curve that never gets to static's best error: no multiplier, and the note says so
+    flat = [p for p in points if p["strategy"] == "static"] + [
+        dict(p, test_accuracy=0.5 + 1e-4 * math.log(p["size"])) for p in points if p["strategy"] == "dp"]
+    unreached = analysis.fitted_multiplier(flat)
+    assert unreached["multiplier"] is None and "cannot both reach error" in unreached["note"]
 
 
 def _two_seeds(dp_curve):

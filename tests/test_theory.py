@@ -20,7 +20,8 @@ from practicum.scaling.theory import (
     theorem_terms,
 )
 from practicum.scaling.theory.closed_form import derivative_check, stieltjes_m
-from practicum.scaling.theory.simulation import Trial, max_margin_direction, run_trial
+from practicum.scaling.theory.simulation import MonteCarlo, Trial, max_margin_direction, run_trial
+from practicum.stats import t_interval
 
 # ---------------------------------------------------------------- Lemmas 1–2
 
@@ -172,6 +173,15 @@ def test_simulation_is_deterministic_and_reports_ci():
     assert np.array_equal(a.errors, b.errors) and not np.array_equal(a.errors, c.errors)
     assert a.ci_low < a.mean < a.ci_high
     assert abs(a.as_dict()["mean_kept"] - 0.4 * 300) < 40  # threshold selection keeps about p·n
+
+
+def test_monte_carlo_interval_is_the_one_t_interval_on_a_hand_checked_case():
+    mc = MonteCarlo(np.array([1.0, 2.0, 3.0, 4.0, 5.0]), np.zeros(5))
+    half = 2.7764451051977987 * math.sqrt(2.5) / math.sqrt(5)  # t_{0.975, 4} · s / √n, s² = 2.5
+    assert (mc.ci_low, mc.ci_high) == pytest.approx((3 - half, 3 + half), rel=1e-12)
+    assert [mc.ci_low, mc.ci_high] == t_interval([1.0, 2.0, 3.0, 4.0, 5.0])
+    one = MonteCarlo(np.array([0.3]), np.zeros(1))
+    assert one.mean == 0.3 and one.std == 0.0 and math.isnan(one.ci_low) and math.isnan(one.ci_high)
 
 
 def test_rank_selection_keeps_exactly_and_learners_run():

@@ -439,9 +439,9 @@ PAIRS = (("mgd3", "unguided"), ("mgd3", "mode-no-stop"), ("mgd3", "random-real")
 
 
 def paired_differences(methods: dict, key: str = "last_accuracy") -> dict:
-    """Per-seed paired differences a − b (`practicum.stats.paired_difference`) with a t interval (none,
-    and why, with fewer than `MIN_SEEDS_FOR_INTERVAL` seeds), under this summary's keys ci95 and
-    why_no_interval."""
+    """Per-seed paired differences a − b (`practicum.stats.paired_difference`): seeds, per_seed, mean,
+    and the stats keys ci, ci_note and level (no interval, and why, below `MIN_SEEDS_FOR_INTERVAL`
+    seeds)."""
     out = {}
     for a, b in PAIRS:
         if a not in methods or b not in methods:
@@ -451,11 +451,16 @@ def paired_differences(methods: dict, key: str = "last_accuracy") -> dict:
         d = paired_difference(pa, pb)
         if d is None:
             continue
-        entry = {"seeds": d["seeds"], "per_seed": d["per_seed"], "mean": d["mean"], "ci95": d["ci"]}
-        if d["ci"] is None:
-            entry["why_no_interval"] = d["ci_note"]
-        out[f"{a} - {b}"] = entry
+        out[f"{a} - {b}"] = {k: d[k] for k in ("seeds", "per_seed", "mean", "ci", "ci_note", "level")}
     return out
+
+
+def paired_interval(entry: dict) -> tuple[list[float] | None, str]:
+    """(interval, why none) of one paired entry; also reads summaries written before the stats keys
+    (ci95 and why_no_interval, a 95 % interval)."""
+    if "ci" in entry or "ci_note" in entry:
+        return entry.get("ci"), entry.get("ci_note") or ""
+    return entry.get("ci95"), entry.get("why_no_interval", "")
 
 
 def summarise_run(settings: DistillSettings, run: RunDir, mode_seconds: float) -> dict:
@@ -518,10 +523,10 @@ def print_summary(summary: dict) -> None:
              f"{_fmt(m['diversity']):>7}{_fmt(m['representativeness']):>7}{_fmt(m['diversity_cosine']):>9}"
              f"{_fmt(m['representativeness_cosine']):>9}{m['seconds']:>9.2f}")
     for pair, d in summary.get("paired", {}).items():
-        ci = d["ci95"]
-        tail = f"95% t interval [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else d.get("why_no_interval", "")
+        ci, why = paired_interval(d)
+        tail = f"{d.get('level', 0.95):.0%} t interval [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else why
         echo(f"paired {pair}: {100 * d['mean']:+.1f} points over {len(d['seeds'])} seeds; {tail}")
 
 
 __all__ = ["DistillSettings", "MODE_METHODS", "PAIRS", "TUNED", "tuned_defaults", "clustered_images", "discover", "encode", "load_splits", "make_set", "open_model",
-           "paired_differences", "print_summary", "run_distill", "summarise_run"]
+           "paired_differences", "paired_interval", "print_summary", "run_distill", "summarise_run"]

@@ -21,9 +21,11 @@ Conventions (the same in the terminal summary, summary.json and report.html):
 - **Gains at equal size** (DP − static, DP − dynamic-vanilla): per seed at grid sizes above the
   start size (equal for both strategies by construction, so not a gain), then mean and t interval
   over seeds under the same rule.
-- **Fitted-law multiplier**: one law family for both strategies (chosen on static), fitted to all
-  seeds' points; the interval is a paired leave-one-seed-out jackknife (both curves drop the same
-  seed) with a t quantile, again only with at least `practicum.stats.MIN_SEEDS_FOR_INTERVAL` seeds.
+- **Fitted-law multiplier**: `practicum.scaling.compare.data_multiplier` on test error, with one
+  law family for both strategies (chosen on static alone) and static's best mean error as the
+  target; its interval is compare's (each curve's leave-one-seed-out jackknife, the two log
+  variances added, a Welch–Satterthwaite t), printed only with at least
+  `practicum.stats.MIN_SEEDS_FOR_INTERVAL` seeds and where compare's coverage check allows it.
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ from typing import Any
 import numpy as np
 
 from practicum.errors import PracticumError
-from practicum.scaling import fit
-from practicum.stats import MIN_SEEDS_FOR_INTERVAL, NO_INTERVAL_NOTE, paired_difference, seed_interval, t_quantile
+from practicum.scaling import data_multiplier, fit
+from practicum.stats import MIN_SEEDS_FOR_INTERVAL, NO_INTERVAL_NOTE, paired_difference, seed_interval
 
 # ---------------------------------------------------------------- curves
 
@@ -198,19 +200,19 @@ def paired_gain(points: list[dict], a: str, b: str, level: float = 0.95, start_s
 
 # ---------------------------------------------------------------- fitted laws (practicum.scaling)
 
-def _curve_arrays(points: list[dict], strategy: str, drop_seed: int | None = None,
-                  key: str = "test_accuracy") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rows = [p for p in points if p["strategy"] == strategy and p.get(key) is not None
-            and (drop_seed is None or int(p["seed"]) != drop_seed)]
+def _curve_arrays(points: list[dict], strategy: str, key: str = "test_accuracy"
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sizes, test errors, seeds) of every point of one strategy."""
+    rows = [p for p in points if p["strategy"] == strategy and p.get(key) is not None]
     x = np.array([p["size"] for p in rows], dtype=float)
     err = np.array([1.0 - p[key] for p in rows], dtype=float)
     seeds = np.array([p["seed"] for p in rows])
     return x, err, seeds
 
 
-def fit_law(points: list[dict], strategy: str, family: str = "auto", drop_seed: int | None = None):
+def fit_law(points: list[dict], strategy: str, family: str = "auto"):
     """A scaling law of test error vs size for one strategy, or None with the reason."""
-    x, err, seeds = _curve_arrays(points, strategy, drop_seed)
+    x, err, seeds = _curve_arrays(points, strategy)
     if len(np.unique(x)) < 3:
         return None, f"{strategy}: fewer than 3 sizes"
     try:
@@ -221,19 +223,13 @@ def fit_law(points: list[dict], strategy: str, family: str = "auto", drop_seed: 
         return None, f"{strategy}: {exc}"
 
 
-def _fitted_ratio(points, a, b, family, target_error, drop_seed=None) -> float | None:
-    law_a, _ = fit_law(points, a, family, drop_seed)
-    law_b, _ = fit_law(points, b, family, drop_seed)
-    if law_a is None or law_b is None:
-        return None
-    try:
-        return float(law_a.invert(target_error) / law_b.invert(target_error))
-    except (PracticumError, ValueError, ZeroDivisionError):
-        return None
+FITTED_METHOD = ("practicum.scaling.compare.data_multiplier: each curve's leave-one-seed-out jackknife, "
+                 "log variances added, Welch-Satterthwaite t")
 
 
 def fitted_multiplier(points: list[dict], a: str = "static", b: str = "dp", level: float = 0.95) -> dict[str, Any]:
-    """x_a(y*) / x_b(y*) from two laws of ONE family (chosen on `a`), y* = a's best mean error."""
+    """x_a(y*) / x_b(y*) from two laws of ONE family (chosen on `a` alone), y* = a's best mean error,
+    by `practicum.scaling.compare.data_multiplier` (module docstring)."""
     law_a, why = fit_law(points, a)
     if law_a is None:
         return {"multiplier": None, "note": why}
@@ -242,23 +238,24 @@ def fitted_multiplier(points: list[dict], a: str = "static", b: str = "dp", leve
     if target["target"] is None:
         return {"multiplier": None, "note": "no static size measured by every seed"}
     y_star = 1.0 - target["target"]
-    m = _fitted_ratio(points, a, b, family, y_star)
-    out: dict[str, Any] = {"multiplier": m, "family": family, "target_error": y_star, "ci": None, "level": level,
-                           "method": "paired leave-one-seed-out jackknife, t quantile"}
-    if m is None:
+    n_seeds = len(set(per_seed(points, a)) & set(per_seed(points, b)))
+    enough = n_seeds >= MIN_SEEDS_FOR_INTERVAL
+    out: dict[str, Any] = {"multiplier": None, "family": family, "target_error": y_star, "ci": None, "level": level,
+                           "n_seeds": n_seeds, "method": FITTED_METHOD}
+    (xa, ea, sa), (xb, eb, sb) = _curve_arrays(points, a), _curve_arrays(points, b)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # below the seed minimum no interval is printed, so none is computed (n_boot=0)
+            result = data_multiplier(xa, ea, xb, eb, target=y_star, metric="error", family=family, seeds_a=sa,
+                                     seeds_b=sb, level=level, n_boot=1000 if enough else 0)
+    except PracticumError:
         out["note"] = f"the {family} laws cannot both reach error {y_star:.4f}"
         return out
-    seeds = sorted(set(per_seed(points, a)) & set(per_seed(points, b)))
-    if len(seeds) < MIN_SEEDS_FOR_INTERVAL:
-        out["ci_note"] = NO_INTERVAL_NOTE.format(min=MIN_SEEDS_FOR_INTERVAL, n=len(seeds))
-        return out
-    loo = [_fitted_ratio(points, a, b, family, y_star, drop_seed=s) for s in seeds]
-    if any(v is None or v <= 0 for v in loo):
-        out["ci_note"] = "a leave-one-seed-out fit could not reach the target: no interval"
-        return out
-    logs = np.log(loo)
-    n = len(logs)
-    se = math.sqrt((n - 1) / n * float(((logs - logs.mean()) ** 2).sum()))
-    half = t_quantile(level, n - 1) * se
-    out["ci"] = [float(m * math.exp(-half)), float(m * math.exp(half))]
+    out["multiplier"] = result.multiplier
+    if not enough:
+        out["ci_note"] = NO_INTERVAL_NOTE.format(min=MIN_SEEDS_FOR_INTERVAL, n=n_seeds)
+    else:
+        out["ci"] = None if result.ci is None else list(result.ci)
+        out["ci_note"] = result.ci_note
     return out

@@ -572,8 +572,9 @@ CONVENTIONS = ("Per seed, then over seeds. Curves are read on a shared log-size 
                "n* / the DP size reaching that target; a seed where DP never reaches it is censored (DP needs more "
                "than its largest pool), never scored 0. Over seeds: geometric mean with a t interval on the log, "
                "only with >= 5 seeds and no censoring. Gains: paired per seed, above the start size (equal by "
-               "construction), t intervals with >= 5 seeds. Fitted multiplier: one law family for both, "
-               "paired leave-one-seed-out jackknife.")
+               "construction), t intervals with >= 5 seeds. Fitted multiplier: scaling.data_multiplier with one "
+               "law family for both (chosen on static) and its interval (each curve's leave-one-seed-out "
+               "jackknife), with >= 5 seeds.")
 
 
 def _dp_vs_prune(settings: StudySettings, points: list[dict], results: list[dict]) -> dict[str, Any]:

@@ -372,7 +372,7 @@ def headline(summary: dict[str, Any]) -> list[dict[str, str]]:
     rows.append({"quantity": "data multiplier from fitted laws (one family for both)",
                  "value": "not defined" if fit.get("multiplier") is None else f"{fit['multiplier']:.2f}x",
                  "95% interval": _interval(fit.get("ci"), lambda v: f"{v:.2f}x"),
-                 "detail": _detail(f"family {fit.get('family')}; paired leave-one-seed-out jackknife"
+                 "detail": _detail(f"family {fit.get('family')}; {fit.get('method')}"
                                    if fit.get("family") else "", fit.get("ci"),
                                    fit.get("ci_note") or fit.get("note"))})
     for key, label in (("dp_gain_equal_size", "DP − static"), ("dp_vs_vanilla_equal_size", "DP − dynamic-vanilla")):

@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
-from scipy.stats import t as student_t
 
 from practicum.errors import FitError
 from practicum.scaling.curve import loss_space
+from practicum.stats import t_quantile
 
 METHOD_NOTES = {
     "points": "percentile bootstrap over points; assumes independent points",
@@ -60,7 +60,7 @@ def t_interval(center: np.ndarray, samples: np.ndarray, level: float) -> tuple[n
         g = np.where(positive, np.log(np.where(positive, samples, 1.0)), samples)
         g0 = np.where(positive, np.log(np.where(positive, center, 1.0)), center)
         se = np.sqrt((m - 1) / m * np.sum((g - g.mean(axis=0)) ** 2, axis=0))
-        half = student_t.ppf((1 + level) / 2, m - 1) * se
+        half = t_quantile(level, m - 1) * se
         lo = np.where(positive, np.exp(g0 - half), g0 - half)
         hi = np.where(positive, np.exp(g0 + half), g0 + half)
     ok = np.all(np.isfinite(samples), axis=0) & np.isfinite(center)

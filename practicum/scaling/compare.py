@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import brentq
-from scipy.stats import t as student_t
 
 from practicum.errors import FitError
 from practicum.scaling.bootstrap import (METHOD_NOTES, calibration_note, choose_unit, interval_ok, log_spread,
                                          made_at, n_seed_labels)
 from practicum.scaling.law import ScalingLaw, check_curve, loss_space, rank_shared
+from practicum.stats import t_quantile
 
 
 @dataclass
@@ -173,7 +173,7 @@ def multiplier_interval(boot_a, boot_b, target: float, need_a: float, need_b: fl
     var = se_a ** 2 + se_b ** 2
     parts = [v ** 2 / df for v, df in ((se_a ** 2, df_a), (se_b ** 2, df_b)) if v > 0]
     df = var ** 2 / sum(parts) if parts and sum(parts) > 0 else np.inf
-    half = float(student_t.ppf((1 + level) / 2, df)) * np.sqrt(var)
+    half = t_quantile(level, df) * np.sqrt(var)
     center = np.log(need_a / need_b)
     return (float(np.exp(center - half)), float(np.exp(center + half))), info
 

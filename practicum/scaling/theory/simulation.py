@@ -28,11 +28,11 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
 from practicum.engine import get_executor, shard_seed
 from practicum.errors import ConfigError
 from practicum.scaling.theory.closed_form import Rule
+from practicum.stats import t_interval
 
 LEARNERS = ("ridge", "max-margin", "perceptron", "logistic")
 SELECTIONS = ("threshold", "rank")
@@ -71,11 +71,8 @@ class MonteCarlo:
         e = np.asarray(self.errors, dtype=float)
         self.mean = float(e.mean())
         self.std = float(e.std(ddof=1)) if e.size > 1 else 0.0
-        if e.size > 1:
-            half = stats.t.ppf(0.5 + self.confidence / 2, e.size - 1) * self.std / math.sqrt(e.size)
-        else:
-            half = float("nan")
-        self.ci_low, self.ci_high = self.mean - half, self.mean + half
+        ci = t_interval(e, self.confidence)  # None for one seed: no interval
+        self.ci_low, self.ci_high = ci if ci is not None else (math.nan, math.nan)
 
     def as_dict(self) -> dict:
         return {"mean": self.mean, "std": self.std, "ci_low": self.ci_low, "ci_high": self.ci_high,
