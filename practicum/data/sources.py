@@ -76,7 +76,7 @@ def split_indices(labels: np.ndarray, test_fraction: float = DIGITS_TEST_FRACTIO
     `val_fraction` of the whole is held out and halved into val and tune (stratified where every
     class has two held-out rows, else at random), so the train and test rows never depend on it.
     """
-    from sklearn.model_selection import train_test_split  # lazy: sklearn costs SK_S at import
+    from sklearn.model_selection import train_test_split  # lazy: sklearn import costs ~1.5x torch's
 
     index = np.arange(len(labels))
     try:
@@ -104,7 +104,7 @@ def _check_split(split: str) -> None:
 
 def load_digits(split: str = "train") -> Dataset:
     """scikit-learn's bundled handwritten digits (shipped with the package, no download)."""
-    from sklearn.datasets import load_digits as sk_digits  # lazy: sklearn costs SK_S at import
+    from sklearn.datasets import load_digits as sk_digits  # lazy: sklearn import costs ~1.5x torch's
 
     _check_split(split)
     bunch = sk_digits()

@@ -351,7 +351,7 @@ def run_distill(settings: DistillSettings, out: str | Path, *, resume: bool = Fa
                                      spaces=tuple(settings.metric_spaces), seed=0,
                                      real_per_class=settings.tsne_real_per_class)
                 if seed == settings.seeds[0] and "tsne" in settings.metric_spaces:
-                    from practicum.distill.figures import tsne_figure  # lazy: matplotlib costs MPL_S at import
+                    from practicum.distill.figures import tsne_figure  # lazy: matplotlib import costs ~0.7x torch's
 
                     for m in settings.methods:
                         tsne_figure(joint[m]["tsne"]["embeddings"], m, run.sub("figures") / f"tsne-{m}.png")
@@ -391,7 +391,7 @@ def run_distill(settings: DistillSettings, out: str | Path, *, resume: bool = Fa
                             student.last_accuracy)
         summary = summarise_run(settings, run, mode_seconds)
         run.write_json("summary.json", summary)
-        from practicum.distill.figures import write_figures_and_report  # lazy: matplotlib costs MPL_S at import
+        from practicum.distill.figures import write_figures_and_report  # lazy: matplotlib import costs ~0.7x torch's
 
         write_figures_and_report(settings, run, pool, summary)
         run.finish()

@@ -41,7 +41,7 @@ GLOBAL_SEED_SALT = 0x9E3779B1
 
 def driver_threads() -> int:
     """The torch intra-op thread count of this process (what items run with by default)."""
-    import torch  # lazy: torch costs TO_S at import; the engine runs numpy-only jobs too
+    import torch  # lazy: torch import costs seconds; the engine runs numpy-only jobs too
 
     return torch.get_num_threads()
 
@@ -74,9 +74,9 @@ def check_positions(items: Sequence[Any], positions: Sequence[int] | None) -> li
 
 def prepare_item(position: int, threads: int) -> None:
     """Pin torch threads and seed the global generators for the item at `position`."""
-    import torch  # lazy: torch costs TO_S at import
+    import torch  # lazy: torch import costs seconds
 
-    from practicum.runtime import set_torch_threads  # lazy: torch costs TO_S at import
+    from practicum.runtime import set_torch_threads  # lazy: torch import costs seconds
 
     steady_heap()
     set_torch_threads(threads)
@@ -163,7 +163,7 @@ class GlobalStateGuard:
     """Save and restore the driver's thread count and global generators around an in-process run."""
 
     def __enter__(self) -> "GlobalStateGuard":
-        import torch  # lazy: torch costs TO_S at import
+        import torch  # lazy: torch import costs seconds
 
         self._threads = torch.get_num_threads()
         self._torch = torch.get_rng_state()
@@ -172,7 +172,7 @@ class GlobalStateGuard:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        import torch  # lazy: torch costs TO_S at import
+        import torch  # lazy: torch import costs seconds
 
         torch.set_num_threads(self._threads)
         torch.set_rng_state(self._torch)
