@@ -128,7 +128,7 @@ def read_safetensors(path: str | Path, error: type[PracticumError], fix: str, *,
     see `layout_of`), the names, shapes and kinds of dtype must be exactly those. Floating tensors must
     be finite."""
     import torch  # lazy: torch import costs seconds; config reads files at CLI start-up
-    from safetensors.torch import load_file  # lazy: torch import costs seconds
+    from safetensors.torch import load_file  # lazy: torch import costs seconds (safetensors.torch loads it)
 
     header = safetensors_header(path, error, fix)
     if expect is not None:

@@ -76,7 +76,7 @@ def prepare_item(position: int, threads: int) -> None:
     """Pin torch threads and seed the global generators for the item at `position`."""
     import torch  # lazy: torch import costs seconds
 
-    from practicum.runtime import set_torch_threads  # lazy: torch import costs seconds
+    from practicum.runtime import set_torch_threads  # lazy: torch import costs seconds (runtime loads it)
 
     steady_heap()
     set_torch_threads(threads)
