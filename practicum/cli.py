@@ -14,6 +14,9 @@ import inspect
 import sys
 
 import typer
+from rich.markup import escape
+
+from practicum.tracking import track_option
 
 try:  # typer >= 0.2x vendors click; older releases raise click's own exceptions
     from typer._click import exceptions as click_exceptions
@@ -70,8 +73,6 @@ def _register_all() -> None:
 
 def _add_track_option(group: typer.Typer) -> None:
     """`--track mlflow|tensorboard` on every command that writes a run folder (has --out)."""
-    from practicum.tracking import track_option
-
     for info in group.registered_commands:
         if "out" in inspect.signature(info.callback).parameters:
             info.callback = track_option(info.callback)
@@ -139,6 +140,4 @@ def _interrupted() -> None:
 
 
 def _escape(text: str) -> str:
-    from rich.markup import escape
-
     return escape(text)

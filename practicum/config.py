@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from practicum.errors import ConfigError
+from practicum.files import read_text
 
 S = TypeVar("S", bound="Settings")
 
@@ -37,8 +38,6 @@ class Settings(BaseModel):
 
     @classmethod
     def from_yaml(cls: type[S], path: str | Path, **overrides: Any) -> S:
-        from practicum.files import read_text
-
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist", "give the path of a YAML file")

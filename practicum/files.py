@@ -127,8 +127,8 @@ def read_safetensors(path: str | Path, error: type[PracticumError], fix: str, *,
     """The tensors of a checked safetensors file (torch, CPU). With `expect` ({name: (shape, floating)},
     see `layout_of`), the names, shapes and kinds of dtype must be exactly those. Floating tensors must
     be finite."""
-    import torch
-    from safetensors.torch import load_file
+    import torch  # lazy: torch import costs seconds; config reads files at CLI start-up
+    from safetensors.torch import load_file  # lazy: torch import costs seconds (safetensors.torch loads it)
 
     header = safetensors_header(path, error, fix)
     if expect is not None:

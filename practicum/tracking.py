@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import typer
+
 from practicum.errors import ConfigError
 
 TRACKERS = ("mlflow", "tensorboard")
@@ -98,8 +100,6 @@ def track_option(command):
 
 
 def _typer_option():
-    import typer
-
     return typer.Option(None, "--track", help="Also send the run's events to mlflow (<out>/mlruns) or "
                                               "tensorboard (<out>/tensorboard); needs practicum[mlflow] or "
                                               "practicum[tensorboard].")
@@ -171,14 +171,14 @@ def _artifacts(path: Path) -> list[tuple[Path, str]]:
 
 class _MlflowTracker(_Tracker):
     def __init__(self, root: Path | None):
-        from mlflow.tracking import MlflowClient  # noqa: F401  (fails early when the extra is missing)
+        from mlflow.tracking import MlflowClient  # noqa: F401  optional: practicum[mlflow] (fails early when missing)
 
         super().__init__(root)
         self.client = None
         self.experiment = None
 
     def _open(self, path: Path) -> str:
-        from mlflow.tracking import MlflowClient
+        from mlflow.tracking import MlflowClient  # optional: practicum[mlflow]
 
         if self.client is None:
             uri = os.environ.get("MLFLOW_TRACKING_URI")
@@ -196,7 +196,7 @@ class _MlflowTracker(_Tracker):
         return self.client.create_run(self.experiment, run_name=self.name(path), tags=tags).info.run_id
 
     def _write(self, run_id: str, step: int, values: dict[str, float], time: float | None) -> None:
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric  # optional: practicum[mlflow]
 
         stamp = int(1000 * time) if isinstance(time, (int, float)) else 0
         metrics = [Metric(key, value, stamp, step) for key, value in values.items()]
@@ -210,12 +210,12 @@ class _MlflowTracker(_Tracker):
 
 class _TensorBoardTracker(_Tracker):
     def __init__(self, root: Path | None):
-        from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (needs the tensorboard package)
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401  optional: practicum[tensorboard]
 
         super().__init__(root)
 
     def _open(self, path: Path):
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # optional: practicum[tensorboard]
 
         return SummaryWriter(log_dir=str(self.root / "tensorboard" / self.name(path)))
 
@@ -224,8 +224,8 @@ class _TensorBoardTracker(_Tracker):
             writer.add_scalar(key, value, global_step=step, walltime=time)
 
     def _finish(self, writer, artifacts: list[tuple[Path, str]], failed: bool) -> None:
-        import numpy as np
-        from PIL import Image
+        import numpy as np  # lazy: CLI start-up (for --track)
+        from PIL import Image  # lazy: CLI start-up (for --track)
 
         for file, folder in artifacts:
             if folder == "figures":  # TensorBoard keeps images, not files

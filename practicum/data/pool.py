@@ -22,7 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 import torch
+from safetensors.torch import load_file, save_file
 
 from practicum.data.runstore import atomic_write_json, atomic_write_with
 from practicum.data.sources import Dataset
@@ -78,8 +81,6 @@ class Pool:
     # -- the index
     def index(self):
         """The index as a pandas DataFrame (empty with the core columns when the pool is empty)."""
-        import pandas as pd
-
         if self._index_cache is None:
             if self.index_path.exists():
                 try:
@@ -94,8 +95,6 @@ class Pool:
 
     def table(self):
         """The index as a pyarrow Table."""
-        import pyarrow as pa
-
         return pa.Table.from_pandas(self.index(), preserve_index=False)
 
     def shards(self) -> list[str]:
@@ -117,9 +116,6 @@ class Pool:
         `images` are (N, C, H, W) in [-1, 1]. `settings` are constants of the shard (guidance
         settings: stored in every row), `values` are per-example arrays (entropy, ...).
         """
-        import pandas as pd
-        from safetensors.torch import save_file
-
         if not _NAME.match(name):
             raise DataError(f"shard name {name!r} may only use letters, digits, '.', '_' and '-'")
         if self.has_shard(name):
@@ -176,8 +172,6 @@ class Pool:
 
     # -- reading
     def images(self, shards: Sequence[str] | None = None) -> torch.Tensor:
-        from safetensors.torch import load_file
-
         index = self.index()
         names = shards if shards is not None else self.shards()
         parts = []

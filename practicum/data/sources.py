@@ -10,6 +10,8 @@ choices and is never seen by a training loop; `test` is for reported numbers onl
 
 from __future__ import annotations
 
+import warnings
+import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from practicum.errors import DataError
 
@@ -73,7 +76,7 @@ def split_indices(labels: np.ndarray, test_fraction: float = DIGITS_TEST_FRACTIO
     `val_fraction` of the whole is held out and halved into val and tune (stratified where every
     class has two held-out rows, else at random), so the train and test rows never depend on it.
     """
-    from sklearn.model_selection import train_test_split
+    from sklearn.model_selection import train_test_split  # lazy: sklearn import costs ~1.5x torch's
 
     index = np.arange(len(labels))
     try:
@@ -101,7 +104,7 @@ def _check_split(split: str) -> None:
 
 def load_digits(split: str = "train") -> Dataset:
     """scikit-learn's bundled handwritten digits (shipped with the package, no download)."""
-    from sklearn.datasets import load_digits as sk_digits
+    from sklearn.datasets import load_digits as sk_digits  # lazy: sklearn import costs ~1.5x torch's
 
     _check_split(split)
     bunch = sk_digits()
@@ -181,8 +184,6 @@ def load_image_folder(root: str | Path, split: str = "train", size: int | None =
     converted to `channels` (1 or 3; default: 1 if every image is greyscale, else 3).
     Ids are the paths relative to `root`.
     """
-    from PIL import Image
-
     _check_split(split)
     root = Path(root)
     if not root.is_dir():
@@ -247,10 +248,6 @@ def _image_mode(path: Path) -> str:
 def _readable_image(path: Path):
     """An opened, fully decoded image; a corrupt file or a decompression bomb (Pillow's pixel guard,
     its warning included) is one DataError naming the file."""
-    import warnings
-
-    from PIL import Image
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -275,7 +272,6 @@ def load_npz(path: str | Path, split: str = "train") -> Dataset:
     if not path.is_file():
         raise DataError(f"npz file {path} {'is a folder' if path.is_dir() else 'does not exist'}",
                         "give an .npz written by np.savez(path, x=images, y=labels)")
-    import zipfile
 
     if not zipfile.is_zipfile(path):  # else np.load guesses "pickled data" for any non-zip file
         raise DataError(f"{path} is not an npz archive (not a zip file)",

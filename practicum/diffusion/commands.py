@@ -15,6 +15,7 @@ import typer
 from practicum.cli_options import (config_option, device_option, dtype_option, gradient_checkpointing_option,
                                    guidance_batch_option, overwrite_option, resume_option, run_folder_option,
                                    threads_flag, vae_slicing_option)
+from practicum.log import echo
 
 
 def _command_line() -> str:
@@ -40,9 +41,8 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = overwrite_option(),
     ) -> None:
         """Train the small class-conditional diffusion model on the train split (never val/test)."""
-        from practicum.diffusion.train import DiffusionTrainSettings, train_diffusion
-        from practicum.log import echo
-        from practicum.runtime import set_torch_threads
+        from practicum.diffusion.train import DiffusionTrainSettings, train_diffusion  # lazy: CLI start-up
+        from practicum.runtime import set_torch_threads  # lazy: CLI start-up
 
         set_torch_threads(threads)
         settings = DiffusionTrainSettings.from_flags(config, out, resume, dict(data=data, steps=steps,
@@ -85,8 +85,8 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = overwrite_option(),
     ) -> None:
         """Generate entropy-guided examples (Deliberate Practice's sampler) into a pool."""
-        from practicum.diffusion.generate_run import GenerateSettings, run_generate
-        from practicum.runtime import set_torch_threads
+        from practicum.diffusion.generate_run import GenerateSettings, run_generate  # lazy: CLI start-up
+        from practicum.runtime import set_torch_threads  # lazy: CLI start-up
 
         set_torch_threads(threads)
         flags = dict(n=n, omega=omega, guidance_every=guidance_every, learner=learner, model=model, data=data, form=form,

@@ -28,6 +28,7 @@ from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import nn
 
 from practicum.errors import ConfigError, ModelError
@@ -65,7 +66,7 @@ class Denoiser(nn.Module):
 
     def __init__(self, scheduler_config: dict[str, Any] | None = None):
         super().__init__()
-        from diffusers import DDPMScheduler
+        from diffusers import DDPMScheduler  # lazy: diffusers import costs ~3.5x torch's
 
         config = dict(scheduler_config or {})
         config = {k: v for k, v in config.items() if not k.startswith("_")}
@@ -331,7 +332,7 @@ class StableDiffusionDenoiser(_LatentDenoiser):
 def encode_prompts(folder: str | Path, prompts: Sequence[str]) -> torch.Tensor:
     """Embed prompts with the folder's `tokenizer/` and `text_encoder/` (CLIP; needs transformers)."""
     try:
-        from transformers import CLIPTextModel, CLIPTokenizer
+        from transformers import CLIPTextModel, CLIPTokenizer  # optional: practicum[text]
     except ImportError:
         raise ModelError("encoding prompts needs the optional package transformers",
                          "pip install 'practicum[text]', or pass precomputed prompt_embeds") from None
@@ -380,7 +381,7 @@ class DiTDenoiser(_LatentDenoiser):
 
 def build_denoiser(config: dict[str, Any], **options: Any) -> Denoiser:
     """A randomly initialised denoiser from explicit configs (seeded by the caller's torch seed)."""
-    from diffusers import AutoencoderKL, DiTTransformer2DModel, UNet2DConditionModel, UNet2DModel
+    from diffusers import AutoencoderKL, DiTTransformer2DModel, UNet2DConditionModel, UNet2DModel  # lazy: diffusers import costs ~3.5x torch's
 
     config = dict(config)
     kind = config.pop("kind", "unet")
@@ -442,7 +443,7 @@ def load_folder(folder: Path, *, class_names: Sequence[str] | None = None,
     if not folder.is_dir():
         raise ModelError(f"model folder {folder} does not exist",
                          "give 'builtin' or a local diffusers folder (models are never downloaded)")
-    from diffusers import AutoencoderKL, DiTTransformer2DModel, UNet2DConditionModel, UNet2DModel
+    from diffusers import AutoencoderKL, DiTTransformer2DModel, UNet2DConditionModel, UNet2DModel  # lazy: diffusers import costs ~3.5x torch's
 
     refuse_pickled_weights(folder)
     index_path = folder / "model_index.json"
@@ -482,8 +483,6 @@ def load_folder(folder: Path, *, class_names: Sequence[str] | None = None,
             if prompt_embeds is None:
                 embeds_file = folder / "prompt_embeds.safetensors"
                 if embeds_file.exists():
-                    from safetensors.torch import load_file
-
                     stored = load_file(embeds_file)
                     prompt_embeds, null_embeds = stored["prompt_embeds"], stored.get("null_embeds")
                 elif class_names is not None:

@@ -10,25 +10,20 @@ moments, generator state) is written every `checkpoint_every` steps as safetenso
 
 from __future__ import annotations
 
+import inspect
 import math
 from pathlib import Path
 from typing import Any
 
 import torch
+from diffusers import UNet2DModel
 from pydantic import Field, field_validator, model_validator
+from safetensors.torch import load_file, save_file
 
 from practicum.config import Settings
 from practicum.data import RunDir, atomic_write_json, atomic_write_with, load_source
-from practicum.diffusion.builtin import (
-    BUILTIN_SAMPLING,
-    BUILTIN_SCHEDULER_CONFIG,
-    BUILTIN_UNET_CONFIG,
-    TRAIN_PRESETS,
-    TRAINED_SIDECAR,
-    TRAINED_WEIGHTS,
-    builtin_denoiser,
-    builtin_name,
-)
+from practicum.diffusion.builtin import (BUILTIN_SAMPLING, BUILTIN_SCHEDULER_CONFIG, BUILTIN_UNET_CONFIG, TRAIN_PRESETS,
+                                         TRAINED_SIDECAR, TRAINED_WEIGHTS, builtin_denoiser, builtin_name)
 from practicum.errors import ConfigError, DataError, RunError, TrainingError
 from practicum.learn.averaging import ema_decay, update_ema
 from practicum.learn.noising import add_noise
@@ -60,10 +55,6 @@ class DiffusionTrainSettings(Settings):
     @classmethod
     def _known_unet_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
         """A misspelt UNet key would otherwise be a diffusers TypeError deep inside the build."""
-        import inspect
-
-        from diffusers import UNet2DModel
-
         known = set(inspect.signature(UNet2DModel.__init__).parameters) - {"self"}
         unknown = sorted(set(value) - known)
         if unknown:
@@ -125,8 +116,6 @@ def train_diffusion(settings: DiffusionTrainSettings, out: str | Path, *, resume
     """Train, write `out/denoiser.safetensors` (EMA weights) + `out/denoiser.json`; return the weights path.
 
     `practicum generate --model OUT` (and every other `--model`) opens that folder."""
-    from safetensors.torch import load_file, save_file
-
     data = load_source(settings.data, "train")
     if len(data) == 0:
         raise DataError(f"{settings.data} has no training examples")

@@ -9,6 +9,8 @@ import typer
 
 from practicum.cli_options import (GENERATOR_DEVICE_HELP, config_option, device_option, dtype_option, overwrite_option,
                                    resume_option, run_folder_option)
+from practicum.errors import ConfigError
+from practicum.log import echo
 
 
 def register(app: typer.Typer) -> None:
@@ -16,8 +18,6 @@ def register(app: typer.Typer) -> None:
 
 
 def _split_list(value: Optional[str], cast=str) -> Optional[list]:
-    from practicum.errors import ConfigError
-
     if value is None:
         return None
     items = [v.strip() for v in value.split(",")]
@@ -71,8 +71,7 @@ def distill(
     overwrite: bool = overwrite_option(),
 ) -> None:
     """Distil a dataset to IPC images per class with MGD³ and compare it with the baselines."""
-    from practicum.distill.pipeline import DistillSettings, print_summary, run_distill
-    from practicum.log import echo
+    from practicum.distill.pipeline import DistillSettings, print_summary, run_distill  # lazy: CLI start-up
 
     settings = DistillSettings.from_flags(config, out, resume, dict(
         ipc=ipc, data=data, model=model, image_size=image_size, methods=_split_list(methods),

@@ -25,6 +25,7 @@ import torch
 from practicum.diffusion.guidance import ModeGuidance
 from practicum.diffusion.service import GenerationJob
 from practicum.errors import ConfigError
+from practicum.select.coverage import herding_order
 
 METHODS = ("random-real", "kmeans-nearest-real", "herding", "unguided", "mode-no-stop", "mgd3")
 REAL_METHODS = ("random-real", "kmeans-nearest-real", "herding")
@@ -66,7 +67,6 @@ def real_selection(method: str, class_rows: np.ndarray, ipc: int, nearest: np.nd
     if method == "herding":
         if features is None:
             raise ConfigError("herding needs the class's features")
-        from practicum.select.coverage import herding_order
 
         return class_rows[herding_order(np.asarray(features).reshape(len(features), -1), ipc)]
     raise ConfigError(f"{method!r} is not a real-image method", f"use one of {', '.join(REAL_METHODS)}")

@@ -87,7 +87,7 @@ def scores_in_embedding(real_emb: np.ndarray, real_labels: np.ndarray, dist_emb:
 
 def tsne_embedding(real: np.ndarray, distilled: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """One 2-D t-SNE fitted jointly on (real, distilled) rows, min-max normalised to [0, 1]²."""
-    from sklearn.manifold import TSNE
+    from sklearn.manifold import TSNE  # lazy: sklearn import costs ~1.5x torch's
 
     joint = np.concatenate([np.asarray(real, np.float64).reshape(len(real), -1),
                             np.asarray(distilled, np.float64).reshape(len(distilled), -1)])

@@ -28,18 +28,26 @@ from typing import Literal
 import numpy as np
 import torch
 from pydantic import Field, field_validator
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
 from practicum.config import Settings
-from practicum.data import Dataset, RunDir, load_source
+from practicum.data import Dataset, RunDir, atomic_write_with, load_source
+from practicum.data.pool import Pool
+from practicum.diffusion.builtin import builtin_for, sampling_defaults
 from practicum.diffusion.service import BoundModel, ModelSpec, bind_model, load_model, sample_shard
+from practicum.distill.literature import channel_stats
 from practicum.distill.methods import GENERATED_METHODS, METHODS, class_job, real_selection
 from practicum.distill.metrics import METRIC_SPACES, joint_scores
-from practicum.distill.modes import MODE_METHODS, class_modes
+from practicum.distill.modes import MODE_METHODS, class_modes, nearest_rows
 from practicum.distill.protocol import StudentSettings, build_student, summarise, train_student, train_teacher
+from practicum.engine import get_executor, shard_seed
 from practicum.errors import ConfigError, DataError
+from practicum.learn.models import check_arch
 from practicum.limits import MAX_CFG_SCALE, MAX_GUIDANCE, MAX_IMAGE_SIZE, Count, SeedValue, check_memory
 from practicum.log import echo, logger, progress
 from practicum.stats import paired_difference
+from practicum.validate import data_input, model_input
 
 DIGITS = ("digits", "builtin", "builtin:digits")
 
@@ -123,8 +131,6 @@ class DistillSettings(Settings):
 
     def resolved(self) -> "DistillSettings":
         """Fill the automatic values so config.yaml records what actually ran."""
-        from practicum.diffusion.builtin import builtin_for
-
         if self.form == "mean" and self.scheduler == "ddim":
             raise ConfigError("form 'mean' adds λσ_t(m − x̂0), and DDIM (η = 0) has σ_t = 0: it would do nothing",
                               "use form 'auto' or 'eps' with ddim, or the ddpm scheduler")
@@ -180,10 +186,6 @@ def encode(den, images: torch.Tensor, batch: int = 256, description: str | None 
 
 def discover(settings: DistillSettings, den, train: Dataset, run: RunDir):
     """Per-class modes in encode() space, saved in the run (modes/); loaded again on resume."""
-    from safetensors.torch import load_file, save_file
-
-    from practicum.data import atomic_write_with
-
     folder = run.sub("modes")
     path, meta_path = folder / "modes.safetensors", "modes/modes.json"
     meta = run.read_json(meta_path)
@@ -222,12 +224,6 @@ def clustered_images(settings: DistillSettings, train: Dataset) -> torch.Tensor:
 
 def _load_centres(settings: DistillSettings, den, train: Dataset, run: RunDir, path: Path, meta_path: str):
     """Precomputed centres (spec §2 option): checked against the model's sample shape, then stored in the run."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, save_file
-
-    from practicum.data import atomic_write_with
-    from practicum.distill.modes import nearest_rows
-
     source = Path(settings.modes_file)
     if not source.is_file():
         raise DataError(f"modes file {source} does not exist", "give a safetensors file with a 'centres' tensor")
@@ -255,8 +251,6 @@ def _load_centres(settings: DistillSettings, den, train: Dataset, run: RunDir, p
 def make_set(settings: DistillSettings, method: str, seed: int, train: Dataset, centres: torch.Tensor,
              nearest: np.ndarray, executor) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """One method's distilled set for one seed: images (K·IPC, C, H, W), labels, info."""
-    from practicum.engine import shard_seed
-
     labels = train.labels.numpy()
     start = time.perf_counter()
     if method not in GENERATED_METHODS:
@@ -275,8 +269,6 @@ def make_set(settings: DistillSettings, method: str, seed: int, train: Dataset, 
     ids = bound.class_ids or range(train.num_classes)
     cfg = settings.cfg_scale
     if cfg is None:
-        from practicum.diffusion.builtin import sampling_defaults
-
         den = bound.denoiser
         cfg = float(sampling_defaults(den).get("cfg_scale", 1.0)) if den.supports_cfg else 1.0
     sampling = {"steps": settings.steps, "scheduler": settings.scheduler, "cfg_scale": cfg,
@@ -313,11 +305,6 @@ def _feature_fn(settings: DistillSettings, den, teacher):
 
 def run_distill(settings: DistillSettings, out: str | Path, *, resume: bool = False, overwrite: bool = False,
                 engine: str = "local") -> dict:
-    from practicum.data.pool import Pool
-    from practicum.engine import get_executor
-
-    from practicum.learn.models import check_arch
-
     for arch in (settings.student.arch, settings.student.teacher_arch):
         check_arch(arch)
     settings = settings.resolved()
@@ -327,7 +314,6 @@ def run_distill(settings: DistillSettings, out: str | Path, *, resume: bool = Fa
     build_student(settings.student, train.num_classes, train.image_shape, seed=0)  # the student exists
     check_memory(4 * settings.ipc * train.num_classes * math.prod(train.image_shape) * 3,
                  f"{settings.ipc} images per class", "lower --ipc")
-    from practicum.validate import data_input, model_input
 
     inputs = {"--data": data_input(settings.data), "--model": model_input(settings.model),
               "--modes-file": settings.modes_file, "--class-map": settings.class_map}
@@ -346,8 +332,6 @@ def run_distill(settings: DistillSettings, out: str | Path, *, resume: bool = Fa
         features = _feature_fn(settings, den, teacher)
         norm = None
         if settings.student.protocol == "A-full":  # the literature normalises by the real train split's stats
-            from practicum.distill.literature import channel_stats
-
             norm = channel_stats(train.images)
             run.write_json("normalisation.json", {"mean": norm[0], "std": norm[1], "split": "train"})
         real_features = None
@@ -367,7 +351,7 @@ def run_distill(settings: DistillSettings, out: str | Path, *, resume: bool = Fa
                                      spaces=tuple(settings.metric_spaces), seed=0,
                                      real_per_class=settings.tsne_real_per_class)
                 if seed == settings.seeds[0] and "tsne" in settings.metric_spaces:
-                    from practicum.distill.figures import tsne_figure
+                    from practicum.distill.figures import tsne_figure  # lazy: matplotlib import costs ~0.7x torch's
 
                     for m in settings.methods:
                         tsne_figure(joint[m]["tsne"]["embeddings"], m, run.sub("figures") / f"tsne-{m}.png")
@@ -407,7 +391,7 @@ def run_distill(settings: DistillSettings, out: str | Path, *, resume: bool = Fa
                             student.last_accuracy)
         summary = summarise_run(settings, run, mode_seconds)
         run.write_json("summary.json", summary)
-        from practicum.distill.figures import write_figures_and_report
+        from practicum.distill.figures import write_figures_and_report  # lazy: matplotlib import costs ~0.7x torch's
 
         write_figures_and_report(settings, run, pool, summary)
         run.finish()

@@ -43,8 +43,11 @@ from pydantic import Field, model_validator
 
 from practicum.config import Settings
 from practicum.data import Dataset
+from practicum.distill.literature import (LITERATURE_SETTINGS, MIN_STUDENTS, build_literature_convnet, channel_stats,
+                                          dsa, normalise)
 from practicum.errors import ConfigError, DataError
 from practicum.learn.augment import cutmix_box, paste_box
+from practicum.learn.models import build_model
 from practicum.limits import MAX_IMAGE_SIZE, Count, LearningRate
 from practicum.runtime import resolve_device
 from practicum.stats import t_interval  # noqa: F401  (re-exported: benchmarks import it from here)
@@ -97,8 +100,6 @@ class StudentSettings(Settings):
         return self.batch_size or (64 if self.protocol == "B" else 256)
 
     def n_students(self) -> int:
-        from practicum.distill.literature import MIN_STUDENTS
-
         return self.students or (MIN_STUDENTS if self.protocol == "A-full" else 3)
 
     def epochs_for(self, ipc: int, num_classes: int) -> int:
@@ -107,8 +108,6 @@ class StudentSettings(Settings):
 
     def departures(self) -> dict[str, object]:
         """A-full: every setting that differs from the literature's protocol (empty: the protocol as published)."""
-        from practicum.distill.literature import LITERATURE_SETTINGS, MIN_STUDENTS
-
         if self.protocol != "A-full":
             return {}
         actual = {"arch": self.arch, "width": self.width or 128, "epochs": self.epochs or 1000,
@@ -256,8 +255,6 @@ def dsa_augment(x: torch.Tensor, gen: torch.Generator, ops: tuple[str, ...] = DS
 
 def augment(x: torch.Tensor, settings: StudentSettings, gen: torch.Generator) -> torch.Tensor:
     if settings.protocol == "A-full":  # x is already normalised (train_student)
-        from practicum.distill.literature import dsa
-
         return dsa(_resize(x, settings.image_size), gen)[0]
     if settings.protocol == "A":
         return dsa_augment(_resize(x, settings.image_size), gen)
@@ -300,11 +297,7 @@ class StudentResult:
 
 
 def build_student(settings: StudentSettings, num_classes: int, image_shape: tuple[int, int, int], seed: int):
-    from practicum.learn.models import build_model
-
     if settings.protocol == "A-full" and settings.arch == "convnet" and settings.image_size is None:
-        from practicum.distill.literature import build_literature_convnet
-
         return build_literature_convnet(num_classes, image_shape, settings.width, seed)
     if settings.image_size is not None:
         image_shape = (image_shape[0], settings.image_size, settings.image_size)
@@ -360,8 +353,6 @@ def train_student(train: Dataset, test: Dataset, settings: StudentSettings, seed
         ipc = max(1, int(np.ceil(len(train) / train.num_classes)))
     epochs = epochs or settings.epochs_for(ipc, train.num_classes)
     if settings.protocol == "A-full":
-        from practicum.distill.literature import channel_stats, normalise
-
         norm = norm or channel_stats(train.images)
         train = Dataset(normalise(train.images, norm), train.labels, train.ids, train.class_names)
         test = Dataset(normalise(test.images, norm), test.labels, test.ids, test.class_names)

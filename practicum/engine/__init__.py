@@ -27,10 +27,16 @@ and with the global generators seeded from its position (see `practicum.engine.w
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import multiprocessing
+import signal
+import sys
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Protocol, TypeVar
 
+from practicum.engine.ray_executor import OPTIONS, RayExecutor
 from practicum.engine.worker import (THREADS_ENV, GlobalStateGuard, check_positions, resolve_threads, run_in_worker,
                                      run_item, run_setup, setup_key)
 from practicum.errors import ConfigError
@@ -108,8 +114,6 @@ class LocalExecutor:
                 yield position, outcome.unwrap()
 
     def _imap_processes(self, fn, items, positions, threads, description, setup) -> Iterator[tuple[int, Any]]:
-        from concurrent.futures import as_completed
-
         pool = self._worker_pool()
         with progress_bar(description, len(items)) as advance:
             futures = {pool.submit(run_in_worker, fn, item, position, threads, setup): position
@@ -126,9 +130,6 @@ class LocalExecutor:
     def _worker_pool(self):
         """The worker processes, started on first use and kept until `close` (starting one costs seconds)."""
         if self._pool is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
             context = multiprocessing.get_context("spawn")  # no forked torch state: each worker starts clean
             self._pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=context,
                                              initializer=die_with_parent)
@@ -154,10 +155,6 @@ class LocalExecutor:
 def die_with_parent() -> None:
     """Worker-process initializer: on Linux, the worker is killed when the process that started it
     dies, so a killed run leaves no worker still writing (and locking) its run folders."""
-    import ctypes
-    import signal
-    import sys
-
     if sys.platform.startswith("linux"):
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -178,8 +175,6 @@ def get_executor(name: str = "local", **options: Any) -> Executor:
                               "only `threads` and `processes` apply to --engine local")
         return LocalExecutor(**options)
     if name == "ray":
-        from practicum.engine.ray_executor import OPTIONS, RayExecutor
-
         unknown = set(options) - set(OPTIONS)
         if unknown:
             raise ConfigError(f"the ray engine takes no option {', '.join(sorted(unknown))}",

@@ -55,7 +55,7 @@ OPTIONS = ("address", "threads", *_INT_OPTIONS, *_FLOAT_OPTIONS)
 
 def _import_ray():
     try:
-        import ray
+        import ray  # optional: practicum[ray]
     except ImportError:
         raise ConfigError("--engine ray needs Ray, which is not installed",
                           "pip install 'practicum[ray]' (or pip install ray)") from None
@@ -287,7 +287,7 @@ class RayExecutor:
 def _inside_ray_worker(ray) -> bool:
     # a Ray worker process runs only tasks and actor calls (asking the driver for a task or actor
     # id logs a warning, so the mode is read instead)
-    from ray._private.worker import WORKER_MODE
+    from ray._private.worker import WORKER_MODE  # optional: practicum[ray]
 
     return ray.get_runtime_context().worker.mode == WORKER_MODE
 
@@ -356,7 +356,7 @@ _EXIT_HOOK = []
 
 def _get_pool(ray, setup, threads, cpus, gpus, size, max_retries) -> _Pool:
     """The live pool for this setup and shape, or a new one."""
-    from ray import cloudpickle
+    from ray import cloudpickle  # optional: practicum[ray]
 
     job = ray.get_runtime_context().get_job_id()
     for stale in [k for k, p in _POOLS.items() if p.job != job]:  # left over from an earlier Ray instance
@@ -410,7 +410,7 @@ def shutdown_pools() -> None:
     pools = list(_POOLS.values())
     _POOLS.clear()
     try:
-        import ray
+        import ray  # optional: practicum[ray]
     except ImportError:
         return
     if not ray.is_initialized():
@@ -422,7 +422,7 @@ def shutdown_pools() -> None:
 def pool_pids(setup: Callable[[], Any] | None = None) -> list[int]:
     """Process ids of the live pool actors (of one setup, or all): what tests and benchmarks count."""
     ray = _import_ray()
-    from ray import cloudpickle
+    from ray import cloudpickle  # optional: practicum[ray]
 
     key = None if setup is None else setup_key(setup, cloudpickle.dumps)
     actors = [a for p in _POOLS.values() if key is None or p.key[0] == key for a in p.actors]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from safetensors.numpy import load_file, save_file
 
 from practicum.data.runstore import atomic_write_json, atomic_write_with
 from practicum.errors import ConfigError, RunError
@@ -53,8 +54,6 @@ def _read_json(path: Path) -> Any:
 
 
 def _write_arrays(path: Path, value: Any) -> None:
-    from safetensors.numpy import save_file
-
     if not isinstance(value, dict) or not value:
         raise ConfigError(f"a shard for {path.name} is {type(value).__name__}, not a dict of arrays",
                           "return {name: numpy array} from the shard function, or use codec='json'")
@@ -70,8 +69,6 @@ def _write_arrays(path: Path, value: Any) -> None:
 
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
-    from safetensors.numpy import load_file
-
     try:
         return load_file(path)
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types

@@ -19,6 +19,7 @@ whatever the engine wraps it in.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import random
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from practicum.errors import ConfigError
+from practicum.heap import steady_heap
 
 THREADS_ENV = "PRACTICUM_THREADS"
 
@@ -39,7 +41,7 @@ GLOBAL_SEED_SALT = 0x9E3779B1
 
 def driver_threads() -> int:
     """The torch intra-op thread count of this process (what items run with by default)."""
-    import torch
+    import torch  # lazy: torch import costs seconds; the engine runs numpy-only jobs too
 
     return torch.get_num_threads()
 
@@ -72,10 +74,9 @@ def check_positions(items: Sequence[Any], positions: Sequence[int] | None) -> li
 
 def prepare_item(position: int, threads: int) -> None:
     """Pin torch threads and seed the global generators for the item at `position`."""
-    import torch
+    import torch  # lazy: torch import costs seconds
 
-    from practicum.heap import steady_heap
-    from practicum.runtime import set_torch_threads
+    from practicum.runtime import set_torch_threads  # lazy: torch import costs seconds (runtime loads it)
 
     steady_heap()
     set_torch_threads(threads)
@@ -152,8 +153,6 @@ def setup_key(setup: Callable[[], Any], dumps: Callable[[Any], bytes] = pickle.d
     with the same arguments must build the same state. None when `setup` cannot be pickled
     (then nothing is reused).
     """
-    import hashlib
-
     try:
         return hashlib.sha256(dumps(setup)).hexdigest()
     except Exception:  # noqa: BLE001 - a closure over something unpicklable: never reused
@@ -164,7 +163,7 @@ class GlobalStateGuard:
     """Save and restore the driver's thread count and global generators around an in-process run."""
 
     def __enter__(self) -> "GlobalStateGuard":
-        import torch
+        import torch  # lazy: torch import costs seconds
 
         self._threads = torch.get_num_threads()
         self._torch = torch.get_rng_state()
@@ -173,7 +172,7 @@ class GlobalStateGuard:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        import torch
+        import torch  # lazy: torch import costs seconds
 
         torch.set_num_threads(self._threads)
         torch.set_rng_state(self._torch)

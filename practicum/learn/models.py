@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -107,9 +108,6 @@ def custom_factory(spec: str) -> Callable[..., nn.Module]:
     The factory may also take only (num_classes, image_shape) or only num_classes; it is called
     with as many of those as it accepts.
     """
-    import importlib
-    import inspect
-
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise ConfigError(f"learner {spec!r} is not of the form module:factory", "e.g. --learner mypkg.nets:build")

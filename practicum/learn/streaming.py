@@ -29,10 +29,12 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 from practicum.errors import ConfigError, DataError
 from practicum.learn.augment import cutmix_box, paste_box
+from practicum.learn.schedule import wsd_factor
 from practicum.runtime import parse_dtype, resolve_device
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -80,8 +82,6 @@ class ImageFolderStream(torch.utils.data.Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        from PIL import Image
-
         try:
             with Image.open(self.files[i]) as img:
                 img = img.convert("RGB" if self.channels == 3 else "L")
@@ -96,7 +96,7 @@ class HFDiskStream(torch.utils.data.Dataset):
     def __init__(self, path: str | Path, split: str = "train", load_size: int = 256, image_column: str = "image",
                  label_column: str = "label", channels: int = 3):
         try:
-            import datasets
+            import datasets  # optional: practicum[hf]
         except ImportError:
             raise DataError("hf:PATH data needs the optional package 'datasets'",
                             "pip install 'practicum[hf]' (or pip install datasets), or use folder:PATH") from None
@@ -128,8 +128,6 @@ class HFDiskStream(torch.utils.data.Dataset):
 
 def _to_uint8_tensor(img, size: int) -> torch.Tensor:
     """Shorter side → size (bilinear), centre crop to size×size, (C, size, size) uint8."""
-    from PIL import Image
-
     w, h = img.size
     scale = size / min(w, h)
     img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
@@ -247,8 +245,6 @@ def train_stream(model: nn.Module, loader, *, steps: int, num_classes: int, augm
                  cutmix_alpha: float = 0.0, amp_dtype: str | None = "bf16", device: str | torch.device = "cpu",
                  seed: int = 0, channels_last: bool = False) -> dict[str, float]:
     """Train `model` for `steps` optimiser steps from `loader` (cycled); returns timing and loss."""
-    from practicum.learn.schedule import wsd_factor
-
     device = resolve_device(device)
     model.to(device).train()
     if channels_last:

@@ -12,6 +12,8 @@ from practicum.cli_options import (LEARNER_AND_GENERATOR_DEVICE_HELP, config_opt
                                    gradient_checkpointing_option, guidance_batch_option, overwrite_option,
                                    resume_option, run_folder_option, vae_slicing_option)
 from practicum.config import given, merge_values
+from practicum.errors import ConfigError
+from practicum.log import echo, logger
 from practicum.validate import check_out, data_input, model_input
 
 
@@ -46,7 +48,7 @@ def study(
     static on a geometric grid up to its plateau and DP with branch-outs (and, with --strategies,
     dynamic-vanilla and generate-then-prune) over several seeds; per-seed data multipliers (t intervals from 5 seeds),
     paired gains, fitted laws, figures and report.html."""
-    from practicum.practice.study import StudySettings, print_summary, run_study, study_settings
+    from practicum.practice.study import StudySettings, print_summary, run_study, study_settings  # lazy: CLI start-up
 
     # --config, else on a bare --resume the study's own config.yaml (--quick too), else nothing
     strategy_list = None if strategies is None else [v.strip() for v in strategies.split(",") if v.strip()]
@@ -89,11 +91,9 @@ def practice_command(
     """One Deliberate Practice run: start from N vanilla samples, add P entropy-guided samples
     whenever validation accuracy stops improving, report test accuracy at every branch-out.
     Fashion-MNIST by default, with the study's settings for it (--config and flags override them)."""
-    from practicum.data import RunDir
-    from practicum.errors import ConfigError
-    from practicum.log import echo, logger
-    from practicum.practice.loop import practice
-    from practicum.practice.settings import PracticeSettings, check_pool_memory
+    from practicum.data import RunDir  # lazy: CLI start-up
+    from practicum.practice.loop import practice  # lazy: CLI start-up
+    from practicum.practice.settings import PracticeSettings, check_pool_memory  # lazy: CLI start-up
 
     if legacy_resume_dir is not None:
         if not resume:
@@ -131,7 +131,7 @@ def practice_command(
 
 def _data_preset(data: str) -> dict:
     """The study's run settings for a built-in data set (empty for the user's own data)."""
-    from practicum.diffusion.builtin import builtin_name
-    from practicum.practice.study import PRESETS
+    from practicum.diffusion.builtin import builtin_name  # lazy: CLI start-up
+    from practicum.practice.study import PRESETS  # lazy: CLI start-up
 
     return PRESETS.get(builtin_name(data) or "", {}).get("practice", {})

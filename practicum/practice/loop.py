@@ -264,8 +264,6 @@ def _branch_outs(run: RunDir, checkpoints: Path, pool: Pool, state: LoopState, v
 
 def _train_branch(item: dict[str, Any]) -> dict[str, Any]:
     """A branch-out: the snapshot trains to the end of the budget with no data added."""
-    import copy
-
     learner = Learner(copy.deepcopy(item["model"]), item["settings"], device=item["device"])
     learner.load_state(*item["state"])
     started = time.perf_counter()

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from practicum.data.pool import Pool
 from practicum.log import echo
 from practicum.practice import analysis
+from practicum.practice.generators import Request
 
 LABELS = {"static": "static (all up front)", "dp": "Deliberate Practice", "vanilla": "dynamic-vanilla (ω=0)",
           "prune": "generate-then-prune"}
@@ -19,7 +21,7 @@ COLORS = {"static": "#1f77b4", "dp": "#d62728", "vanilla": "#7f7f7f", "prune": "
 
 
 def write_study_report(out: Path, settings, summary: dict[str, Any], results: list[dict[str, Any]]) -> Path:
-    from practicum.report import Section, write_report
+    from practicum.report import Section, write_report  # lazy: matplotlib import costs ~0.7x torch's
 
     figures = out / "figures"
     made = {
@@ -95,7 +97,7 @@ def _accuracy_rows(summary: dict[str, Any], labels: dict[str, str]) -> list[dict
 # ---------------------------------------------------------------- figures
 
 def accuracy_vs_data(path: Path, summary: dict[str, Any], labels: dict[str, str]) -> Path:
-    from practicum.report import new_figure, save_figure
+    from practicum.report import new_figure, save_figure  # lazy: matplotlib import costs ~0.7x torch's
 
     fig, ax = new_figure(7, 4.5)
     points = summary["points"]
@@ -149,7 +151,7 @@ def _metrics(run_path: str | Path) -> list[dict[str, Any]]:
 
 
 def training_curves(path: Path, results: list[dict[str, Any]]) -> Path:
-    from practicum.report import new_figure, save_figure
+    from practicum.report import new_figure, save_figure  # lazy: matplotlib import costs ~0.7x torch's
 
     fig, axes = new_figure(7, 5.5, nrows=2)
     axes = np.asarray(axes).ravel()
@@ -191,7 +193,7 @@ def training_curves(path: Path, results: list[dict[str, Any]]) -> Path:
 
 def sample_grid(path: Path, results: list[dict[str, Any]], max_rows: int = 8) -> Path:
     """One row per round (round 0 = the vanilla start set), one column per class, as one image."""
-    from practicum.report import new_figure, save_figure
+    from practicum.report import new_figure, save_figure  # lazy: matplotlib import costs ~0.7x torch's
 
     run = _run(results, "dp")
     pool = Pool(Path(run["path"]) / "pool") if run else None
@@ -228,7 +230,7 @@ def sample_grid(path: Path, results: list[dict[str, Any]], max_rows: int = 8) ->
 
 
 def entropy_per_round(path: Path, results: list[dict[str, Any]], max_rounds: int = 6) -> Path:
-    from practicum.report import new_figure, save_figure
+    from practicum.report import new_figure, save_figure  # lazy: matplotlib import costs ~0.7x torch's
 
     fig, axes = new_figure(9, 3.5, ncols=2)
     axes = np.asarray(axes).ravel()
@@ -265,10 +267,7 @@ def same_noise_pairs(path: Path, settings, results: list[dict[str, Any]], per_cl
 
     The round's first shard is sampled again with ω = 0 and the round's own seed and labels, so
     each pair differs only by the entropy guidance."""
-    import torch
-
-    from practicum.practice.generators import Request
-    from practicum.report import new_figure, save_figure
+    from practicum.report import new_figure, save_figure  # lazy: matplotlib import costs ~0.7x torch's
 
     run = _run(results, "dp")
     index = Pool(Path(run["path"]) / "pool").index() if run else None

@@ -224,7 +224,7 @@ def _model_spread(law, x, y, seeds, item, top: int = 3) -> dict[str, Any]:
 def _plot(results: list[dict[str, Any]], path: Path, metric: str, title: str) -> None:
     """Data (filled: fitted, hollow: held out), the fit, its confidence band of the mean curve,
     the last observed x (dotted), the target (dashed) and the x needed for it (dash-dot)."""
-    from practicum.report import new_figure, save_figure
+    from practicum.report import new_figure, save_figure  # lazy: matplotlib import costs ~0.7x torch's
 
     fig, ax = new_figure(7.0, 4.5)
     colors = [f"C{i % 10}" for i in range(len(results))]
@@ -404,7 +404,7 @@ def run_compare(settings: CompareSettings, out: Path, *, resume: bool = False, o
 
 
 def _plot_compare(a, b, res, path: Path, metric: str) -> None:
-    from practicum.report import new_figure, save_figure
+    from practicum.report import new_figure, save_figure  # lazy: matplotlib import costs ~0.7x torch's
 
     fig, ax = new_figure(6.5, 4.2)
     top = max(a.x.max(), b.x.max(), res.x_a, res.x_b)

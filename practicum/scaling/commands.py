@@ -37,7 +37,7 @@ def fit_command(
     overwrite: bool = overwrite_option(),
 ) -> None:
     """Fit a scaling law to every curve of a CSV; write fit.json and a log-log plot."""
-    from practicum.scaling.cli_fit import FitSettings, run_fit
+    from practicum.scaling.cli_fit import FitSettings, run_fit  # lazy: CLI start-up
 
     settings = FitSettings.from_flags(config, out, resume, dict(
         curves=curves and str(curves), family=family, metric=metric, extrapolate_to=extrapolate_to or None,
@@ -63,7 +63,7 @@ def compare_command(
 ) -> None:
     """How much less (or more) data B needs than A to reach a target (the data multiplier), with one
     family for both curves, and where they cross."""
-    from practicum.scaling.cli_fit import CompareSettings, run_compare
+    from practicum.scaling.cli_fit import CompareSettings, run_compare  # lazy: CLI start-up
 
     settings = CompareSettings.from_flags(config, out, resume, dict(
         curve_a=curve_a and str(curve_a), curve_b=curve_b and str(curve_b), family=family, metric=metric, target=target,
@@ -78,6 +78,6 @@ def predict_command(
     target: Optional[float] = typer.Option(None, "--target", "-t", help="Also report the data needed for this value."),
 ) -> None:
     """Predict with a saved law (no refit): the metric at each X, and the data needed for a target."""
-    from practicum.scaling.cli_fit import run_predict
+    from practicum.scaling.cli_fit import run_predict  # lazy: CLI start-up
 
     run_predict(law_file, x, curve=curve, target=target)

@@ -16,7 +16,7 @@ import warnings
 from typing import Any, Sequence
 
 import numpy as np
-from scipy.stats import rankdata
+from scipy.stats import friedmanchisquare, rankdata, wilcoxon
 
 from practicum.errors import PracticumError
 from practicum.scaling.law import ScalingLaw, check_curve, loss_space, rmsle
@@ -93,8 +93,6 @@ def significance(per_curve: Sequence[dict[str, dict[str, Any]]], families: Seque
                  reference: str = "auto", key: str = "rmsle") -> dict[str, Any]:
     """Friedman test over all families, then Wilcoxon signed-rank tests of `reference` against
     each other family with Holm's step-down correction (spec §7.4). Failed fits count as worst."""
-    from scipy.stats import friedmanchisquare, wilcoxon
-
     names = [f for f in families if all(f in c for c in per_curve)]
     table = np.array([[c[f].get(key, math.inf) for f in names] for c in per_curve], dtype=float)
     finite_max = np.nanmax(np.where(np.isfinite(table), table, np.nan)) if np.isfinite(table).any() else 1.0

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import least_squares, leastsq, minimize_scalar
+from scipy.stats import qmc
 
 from practicum.errors import FitError
 from practicum.scaling.families import Family, bnsl_value, m4_solve
@@ -56,8 +57,6 @@ def start_pool(k: int) -> np.ndarray:
     """A fixed quasi-random set of starts in [0, 1)^k (unscrambled Halton, the all-zero point
     dropped): the same starts for every seed, so the same data always give the same fit."""
     if k not in _START_POOLS:
-        from scipy.stats import qmc
-
         _START_POOLS[k] = qmc.Halton(d=k, scramble=False).random(_START_POOL_SIZE + 1)[1:]
     return _START_POOLS[k]
 

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from practicum.errors import ConfigError, DataError
+from practicum.scaling import best_pool
 from practicum.select.selectors import quality_order
 
 
@@ -53,8 +54,6 @@ def adaptive_select(scores, budget_samples: float, laws: Sequence[BucketLaw], *,
     `direction` decides: the highest ratings, or the lowest hardness scores). `budget_samples` is the
     number of samples the training run will see (steps × batch size).
     """
-    from practicum.scaling import best_pool
-
     if budget_samples <= 0:
         raise ConfigError(f"the training budget must be > 0 samples, not {budget_samples}")
     if not laws:

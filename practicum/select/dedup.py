@@ -14,7 +14,9 @@ Both return a boolean *keep* mask (True = keep), so they intersect with any othe
 
 from __future__ import annotations
 
+import imagehash
 import numpy as np
+from PIL import Image
 
 from practicum.errors import ConfigError, DataError
 from practicum.log import progress
@@ -28,9 +30,6 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
 
 def perceptual_hash(images, hash_size: int = 8, resize: int = 32) -> np.ndarray:
     """imagehash's pHash of images (N, H, W) or (N, C, H, W) (channels averaged): (N, hash_size²) bools."""
-    import imagehash
-    from PIL import Image
-
     x = np.asarray(images, dtype=np.float64)
     if x.ndim == 4:
         x = x.mean(axis=1)
@@ -78,7 +77,7 @@ def hash_dedup(hashes, max_distance: int = 4, priority=None, chunk: int = 2048) 
 
 def semdedup(embeddings, eps: float = 0.05, n_clusters: int = 10, seed: int = 0) -> np.ndarray:
     """Keep mask from SemDeDup: drop members within cosine distance ε of a kept member of their cluster."""
-    from sklearn.cluster import KMeans
+    from sklearn.cluster import KMeans  # lazy: sklearn import costs ~1.5x torch's
 
     x = np.asarray(embeddings, dtype=np.float64)
     if x.ndim != 2 or len(x) == 0 or not np.isfinite(x).all():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from practicum.errors import ConfigError, DataError
+from practicum.select.selectors import select
 
 
 def threshold(scores, *, low: float | None = None, high: float | None = None) -> np.ndarray:
@@ -49,8 +50,6 @@ def select_within(mask, strategy: str, scores, keep, **options) -> np.ndarray:
     `keep` is a fraction of the survivors or a count; 1.0 keeps every survivor. A `labels` option
     is restricted to the survivors too.
     """
-    from practicum.select.selectors import select
-
     survivors = np.flatnonzero(np.asarray(mask, dtype=bool))
     if len(survivors) == 0:
         raise DataError("no example passes the filters", "loosen the thresholds")

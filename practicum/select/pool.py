@@ -16,8 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 
+from practicum.data import atomic_write_with
 from practicum.errors import DataError
 
 EMBEDDING_COLUMNS = ("id", "label", "embedding")
@@ -64,8 +67,6 @@ class ParquetPool:
     """Embeddings in a parquet file, read one row group at a time."""
 
     def __init__(self, path: str | Path, num_classes: int | None = None):
-        import pyarrow.parquet as pq
-
         self.path = Path(path)
         if not self.path.is_file():
             raise DataError(f"embeddings file {self.path} does not exist", "give a parquet file with id, label, embedding")
@@ -149,11 +150,6 @@ def _to_batch(table, path: Path) -> Batch:
 
 def write_embeddings(path: str | Path, ids, labels, embeddings, row_group_size: int = 4096) -> None:
     """Write an embeddings parquet in the layout `ParquetPool` reads (atomically)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from practicum.data import atomic_write_with
-
     emb = np.asarray(embeddings, dtype=np.float32)
     table = pa.table({
         "id": pa.array(np.asarray(ids).astype(str)),

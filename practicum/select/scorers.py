@@ -186,7 +186,7 @@ def prototypicality(embeddings, n_clusters: int = 10, labels=None, seed: int = 0
     With `labels`, k-means runs within each class (`n_clusters` centres per class, fewer if the
     class is small) and each example is measured against its own class's centres.
     """
-    from sklearn.cluster import KMeans
+    from sklearn.cluster import KMeans  # lazy: sklearn import costs ~1.5x torch's
 
     x = np.asarray(embeddings, dtype=np.float64)
     if x.ndim != 2 or len(x) == 0:

@@ -36,6 +36,7 @@ import warnings
 from collections.abc import Callable
 
 import numpy as np
+from scipy.stats import rankdata
 
 from practicum.errors import ConfigError, DataError
 
@@ -310,7 +311,6 @@ def class_rank_share(scores, labels) -> float:
     """Share of the variance of the rank that the label explains (η², between-class / total)."""
     s = _scores(scores)
     y = np.asarray(labels)
-    from scipy.stats import rankdata
 
     ranks = rankdata(-s)  # tied scores share their mean rank, so ties carry no class effect
     total = ranks.var()

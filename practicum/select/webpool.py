@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from practicum.data import Dataset
 from practicum.errors import ConfigError
+from practicum.select.selectors import rank_descending
 
 WEB_FRACTIONS = {"duplicate": 0.10, "blur": 0.05, "downup": 0.05, "low_contrast": 0.05, "noise": 0.05,
                  "marks": 0.04, "mosaic": 0.03, "label_flip": 0.07, "pure_noise": 0.02}
@@ -139,8 +140,6 @@ def clean_holdout(dataset: Dataset, size: int, seed: int = 0) -> Dataset:
 
 def rank_by_kind(scores, kinds, harmful=None) -> dict[str, dict[str, float]]:
     """Mean rank percentile (0 = top of the descending ranking) and count per kind (and for harmful rows)."""
-    from practicum.select.selectors import rank_descending
-
     s = np.asarray(scores, dtype=np.float64)
     pct = np.empty(len(s))
     pct[rank_descending(s)] = np.arange(len(s)) / max(1, len(s) - 1)

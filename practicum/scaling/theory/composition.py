@@ -127,9 +127,9 @@ def synthetic_curves(intercepts: dict[str, float], alphas: dict[str, float] | fl
 def digits_mixture_curves(mixtures: dict[str, list[float]], sizes, *, repeats: int = 6, seed: int = 0):
     """Real composition curves on the built-in digits: for each mixture (a weight per class for
     sampling the training subset), the 1-NN test error at each size, one row per repeat."""
-    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neighbors import KNeighborsClassifier  # lazy: sklearn import costs ~1.5x torch's
 
-    from practicum.data import load_digits
+    from practicum.data import load_digits  # lazy: torch import costs seconds (via practicum.data)
 
     train, test = load_digits("train"), load_digits("test")
     x_tr = np.asarray(train.images, dtype=float).reshape(len(train.labels), -1)

@@ -38,7 +38,7 @@ def _as_points(x) -> np.ndarray:
 
 
 def _neighbour_distances(x: np.ndarray, k: int) -> np.ndarray:
-    from sklearn.neighbors import NearestNeighbors
+    from sklearn.neighbors import NearestNeighbors  # lazy: sklearn import costs ~1.5x torch's
 
     if x.shape[0] <= k + 1:
         raise DataError(f"{x.shape[0]} distinct points are too few for {k} neighbours",
