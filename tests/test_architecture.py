@@ -182,19 +182,6 @@ _CLI_START_UP = re.compile(r"#.*\blazy: CLI start-up")
 _HEAVY = re.compile(r"#.*\blazy: [\w.]+ import costs \S+")
 _CLI_MODULES = ("cli.py", "commands.py", "tracking.py")
 
-# Modules other changes were editing when this rule came in: their reasonless body imports, by module
-# imported. Remove an entry when its import moves to the top or gets its reason.
-_PENDING = {
-    "practicum/diffusion/builtin.py": {"diffusers"},
-    "practicum/scaling/theory/figures.py": {"matplotlib.colors"},
-    "practicum/scaling/theory/simulation.py": {"scipy.optimize", "sklearn.linear_model", "threadpoolctl"},
-    "practicum/scaling/theory_commands.py": {"practicum.data", "practicum.log", "practicum.scaling.theory.study",
-                                             "practicum.scaling.theory.figures", "practicum.report"},
-    "practicum/select/commands.py": {"practicum.select.pipeline", "practicum.errors"},
-    "practicum/select/curate_commands.py": {"practicum.select.pipeline", "practicum.select.curate"},
-}
-
-
 def _extras() -> set[str]:
     return set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"])
 
@@ -214,13 +201,13 @@ def _body_imports(text: str):
 def unexplained_body_imports(relative: str, text: str, extras: set[str]) -> list[str]:
     """The body imports of module `relative` (e.g. practicum/files.py) that give no accepted reason."""
     wrong = []
-    for lineno, module, line in _body_imports(text):
+    for lineno, _, line in _body_imports(text):
         optional = _OPTIONAL.search(line)
         if optional and optional.group(1) in extras:
             continue
         if _CLI_START_UP.search(line) and relative.endswith(_CLI_MODULES):
             continue
-        if _HEAVY.search(line) or module in _PENDING.get(relative, set()):
+        if _HEAVY.search(line):
             continue
         wrong.append(f"{relative}:{lineno}: {line.strip()}")
     return wrong

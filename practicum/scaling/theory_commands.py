@@ -29,9 +29,9 @@ def theory(
 ) -> None:
     """Teacher–student pruning theory (DP Theorem 1 vs Monte-Carlo, regime map, multiple descent)
     and what sets the exponent (intrinsic dimension, binning rate, data composition)."""
-    from practicum.data import RunDir
-    from practicum.log import echo
-    from practicum.scaling.theory.study import TheorySettings
+    from practicum.data import RunDir  # lazy: CLI start-up
+    from practicum.log import echo  # lazy: CLI start-up
+    from practicum.scaling.theory.study import TheorySettings  # lazy: CLI start-up
 
     settings = TheorySettings.from_flags(config, out, resume, dict(
         quick=quick, seed=seed, seeds=seeds, engine=engine,
@@ -46,8 +46,8 @@ def theory(
 
 def run_theory(settings, run) -> dict:
     """Stages → figures → summary.json → report.html inside an open RunDir."""
-    from practicum.scaling.theory.figures import PLOTTERS
-    from practicum.scaling.theory.study import run_stages, summarise
+    from practicum.scaling.theory.figures import PLOTTERS  # lazy: CLI start-up
+    from practicum.scaling.theory.study import run_stages, summarise  # lazy: CLI start-up
 
     results = run_stages(settings, run)
     figures = {}
@@ -89,7 +89,7 @@ def headline(summary: dict) -> list[str]:
 
 
 def write_theory_report(path: Path, summary: dict, figures: dict) -> None:
-    from practicum.report import Section, write_report
+    from practicum.report import Section, write_report  # lazy: CLI start-up
 
     sections = [Section("Summary", paragraphs=headline(summary))]
 

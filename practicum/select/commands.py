@@ -10,6 +10,7 @@ import typer
 from practicum.cli_options import (RATER_DEVICE_HELP, RATER_DTYPE_HELP, config_option, defects_option, device_option,
                                    dtype_option, embeddings_option, overwrite_option, pool_data_option, resume_option,
                                    run_folder_option, seed_option, split_option)
+from practicum.errors import ConfigError
 
 
 def register(app: typer.Typer) -> None:
@@ -53,7 +54,7 @@ def rate(
     softmax_group, rater_eps, draws) go in a --config YAML under `rater:`; the run's config.yaml
     lists them all. After training, the run checks the rater's sanity gates (see summary.json).
     """
-    from practicum.select.pipeline import RateSettings, print_summary, run_rate
+    from practicum.select.pipeline import RateSettings, print_summary, run_rate  # lazy: CLI start-up
 
     settings = RateSettings.from_flags(config, out, resume, dict(
         source=dict(data=data, embeddings=embeddings, val_embeddings=val_embeddings, defects=defects),
@@ -87,7 +88,7 @@ def score(
     overwrite: bool = overwrite_option(),
 ) -> None:
     """Score every example of a pool → scores.parquet keyed by example id."""
-    from practicum.select.pipeline import ScoreSettings, print_summary, run_score
+    from practicum.select.pipeline import ScoreSettings, print_summary, run_score  # lazy: CLI start-up
 
     settings = ScoreSettings.from_flags(config, out, resume, dict(
         source=dict(data=data, embeddings=embeddings, defects=defects), rater=rater, scorer=scorer, epoch=epoch,
@@ -129,8 +130,7 @@ def select(
     overwrite: bool = overwrite_option(),
 ) -> None:
     """Pick a budget from scores → manifest.parquet of ids + summary.json."""
-    from practicum.errors import ConfigError
-    from practicum.select.pipeline import SelectSettings, print_summary, run_select
+    from practicum.select.pipeline import SelectSettings, print_summary, run_select  # lazy: CLI start-up
 
     flags = dict(scores=scores, strategy=strategy, keep=keep, balance=balance, prune_top=prune_top, shape=shape, mu=mu,
                  sigma=sigma, start=start, prune_hard=prune_hard, seed=seed, budget_samples=budget_samples,

@@ -44,7 +44,7 @@ def _closing_flags(seed_help: str | None = None):
 
 def _run(settings_type, runner, out: Path, config: Optional[Path], resume: bool, overwrite: bool, **flags) -> None:
     """Settings from --config and the flags, then the run; prints its summary."""
-    from practicum.select.pipeline import print_summary
+    from practicum.select.pipeline import print_summary  # lazy: CLI start-up
 
     settings = settings_type.from_flags(config, out, resume, flags)
     print_summary(runner(settings, out, resume=resume, overwrite=overwrite))
@@ -68,7 +68,7 @@ def dedup(
     *, limit: Optional[int], seed: Optional[int], config: Optional[Path], resume: bool, overwrite: bool,
 ) -> None:
     """Near-duplicate removal → scores.parquet (1 kept, 0 duplicate) for select --filter RUN:1:."""
-    from practicum.select.curate import DedupSettings, run_dedup
+    from practicum.select.curate import DedupSettings, run_dedup  # lazy: CLI start-up
 
     _run(DedupSettings, run_dedup, out, config, resume, overwrite,
          source=dict(data=data, embeddings=embeddings, defects=defects), split=split, method=method,
@@ -87,7 +87,7 @@ def label_issues(
     *, limit: Optional[int], seed: Optional[int], config: Optional[Path], resume: bool, overwrite: bool,
 ) -> None:
     """Confident-learning label issues → scores.parquet (1 looks right, 0 issue) for select --filter RUN:1:."""
-    from practicum.select.curate import LabelIssueSettings, run_label_issues
+    from practicum.select.curate import LabelIssueSettings, run_label_issues  # lazy: CLI start-up
 
     _run(LabelIssueSettings, run_label_issues, out, config, resume, overwrite,
          source=dict(data=data, embeddings=embeddings, defects=defects), split=split, folds=folds, limit=limit,
@@ -109,7 +109,7 @@ def cover(
     *, limit: Optional[int], seed: Optional[int], config: Optional[Path], resume: bool, overwrite: bool,
 ) -> None:
     """A coverage selection → manifest.parquet of ids + summary.json."""
-    from practicum.select.curate import CoverSettings, run_cover
+    from practicum.select.curate import CoverSettings, run_cover  # lazy: CLI start-up
 
     _run(CoverSettings, run_cover, out, config, resume, overwrite,
          source=dict(data=data, embeddings=embeddings, defects=defects), split=split, method=method, keep=keep,

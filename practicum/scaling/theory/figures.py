@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.colors import ListedColormap
 
 from practicum.report import new_figure, save_figure
 
@@ -74,7 +75,6 @@ def plot_rules(data: dict, path: Path) -> Path:
 
 
 def plot_regime(data: dict, path: Path) -> Path:
-    from matplotlib.colors import ListedColormap
 
     maps = data["maps"]
     rules = data["rules"]

@@ -28,6 +28,8 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import nnls
+from threadpoolctl import threadpool_limits
 
 from practicum.engine import get_executor, shard_seed
 from practicum.errors import ConfigError
@@ -154,7 +156,6 @@ def max_margin_direction(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     |Zα|² + (Σα − 1)² over α ≥ 0 (the scale of the second term does not change the direction),
     which Lawson–Hanson NNLS solves exactly and ~20× faster than liblinear at a huge C.
     """
-    from scipy.optimize import nnls
 
     z = (y[:, None] * x).T
     a = np.vstack([z, np.ones((1, z.shape[1]))])
@@ -172,11 +173,11 @@ def _fit_classifier(learner: str, x: np.ndarray, y: np.ndarray, seed: int) -> np
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter at tiny regularisation is expected
         if learner == "logistic":
-            from sklearn.linear_model import LogisticRegression
+            from sklearn.linear_model import LogisticRegression  # lazy: sklearn import costs ~1.5x torch's
 
             model = LogisticRegression(C=1e3, fit_intercept=False, max_iter=5_000, tol=1e-8)
         else:
-            from sklearn.linear_model import Perceptron
+            from sklearn.linear_model import Perceptron  # lazy: sklearn import costs ~1.5x torch's
 
             model = Perceptron(fit_intercept=False, max_iter=1_000, tol=None, shuffle=True,
                                random_state=seed % (2 ** 31))
@@ -191,7 +192,6 @@ def run_trial(trial: Trial) -> tuple[float, int]:
     spreads them), and a multi-threaded OpenBLAS on a busy machine can be 100× slower on the
     small solves here.
     """
-    from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
         return _run_trial(trial)
