@@ -1,7 +1,6 @@
 """Protocol A-full (issue 27): the literature's DSA, ConvNet, normalisation, schedule and student count."""
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
