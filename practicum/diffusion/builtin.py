@@ -61,8 +61,8 @@ BUILTIN_UNET_CONFIG = _unet_config(8, 1, [32, 64])
 
 # Fashion-MNIST: the 28×28 image is folded 2×2 into 4×14×14 (pixel_unshuffle) before the UNet, so
 # every convolution runs on a quarter of the positions (14 → 7, attention at 7×7). 1.6 M parameters,
-# ~0.55 s per batch of 64 on one core, so 6,000 steps (7.7 epochs of the train split) fit the
-# one-hour budget with the other core left free.
+# 0.55–1.05 s per batch of 64 on one core (idle to loaded), so 6,000 steps (7.7 epochs of the
+# train split) take one to two hours with the other core left free.
 FASHION_FOLD = 2
 FASHION_UNET_CONFIG = _unet_config(14, FASHION_FOLD ** 2, [48, 96])
 
